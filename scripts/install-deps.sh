@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's own archive, everything ModelGrid needs to build,
+# generate its model zoo and run its tests. Idempotent: packages already
+# present are skipped, so a second run costs one dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache git
+  libtorch-dev                       # LibTorch (CPU) for the worker, backend and graph walk
+  python3-torch python3-torchvision  # model zoo generation (tools/zoo)
+  python3-sklearn python3-numpy      # the digits data set for the trained zoo model
+  nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
+  libcli11-dev libzip-dev
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  pkg-config curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
