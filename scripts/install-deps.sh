@@ -10,7 +10,7 @@ PACKAGES=(
   python3-torch python3-torchvision  # model zoo generation (tools/zoo)
   python3-sklearn python3-numpy      # the digits data set for the trained zoo model
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
-  libcli11-dev libzip-dev
+  libcli11-dev libzip-dev libxxhash-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   pkg-config curl procps
 )

@@ -107,7 +107,8 @@ class Result {
   } while (0)
 
 // Evaluates `rexpr` (a Result<T>); on error returns its Status, else moves the
-// value into `lhs` (which may be a declaration, e.g. `auto x`).
+// value into `lhs` (which may be a declaration, e.g. `auto x`). It expands to
+// several statements: use it inside braces, never as an unbraced if-body.
 #define MG_ASSIGN_OR_RETURN(lhs, rexpr) \
   MG_ASSIGN_OR_RETURN_IMPL_(MG_CONCAT_(mg_result_, __LINE__), lhs, rexpr)
 #define MG_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \

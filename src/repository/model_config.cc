@@ -1,0 +1,231 @@
+// ParseModelConfig: the per-model config.yaml (schema in modelgrid/repository.h).
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "modelgrid/bytes.h"
+#include "modelgrid/repository.h"
+
+namespace modelgrid {
+
+namespace {
+
+// Reads one YAML node into a typed value, with errors naming file and field.
+class FieldReader {
+ public:
+  explicit FieldReader(std::string file) : file_(std::move(file)) {}
+
+  Status Error(const std::string& field, const std::string& what) const {
+    return Status::InvalidArgument(file_ + ": field '" + field + "': " + what);
+  }
+
+  // Rejects keys of `map` not in `known`.
+  Status CheckKeys(const YAML::Node& map, const std::string& where,
+                   const std::set<std::string>& known) const {
+    if (!map.IsMap()) return Error(where, "expected a mapping");
+    for (const auto& kv : map) {
+      const std::string key = kv.first.as<std::string>();
+      if (known.count(key) == 0) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        return Status::InvalidArgument(file_ + ": unknown field '" +
+                                       (where.empty() ? key : where + "." + key) +
+                                       "' (known: " + list + ")");
+      }
+    }
+    return Status::Ok();
+  }
+
+  template <typename T>
+  Result<T> Scalar(const YAML::Node& node, const std::string& field, const char* type) const {
+    if (!node.IsScalar()) return Error(field, std::string("expected ") + type);
+    try {
+      return node.as<T>();
+    } catch (const YAML::Exception&) {
+      return Error(field, std::string("expected ") + type + ", got '" + node.Scalar() + "'");
+    }
+  }
+
+  Result<int64_t> NonNegative(const YAML::Node& node, const std::string& field) const {
+    MG_ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(node, field, "an integer"));
+    if (v < 0) return Error(field, "must be >= 0, got " + std::to_string(v));
+    return v;
+  }
+
+  Result<uint64_t> Bytes(const YAML::Node& node, const std::string& field) const {
+    if (!node.IsScalar()) return Error(field, "expected a byte quantity such as 2GiB");
+    auto r = ParseBytes(node.Scalar());
+    if (!r.ok()) return Error(field, r.status().message());
+    return r.value();
+  }
+
+  Result<std::vector<TensorSpec>> Tensors(const YAML::Node& node, const std::string& field) const {
+    if (!node.IsSequence()) return Error(field, "expected a list of {name, datatype, dims}");
+    std::vector<TensorSpec> out;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const std::string where = field + "[" + std::to_string(i) + "]";
+      const YAML::Node t = node[i];
+      MG_RETURN_IF_ERROR(CheckKeys(t, where, {"name", "datatype", "dims"}));
+      TensorSpec spec;
+      if (!t["name"]) return Error(where + ".name", "is missing");
+      MG_ASSIGN_OR_RETURN(spec.name, Scalar<std::string>(t["name"], where + ".name", "a string"));
+      if (t["datatype"]) {
+        MG_ASSIGN_OR_RETURN(std::string dt,
+                            Scalar<std::string>(t["datatype"], where + ".datatype", "a string"));
+        auto parsed = ParseDataType(dt);
+        if (!parsed) {
+          return Error(where + ".datatype",
+                       "unknown datatype '" + dt + "' (expected a KServe v2 name such as FP32)");
+        }
+        spec.datatype = *parsed;
+      }
+      if (t["dims"]) {
+        if (!t["dims"].IsSequence()) return Error(where + ".dims", "expected a list of integers");
+        for (size_t d = 0; d < t["dims"].size(); ++d) {
+          const std::string df = where + ".dims[" + std::to_string(d) + "]";
+          MG_ASSIGN_OR_RETURN(int64_t v, Scalar<int64_t>(t["dims"][d], df, "an integer"));
+          if (v < -1 || v == 0) return Error(df, "must be -1 (variable) or > 0, got " + std::to_string(v));
+          spec.dims.push_back(v);
+        }
+      }
+      out.push_back(std::move(spec));
+    }
+    return out;
+  }
+
+ private:
+  std::string file_;
+};
+
+Status ParseBatching(const FieldReader& r, const YAML::Node& node, BatchingConfig& b) {
+  MG_RETURN_IF_ERROR(r.CheckKeys(node, "dynamic_batching",
+                                 {"enabled", "max_queue_delay_us", "preferred_batch_sizes",
+                                  "max_queue_size", "default_timeout_us"}));
+  const std::string p = "dynamic_batching.";
+  if (node["enabled"]) {
+    MG_ASSIGN_OR_RETURN(b.enabled, r.Scalar<bool>(node["enabled"], p + "enabled", "true or false"));
+  }
+  if (node["max_queue_delay_us"]) {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(node["max_queue_delay_us"], p + "max_queue_delay_us"));
+    b.max_queue_delay_us = static_cast<uint64_t>(v);
+  }
+  if (node["max_queue_size"]) {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(node["max_queue_size"], p + "max_queue_size"));
+    b.max_queue_size = static_cast<uint64_t>(v);
+  }
+  if (node["default_timeout_us"]) {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(node["default_timeout_us"], p + "default_timeout_us"));
+    b.default_timeout_us = static_cast<uint64_t>(v);
+  }
+  if (node["preferred_batch_sizes"]) {
+    const YAML::Node list = node["preferred_batch_sizes"];
+    if (!list.IsSequence()) return r.Error(p + "preferred_batch_sizes", "expected a list of integers");
+    for (size_t i = 0; i < list.size(); ++i) {
+      MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(list[i], p + "preferred_batch_sizes[" + std::to_string(i) + "]"));
+      b.preferred_batch_sizes.push_back(v);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c) {
+  MG_RETURN_IF_ERROR(r.CheckKeys(root, "",
+                                 {"platform", "max_batch_size", "sequence_length", "inputs",
+                                  "outputs", "memory", "devices", "replicas", "priority",
+                                  "resolver", "latency_sensitive", "expected_load",
+                                  "dynamic_batching", "tasks"}));
+  if (root["platform"]) {
+    MG_ASSIGN_OR_RETURN(c.platform, r.Scalar<std::string>(root["platform"], "platform", "a string"));
+    if (c.platform != "pytorch_torchscript" && c.platform != "huggingface") {
+      return r.Error("platform", "expected pytorch_torchscript or huggingface, got '" + c.platform + "'");
+    }
+  }
+  if (root["max_batch_size"]) {
+    MG_ASSIGN_OR_RETURN(c.max_batch_size, r.NonNegative(root["max_batch_size"], "max_batch_size"));
+  }
+  if (root["sequence_length"]) {
+    MG_ASSIGN_OR_RETURN(c.sequence_length, r.NonNegative(root["sequence_length"], "sequence_length"));
+    if (c.sequence_length == 0) return r.Error("sequence_length", "must be > 0");
+  }
+  if (root["inputs"]) {
+    MG_ASSIGN_OR_RETURN(c.inputs, r.Tensors(root["inputs"], "inputs"));
+  }
+  if (root["outputs"]) {
+    MG_ASSIGN_OR_RETURN(c.outputs, r.Tensors(root["outputs"], "outputs"));
+  }
+  if (root["memory"]) {
+    MG_RETURN_IF_ERROR(r.CheckKeys(root["memory"], "memory", {"request", "limit"}));
+    if (root["memory"]["request"]) {
+      MG_ASSIGN_OR_RETURN(c.memory_request, r.Bytes(root["memory"]["request"], "memory.request"));
+    }
+    if (root["memory"]["limit"]) {
+      MG_ASSIGN_OR_RETURN(c.memory_limit, r.Bytes(root["memory"]["limit"], "memory.limit"));
+    }
+    if (c.memory_request && c.memory_limit && *c.memory_limit < *c.memory_request) {
+      return r.Error("memory.limit", "must be >= memory.request");
+    }
+  }
+  if (root["devices"]) {
+    if (!root["devices"].IsSequence()) return r.Error("devices", "expected a list such as [cuda:0, cpu]");
+    for (size_t i = 0; i < root["devices"].size(); ++i) {
+      MG_ASSIGN_OR_RETURN(std::string d, r.Scalar<std::string>(root["devices"][i], "devices", "a device id"));
+      c.devices.push_back(d);
+    }
+  }
+  if (root["replicas"]) {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(root["replicas"], "replicas"));
+    if (v < 1 || v > 1024) return r.Error("replicas", "must be between 1 and 1024");
+    c.replicas = static_cast<int>(v);
+  }
+  if (root["priority"]) {
+    MG_ASSIGN_OR_RETURN(c.priority, r.Scalar<int>(root["priority"], "priority", "an integer"));
+  }
+  if (root["resolver"]) {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar<std::string>(root["resolver"], "resolver", "a string"));
+    if (v == "wait") c.resolver = Resolver::kWait;
+    else if (v == "priority") c.resolver = Resolver::kPriority;
+    else if (v == "swap") c.resolver = Resolver::kSwap;
+    else return r.Error("resolver", "expected wait, priority or swap, got '" + v + "'");
+  }
+  if (root["latency_sensitive"]) {
+    MG_ASSIGN_OR_RETURN(c.latency_sensitive,
+                        r.Scalar<bool>(root["latency_sensitive"], "latency_sensitive", "true or false"));
+  }
+  if (root["expected_load"]) {
+    MG_ASSIGN_OR_RETURN(c.expected_load, r.Scalar<double>(root["expected_load"], "expected_load", "a number"));
+    if (c.expected_load < 0) return r.Error("expected_load", "must be >= 0");
+  }
+  if (root["dynamic_batching"]) MG_RETURN_IF_ERROR(ParseBatching(r, root["dynamic_batching"], c.batching));
+  if (root["tasks"]) {
+    if (!root["tasks"].IsMap()) return r.Error("tasks", "expected a mapping task: method");
+    for (const auto& kv : root["tasks"]) {
+      const std::string task = kv.first.as<std::string>();
+      MG_ASSIGN_OR_RETURN(std::string method, r.Scalar<std::string>(kv.second, "tasks." + task, "a method name"));
+      c.tasks[task] = method;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file) {
+  ModelConfig config;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(file + ": not valid YAML: " + e.what());
+  }
+  if (root.IsNull()) return config;  // an empty file: all defaults
+  FieldReader reader(file);
+  try {
+    MG_RETURN_IF_ERROR(ParseFields(reader, root, config));
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(file + ": " + e.what());
+  }
+  return config;
+}
+
+}  // namespace modelgrid

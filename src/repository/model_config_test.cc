@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include "modelgrid/repository.h"
+
+namespace modelgrid {
+namespace {
+
+TEST(ModelConfigTest, EmptyFileGivesDefaults) {
+  auto c = ParseModelConfig("", "m/config.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_batch_size, 1);
+  EXPECT_EQ(c->replicas, 1);
+  EXPECT_EQ(c->resolver, Resolver::kWait);
+  EXPECT_FALSE(c->memory_request.has_value());
+}
+
+TEST(ModelConfigTest, ParsesEveryField) {
+  const char* yaml = R"(
+platform: huggingface
+max_batch_size: 8
+sequence_length: 64
+inputs:
+  - {name: input_ids, datatype: INT64, dims: [-1]}
+outputs:
+  - {name: logits, datatype: FP32, dims: [-1, 1000]}
+memory: {request: 2GiB, limit: 3GiB}
+devices: [cuda:1, cpu]
+replicas: 2
+priority: 5
+resolver: swap
+latency_sensitive: true
+expected_load: 12.5
+dynamic_batching: {max_queue_delay_us: 100, preferred_batch_sizes: [4, 8], max_queue_size: 10}
+tasks: {encode: encode}
+)";
+  auto c = ParseModelConfig(yaml, "m/config.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->platform, "huggingface");
+  EXPECT_EQ(c->max_batch_size, 8);
+  EXPECT_EQ(c->sequence_length, 64);
+  ASSERT_EQ(c->inputs.size(), 1u);
+  EXPECT_EQ(c->inputs[0].datatype, DataType::kInt64);
+  EXPECT_EQ(c->inputs[0].dims, std::vector<int64_t>{-1});
+  EXPECT_EQ(c->outputs[0].dims, (std::vector<int64_t>{-1, 1000}));
+  EXPECT_EQ(*c->memory_request, 2ull << 30);
+  EXPECT_EQ(*c->memory_limit, 3ull << 30);
+  EXPECT_EQ(c->devices, (std::vector<std::string>{"cuda:1", "cpu"}));
+  EXPECT_EQ(c->replicas, 2);
+  EXPECT_EQ(c->priority, 5);
+  EXPECT_EQ(c->resolver, Resolver::kSwap);
+  EXPECT_TRUE(c->latency_sensitive);
+  EXPECT_DOUBLE_EQ(c->expected_load, 12.5);
+  EXPECT_EQ(c->batching.max_queue_delay_us, 100u);
+  EXPECT_EQ(c->batching.preferred_batch_sizes, (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(c->batching.max_queue_size, 10u);
+  EXPECT_EQ(c->tasks.at("encode"), "encode");
+}
+
+struct BadCase {
+  const char* yaml;
+  const char* must_mention;
+};
+
+TEST(ModelConfigTest, BadFieldsNameTheFileAndField) {
+  const BadCase cases[] = {
+      {"max_batch_sise: 4", "unknown field 'max_batch_sise'"},
+      {"memory: {requets: 1GiB}", "unknown field 'memory.requets'"},
+      {"max_batch_size: -3", "max_batch_size"},
+      {"max_batch_size: lots", "max_batch_size"},
+      {"inputs: [{name: x, datatype: FLOAT}]", "unknown datatype 'FLOAT'"},
+      {"inputs: [{datatype: FP32}]", "inputs[0].name"},
+      {"inputs: [{name: x, dims: [0]}]", "inputs[0].dims[0]"},
+      {"memory: {request: 2GiB, limit: 1GiB}", "memory.limit"},
+      {"memory: {request: two}", "memory.request"},
+      {"resolver: kill", "resolver"},
+      {"replicas: 0", "replicas"},
+      {"platform: tensorflow", "platform"},
+      {"tasks: [a, b]", "tasks"},
+      {"{unclosed", "not valid YAML"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseModelConfig(c.yaml, "zoo/m/config.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("zoo/m/config.yaml"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find(c.must_mention), std::string::npos)
+        << c.yaml << " -> " << r.status().message();
+  }
+}
+
+// Whatever bytes a user writes, the parser answers with a config or an error.
+RC_GTEST_PROP(ModelConfigProperty, ArbitraryTextNeverCrashes, (const std::string& text)) {
+  auto r = ParseModelConfig(text, "fuzz.yaml");
+  if (!r.ok()) RC_ASSERT(r.status().message().find("fuzz.yaml") != std::string::npos);
+}
+
+RC_GTEST_PROP(ModelConfigProperty, BatchSizeRoundTrips, (uint16_t batch, uint8_t replicas)) {
+  const int reps = 1 + replicas % 16;
+  auto r = ParseModelConfig("max_batch_size: " + std::to_string(batch) +
+                                "\nreplicas: " + std::to_string(reps),
+                            "x.yaml");
+  RC_ASSERT(r.ok());
+  RC_ASSERT(r->max_batch_size == batch);
+  RC_ASSERT(r->replicas == reps);
+}
+
+}  // namespace
+}  // namespace modelgrid
