@@ -1,0 +1,23 @@
+// The subcommands of the `modelgrid` executable. Each registers itself on the
+// CLI11 app; its callback stores the process exit code in `*exit_code`.
+// Thin layers: all the work is done by the library (include/modelgrid/).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+#include "modelgrid/estimate.h"
+
+namespace modelgrid::cli {
+
+// `modelgrid estimate PATH... [--batch N] [--seq N] [--device cpu|cuda] [--margin F] [--json]`
+void AddEstimateCommand(CLI::App& app, int* exit_code);
+
+// `modelgrid plan --repository DIR [--device SPEC]... [--strategy S] [--isolation I] ...`
+void AddPlanCommand(CLI::App& app, int* exit_code);
+
+// The graph walker the commands use (LibTorch's TorchScript walk).
+std::unique_ptr<GraphWalker> MakeWalker();
+
+}  // namespace modelgrid::cli

@@ -1,0 +1,15 @@
+// JSON views of library results for `--json` output (field names end in
+// _bytes where the value is a byte count).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "modelgrid/estimate.h"
+#include "modelgrid/placement.h"
+
+namespace modelgrid::cli {
+
+nlohmann::json EstimateToJson(const MemoryEstimate& e);
+nlohmann::json PlanToJson(const Plan& plan);
+
+}  // namespace modelgrid::cli
