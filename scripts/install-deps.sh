@@ -8,7 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache git
   libtorch-dev                       # LibTorch (CPU) for the worker, backend and graph walk
   python3-torch python3-torchvision  # model zoo generation (tools/zoo)
-  python3-sklearn python3-numpy      # the digits data set for the trained zoo model
+  python3-sklearn python3-numpy python3-yaml  # digits data set; zoo checks
+  libopenblas0-pthread               # fast BLAS for LibTorch (else the reference BLAS: ~1 GFLOP/s)
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
   libcli11-dev libzip-dev libxxhash-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev

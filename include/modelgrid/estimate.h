@@ -28,7 +28,10 @@ struct MemoryEstimate {
   uint64_t parameters = 0;      // parameter count (elements), from headers or config.json
   uint64_t weights = 0;         // parameter + buffer bytes held on the device
   uint64_t activations = 0;     // peak live activation bytes (inputs, outputs, KV cache)
-  uint64_t kv_cache = 0;        // part of `activations`: KV cache bytes, 0 if none
+  // KV cache bytes for batch × sequence_length (0 for models without one);
+  // included in `activations` only when the executed model keeps a cache
+  // (HF models without a TorchScript file); `notes` says which case applied.
+  uint64_t kv_cache = 0;
   uint64_t workspace = 0;       // library workspaces alive at the peak (im2col, cuBLAS)
   uint64_t allocator_slack = 0; // allocator rounding and caching
   uint64_t margin = 0;          // safety margin: instance_peak × margin fraction

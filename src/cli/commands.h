@@ -17,6 +17,10 @@ void AddEstimateCommand(CLI::App& app, int* exit_code);
 // `modelgrid plan --repository DIR [--device SPEC]... [--strategy S] [--isolation I] ...`
 void AddPlanCommand(CLI::App& app, int* exit_code);
 
+// The absolute path of this executable (/proc/self/exe), else `argv0`;
+// sibling executables (modelgrid-probe) are found next to it.
+std::string SelfPath(const char* argv0);
+
 // The graph walker the commands use (LibTorch's TorchScript walk).
 std::unique_ptr<GraphWalker> MakeWalker();
 

@@ -1,5 +1,6 @@
 // `modelgrid estimate`: the predicted memory of each model, before loading it.
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "cli/table.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/repository.h"
+#include "modelgrid/torch/calibration.h"
 
 namespace modelgrid::cli {
 
@@ -22,7 +24,32 @@ struct EstimateArgs {
   std::string device = "cpu";
   double margin = 0.10;
   bool json = false;
+  bool calibrate = false;
+  bool refresh = false;
 };
+
+// --calibrate: the measured peak of one dry run in an isolated process,
+// cached per (file hash, device type, library version, batch, seq).
+void AddCalibration(const EstimateArgs& args, const ModelEntry& model, MemoryEstimate& e,
+                    CalibrationCache& cache) {
+  CalibrateOptions options;
+  options.batch = e.batch;
+  options.sequence_length = e.sequence_length;
+  options.device = args.device == "cpu" ? DeviceKind::kCpu : DeviceKind::kCuda;
+  options.probe = std::filesystem::path(SelfPath("modelgrid")).parent_path() / "modelgrid-probe";
+  options.refresh = args.refresh;
+  auto c = Calibrate(model, options, &cache);
+  if (!c.ok()) {
+    e.notes.push_back("calibration failed: " + c.status().message());
+    return;
+  }
+  e.calibrated_peak = c->peak_bytes;
+  const double err = (static_cast<double>(e.instance_peak()) - static_cast<double>(c->peak_bytes)) /
+                     static_cast<double>(c->peak_bytes);
+  e.notes.push_back(fmt::format("calibrated peak {} ({}); static instance peak {} is {:+.1f}% off",
+                                FormatBytes(c->peak_bytes), c->from_cache ? "cached" : "measured now",
+                                FormatBytes(e.instance_peak()), 100.0 * err));
+}
 
 // A path may be one model or a whole repository (a folder of model folders).
 Result<std::vector<ModelEntry>> ModelsAt(const std::string& path) {
@@ -44,11 +71,12 @@ int Run(const EstimateArgs& args) {
   options.device = args.device == "cpu" ? DeviceKind::kCpu : DeviceKind::kCuda;
   options.margin_fraction = args.margin;
   auto walker = MakeWalker();
+  CalibrationCache cache(CalibrationCache::DefaultPath());
 
   int exit_code = 0;
   Table table({"MODEL", "BATCH", "SEQ", "PARAMS", "WEIGHTS", "ACTIVATIONS", "WORKSPACE", "SLACK",
-               "MARGIN", "REQUEST", "CONTEXT", "TOTAL", "METHOD"},
-              {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+               "MARGIN", "REQUEST", "CONTEXT", "TOTAL", "CALIBRATED", "METHOD"},
+              {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
   nlohmann::json json = nlohmann::json::array();
   std::vector<std::string> notes;
   for (const auto& path : args.paths) {
@@ -67,6 +95,7 @@ int Run(const EstimateArgs& args) {
         exit_code = 1;
         continue;
       }
+      if (args.calibrate) AddCalibration(args, model, *e, cache);
       json.push_back(EstimateToJson(*e));
       table.AddRow({e->model, std::to_string(e->batch),
                     e->sequence_length ? std::to_string(e->sequence_length) : "-",
@@ -74,7 +103,7 @@ int Run(const EstimateArgs& args) {
                     FormatBytes(e->activations), FormatBytes(e->workspace),
                     FormatBytes(e->allocator_slack), FormatBytes(e->margin),
                     FormatBytes(e->request()), FormatBytes(e->context), FormatBytes(e->total()),
-                    e->method});
+                    e->calibrated_peak ? FormatBytes(*e->calibrated_peak) : "-", e->method});
       for (const auto& n : e->notes) notes.push_back(e->model + ": " + n);
     }
   }
@@ -108,6 +137,9 @@ void AddEstimateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--margin", args->margin, "Safety margin as a fraction of the peak")
       ->check(CLI::Range(0.0, 10.0));
   cmd->add_flag("--json", args->json, "Machine-readable output");
+  cmd->add_flag("--calibrate", args->calibrate,
+                "Also measure one dry run at the batch in an isolated process (cached)");
+  cmd->add_flag("--refresh", args->refresh, "With --calibrate: measure again even if cached");
   cmd->callback([args, exit_code] { *exit_code = Run(*args); });
 }
 

@@ -1,0 +1,222 @@
+// estimate_accuracy: how close the static memory estimate comes to the
+// measured peak, per model of a zoo repository and batch.
+//
+//   estimate_accuracy [ZOO] [--batches 1,8,32] [--models a,b] [--probe PATH]
+//                     [--threads N] [--timeout-s S]
+//
+// For each TorchScript model and batch: the estimate (EstimateModel with the
+// TorchScript graph walk, instance_peak(), no margin), the peak measured by
+// modelgrid-probe in its own process (one process per case, so cases do not
+// pollute each other), their relative error, and the seed's formula
+// (parameters × 4 bytes × 1.2 × 1.1) with its error as the baseline.
+// Prints the machine, the date and the LibTorch version, the table, then the
+// median and worst |error| of both.
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "modelgrid/bytes.h"
+#include "modelgrid/estimate.h"
+#include "modelgrid/repository.h"
+#include "modelgrid/torch/calibration.h"
+#include "modelgrid/torch/graph_walk.h"
+#include "modelgrid/torch/torch_info.h"
+
+namespace {
+
+using namespace modelgrid;
+
+std::string ReadLineStartingWith(const char* file, const std::string& prefix) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return line;
+  }
+  return "";
+}
+
+std::string Machine() {
+  std::string cpu = ReadLineStartingWith("/proc/cpuinfo", "model name");
+  if (auto colon = cpu.find(':'); colon != std::string::npos) cpu = cpu.substr(colon + 2);
+  std::string mem = ReadLineStartingWith("/proc/meminfo", "MemTotal:");
+  uint64_t kib = 0;
+  std::sscanf(mem.c_str(), "MemTotal: %lu", &kib);
+  return (cpu.empty() ? std::string("unknown CPU") : cpu) + ", " + std::to_string(std::thread::hardware_concurrency()) +
+         " cores, " + FormatBytes(kib * 1024) + " RAM";
+}
+
+std::string Now() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+std::string MiB(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", static_cast<double>(bytes) / kMiB);
+  return buf;
+}
+
+std::string Pct(double e) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%+.1f%%", 100.0 * e);
+  return buf;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::vector<int64_t> ParseList(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(std::stoll(item));
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string zoo = "/tmp/zoo-full";
+  std::string batches_text = "1,8,32";
+  std::string models_text;
+  std::string probe = MODELGRID_PROBE_PATH;
+  int threads = 0;
+  int timeout_s = 900;
+  CLI::App app{"Static memory estimate vs measured peak, per zoo model and batch"};
+  app.add_option("zoo", zoo, "model repository (default /tmp/zoo-full)");
+  app.add_option("--batches", batches_text, "comma-separated batches");
+  app.add_option("--models", models_text, "comma-separated model names (default: all)");
+  app.add_option("--probe", probe, "modelgrid-probe executable");
+  app.add_option("--threads", threads, "intra-op threads for the probe and the walk (default: LibTorch's)");
+  app.add_option("--timeout-s", timeout_s, "per-measurement timeout");
+  CLI11_PARSE(app, argc, argv);
+  const std::vector<int64_t> batches = ParseList(batches_text);
+  std::vector<std::string> only;
+  {
+    std::stringstream ss(models_text);
+    std::string m;
+    while (std::getline(ss, m, ',')) {
+      if (!m.empty()) only.push_back(m);
+    }
+  }
+
+  auto repo = ScanRepository(zoo);
+  if (!repo.ok()) {
+    std::fprintf(stderr, "estimate_accuracy: %s\n", repo.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("# estimate_accuracy\n\n");
+  std::printf("machine: %s\ndate:    %s\ntorch:   LibTorch %s (CPU)\nzoo:     %s\n", Machine().c_str(), Now().c_str(),
+              TorchVersion().c_str(), zoo.c_str());
+  std::printf("estimate = EstimateModel(graph walk).instance_peak(), margin 0; walk = walker weights + "
+              "activations + workspace; measured = modelgrid-probe peak_bytes (load + one forward, own process); "
+              "seed = parameters x 4 x 1.2 x 1.1\n\n");
+  std::printf("| model | batch | measured MiB | estimate MiB | error | walk MiB | walk error | seed MiB | seed error |"
+              " walk - measured (bytes) | weights (walk/probe) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  std::fflush(stdout);
+
+  GraphWalkOptions walk_options;
+  walk_options.threads = threads;
+  TorchScriptGraphWalker walker(walk_options);
+  std::vector<double> est_errors, walk_errors, seed_errors;
+  std::vector<std::string> problems;
+  for (const ModelEntry& model : *repo) {
+    if (!only.empty() && std::find(only.begin(), only.end(), model.name) == only.end()) continue;
+    if (!model.torchscript) continue;
+    auto summary = SummarizeModule(*model.torchscript);
+    const uint64_t seed = summary.ok() ? static_cast<uint64_t>(summary->parameters * 4 * 1.2 * 1.1) : 0;
+    for (int64_t batch : batches) {
+      const int64_t seq = model.config.sequence_length;
+      auto inputs = InputsFor(model, batch, seq);
+      if (!inputs.ok()) {
+        problems.push_back(model.name + " b" + std::to_string(batch) + ": " + inputs.status().message());
+        continue;
+      }
+      auto walk = walker.Walk(*model.torchscript, inputs->shapes, inputs->types, DeviceKind::kCpu);
+      EstimateOptions eo;
+      eo.batch = batch;
+      eo.sequence_length = seq;
+      eo.margin_fraction = 0;
+      auto est = EstimateModel(model, eo, &walker);
+      ProbeRequest req;
+      req.probe = probe;
+      req.model_pt = *model.torchscript;
+      req.model_name = model.name;
+      req.shapes = inputs->shapes;
+      req.types = inputs->types;
+      req.threads = threads;
+      req.timeout = std::chrono::seconds(timeout_s);
+      auto measured = RunProbeProcess(req);
+      if (!measured.ok()) {
+        problems.push_back(model.name + " b" + std::to_string(batch) + ": " + measured.status().message());
+        continue;
+      }
+      const double m = static_cast<double>(measured->peak_bytes);
+      std::string est_cell = "n/a", est_err = "n/a", walk_cell = "n/a", walk_err = "n/a", weights = "n/a";
+      std::string walk_diff = "n/a";
+      if (est.ok()) {
+        const double e = (static_cast<double>(est->instance_peak()) - m) / m;
+        est_errors.push_back(std::fabs(e));
+        est_cell = MiB(est->instance_peak());
+        est_err = Pct(e);
+      } else {
+        problems.push_back(model.name + " b" + std::to_string(batch) + " estimate: " + est.status().message());
+      }
+      if (walk.ok()) {
+        const uint64_t total = walk->weight_bytes + walk->peak_activation_bytes + walk->peak_workspace_bytes;
+        const double e = (static_cast<double>(total) - m) / m;
+        walk_errors.push_back(std::fabs(e));
+        walk_cell = MiB(total);
+        walk_err = Pct(e);
+        walk_diff = std::to_string(static_cast<int64_t>(total) - static_cast<int64_t>(measured->peak_bytes));
+        weights = walk->weight_bytes == measured->weights_bytes ? "equal"
+                                                                : std::to_string(walk->weight_bytes) + "/" +
+                                                                      std::to_string(measured->weights_bytes);
+        if (!walk->notes.empty()) problems.push_back(model.name + " b" + std::to_string(batch) + " walk notes: " + walk->notes);
+      } else {
+        problems.push_back(model.name + " b" + std::to_string(batch) + " walk: " + walk.status().message());
+      }
+      const double se = seed > 0 ? (static_cast<double>(seed) - m) / m : 0;
+      if (seed > 0) seed_errors.push_back(std::fabs(se));
+      std::printf("| %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", model.name.c_str(),
+                  static_cast<long long>(batch), MiB(measured->peak_bytes).c_str(), est_cell.c_str(), est_err.c_str(),
+                  walk_cell.c_str(), walk_err.c_str(), seed > 0 ? MiB(seed).c_str() : "n/a",
+                  seed > 0 ? Pct(se).c_str() : "n/a", walk_diff.c_str(), weights.c_str());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n| | cases | median abs error | worst abs error |\n|---|---:|---:|---:|\n");
+  auto row = [](const char* what, const std::vector<double>& v) {
+    const double worst = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
+    std::printf("| %s | %zu | %.1f%% | %.1f%% |\n", what, v.size(), 100 * Median(v), 100 * worst);
+  };
+  row("estimate (EstimateModel + graph walk)", est_errors);
+  row("graph walk alone", walk_errors);
+  row("seed formula", seed_errors);
+  if (!problems.empty()) {
+    std::printf("\nnotes:\n");
+    for (const std::string& p : problems) std::printf("- %s\n", p.c_str());
+  }
+  return 0;
+}

@@ -1,0 +1,315 @@
+// The control vocabulary between the frontend and a modelgrid-worker: message
+// types (the `type` of a Frame) and their JSON payload schemas, with
+// (de)serialization. Definitions only: what a worker does with them lives in
+// the worker component.
+//
+// Conventions for every payload:
+// - a JSON object; all sizes and offsets are integer bytes (unsigned);
+// - unknown fields are an error (both ends are built from the same tree, so
+//   an unknown field is a bug or a version mix-up, never silently dropped);
+// - optional fields are marked "opt" below and take the default shown;
+// - request ids: `infer` and `result` carry `request_id` in the JSON and the
+//   frame header (they must agree); for the other messages the header's
+//   request_id correlates a reply with its request (0 = none);
+// - errors are {"code": "<StatusCodeName>", "message": "..."};
+// - strings are UTF-8 (invalid bytes are replaced by U+FFFD when encoding).
+//
+// type (u16)       direction   payload
+// ping (1)         F -> W      {}
+// pong (2)         W -> F      {"protocol_version": u32, "pid": i64}
+// attach_arena (3) F -> W      {"name": str, "capacity_bytes": u64}; the frame
+//                              carries the arena's memfd (SCM_RIGHTS)
+// load (10)        F -> W      {"model": str, "path": str, "device": str,
+//                               "limit_bytes": u64, "request_bytes": u64 opt 0,
+//                               "max_batch_size": u32 opt 0}
+// loaded (11)      W -> F      {"model": str, "current_bytes": u64, "peak_bytes": u64}
+// load_failed (12) W -> F      {"model": str, "error": error}
+// infer (20)       F -> W      {"request_id": u64, "model": str, "task": str,
+//                               "inputs": [tensor], "output": region,
+//                               "output_names": [str] opt []}
+// result (21)      W -> F      {"request_id": u64, "model": str,
+//                               then exactly one of "outputs": [tensor] or "error": error}
+// get_stats (30)   F -> W      {}
+// stats (31)       W -> F      {"current_bytes": u64, "peak_bytes": u64,
+//                               "models": [{"model","current_bytes","peak_bytes"}] opt []}
+// unload (40)      F -> W      {"model": str}
+// unloaded (41)    W -> F      {"model": str}
+// shutdown (50)    F -> W      {}  (no reply: the worker closes its socket and exits)
+//
+// tensor = {"name": str, "datatype": KServe v2 name ("FP32", ...),
+//           "shape": [i64 >= 0], "offset": u64, "size": u64}
+// region = {"offset": u64, "size": u64}
+//
+// Arena regions (tensor_arena.h): each input tensor lies in a region the
+// frontend allocated; `output` is a region the frontend allocated for this
+// request, which the worker owns until it replies and fills with the output
+// tensors (each 64-byte aligned and inside `output`). An output region too
+// small for the outputs gives a `result` with a RESOURCE_EXHAUSTED error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modelgrid/datatype.h"
+#include "modelgrid/ipc/frame.h"
+#include "modelgrid/ipc/region_allocator.h"
+#include "modelgrid/status.h"
+
+namespace modelgrid::ipc {
+
+// Bumped whenever a schema below changes incompatibly; sent in `pong`.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+enum class MessageType : uint16_t {
+  kPing = 1,
+  kPong = 2,
+  kAttachArena = 3,
+  kLoad = 10,
+  kLoaded = 11,
+  kLoadFailed = 12,
+  kInfer = 20,
+  kResult = 21,
+  kGetStats = 30,
+  kStats = 31,
+  kUnload = 40,
+  kUnloaded = 41,
+  kShutdown = 50,
+};
+
+// The lower-case name used in the table above ("load_failed"); "unknown" for
+// a value outside the enum.
+std::string_view MessageTypeName(MessageType type);
+// The MessageType with wire value `value`, or nullopt when there is none.
+std::optional<MessageType> ToMessageType(uint16_t value);
+
+// A Status as it travels in a message.
+struct ErrorInfo {
+  StatusCode code = StatusCode::kInternal;
+  std::string message;
+
+  static ErrorInfo FromStatus(const Status& status) { return {status.code(), status.message()}; }
+  Status ToStatus() const { return Status(code, message); }
+  bool operator==(const ErrorInfo&) const = default;
+};
+
+// A tensor placed in the arena. `size` is its byte count; for fixed-size
+// datatypes it must equal product(shape) * DataTypeSize(datatype) (checked
+// when decoding). `offset` must be a multiple of kRegionAlignment.
+struct TensorRef {
+  std::string name;
+  DataType datatype = DataType::kFP32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+
+  Region region() const { return {offset, size}; }
+  bool operator==(const TensorRef&) const = default;
+};
+
+// F -> W: are you alive? Answered by `pong` with the same header request_id.
+struct PingMessage {
+  static constexpr MessageType kType = MessageType::kPing;
+  bool operator==(const PingMessage&) const = default;
+};
+
+// W -> F: the answer to `ping`.
+struct PongMessage {
+  static constexpr MessageType kType = MessageType::kPong;
+  uint32_t protocol_version = kProtocolVersion;
+  int64_t pid = 0;  // the worker's process id
+  bool operator==(const PongMessage&) const = default;
+};
+
+// F -> W: the arena to read inputs from and write outputs to. The frame
+// carries the memfd (Channel::Send with fds = {arena.fd()}). No reply.
+struct AttachArenaMessage {
+  static constexpr MessageType kType = MessageType::kAttachArena;
+  std::string name;
+  uint64_t capacity_bytes = 0;  // pass to SharedMemory::MapFromFd with the received fd
+  bool operator==(const AttachArenaMessage&) const = default;
+};
+
+// F -> W: load a model instance under a memory limit. Answered by `loaded`
+// or `load_failed`.
+struct LoadMessage {
+  static constexpr MessageType kType = MessageType::kLoad;
+  std::string model;
+  std::string path;             // the model file, e.g. ".../resnet50/1/model.pt"
+  std::string device;           // "cpu", "cuda:0"
+  uint64_t limit_bytes = 0;     // most bytes the instance may hold
+  uint64_t request_bytes = 0;   // bytes guaranteed; 0 = limit_bytes
+  uint32_t max_batch_size = 0;  // 0 = the model does not batch
+  bool operator==(const LoadMessage&) const = default;
+};
+
+// W -> F: the instance is ready; its memory as measured by the worker.
+struct LoadedMessage {
+  static constexpr MessageType kType = MessageType::kLoaded;
+  std::string model;
+  uint64_t current_bytes = 0;  // bytes the instance holds after loading
+  uint64_t peak_bytes = 0;     // most bytes it held while loading
+  bool operator==(const LoadedMessage&) const = default;
+};
+
+// W -> F: the instance could not be loaded (e.g. RESOURCE_EXHAUSTED when
+// the limit was hit, NOT_FOUND for a missing file).
+struct LoadFailedMessage {
+  static constexpr MessageType kType = MessageType::kLoadFailed;
+  std::string model;
+  ErrorInfo error;
+  bool operator==(const LoadFailedMessage&) const = default;
+};
+
+// F -> W: run `task` of `model` on inputs already in the arena. Answered by
+// `result` with the same request_id.
+struct InferMessage {
+  static constexpr MessageType kType = MessageType::kInfer;
+  uint64_t request_id = 0;
+  std::string model;
+  std::string task;  // what to run, e.g. "forward"
+  std::vector<TensorRef> inputs;
+  Region output;                          // where the worker writes outputs
+  std::vector<std::string> output_names;  // empty = all outputs
+  bool operator==(const InferMessage&) const = default;
+};
+
+// The reply to `infer`: outputs when `error` is empty, else the error.
+struct ResultMessage {
+  static constexpr MessageType kType = MessageType::kResult;
+  uint64_t request_id = 0;
+  std::string model;
+  std::vector<TensorRef> outputs;
+  std::optional<ErrorInfo> error;
+  bool operator==(const ResultMessage&) const = default;
+};
+
+// F -> W: report memory. Answered by `stats`.
+struct GetStatsMessage {
+  static constexpr MessageType kType = MessageType::kGetStats;
+  bool operator==(const GetStatsMessage&) const = default;
+};
+
+// One instance's memory inside a `stats` reply, in bytes.
+struct ModelMemory {
+  std::string model;
+  uint64_t current_bytes = 0;
+  uint64_t peak_bytes = 0;
+  bool operator==(const ModelMemory&) const = default;
+};
+
+// Memory of the whole worker process, and per instance when it hosts several.
+struct StatsMessage {
+  static constexpr MessageType kType = MessageType::kStats;
+  uint64_t current_bytes = 0;
+  uint64_t peak_bytes = 0;
+  std::vector<ModelMemory> models;
+  bool operator==(const StatsMessage&) const = default;
+};
+
+// F -> W: drop an instance and free its memory. Answered by `unloaded`.
+struct UnloadMessage {
+  static constexpr MessageType kType = MessageType::kUnload;
+  std::string model;
+  bool operator==(const UnloadMessage&) const = default;
+};
+
+// W -> F: the instance is gone.
+struct UnloadedMessage {
+  static constexpr MessageType kType = MessageType::kUnloaded;
+  std::string model;
+  bool operator==(const UnloadedMessage&) const = default;
+};
+
+// F -> W: exit now. No reply: the frontend waits for end of stream and the
+// child's exit status.
+struct ShutdownMessage {
+  static constexpr MessageType kType = MessageType::kShutdown;
+  bool operator==(const ShutdownMessage&) const = default;
+};
+
+// Payload text of a message (compact JSON). Never fails.
+std::string ToJson(const PingMessage& m);
+std::string ToJson(const PongMessage& m);
+std::string ToJson(const AttachArenaMessage& m);
+std::string ToJson(const LoadMessage& m);
+std::string ToJson(const LoadedMessage& m);
+std::string ToJson(const LoadFailedMessage& m);
+std::string ToJson(const InferMessage& m);
+std::string ToJson(const ResultMessage& m);
+std::string ToJson(const GetStatsMessage& m);
+std::string ToJson(const StatsMessage& m);
+std::string ToJson(const UnloadMessage& m);
+std::string ToJson(const UnloadedMessage& m);
+std::string ToJson(const ShutdownMessage& m);
+
+// Parses a payload into `*out` (left unspecified on error). Errors:
+// kCorruption naming the message type and, where one is at fault, the field:
+// invalid JSON, not an object, a missing required field, a wrong JSON type,
+// an unknown field, an unknown datatype or error code, a negative dimension,
+// a tensor size that disagrees with its shape, a misaligned offset, or (for
+// result) both or neither of "outputs" and "error".
+Status FromJson(std::string_view json, PingMessage* out);
+Status FromJson(std::string_view json, PongMessage* out);
+Status FromJson(std::string_view json, AttachArenaMessage* out);
+Status FromJson(std::string_view json, LoadMessage* out);
+Status FromJson(std::string_view json, LoadedMessage* out);
+Status FromJson(std::string_view json, LoadFailedMessage* out);
+Status FromJson(std::string_view json, InferMessage* out);
+Status FromJson(std::string_view json, ResultMessage* out);
+Status FromJson(std::string_view json, GetStatsMessage* out);
+Status FromJson(std::string_view json, StatsMessage* out);
+Status FromJson(std::string_view json, UnloadMessage* out);
+Status FromJson(std::string_view json, UnloadedMessage* out);
+Status FromJson(std::string_view json, ShutdownMessage* out);
+
+// Checks that every tensor lies inside `bounds` ([offset, offset + size) of
+// each within [bounds.offset, bounds.offset + bounds.size)) — what the
+// frontend verifies of a worker's outputs against the request's output
+// region before reading them. Errors: kCorruption naming the tensor.
+Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds);
+
+// A frame carrying `m`. Messages with a `request_id` field (infer, result)
+// put it in the header and ignore `request_id`; the others use `request_id`.
+template <typename M>
+Frame ToFrame(const M& m, uint64_t request_id = 0) {
+  Frame frame;
+  frame.type = static_cast<uint16_t>(M::kType);
+  if constexpr (requires { m.request_id; }) {
+    frame.request_id = m.request_id;
+  } else {
+    frame.request_id = request_id;
+  }
+  frame.payload = ToJson(m);
+  return frame;
+}
+
+// Decodes `frame` as an M. Errors: kInvalidArgument when the frame's type is
+// not M::kType (an unexpected message, both types named); kCorruption as
+// FromJson, or when the JSON request_id disagrees with the header's.
+template <typename M>
+Result<M> FromFrame(const Frame& frame) {
+  if (frame.type != static_cast<uint16_t>(M::kType)) {
+    const auto got = ToMessageType(frame.type);
+    return Status::InvalidArgument("expected a '" + std::string(MessageTypeName(M::kType)) +
+                                   "' message, got " +
+                                   (got ? "'" + std::string(MessageTypeName(*got)) + "'"
+                                        : "unknown type " + std::to_string(frame.type)));
+  }
+  M m;
+  Status s = FromJson(frame.payload, &m);
+  if (!s.ok()) return s;
+  if constexpr (requires { m.request_id; }) {
+    if (m.request_id != frame.request_id) {
+      return Status::Corruption("'" + std::string(MessageTypeName(M::kType)) +
+                                "' message: request_id " + std::to_string(m.request_id) +
+                                " disagrees with the frame header's " +
+                                std::to_string(frame.request_id));
+    }
+  }
+  return m;
+}
+
+}  // namespace modelgrid::ipc

@@ -1,0 +1,171 @@
+// EstimateModel (include/modelgrid/estimate.h): weights from file headers
+// (model_weights.h), activations from a graph walk or config.json
+// (activation_bytes.h), KV cache (transformer_counts.h), allocator slack
+// and workspaces (allocator_model.h).
+#include <algorithm>
+#include <cmath>
+
+#include "estimate/activation_bytes.h"
+#include "estimate/allocator_model.h"
+#include "estimate/model_weights.h"
+#include "estimate/transformer_counts.h"
+#include "modelgrid/estimate.h"
+
+namespace modelgrid {
+
+namespace {
+
+using estimate::HfConfig;
+
+bool IsIntegerType(DataType t) {
+  switch (t) {
+    case DataType::kBool:
+    case DataType::kUInt8:
+    case DataType::kUInt16:
+    case DataType::kUInt32:
+    case DataType::kUInt64:
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32:
+    case DataType::kInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Input shapes for the graph walk: config.yaml dims with the batch prepended
+// when the model batches; -1 becomes the sequence length for the integer
+// (token id, mask, type id) inputs of HF models.
+Status WalkInputs(const ModelEntry& model, bool is_hf, int64_t batch, int64_t seq,
+                  std::vector<std::vector<int64_t>>* shapes, std::vector<DataType>* types) {
+  if (model.config.inputs.empty()) {
+    return Status::InvalidArgument(
+        "model '" + model.name +
+        "' declares no inputs in config.yaml; the graph walk needs their shapes");
+  }
+  for (const TensorSpec& in : model.config.inputs) {
+    std::vector<int64_t> shape;
+    if (model.config.max_batch_size > 0) shape.push_back(batch);
+    for (int64_t d : in.dims) {
+      if (d == -1 && is_hf && IsIntegerType(in.datatype)) {
+        shape.push_back(seq);
+      } else if (d < 0) {
+        return Status::InvalidArgument(
+            "model '" + model.name + "': input '" + in.name + "' has a variable dimension (" +
+            std::to_string(d) +
+            ") the graph walk cannot size; give it a fixed size in config.yaml");
+      } else {
+        shape.push_back(d);
+      }
+    }
+    shapes->push_back(std::move(shape));
+    types->push_back(in.datatype);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOptions& options,
+                                     GraphWalker* walker) {
+  const std::string who = "model '" + model.name + "'";
+  if (!std::isfinite(options.margin_fraction) || options.margin_fraction < 0) {
+    return Status::InvalidArgument(who + ": margin fraction " +
+                                   std::to_string(options.margin_fraction) +
+                                   " must be a finite number ≥ 0");
+  }
+  const int64_t batch = options.batch.value_or(std::max<int64_t>(1, model.config.max_batch_size));
+  if (batch < 1) {
+    return Status::InvalidArgument(who + ": batch " + std::to_string(batch) +
+                                   " must be at least 1");
+  }
+  Result<estimate::ModelWeights> gathered = estimate::GatherWeights(model);
+  if (!gathered.ok()) return gathered.status().WithPrefix(who);
+  estimate::ModelWeights& w = gathered.value();
+  const bool is_hf = model.format == ModelFormat::kHuggingFace || w.config.has_value();
+  const int64_t seq = options.sequence_length.value_or(model.config.sequence_length);
+  if (is_hf && seq < 1) {
+    return Status::InvalidArgument(who + ": sequence length " + std::to_string(seq) +
+                                   " must be at least 1");
+  }
+
+  MemoryEstimate e;
+  e.model = model.name;
+  e.batch = batch;
+  e.sequence_length = is_hf ? seq : 0;
+  e.device_type = options.device == DeviceKind::kCpu ? "cpu" : "cuda";
+  e.parameters = w.parameters;
+  e.weights = w.bytes;
+  e.notes = w.notes;
+  if (model.config.max_batch_size == 0 && batch > 1) {
+    e.notes.push_back("the model does not batch (max_batch_size 0); batch " +
+                      std::to_string(batch) + " only scales the analytic figures");
+  }
+
+  // Activations.
+  const HfConfig* cfg = w.config ? &*w.config : nullptr;
+  if (model.torchscript && walker != nullptr) {
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<DataType> types;
+    MG_RETURN_IF_ERROR(WalkInputs(model, is_hf, batch, seq, &shapes, &types));
+    Result<GraphWalker::Profile> p =
+        walker->Walk(*model.torchscript, shapes, types, options.device);
+    if (!p.ok()) return p.status().WithPrefix(who);
+    e.activations = p->peak_activation_bytes;
+    e.workspace = p->peak_workspace_bytes;
+    e.method = "graph walk";
+    if (!p->notes.empty()) e.notes.push_back("graph walk: " + p->notes);
+    if (p->weight_bytes != 0 && p->weight_bytes != e.weights) {
+      e.notes.push_back("graph walk loaded " + std::to_string(p->weight_bytes) +
+                        " weight bytes; the archive's records hold " + std::to_string(e.weights));
+    }
+  } else if (cfg != nullptr) {
+    const estimate::ActivationBreakdown a = estimate::AnalyzeActivations(
+        *cfg, static_cast<uint64_t>(batch), static_cast<uint64_t>(seq), w.compute_dtype_bytes);
+    e.activations = a.peak;
+    e.method = "analytic (config.json)";
+    e.notes.push_back("activations peak at the " + a.peak_stage + " stage (" +
+                      std::to_string(a.peak) + " bytes)");
+  } else {
+    e.method = "none";
+    e.notes.push_back("no graph walker: activations not estimated");
+  }
+
+  // KV cache: part of `activations` only where the model keeps a cache.
+  if (cfg != nullptr && cfg->is_causal_lm()) {
+    e.kv_cache = estimate::KvCacheBytesPerToken(*cfg, w.compute_dtype_bytes) *
+                 static_cast<uint64_t>(batch) * static_cast<uint64_t>(seq);
+    if (model.torchscript) {
+      e.notes.push_back(
+          "kv_cache " + std::to_string(e.kv_cache) +
+          " bytes reported but not added to activations: model.pt runs a full forward that "
+          "recomputes attention without a cache");
+    } else {
+      e.activations += e.kv_cache;
+      e.notes.push_back("kv_cache " + std::to_string(e.kv_cache) +
+                        " bytes included in activations (generation keeps a cache of batch × "
+                        "sequence_length tokens)");
+    }
+  }
+
+  // Allocator slack and workspaces.
+  if (options.device == DeviceKind::kCpu) {
+    e.allocator_slack = estimate::CpuAlignmentSlack(w.allocations) +
+                        (e.activations > 0 ? estimate::kCpuActivationSlackBound : 0);
+  } else {
+    e.allocator_slack = estimate::CudaWeightSlack(w.allocations) +
+                        estimate::CudaActivationSlackBound(e.activations + e.workspace);
+    e.workspace += estimate::kCublasWorkspaceBytes;
+    e.notes.push_back("workspace includes the 32 MiB cuBLAS workspace");
+  }
+
+  // Rounded to the nearest byte: ceil would turn 49,920 × 0.1 (0.1 is not
+  // exact in binary) into 4,993.
+  e.margin = static_cast<uint64_t>(
+      std::llround(static_cast<long double>(e.instance_peak()) * options.margin_fraction));
+  e.context = options.context_bytes.value_or(DefaultContextBytes(options.device));
+  return e;
+}
+
+}  // namespace modelgrid

@@ -1,0 +1,433 @@
+#include "modelgrid/ipc/messages.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "ipc/json_reader.h"
+
+namespace modelgrid::ipc {
+namespace {
+
+using internal::JsonReader;
+using nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string Context(MessageType type) {
+  return "'" + std::string(MessageTypeName(type)) + "' message";
+}
+
+std::optional<StatusCode> ParseStatusCode(const std::string& name) {
+  for (StatusCode code :
+       {StatusCode::kOk, StatusCode::kInvalidArgument, StatusCode::kNotFound,
+        StatusCode::kCorruption, StatusCode::kUnavailable, StatusCode::kResourceExhausted,
+        StatusCode::kUnsupported, StatusCode::kAlreadyExists, StatusCode::kInternal}) {
+    if (name == StatusCodeName(code)) return code;
+  }
+  return std::nullopt;
+}
+
+json ErrorToJson(const ErrorInfo& e) {
+  return json{{"code", StatusCodeName(e.code)}, {"message", e.message}};
+}
+
+ErrorInfo ReadError(JsonReader& r, const char* field) {
+  ErrorInfo e;
+  const json* obj = r.Object(field);
+  if (obj == nullptr) return e;
+  JsonReader er(*obj, r.context() + ": " + field);
+  const std::string code = er.String("code");
+  e.message = er.String("message");
+  er.RejectUnknown({"code", "message"});
+  if (er.ok()) {
+    const auto parsed = ParseStatusCode(code);
+    if (!parsed || *parsed == StatusCode::kOk) {
+      er.Fail("code", "'" + code + "' is not an error code");
+    } else {
+      e.code = *parsed;
+    }
+  }
+  r.Adopt(er.status());
+  return e;
+}
+
+json RegionToJson(const Region& region) {
+  return json{{"offset", region.offset}, {"size", region.size}};
+}
+
+Region ReadRegion(JsonReader& r, const char* field) {
+  Region region;
+  const json* obj = r.Object(field);
+  if (obj == nullptr) return region;
+  JsonReader rr(*obj, r.context() + ": " + field);
+  region.offset = rr.Uint64("offset");
+  region.size = rr.Uint64("size");
+  rr.RejectUnknown({"offset", "size"});
+  if (rr.ok() && region.offset % kRegionAlignment != 0) {
+    rr.Fail("offset", std::to_string(region.offset) + " is not a multiple of " +
+                          std::to_string(kRegionAlignment));
+  }
+  r.Adopt(rr.status());
+  return region;
+}
+
+json TensorToJson(const TensorRef& t) {
+  return json{{"name", t.name},
+              {"datatype", DataTypeName(t.datatype)},
+              {"shape", t.shape},
+              {"offset", t.offset},
+              {"size", t.size}};
+}
+
+// Checks what a tensor's fields must satisfy together.
+void CheckTensor(JsonReader& r, const TensorRef& t) {
+  if (t.name.empty()) r.Fail("name", "empty");
+  if (t.offset % kRegionAlignment != 0) {
+    r.Fail("offset",
+           std::to_string(t.offset) + " is not a multiple of " + std::to_string(kRegionAlignment));
+  }
+  uint64_t elements = 1;
+  bool overflow = false;
+  for (int64_t dim : t.shape) {
+    if (dim < 0) {
+      r.Fail("shape", "negative dimension " + std::to_string(dim));
+      return;
+    }
+    const uint64_t d = static_cast<uint64_t>(dim);
+    if (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d) overflow = true;
+    elements *= d;
+  }
+  const uint64_t element_bytes = DataTypeSize(t.datatype);
+  if (element_bytes == 0) return;  // BYTES: variable length, any size
+  if (overflow || elements > std::numeric_limits<uint64_t>::max() / element_bytes) {
+    r.Fail("shape", "element count overflows 64 bits");
+  } else if (elements * element_bytes != t.size) {
+    r.Fail("size", std::to_string(t.size) + " bytes, but the shape holds " +
+                       std::to_string(elements) + " " + std::string(DataTypeName(t.datatype)) +
+                       " elements = " + std::to_string(elements * element_bytes) + " bytes");
+  }
+}
+
+std::vector<TensorRef> ReadTensors(JsonReader& r, const char* field) {
+  std::vector<TensorRef> tensors;
+  const json* array = r.Array(field);
+  if (array == nullptr) return tensors;
+  for (size_t i = 0; i < array->size() && r.ok(); ++i) {
+    JsonReader tr((*array)[i], r.context() + ": " + field + "[" + std::to_string(i) + "]");
+    TensorRef t;
+    t.name = tr.String("name");
+    const std::string datatype = tr.String("datatype");
+    if (const json* shape = tr.Array("shape")) {
+      for (const json& dim : *shape) {
+        if (!dim.is_number_integer() ||
+            (dim.is_number_unsigned() &&
+             dim.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+          tr.Fail("shape", "expected integers, got " + dim.dump());
+          break;
+        }
+        t.shape.push_back(dim.get<int64_t>());
+      }
+    }
+    t.offset = tr.Uint64("offset");
+    t.size = tr.Uint64("size");
+    tr.RejectUnknown({"name", "datatype", "shape", "offset", "size"});
+    if (tr.ok()) {
+      const auto type = ParseDataType(datatype);
+      if (!type) {
+        tr.Fail("datatype", "unknown datatype '" + datatype + "'");
+      } else {
+        t.datatype = *type;
+        CheckTensor(tr, t);
+      }
+    }
+    r.Adopt(tr.status());
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
+}
+
+std::vector<std::string> ReadStrings(JsonReader& r, const char* field) {
+  std::vector<std::string> out;
+  const json* array = r.Array(field, /*optional=*/true);
+  if (array == nullptr) return out;
+  for (const json& v : *array) {
+    if (!v.is_string()) {
+      r.Fail(field, "expected strings, got " + v.dump());
+      break;
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+json ModelMemoryToJson(const ModelMemory& m) {
+  return json{{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}};
+}
+
+// Decodes a payload that must be an empty object.
+Status EmptyFromJson(std::string_view text, MessageType type) {
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(text, Context(type)));
+  JsonReader r(j, Context(type));
+  r.RejectUnknown({});
+  return r.status();
+}
+
+// Decodes a payload whose only field is "model".
+Status ModelOnlyFromJson(std::string_view text, MessageType type, std::string* model) {
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(text, Context(type)));
+  JsonReader r(j, Context(type));
+  *model = r.String("model");
+  r.RejectUnknown({"model"});
+  return r.status();
+}
+
+}  // namespace
+
+std::string_view MessageTypeName(MessageType type) {
+  switch (type) {
+    case MessageType::kPing:
+      return "ping";
+    case MessageType::kPong:
+      return "pong";
+    case MessageType::kAttachArena:
+      return "attach_arena";
+    case MessageType::kLoad:
+      return "load";
+    case MessageType::kLoaded:
+      return "loaded";
+    case MessageType::kLoadFailed:
+      return "load_failed";
+    case MessageType::kInfer:
+      return "infer";
+    case MessageType::kResult:
+      return "result";
+    case MessageType::kGetStats:
+      return "get_stats";
+    case MessageType::kStats:
+      return "stats";
+    case MessageType::kUnload:
+      return "unload";
+    case MessageType::kUnloaded:
+      return "unloaded";
+    case MessageType::kShutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+std::optional<MessageType> ToMessageType(uint16_t value) {
+  const auto type = static_cast<MessageType>(value);
+  if (MessageTypeName(type) == "unknown") return std::nullopt;
+  return type;
+}
+
+// ---- encoding ----
+
+std::string ToJson(const PingMessage&) { return "{}"; }
+std::string ToJson(const GetStatsMessage&) { return "{}"; }
+std::string ToJson(const ShutdownMessage&) { return "{}"; }
+
+std::string ToJson(const PongMessage& m) {
+  return Dump({{"protocol_version", m.protocol_version}, {"pid", m.pid}});
+}
+
+std::string ToJson(const AttachArenaMessage& m) {
+  return Dump({{"name", m.name}, {"capacity_bytes", m.capacity_bytes}});
+}
+
+std::string ToJson(const LoadMessage& m) {
+  return Dump({{"model", m.model},
+               {"path", m.path},
+               {"device", m.device},
+               {"limit_bytes", m.limit_bytes},
+               {"request_bytes", m.request_bytes},
+               {"max_batch_size", m.max_batch_size}});
+}
+
+std::string ToJson(const LoadedMessage& m) {
+  return Dump(
+      {{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}});
+}
+
+std::string ToJson(const LoadFailedMessage& m) {
+  return Dump({{"model", m.model}, {"error", ErrorToJson(m.error)}});
+}
+
+std::string ToJson(const InferMessage& m) {
+  json inputs = json::array();
+  for (const TensorRef& t : m.inputs) inputs.push_back(TensorToJson(t));
+  return Dump({{"request_id", m.request_id},
+               {"model", m.model},
+               {"task", m.task},
+               {"inputs", std::move(inputs)},
+               {"output", RegionToJson(m.output)},
+               {"output_names", m.output_names}});
+}
+
+std::string ToJson(const ResultMessage& m) {
+  json j = {{"request_id", m.request_id}, {"model", m.model}};
+  if (m.error) {
+    j["error"] = ErrorToJson(*m.error);
+  } else {
+    json outputs = json::array();
+    for (const TensorRef& t : m.outputs) outputs.push_back(TensorToJson(t));
+    j["outputs"] = std::move(outputs);
+  }
+  return Dump(j);
+}
+
+std::string ToJson(const StatsMessage& m) {
+  json models = json::array();
+  for (const ModelMemory& mm : m.models) models.push_back(ModelMemoryToJson(mm));
+  return Dump({{"current_bytes", m.current_bytes},
+               {"peak_bytes", m.peak_bytes},
+               {"models", std::move(models)}});
+}
+
+std::string ToJson(const UnloadMessage& m) { return Dump({{"model", m.model}}); }
+std::string ToJson(const UnloadedMessage& m) { return Dump({{"model", m.model}}); }
+
+// ---- decoding ----
+
+Status FromJson(std::string_view json_text, PingMessage*) {
+  return EmptyFromJson(json_text, MessageType::kPing);
+}
+Status FromJson(std::string_view json_text, GetStatsMessage*) {
+  return EmptyFromJson(json_text, MessageType::kGetStats);
+}
+Status FromJson(std::string_view json_text, ShutdownMessage*) {
+  return EmptyFromJson(json_text, MessageType::kShutdown);
+}
+Status FromJson(std::string_view json_text, UnloadMessage* out) {
+  return ModelOnlyFromJson(json_text, MessageType::kUnload, &out->model);
+}
+Status FromJson(std::string_view json_text, UnloadedMessage* out) {
+  return ModelOnlyFromJson(json_text, MessageType::kUnloaded, &out->model);
+}
+
+Status FromJson(std::string_view json_text, PongMessage* out) {
+  const std::string context = Context(MessageType::kPong);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->protocol_version = r.Uint32("protocol_version");
+  out->pid = r.Int64("pid");
+  r.RejectUnknown({"protocol_version", "pid"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, AttachArenaMessage* out) {
+  const std::string context = Context(MessageType::kAttachArena);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->name = r.String("name");
+  out->capacity_bytes = r.Uint64("capacity_bytes");
+  r.RejectUnknown({"name", "capacity_bytes"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, LoadMessage* out) {
+  const std::string context = Context(MessageType::kLoad);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->path = r.String("path");
+  out->device = r.String("device");
+  out->limit_bytes = r.Uint64("limit_bytes");
+  out->request_bytes = r.OptionalUint64("request_bytes", 0);
+  out->max_batch_size = r.OptionalUint32("max_batch_size", 0);
+  r.RejectUnknown({"model", "path", "device", "limit_bytes", "request_bytes", "max_batch_size"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, LoadedMessage* out) {
+  const std::string context = Context(MessageType::kLoaded);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->current_bytes = r.Uint64("current_bytes");
+  out->peak_bytes = r.Uint64("peak_bytes");
+  r.RejectUnknown({"model", "current_bytes", "peak_bytes"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, LoadFailedMessage* out) {
+  const std::string context = Context(MessageType::kLoadFailed);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->error = ReadError(r, "error");
+  r.RejectUnknown({"model", "error"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, InferMessage* out) {
+  const std::string context = Context(MessageType::kInfer);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->request_id = r.Uint64("request_id");
+  out->model = r.String("model");
+  out->task = r.String("task");
+  out->inputs = ReadTensors(r, "inputs");
+  out->output = ReadRegion(r, "output");
+  out->output_names = ReadStrings(r, "output_names");
+  r.RejectUnknown({"request_id", "model", "task", "inputs", "output", "output_names"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, ResultMessage* out) {
+  const std::string context = Context(MessageType::kResult);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->request_id = r.Uint64("request_id");
+  out->model = r.String("model");
+  out->outputs.clear();
+  out->error.reset();
+  if (r.Has("outputs") == r.Has("error")) {
+    r.Fail("", "needs exactly one of 'outputs' and 'error'");
+  } else if (r.Has("error")) {
+    out->error = ReadError(r, "error");
+  } else {
+    out->outputs = ReadTensors(r, "outputs");
+  }
+  r.RejectUnknown({"request_id", "model", "outputs", "error"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, StatsMessage* out) {
+  const std::string context = Context(MessageType::kStats);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->current_bytes = r.Uint64("current_bytes");
+  out->peak_bytes = r.Uint64("peak_bytes");
+  out->models.clear();
+  if (const json* models = r.Array("models", /*optional=*/true)) {
+    for (size_t i = 0; i < models->size() && r.ok(); ++i) {
+      JsonReader mr((*models)[i], context + ": models[" + std::to_string(i) + "]");
+      ModelMemory m;
+      m.model = mr.String("model");
+      m.current_bytes = mr.Uint64("current_bytes");
+      m.peak_bytes = mr.Uint64("peak_bytes");
+      mr.RejectUnknown({"model", "current_bytes", "peak_bytes"});
+      r.Adopt(mr.status());
+      out->models.push_back(std::move(m));
+    }
+  }
+  r.RejectUnknown({"current_bytes", "peak_bytes", "models"});
+  return r.status();
+}
+
+Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds) {
+  for (const TensorRef& t : tensors) {
+    const bool inside = t.offset >= bounds.offset && t.size <= bounds.size &&
+                        t.offset - bounds.offset <= bounds.size - t.size;
+    if (!inside) {
+      return Status::Corruption(
+          "tensor '" + t.name + "' {offset " + std::to_string(t.offset) + ", size " +
+          std::to_string(t.size) + "} lies outside the region {offset " +
+          std::to_string(bounds.offset) + ", size " + std::to_string(bounds.size) + "}");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace modelgrid::ipc

@@ -1,0 +1,281 @@
+// Message vocabulary: the documented JSON shapes, round trips, and decode
+// errors that name the field.
+#include "modelgrid/ipc/messages.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace modelgrid::ipc {
+namespace {
+
+using nlohmann::json;
+
+template <typename M>
+M RoundTrip(const M& m, uint64_t request_id = 0) {
+  const Frame frame = ToFrame(m, request_id);
+  EXPECT_EQ(frame.type, static_cast<uint16_t>(M::kType));
+  auto back = FromFrame<M>(frame);
+  EXPECT_TRUE(back.ok()) << back.status().ToString() << " for " << frame.payload;
+  return back.ok() ? *back : M{};
+}
+
+template <typename M>
+Status Decode(const std::string& text) {
+  M m;
+  return FromJson(text, &m);
+}
+
+bool Mentions(const Status& s, const std::string& text) {
+  return s.message().find(text) != std::string::npos;
+}
+
+TEST(MessagesTest, TypeNamesAndValues) {
+  const std::pair<MessageType, std::string_view> expected[] = {
+      {MessageType::kPing, "ping"},
+      {MessageType::kPong, "pong"},
+      {MessageType::kAttachArena, "attach_arena"},
+      {MessageType::kLoad, "load"},
+      {MessageType::kLoaded, "loaded"},
+      {MessageType::kLoadFailed, "load_failed"},
+      {MessageType::kInfer, "infer"},
+      {MessageType::kResult, "result"},
+      {MessageType::kGetStats, "get_stats"},
+      {MessageType::kStats, "stats"},
+      {MessageType::kUnload, "unload"},
+      {MessageType::kUnloaded, "unloaded"},
+      {MessageType::kShutdown, "shutdown"}};
+  for (const auto& [type, name] : expected) {
+    EXPECT_EQ(MessageTypeName(type), name);
+    EXPECT_EQ(ToMessageType(static_cast<uint16_t>(type)), type);
+  }
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kInfer), 20);
+  EXPECT_FALSE(ToMessageType(0).has_value());
+  EXPECT_FALSE(ToMessageType(999).has_value());
+}
+
+TEST(MessagesTest, LoadHasTheDocumentedShape) {
+  LoadMessage load{"bert", "/models/bert/1/model.pt", "cuda:0", 3ULL << 30, 2ULL << 30, 8};
+  EXPECT_EQ(json::parse(ToJson(load)), json::parse(R"({
+      "model": "bert", "path": "/models/bert/1/model.pt", "device": "cuda:0",
+      "limit_bytes": 3221225472, "request_bytes": 2147483648, "max_batch_size": 8})"));
+  EXPECT_EQ(RoundTrip(load, 5), load);
+
+  LoadMessage minimal;
+  ASSERT_TRUE(
+      FromJson(R"({"model":"m","path":"p","device":"cpu","limit_bytes":1024})", &minimal).ok());
+  EXPECT_EQ(minimal.limit_bytes, 1024u);
+  EXPECT_EQ(minimal.request_bytes, 0u);
+  EXPECT_EQ(minimal.max_batch_size, 0u);
+}
+
+TEST(MessagesTest, InferAndResultHaveTheDocumentedShape) {
+  InferMessage infer;
+  infer.request_id = 77;
+  infer.model = "resnet";
+  infer.task = "forward";
+  infer.inputs.push_back({"x", DataType::kFP32, {1, 3, 2, 2}, 128, 48});
+  infer.output = {192, 4096};
+  EXPECT_EQ(json::parse(ToJson(infer)), json::parse(R"({
+      "request_id": 77, "model": "resnet", "task": "forward",
+      "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 2, 2],
+                  "offset": 128, "size": 48}],
+      "output": {"offset": 192, "size": 4096}, "output_names": []})"));
+  EXPECT_EQ(RoundTrip(infer), infer);
+  EXPECT_EQ(ToFrame(infer).request_id, 77u);
+
+  ResultMessage ok{77, "resnet", {{"y", DataType::kInt64, {1, 10}, 192, 80}}, std::nullopt};
+  EXPECT_EQ(json::parse(ToJson(ok)), json::parse(R"({
+      "request_id": 77, "model": "resnet",
+      "outputs": [{"name": "y", "datatype": "INT64", "shape": [1, 10],
+                   "offset": 192, "size": 80}]})"));
+  EXPECT_EQ(RoundTrip(ok), ok);
+
+  ResultMessage failed{
+      78, "resnet", {}, ErrorInfo{StatusCode::kResourceExhausted, "limit of 1024 bytes"}};
+  EXPECT_EQ(json::parse(ToJson(failed)), json::parse(R"({
+      "request_id": 78, "model": "resnet",
+      "error": {"code": "RESOURCE_EXHAUSTED", "message": "limit of 1024 bytes"}})"));
+  EXPECT_EQ(RoundTrip(failed), failed);
+  EXPECT_EQ(failed.error->ToStatus().code(), StatusCode::kResourceExhausted);
+}
+
+TEST(MessagesTest, EveryOtherMessageRoundTrips) {
+  EXPECT_EQ(RoundTrip(PingMessage{}, 3), PingMessage{});
+  EXPECT_EQ(RoundTrip(PongMessage{kProtocolVersion, 4242}), (PongMessage{kProtocolVersion, 4242}));
+  EXPECT_EQ(RoundTrip(AttachArenaMessage{"w0", 1ULL << 30}),
+            (AttachArenaMessage{"w0", 1ULL << 30}));
+  const LoadedMessage loaded{"bert", 440 << 20, 512 << 20};
+  EXPECT_EQ(RoundTrip(loaded), loaded);
+  const LoadFailedMessage load_failed{"bert", ErrorInfo{StatusCode::kNotFound, "no model.pt"}};
+  EXPECT_EQ(RoundTrip(load_failed), load_failed);
+  EXPECT_EQ(RoundTrip(GetStatsMessage{}), GetStatsMessage{});
+  const StatsMessage stats{1000, 2000, {{"a", 600, 900}, {"b", 400, 1100}}};
+  EXPECT_EQ(RoundTrip(stats), stats);
+  EXPECT_EQ(RoundTrip(UnloadMessage{"bert"}), UnloadMessage{"bert"});
+  EXPECT_EQ(RoundTrip(UnloadedMessage{"bert"}), UnloadedMessage{"bert"});
+  EXPECT_EQ(RoundTrip(ShutdownMessage{}), ShutdownMessage{});
+  EXPECT_EQ(ToFrame(UnloadMessage{"bert"}, 12).request_id, 12u);
+}
+
+TEST(MessagesTest, DecodeErrorsNameTheMessageAndField) {
+  Status s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu"})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "'load' message: field 'limit_bytes': missing")) << s.ToString();
+
+  s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu","limit_bytes":-5})");
+  EXPECT_TRUE(Mentions(s, "'limit_bytes': expected a non-negative integer")) << s.ToString();
+
+  s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu","limit_bytes":1,"gpu":1})");
+  EXPECT_TRUE(Mentions(s, "field 'gpu': unknown field")) << s.ToString();
+
+  s = Decode<LoadMessage>(R"({"model":7,"path":"p","device":"cpu","limit_bytes":1})");
+  EXPECT_TRUE(Mentions(s, "field 'model': expected a string")) << s.ToString();
+
+  EXPECT_EQ(Decode<PingMessage>("not json").code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(Decode<PingMessage>("[1,2]"), "expected an object"));
+  EXPECT_TRUE(Mentions(Decode<PingMessage>(R"({"x":1})"), "unknown field"));
+  EXPECT_TRUE(
+      Mentions(Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"OK","message":""}})"),
+               "'OK' is not an error code"));
+}
+
+TEST(MessagesTest, TensorsAreValidatedWhenDecoded) {
+  const auto infer_with = [](const std::string& tensor) {
+    return Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[)" + tensor +
+                                R"(],"output":{"offset":0,"size":0}})");
+  };
+  EXPECT_TRUE(
+      infer_with(R"({"name":"x","datatype":"FP16","shape":[2,3],"offset":64,"size":12})").ok());
+  EXPECT_TRUE(
+      infer_with(R"({"name":"s","datatype":"BYTES","shape":[2],"offset":0,"size":17})").ok());
+
+  Status s = infer_with(R"({"name":"x","datatype":"FP32","shape":[2,3],"offset":64,"size":12})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "inputs[0]: field 'size': 12 bytes, but the shape holds 6 FP32"))
+      << s.ToString();
+  s = infer_with(R"({"name":"x","datatype":"FP99","shape":[1],"offset":0,"size":4})");
+  EXPECT_TRUE(Mentions(s, "unknown datatype 'FP99'")) << s.ToString();
+  s = infer_with(R"({"name":"x","datatype":"FP32","shape":[-1],"offset":0,"size":4})");
+  EXPECT_TRUE(Mentions(s, "negative dimension")) << s.ToString();
+  s = infer_with(R"({"name":"x","datatype":"FP32","shape":[1],"offset":8,"size":4})");
+  EXPECT_TRUE(Mentions(s, "'offset': 8 is not a multiple of 64")) << s.ToString();
+  s = infer_with(R"({"name":"","datatype":"FP32","shape":[1],"offset":0,"size":4})");
+  EXPECT_TRUE(Mentions(s, "'name': empty")) << s.ToString();
+  s = infer_with(
+      R"({"name":"x","datatype":"FP64","shape":[4294967296,4294967296],"offset":0,"size":0})");
+  EXPECT_TRUE(Mentions(s, "overflows")) << s.ToString();
+}
+
+TEST(MessagesTest, ResultNeedsExactlyOneOfOutputsAndError) {
+  EXPECT_TRUE(Mentions(Decode<ResultMessage>(R"({"request_id":1,"model":"m"})"), "exactly one"));
+  EXPECT_TRUE(Mentions(
+      Decode<ResultMessage>(
+          R"({"request_id":1,"model":"m","outputs":[],"error":{"code":"INTERNAL","message":"x"}})"),
+      "exactly one"));
+}
+
+TEST(MessagesTest, FromFrameChecksTypeAndRequestId) {
+  auto wrong = FromFrame<LoadMessage>(ToFrame(PingMessage{}));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Mentions(wrong.status(), "expected a 'load' message, got 'ping'"));
+  Frame unknown = ToFrame(PingMessage{});
+  unknown.type = 999;
+  EXPECT_TRUE(Mentions(FromFrame<PingMessage>(unknown).status(), "unknown type 999"));
+
+  InferMessage infer;
+  infer.request_id = 5;
+  infer.model = "m";
+  infer.task = "t";
+  Frame frame = ToFrame(infer);
+  frame.request_id = 6;
+  auto mismatch = FromFrame<InferMessage>(frame);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.status().code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(mismatch.status(), "request_id 5 disagrees"));
+}
+
+TEST(MessagesTest, CheckTensorsWithinTheOutputRegion) {
+  const Region out{1024, 1024};
+  EXPECT_TRUE(CheckTensorsWithin({{"a", DataType::kUInt8, {1024}, 1024, 1024}}, out).ok());
+  EXPECT_TRUE(CheckTensorsWithin({{"a", DataType::kUInt8, {64}, 1984, 64}}, out).ok());
+  EXPECT_EQ(CheckTensorsWithin({{"a", DataType::kUInt8, {65}, 1984, 65}}, out).code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(CheckTensorsWithin({{"a", DataType::kUInt8, {1}, 960, 1}}, out).code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(CheckTensorsWithin({{"a", DataType::kBytes, {1}, 1088, UINT64_MAX}}, out).code(),
+            StatusCode::kCorruption);
+}
+
+// ---- property: random infer/result messages survive the trip ----
+
+const std::vector<DataType> kTypes = {DataType::kBool,  DataType::kUInt8, DataType::kInt32,
+                                      DataType::kInt64, DataType::kFP16,  DataType::kBF16,
+                                      DataType::kFP32,  DataType::kFP64,  DataType::kBytes};
+
+TensorRef RandomTensor() {
+  TensorRef t;
+  t.name = *rc::gen::nonEmpty(rc::gen::string<std::string>());
+  t.datatype = *rc::gen::elementOf(kTypes);
+  t.shape = *rc::gen::container<std::vector<int64_t>>(*rc::gen::inRange(0, 5),
+                                                      rc::gen::inRange<int64_t>(0, 9));
+  t.offset = kRegionAlignment * *rc::gen::inRange<uint64_t>(0, 1 << 20);
+  uint64_t elements = 1;
+  for (int64_t d : t.shape) elements *= static_cast<uint64_t>(d);
+  t.size = t.datatype == DataType::kBytes ? *rc::gen::arbitrary<uint32_t>()
+                                          : elements * DataTypeSize(t.datatype);
+  return t;
+}
+
+RC_GTEST_PROP(MessagesProperty, RandomInferRoundTrips, ()) {
+  InferMessage m;
+  m.request_id = *rc::gen::arbitrary<uint64_t>();
+  m.model = *rc::gen::string<std::string>();
+  m.task = *rc::gen::string<std::string>();
+  const int n = *rc::gen::inRange(0, 6);
+  for (int i = 0; i < n; ++i) m.inputs.push_back(RandomTensor());
+  m.output = {kRegionAlignment * *rc::gen::inRange<uint64_t>(0, 1 << 20),
+              *rc::gen::arbitrary<uint64_t>()};
+  m.output_names = *rc::gen::container<std::vector<std::string>>(*rc::gen::inRange(0, 3),
+                                                                 rc::gen::string<std::string>());
+  // Strings of arbitrary bytes are not all valid UTF-8; keep them ASCII here
+  // (invalid UTF-8 is replaced on encoding, by design).
+  for (std::string* s : {&m.model, &m.task}) {
+    for (char& c : *s) c = static_cast<char>(0x20 + (static_cast<unsigned char>(c) % 0x5f));
+  }
+  for (TensorRef& t : m.inputs) {
+    for (char& c : t.name) c = static_cast<char>(0x20 + (static_cast<unsigned char>(c) % 0x5f));
+  }
+  for (std::string& s : m.output_names) {
+    for (char& c : s) c = static_cast<char>(0x20 + (static_cast<unsigned char>(c) % 0x5f));
+  }
+  auto back = FromFrame<InferMessage>(ToFrame(m));
+  RC_ASSERT(back.ok());
+  RC_ASSERT(*back == m);
+}
+
+RC_GTEST_PROP(MessagesProperty, RandomResultRoundTrips, (uint64_t request_id, bool failed)) {
+  ResultMessage m;
+  m.request_id = request_id;
+  m.model = "model";
+  if (failed) {
+    m.error = ErrorInfo{*rc::gen::element(StatusCode::kInvalidArgument, StatusCode::kUnavailable,
+                                          StatusCode::kResourceExhausted, StatusCode::kInternal),
+                        "message with \"quotes\" and \n newline"};
+  } else {
+    const int n = *rc::gen::inRange(0, 4);
+    for (int i = 0; i < n; ++i) {
+      TensorRef t = RandomTensor();
+      t.name = "out" + std::to_string(i);
+      m.outputs.push_back(t);
+    }
+  }
+  auto back = FromFrame<ResultMessage>(ToFrame(m));
+  RC_ASSERT(back.ok());
+  RC_ASSERT(*back == m);
+}
+
+}  // namespace
+}  // namespace modelgrid::ipc

@@ -1,0 +1,218 @@
+// RunProbe: one measured load + forward pass under the counting allocator.
+
+#include "probe.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/script.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "counting_allocator.h"
+#include "modelgrid/bytes.h"
+#include "modelgrid/torch/torch_info.h"
+
+namespace modelgrid {
+
+namespace fs = std::filesystem;
+
+std::string ProbeReport::ToJson() const {
+  nlohmann::json j;
+  j["weights_bytes"] = weights_bytes;
+  j["load_peak_bytes"] = load_peak_bytes;
+  j["peak_bytes"] = peak_bytes;
+  j["peak_forward_bytes"] = peak_forward_bytes;
+  j["peak_forward_requested_bytes"] = peak_forward_requested_bytes;
+  j["input_bytes"] = input_bytes;
+  j["forward_ms"] = forward_ms;
+  j["threads"] = threads;
+  j["torch_version"] = torch_version;
+  return j.dump();
+}
+
+Status ParseShapeSpec(const std::string& text, std::vector<int64_t>* shape, DataType* type) {
+  const auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("shape '" + text + "': " + why +
+                                   " (expected comma-separated sizes, optionally ':TYPE', e.g. 8,3,224,224:FP32)");
+  };
+  std::string dims = text;
+  *type = DataType::kFP32;
+  if (const auto colon = text.find(':'); colon != std::string::npos) {
+    dims = text.substr(0, colon);
+    const auto parsed = ParseDataType(text.substr(colon + 1));
+    if (!parsed || *parsed == DataType::kBytes) return bad("unknown or unsupported datatype");
+    *type = *parsed;
+  }
+  shape->clear();
+  std::stringstream ss(dims);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos || item.size() > 12) {
+      return bad("'" + item + "' is not a size");
+    }
+    shape->push_back(std::stoll(item));
+  }
+  if (shape->empty()) return bad("no sizes");
+  return Status::Ok();
+}
+
+namespace {
+
+// ------------------------------------------------------------- tracing aid
+
+std::FILE* g_trace = nullptr;
+thread_local std::vector<std::string> t_ops;  // "name(shapes)" of the ops running on this thread
+
+std::unique_ptr<at::ObserverContext> OnOpStart(const at::RecordFunction& fn) {
+  std::string entry = fn.name();
+  entry += "(";
+  for (const c10::IValue& v : fn.inputs()) {
+    if (v.isTensor()) {
+      entry += v.toTensor().defined() ? c10::str(v.toTensor().sizes()) : "undef";
+    } else if (v.isScalar()) {
+      entry += "s";
+    } else {
+      entry += v.tagKind();
+    }
+    entry += " ";
+  }
+  entry += ")";
+  t_ops.push_back(std::move(entry));
+  return nullptr;
+}
+
+void OnOpEnd(const at::RecordFunction&, at::ObserverContext*) {
+  if (!t_ops.empty()) t_ops.pop_back();
+}
+
+void TraceAllocation(bool allocated, uint64_t bytes, const void* data) {
+  if (g_trace == nullptr) return;
+  const CountingAllocator* counters = CountingAllocator::Installed();
+  std::string ops;
+  for (const auto& op : t_ops) ops += (ops.empty() ? "" : " / ") + op;
+  std::fprintf(g_trace, "%c %llu cur=%llu %p %s\n", allocated ? '+' : '-', static_cast<unsigned long long>(bytes),
+               static_cast<unsigned long long>(counters ? counters->current_aligned_bytes() : 0), data,
+               ops.empty() ? "-" : ops.c_str());
+}
+
+// Tracing on for its lifetime: the op callback and the allocation hook.
+class TraceScope {
+ public:
+  Status Open(const fs::path& file) {
+    g_trace = std::fopen(file.c_str(), "w");
+    if (g_trace == nullptr) return Status::InvalidArgument(file.string() + ": cannot write");
+    callback_ = at::addGlobalCallback(
+        at::RecordFunctionCallback(&OnOpStart, &OnOpEnd).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+    C10CountingAllocator::SetTraceHook(&TraceAllocation);
+    return Status::Ok();
+  }
+  void Close() {
+    if (!callback_) return;
+    C10CountingAllocator::SetTraceHook(nullptr);
+    at::removeCallback(*callback_);
+    callback_.reset();
+    std::fclose(g_trace);
+    g_trace = nullptr;
+  }
+  ~TraceScope() { Close(); }
+
+ private:
+  std::optional<at::CallbackHandle> callback_;
+};
+
+c10::ScalarType ToScalarType(DataType type) {
+  switch (type) {
+    case DataType::kBool: return c10::kBool;
+    case DataType::kUInt8: return c10::kByte;
+    case DataType::kInt8: return c10::kChar;
+    case DataType::kInt16: return c10::kShort;
+    case DataType::kInt32: return c10::kInt;
+    case DataType::kInt64: return c10::kLong;
+    case DataType::kFP16: return c10::kHalf;
+    case DataType::kBF16: return c10::kBFloat16;
+    case DataType::kFP64: return c10::kDouble;
+    default: return c10::kFloat;
+  }
+}
+
+at::Tensor MakeInput(const std::vector<int64_t>& shape, DataType type) {
+  const c10::ScalarType st = ToScalarType(type);
+  if (c10::isFloatingType(st)) return torch::randn(shape, torch::TensorOptions().dtype(st));
+  if (st == c10::kBool) return torch::ones(shape, torch::TensorOptions().dtype(st));
+  // Integer inputs are token ids or indices: zeros are valid for every model.
+  return torch::zeros(shape, torch::TensorOptions().dtype(st));
+}
+
+}  // namespace
+
+Result<ProbeReport> RunProbe(const ProbeOptions& options) {
+  CountingAllocator& counters = CountingAllocator::Install();
+  const std::string name = options.model_pt.string();
+  if (options.device != "cpu") {
+    return Status::Unsupported("device '" + options.device + "': this probe measures the CPU only");
+  }
+  if (options.shapes.size() != options.types.size()) {
+    return Status::InvalidArgument("shapes and types differ in number");
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(options.model_pt, ec)) return Status::NotFound(name + ": no such file");
+  if (options.threads > 0) at::set_num_threads(options.threads);
+
+  TraceScope trace;
+  if (!options.trace_file.empty()) MG_RETURN_IF_ERROR(trace.Open(options.trace_file));
+
+  ProbeReport report;
+  report.torch_version = TorchVersion();
+  report.threads = at::get_num_threads();
+  counters.ResetPeak();
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(name, torch::kCPU);
+    module.eval();
+  } catch (const c10::Error& e) {
+    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what());
+  }
+  report.weights_bytes = counters.current_aligned_bytes();
+  report.load_peak_bytes = counters.peak_aligned_bytes();
+
+  std::vector<c10::IValue> inputs;
+  const uint64_t before_inputs = counters.current_aligned_bytes();
+  for (size_t i = 0; i < options.shapes.size(); ++i) inputs.emplace_back(MakeInput(options.shapes[i], options.types[i]));
+  report.input_bytes = counters.current_aligned_bytes() - before_inputs;
+
+  counters.ResetPeak();
+  if (g_trace != nullptr) std::fprintf(g_trace, "=== forward\n");
+  const auto start = std::chrono::steady_clock::now();
+  Status failure;
+  try {
+    torch::jit::Method method = module.get_method(options.method);
+    for (int run = 0; run < std::max(1, options.runs); ++run) {
+      c10::InferenceMode guard;
+      c10::IValue output = method(inputs);
+    }
+  } catch (const c10::OutOfMemoryError& e) {
+    failure = Status::ResourceExhausted(name + ": " + e.what_without_backtrace());
+  } catch (const c10::Error& e) {
+    failure = Status::Internal(name + ": forward failed: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    failure = Status::Internal(name + ": forward failed: " + e.what());
+  }
+  const auto stop = std::chrono::steady_clock::now();
+  trace.Close();
+  if (!failure.ok()) return failure;
+  report.forward_ms = std::chrono::duration<double, std::milli>(stop - start).count();
+  const CountingAllocator::Stats stats = counters.stats();
+  report.peak_forward_bytes = stats.peak_aligned_bytes;
+  report.peak_forward_requested_bytes = stats.peak_bytes;
+  report.peak_bytes = std::max(report.load_peak_bytes, report.peak_forward_bytes);
+  return report;
+}
+
+}  // namespace modelgrid
