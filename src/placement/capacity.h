@@ -63,14 +63,15 @@ class CapacityState {
   // Takes a placed item off its device.
   void Remove(int item);
 
-  int DeviceOf(int item) const { return assign_[item]; }  // -1 when unplaced
-  const std::vector<int>& assignment() const { return assign_; }
-  int Instances(int d) const { return instances_[d]; }
-  int Workers(int d) const;
-  uint64_t ModelBytes(int d) const { return model_bytes_[d]; }
-  double Load(int d) const { return load_[d]; }  // Σ expected_load on d
-  int LatencySensitive(int d) const { return latency_sensitive_[d]; }
-  int CpuInstances() const { return cpu_instances_; }
+  // Reading the state back.
+  int DeviceOf(int item) const { return assign_[item]; }          // -1 when unplaced
+  const std::vector<int>& assignment() const { return assign_; }  // per item: DeviceOf
+  int Instances(int d) const { return instances_[d]; }            // instances on d
+  int Workers(int d) const;                                       // worker processes charged on d
+  uint64_t ModelBytes(int d) const { return model_bytes_[d]; }    // Σ requests on d
+  double Load(int d) const { return load_[d]; }                   // Σ expected_load on d
+  int LatencySensitive(int d) const { return latency_sensitive_[d]; }  // such instances on d
+  int CpuInstances() const { return cpu_instances_; }                  // instances on fallback CPUs
   Objective objective() const { return {count_, bytes_}; }
 
  private:
