@@ -11,6 +11,9 @@ PYTHON     ?= /usr/bin/python3
 DEMO_REPO  ?= models
 ZOO_SMALL  := $(BUILD_DIR)/zoo-small
 MODELGRID  := $(BUILD_DIR)/bin/modelgrid
+# ccache hits across checkouts (a fresh clone reuses an earlier build's objects).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all deps configure build zoo-small demo-repo test serve bench format clean
 

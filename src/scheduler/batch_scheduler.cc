@@ -1,0 +1,396 @@
+#include "modelgrid/scheduler/batch_scheduler.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "modelgrid/scheduler/batch_tensors.h"
+
+namespace modelgrid {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+uint64_t Micros(SchedulerTime from, SchedulerTime to) {
+  return to > from ? static_cast<uint64_t>(duration_cast<microseconds>(to - from).count()) : 0;
+}
+
+// What must match for two requests to share a batch: the task, the params
+// JSON and, per input (by name), the datatype and dimensions 1..
+std::string CompatibilityKey(const SchedulerRequest& r) {
+  std::vector<const InferTensor*> sorted;
+  for (const InferTensor& t : r.inputs) sorted.push_back(&t);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const InferTensor* a, const InferTensor* b) { return a->name < b->name; });
+  std::string key = fmt::format("{}\n{}\n", r.task, r.params.dump());
+  for (const InferTensor* t : sorted) {
+    key += fmt::format("{}\x1f{}", t->name, DataTypeName(t->datatype));
+    for (size_t d = 1; d < t->shape.size(); ++d) key += fmt::format(",{}", t->shape[d]);
+    key += '\n';
+  }
+  return key;
+}
+
+constexpr std::string_view kRetryMarker = "; retry after ";
+
+}  // namespace
+
+struct BatchScheduler::Pending {
+  SchedulerRequest request;
+  SchedulerCallback done;
+  uint64_t sequence = 0;
+  SchedulerTime enqueued;
+  SchedulerTime deadline;
+  std::optional<int64_t> rows;  // batch size when the request can batch
+  std::string key;              // CompatibilityKey when it can batch
+};
+
+struct BatchScheduler::Batch {
+  std::vector<Pending> members;  // in queue order
+};
+
+BatchSchedulerOptions BatchSchedulerOptions::FromConfig(std::string model_name,
+                                                        const ModelConfig& config) {
+  BatchSchedulerOptions o;
+  o.model_name = std::move(model_name);
+  o.max_batch_size = config.max_batch_size;
+  o.batching = config.batching;
+  return o;
+}
+
+std::optional<uint64_t> RetryAfterSeconds(const Status& status) {
+  if (status.code() != StatusCode::kUnavailable) return std::nullopt;
+  const std::string& m = status.message();
+  if (m.rfind("queue full", 0) != 0) return std::nullopt;
+  size_t at = m.rfind(kRetryMarker);
+  if (at == std::string::npos) return std::nullopt;
+  uint64_t seconds = 0;
+  bool any = false;
+  for (size_t i = at + kRetryMarker.size(); i < m.size() && m[i] >= '0' && m[i] <= '9'; ++i) {
+    seconds = seconds * 10 + static_cast<uint64_t>(m[i] - '0');
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return seconds;
+}
+
+BatchScheduler::BatchScheduler(BatchSchedulerOptions options, BatchExecutor* executor,
+                               const SchedulerClock* clock)
+    : options_(std::move(options)),
+      batching_(options_.max_batch_size > 0 && options_.batching.enabled),
+      executor_(executor),
+      clock_(clock != nullptr ? clock : &steady_) {
+  dispatcher_ = std::thread([this] { DispatchLoop(); });
+}
+
+BatchScheduler::~BatchScheduler() { Shutdown(); }
+
+Status BatchScheduler::Submit(SchedulerRequest request, SchedulerCallback done) {
+  const std::string& model = options_.model_name;
+  if (request.params.is_null()) request.params = nlohmann::json::object();
+  Pending p;
+  if (batching_) {
+    p.rows = RequestBatchSize(request.inputs);
+    if (p.rows && *p.rows > options_.max_batch_size) {
+      return Status::InvalidArgument(
+          fmt::format("request '{}' has batch size {} but model '{}' takes at most {}", request.id,
+                      *p.rows, model, options_.max_batch_size));
+    }
+    if (p.rows) {
+      for (const InferTensor& t : request.inputs) {
+        Status valid = ValidateTensorData(t, "input");
+        if (!valid.ok()) return valid.WithPrefix(fmt::format("model '{}'", model));
+      }
+      p.key = CompatibilityKey(request);
+    }
+  }
+  const SchedulerTime now = clock_->Now();
+  p.enqueued = now;
+  if (request.deadline) {
+    p.deadline = *request.deadline;
+  } else if (options_.batching.default_timeout_us == 0) {
+    p.deadline = SchedulerTime::max();
+  } else {
+    p.deadline = now + microseconds(options_.batching.default_timeout_us);
+  }
+  p.request = std::move(request);
+  p.done = std::move(done);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) {
+    ++stats_.rejected;
+    return Status::Unavailable(fmt::format("model '{}' is shutting down", model));
+  }
+  const uint64_t limit = options_.batching.max_queue_size;
+  if (limit > 0 && queue_.size() >= limit) {
+    ++stats_.rejected;
+    return Status::Unavailable(fmt::format("queue full ({} requests) for model '{}'{}{} s",
+                                           queue_.size(), model, kRetryMarker,
+                                           RetryAfterHintLocked()));
+  }
+  p.sequence = next_sequence_++;
+  // Sorted by priority (higher first), then arrival.
+  auto pos =
+      std::upper_bound(queue_.begin(), queue_.end(), p, [](const Pending& a, const Pending& b) {
+        if (a.request.priority != b.request.priority) {
+          return a.request.priority > b.request.priority;
+        }
+        return a.sequence < b.sequence;
+      });
+  queue_.insert(pos, std::move(p));
+  ++stats_.accepted;
+  stats_.queued = queue_.size();
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+uint64_t BatchScheduler::RetryAfterHintLocked() const {
+  // Time to drain the queue at the measured compute time per request.
+  if (stats_.executed_requests == 0) return 1;
+  const double per_request_us = static_cast<double>(stats_.batch_compute_duration_us) /
+                                static_cast<double>(stats_.executed_requests);
+  const double seconds = per_request_us * static_cast<double>(queue_.size()) / 1e6;
+  return std::clamp<uint64_t>(static_cast<uint64_t>(seconds) + 1, 1, 60);
+}
+
+SchedulerStats BatchScheduler::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void BatchScheduler::Shutdown() {
+  std::lock_guard<std::mutex> serial(shutdown_mu_);
+  std::vector<Pending> drained;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    drained.swap(queue_);
+    stats_.cancelled += drained.size();
+    stats_.queued = 0;
+    cv_.notify_all();
+  }
+  for (Pending& p : drained) {
+    Complete(p, Status::Unavailable(
+                    fmt::format("server shutting down: model '{}' did not run request '{}'",
+                                options_.model_name, p.request.id)));
+  }
+  if (dispatcher_.joinable()) dispatcher_.join();
+}
+
+void BatchScheduler::DispatchLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const SchedulerTime now = clock_->Now();
+    std::vector<Pending> expired;
+    std::optional<SchedulerTime> wake;
+    std::optional<Batch> batch = NextBatch(now, &expired, &wake);
+    if (!expired.empty() || batch) {
+      lock.unlock();
+      Expire(expired, now);
+      if (batch) Run(std::move(*batch));
+      lock.lock();
+      continue;
+    }
+    if (queue_.empty()) {
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    } else {
+      auto sleep = std::chrono::duration_cast<std::chrono::nanoseconds>(kSchedulerMaxSleep);
+      if (wake && *wake - now < sleep) sleep = *wake - now;
+      if (sleep.count() > 0) cv_.wait_for(lock, sleep);
+    }
+  }
+}
+
+std::optional<BatchScheduler::Batch> BatchScheduler::NextBatch(SchedulerTime now,
+                                                               std::vector<Pending>* expired,
+                                                               std::optional<SchedulerTime>* wake) {
+  // Deadlines first: an expired request never reaches a batch.
+  auto alive_end = std::stable_partition(queue_.begin(), queue_.end(),
+                                         [now](const Pending& p) { return p.deadline > now; });
+  for (auto it = alive_end; it != queue_.end(); ++it) expired->push_back(std::move(*it));
+  queue_.erase(alive_end, queue_.end());
+  stats_.queued = queue_.size();
+  if (queue_.empty()) return std::nullopt;
+
+  std::vector<size_t> picked = {0};
+  const Pending& head = queue_[0];
+  bool due = true;
+  if (batching_ && head.rows) {
+    const int64_t max = options_.max_batch_size;
+    int64_t total = *head.rows;
+    bool overflow = false;
+    SchedulerTime oldest = head.enqueued;
+    for (size_t j = 1; j < queue_.size() && total < max; ++j) {
+      const Pending& p = queue_[j];
+      if (!p.rows || p.key != head.key) continue;
+      if (total + *p.rows > max) {
+        overflow = true;  // the next partner does not fit: the batch is as big as it gets
+        break;
+      }
+      total += *p.rows;
+      oldest = std::min(oldest, p.enqueued);
+      picked.push_back(j);
+    }
+    const auto& preferred = options_.batching.preferred_batch_sizes;
+    const SchedulerTime ready = oldest + microseconds(options_.batching.max_queue_delay_us);
+    due = total >= max || overflow || now >= ready ||
+          std::find(preferred.begin(), preferred.end(), total) != preferred.end();
+    if (!due) *wake = ready;
+  }
+  if (!due) {
+    for (const Pending& p : queue_) {
+      if (!*wake || p.deadline < **wake) *wake = p.deadline;
+    }
+    return std::nullopt;
+  }
+  Batch batch;
+  batch.members.reserve(picked.size());
+  for (size_t i : picked) batch.members.push_back(std::move(queue_[i]));
+  for (auto it = picked.rbegin(); it != picked.rend(); ++it) {
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(*it));
+  }
+  stats_.queued = queue_.size();
+  return batch;
+}
+
+void BatchScheduler::Expire(std::vector<Pending>& expired, SchedulerTime now) {
+  if (expired.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.timed_out += expired.size();
+  }
+  for (Pending& p : expired) {
+    const auto waited = duration_cast<milliseconds>(now - p.enqueued).count();
+    Complete(p, Status::Unavailable(
+                    fmt::format("request '{}' timed out after {} ms in the queue of model '{}'",
+                                p.request.id, waited, options_.model_name)));
+  }
+}
+
+void BatchScheduler::Complete(Pending& p, Result<std::vector<InferTensor>> result) {
+  if (!p.done) return;
+  try {
+    p.done(std::move(result));
+  } catch (const std::exception& e) {
+    spdlog::warn("model '{}': completion callback of request '{}' threw: {}", options_.model_name,
+                 p.request.id, e.what());
+  } catch (...) {
+    spdlog::warn("model '{}': completion callback of request '{}' threw", options_.model_name,
+                 p.request.id);
+  }
+}
+
+namespace {
+
+// Concatenates the members' inputs in the order of the first member's inputs.
+Result<std::vector<InferTensor>> MergeInputs(const std::vector<const SchedulerRequest*>& requests) {
+  std::vector<InferTensor> merged;
+  const std::vector<InferTensor>& head = requests.front()->inputs;
+  merged.reserve(head.size());
+  for (const InferTensor& first : head) {
+    std::vector<const InferTensor*> parts;
+    parts.reserve(requests.size());
+    for (const SchedulerRequest* r : requests) {
+      auto it = std::find_if(r->inputs.begin(), r->inputs.end(),
+                             [&](const InferTensor& t) { return t.name == first.name; });
+      if (it == r->inputs.end()) {
+        return Status::Internal(fmt::format("request '{}' lacks input '{}'", r->id, first.name));
+      }
+      parts.push_back(&*it);
+    }
+    MG_ASSIGN_OR_RETURN(InferTensor t, ConcatBatch(parts));
+    merged.push_back(std::move(t));
+  }
+  return merged;
+}
+
+}  // namespace
+
+void BatchScheduler::Run(Batch batch) {
+  std::vector<Pending>& members = batch.members;
+  const SchedulerTime dispatched = clock_->Now();
+  const bool split = batching_ && members.front().rows.has_value();
+  std::vector<int64_t> rows;
+  std::vector<InferTensor> inputs;
+  Status failure;
+  if (split) {
+    std::vector<const SchedulerRequest*> requests;
+    for (const Pending& p : members) {
+      rows.push_back(*p.rows);
+      requests.push_back(&p.request);
+    }
+    Result<std::vector<InferTensor>> merged = MergeInputs(requests);
+    if (merged.ok()) {
+      inputs = std::move(merged).value();
+    } else {
+      failure = merged.status().WithPrefix(fmt::format("model '{}'", options_.model_name));
+    }
+  } else {
+    inputs = std::move(members.front().request.inputs);
+  }
+
+  std::vector<Result<std::vector<InferTensor>>> results;
+  SchedulerTime start = clock_->Now();
+  SchedulerTime end = start;
+  if (failure.ok()) {
+    const SchedulerRequest& head = members.front().request;
+    Result<std::vector<InferTensor>> out = Status::Internal("not run");
+    try {
+      out = executor_->Execute(head.task, std::move(inputs), head.params);
+    } catch (const std::exception& e) {
+      out = Status::Internal(
+          fmt::format("model '{}': executor threw: {}", options_.model_name, e.what()));
+    } catch (...) {
+      out = Status::Internal(fmt::format("model '{}': executor threw", options_.model_name));
+    }
+    end = clock_->Now();
+    if (!out.ok()) {
+      failure = out.status();
+    } else if (!split) {
+      results.push_back(std::move(out).value());
+    } else {
+      results.assign(members.size(), std::vector<InferTensor>{});
+      for (const InferTensor& output : *out) {
+        Result<std::vector<InferTensor>> pieces = SplitBatch(output, rows);
+        if (!pieces.ok()) {
+          failure = Status::Internal(fmt::format(
+              "model '{}' returned output '{}' that cannot be split across the batch: {}",
+              options_.model_name, output.name, pieces.status().message()));
+          break;
+        }
+        for (size_t i = 0; i < members.size(); ++i) {
+          results[i].value().push_back(std::move((*pieces)[i]));
+        }
+      }
+    }
+  }
+  const bool ok = failure.ok();
+  if (!ok) results.assign(members.size(), failure);
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t n = members.size();
+    const uint64_t compute_us = Micros(start, end);
+    int64_t batch_rows = 0;
+    for (int64_t r : rows) batch_rows += r;
+    if (!split) batch_rows = 1;
+    stats_.executed_batches += 1;
+    stats_.executed_requests += n;
+    stats_.executed_inferences += static_cast<uint64_t>(batch_rows);
+    stats_.batch_size_histogram[batch_rows] += 1;
+    (ok ? stats_.succeeded : stats_.failed) += n;
+    stats_.batch_compute_duration_us += compute_us;
+    stats_.compute_duration_us += compute_us * n;
+    for (const Pending& p : members) {
+      stats_.queue_duration_us += Micros(p.enqueued, dispatched);
+      stats_.request_duration_us += Micros(p.enqueued, end);
+    }
+  }
+  for (size_t i = 0; i < members.size(); ++i) Complete(members[i], std::move(results[i]));
+}
+
+}  // namespace modelgrid
