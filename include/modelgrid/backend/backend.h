@@ -1,0 +1,158 @@
+// The LibTorch (TorchScript) backend: what a worker process uses to run one
+// model instance (design.md, "Processes and paths" → backend). Declared
+// without LibTorch headers (pimpl), so that code including this header never
+// pulls in torch; the implementation lives in src/backend/.
+//
+// Tasks a model answers (Run's `task`):
+//   infer      the module's `forward`;
+//   encode     the module's `encode` method, when it has one;
+//   generate   greedy or sampled decoding for causal LMs whose forward maps
+//              input_ids INT64 [B,S] to logits [B,S,V] (src/backend/generate.cc);
+//   <custom>   every `tasks: {task: method}` entry of config.yaml calls that
+//              TorchScript method (an entry may also re-point infer/encode).
+//
+// Tensors: inputs and outputs are InferTensors (modelgrid/kserve/tensor.h):
+// raw little-endian row-major bytes. Inputs are wrapped without a copy
+// (torch::from_blob over InferTensor::data on the CPU); outputs are copied
+// into fresh contiguous bytes.
+//
+// Memory: on the CPU the backend relies on the process-wide counting
+// allocator (modelgrid/torch/counting_allocator.h), which Load installs. Its
+// limit is process-wide, as a worker hosts one instance in the default
+// `model` isolation mode. An allocation refused by the limit fails only the
+// request that made it (kResourceExhausted); the backend stays usable.
+//
+// Thread-safety: after Load returned OK, Run, the metadata accessors and the
+// memory accessors may be called from several threads at once. Load,
+// SetMemoryLimit and moves must not race with anything else on the object.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "modelgrid/kserve/tensor.h"
+#include "modelgrid/repository.h"
+#include "modelgrid/status.h"
+
+namespace modelgrid {
+
+// Memory figures of the allocator the backend runs on, integer bytes.
+struct BackendMemoryStats {
+  uint64_t current_bytes = 0;           // bytes live now (each block rounded up to 64 bytes)
+  uint64_t peak_bytes = 0;              // most bytes live at once since the last ResetPeakMemory
+  std::optional<uint64_t> limit_bytes;  // the limit in force; nullopt = none
+  uint64_t refusals = 0;                // allocations refused by the limit so far
+};
+
+// Greedy / sampled decoding parameters of the `generate` task, read from
+// Run's `params` JSON object (every field optional):
+//   max_new_tokens  integer in [1, 1024], default 16: tokens appended per row
+//   do_sample       bool, default false: false = argmax, true = sample
+//   temperature     number > 0, default 1.0: logits are divided by it before softmax
+//   top_k           integer >= 1, optional: sample only among the k most likely tokens
+//   seed            unsigned integer, default 0: seeds the sampling generator,
+//                   so a (prompt, params) pair always yields the same tokens
+inline constexpr int64_t kMaxNewTokensLimit = 1024;
+inline constexpr int64_t kDefaultMaxNewTokens = 16;
+
+// One loaded TorchScript model. Movable, not copyable.
+class TorchScriptBackend {
+ public:
+  TorchScriptBackend();
+  ~TorchScriptBackend();
+  TorchScriptBackend(TorchScriptBackend&&) noexcept;
+  TorchScriptBackend& operator=(TorchScriptBackend&&) noexcept;
+  TorchScriptBackend(const TorchScriptBackend&) = delete;
+  TorchScriptBackend& operator=(const TorchScriptBackend&) = delete;
+
+  // Loads `model.torchscript` onto `device` ("cpu", or "cuda:N" when the
+  // linked LibTorch has CUDA and a GPU is visible at run time) in eval mode,
+  // installing the counting allocator first (CPU). `threads` > 0 sets
+  // LibTorch's intra-op thread count (process-wide); 0 keeps the current one.
+  // Reads `model.hf_config` (config.json), when present, for the sequence
+  // limit of `generate` (n_positions / max_position_embeddings / n_ctx).
+  // A backend may be loaded once; a second Load replaces the model.
+  // Errors: kNotFound when the entry has no model.pt or the file is missing,
+  // when config.tasks names a method the module lacks, or when the device
+  // does not exist (e.g. CUDA without a CUDA build or GPU); kCorruption
+  // naming the file when LibTorch cannot load it; kInvalidArgument for a
+  // malformed device string or an unreadable config.json.
+  Status Load(const ModelEntry& model, const std::string& device = "cpu", int threads = 0);
+
+  // True once Load succeeded.
+  bool loaded() const;
+  // The model's name ("" before Load).
+  const std::string& model_name() const;
+
+  // The tasks Run accepts, sorted: "infer", "encode" when the module has an
+  // encode method, "generate" for causal LMs (config.json architectures
+  // naming a causal/LM head, or no config.json and one INT64 input), and
+  // the config.yaml tasks.
+  std::vector<std::string> Tasks() const;
+
+  // The inputs `task` expects (default "infer"): config.yaml's inputs when
+  // declared (and, for a task other than infer, when their count equals the
+  // method's arguments), else the method's TorchScript argument names, whose
+  // datatype (reported FP32) and dims (reported empty) are then unknown and
+  // not checked. `dims` exclude the batch dimension when max_batch_size > 0.
+  // Empty for an unknown task.
+  std::vector<TensorSpec> Inputs(const std::string& task = "infer") const;
+
+  // The outputs of `infer`: config.yaml's outputs when declared, else
+  // output0..N-1 from forward's declared return type (a Tensor, or a tuple
+  // of tensors), datatype and dims unknown (FP32, empty).
+  std::vector<TensorSpec> Outputs() const;
+
+  // Runs `task` on `inputs` under torch::InferenceMode and returns its
+  // outputs. The caller keeps `inputs` alive and unchanged during the call
+  // (their bytes are read in place). Inputs are checked against
+  // Inputs(task): every name must be declared and every declared one given;
+  // datatype, rank and each dim (-1 = any) must match; with max_batch_size
+  // > 0 the first dim is the batch and must be in [1, max_batch_size] and
+  // equal across inputs. Inputs are passed to the method in declared order
+  // (by argument name when taken from the method's schema).
+  // Outputs: a returned Tensor, tuple/list of tensors or dict str→Tensor,
+  // each copied to contiguous little-endian bytes with the datatype mapped
+  // from its dtype (BOOL, UINT8, INT8, INT16, INT32, INT64, FP16, BF16, FP32,
+  // FP64). Names: the dict's keys; else, for infer, config.yaml's output
+  // names by position; else output0, output1, ...
+  // `generate` returns "output_ids" INT64 [B, S+max_new_tokens] (the prompt
+  // followed by the new tokens) and "generated_ids" INT64 [B, max_new_tokens].
+  // Errors (messages name the model, and the task or input):
+  //   kUnavailable       nothing loaded;
+  //   kNotFound          unknown task (e.g. encode without an encode method);
+  //   kInvalidArgument   an input undeclared, missing, duplicated, of the
+  //                      wrong datatype or shape ("expected ..., got ..."),
+  //                      a batch past max_batch_size, malformed bytes, bad
+  //                      generate params, or a prompt + max_new_tokens past
+  //                      the model's position limit;
+  //   kUnsupported       a datatype LibTorch lacks (UINT16/32/64, BYTES) in an
+  //                      input, or a non-tensor output;
+  //   kResourceExhausted the memory limit refused an allocation: "model 'M':
+  //                      memory limit exceeded: limit L bytes, in use U bytes,
+  //                      requested R bytes";
+  //   kInternal          any other LibTorch or C++ exception (never a crash).
+  Result<std::vector<InferTensor>> Run(const std::string& task,
+                                       const std::vector<InferTensor>& inputs,
+                                       const nlohmann::json& params = nlohmann::json::object());
+
+  // Sets the limit on allocator bytes in use (rounded blocks; nullopt removes
+  // it), installing the counting allocator if needed. Process-wide: it caps
+  // every tensor of this process. Errors: kUnsupported for a CUDA device
+  // (the caching-allocator cap belongs to the worker, not yet written).
+  Status SetMemoryLimit(std::optional<uint64_t> limit_bytes);
+  // The allocator's figures (all zero before the allocator is installed).
+  BackendMemoryStats MemoryStats() const;
+  // Sets the peak to the bytes live now.
+  void ResetPeakMemory();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelgrid
