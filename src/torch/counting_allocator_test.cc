@@ -1,5 +1,6 @@
 #include "counting_allocator.h"
 
+#include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>

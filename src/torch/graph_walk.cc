@@ -5,6 +5,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/jit/passes/canonicalize_graph_fuser_ops.h>
 #include <torch/csrc/jit/passes/common_subexpression_elimination.h>
 #include <torch/csrc/jit/passes/constant_pooling.h>
@@ -80,15 +81,23 @@ void PrepareGraph(std::shared_ptr<torch::jit::Graph>& g) {
 }
 
 // Bytes of the archive records LibTorch keeps after loading besides the
-// tensors: the debug_pkl source-range records (measured: they stay
-// allocated for the life of the module; the code/*.py records are freed).
+// tensors: the debug_pkl source-range records of the code files that define
+// functions (measured: those stay allocated for the life of the module; the
+// code/*.py records themselves, and the debug records of classes without
+// methods, are freed or never read).
 uint64_t RetainedRecordBytes(const std::string& path) {
   caffe2::serialize::PyTorchStreamReader reader(path);
+  const std::string suffix = ".debug_pkl";
   uint64_t bytes = 0;
   for (const std::string& record : reader.getAllRecords()) {
-    const std::string suffix = ".debug_pkl";
     if (record.size() < suffix.size() || record.compare(record.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
+    }
+    const std::string source = record.substr(0, record.size() - suffix.size());
+    if (reader.hasRecord(source)) {
+      auto [code, code_size] = reader.getRecord(source);
+      const std::string_view text(static_cast<const char*>(code.get()), code_size);
+      if (text.find("def ") == std::string_view::npos) continue;
     }
     auto [data, size] = reader.getRecord(record);
     bytes += (size + 63) / 64 * 64;
@@ -104,7 +113,7 @@ class GraphInterpreter final : public OpContext {
   }
 
   // Registers every tensor reachable from the module (parameters, buffers,
-  // attributes) and the constants of the loaded graph as weights.
+  // tensor attributes) as weights.
   void RegisterWeights(const c10::IValue& v, std::unordered_set<const void*>* seen_objects) {
     if (v.isTensor()) {
       WeightStorage(v.toTensor());
@@ -120,9 +129,11 @@ class GraphInterpreter final : public OpContext {
       for (const auto& kv : v.toGenericDict()) RegisterWeights(kv.value(), seen_objects);
     }
   }
+  // The archive records LibTorch keeps after loading (RetainedRecordBytes).
   void RegisterRetained(uint64_t bytes) {
     if (bytes > 0) sim_.NewStorage(bytes, MemorySim::Kind::kWeight, "debug records");
   }
+  // The tensor constants of a loaded graph (constants.pkl) are weights too.
   void RegisterGraphConstants(Block* block) {
     for (Node* n : block->nodes()) {
       if (n->kind() == c10::prim::Constant && n->output()->type()->kind() == c10::TypeKind::TensorType) {
@@ -360,16 +371,36 @@ class GraphInterpreter final : public OpContext {
     if (n->kind() == c10::prim::CallMethod || n->kind() == c10::prim::CallFunction) {
       return Status::Unsupported(op + " left after inlining");
     }
-    if (n->kind() == c10::aten::__is__ || n->kind() == c10::aten::__isnot__) {
-      // Identity of None: the only case scripted models test.
+    if ((n->kind() == c10::aten::__is__ || n->kind() == c10::aten::__isnot__) && in.size() == 2) {
+      // Object identity, as scripted code tests it: against None, or two
+      // tensors (`query is key`): the same value, or the same layout of the
+      // same storage, is the same object.
       const bool is = n->kind() == c10::aten::__is__;
-      if (in.size() == 2 && (in[0].is_none() || in[1].is_none())) {
-        const bool both_none = in[0].is_none() && in[1].is_none();
-        const bool one_tensor = in[0].is_tensor() || in[1].is_tensor();
-        if (both_none || one_tensor) {
-          outs->push_back(AbsValue::Const(is == both_none));
-          return Status::Ok();
+      std::optional<bool> same;
+      if (n->input(0) == n->input(1)) {
+        same = true;
+      } else if (in[0].is_none() || in[1].is_none()) {
+        if ((in[0].is_none() && in[1].is_none()) || in[0].is_tensor() || in[1].is_tensor()) {
+          same = in[0].is_none() && in[1].is_none();
         }
+      } else if (in[0].is_tensor() && in[1].is_tensor()) {
+        same = in[0].t.storage == in[1].t.storage && in[0].t.sizes == in[1].t.sizes &&
+               in[0].t.strides == in[1].t.strides && in[0].t.dtype == in[1].t.dtype;
+      }
+      if (same) {
+        outs->push_back(AbsValue::Const(is == *same));
+        return Status::Ok();
+      }
+    }
+    if (n->kind() == c10::aten::append && in.size() == 2 && in[0].kind == AbsValue::Kind::kList) {
+      // The one list mutation scripted code uses: the list value grows (and
+      // keeps the new element alive); the op returns the list.
+      auto it = values_.find(n->input(0));
+      if (it != values_.end() && it->second.kind == AbsValue::Kind::kList) {
+        it->second.elems.push_back(in[1]);
+        Hold(in[1]);
+        outs->push_back(it->second);
+        return Status::Ok();
       }
     }
     RuleArgs args(n, in);
@@ -385,7 +416,9 @@ class GraphInterpreter final : public OpContext {
     if (cond) {
       chosen = *cond ? n->blocks()[0] : n->blocks()[1];
     } else {
-      Note("prim::If with a condition unknown before running: walked its first branch");
+      const Node* producer = n->input(0)->node();
+      Note(std::string("prim::If on a condition unknown before running (from ") + producer->kind().toQualString() +
+           "): walked its first branch");
     }
     MG_RETURN_IF_ERROR(WalkBlock(chosen, {}, outs));
     handover_ = *outs;  // the block's references, dropped once the outputs are defined
@@ -429,7 +462,7 @@ class GraphInterpreter final : public OpContext {
       line += " " + (it == values_.end() ? std::string("(dead)") : it->second.Describe());
     }
     for (const std::string& l : sim_.log()) std::fprintf(trace_, "    %s\n", l.c_str());
-    const_cast<std::vector<std::string>&>(sim_.log()).clear();
+    sim_.ClearLog();
     std::fprintf(trace_, "%s  live=%llu\n", line.c_str(), static_cast<unsigned long long>(sim_.current_bytes()));
   }
 
@@ -468,9 +501,16 @@ Result<ModuleSummary> SummarizeModule(const fs::path& model_pt) {
     GraphInterpreter walk(DeviceKind::kCpu, KernelFacts{}, nullptr);
     std::unordered_set<const void*> objects;
     walk.RegisterWeights(module._ivalue(), &objects);
-    walk.RegisterRetained(RetainedRecordBytes(name));
-    s.storage_bytes = walk.sim().weight_bytes();
+    for (const torch::jit::Method& method : module.get_methods()) {
+      auto inlined = method.graph()->copy();
+      torch::jit::Inline(*inlined);
+      walk.RegisterGraphConstants(inlined->block());
+    }
+    s.tensor_storage_bytes = walk.sim().weight_bytes();
+    s.debug_record_bytes = RetainedRecordBytes(name);
     return s;
+  } catch (const c10::Error& e) {
+    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what());
   }
@@ -519,6 +559,9 @@ Result<GraphWalker::Profile> TorchScriptGraphWalker::Walk(const fs::path& model_
       torch::jit::Inline(*inlined);
       walk.RegisterGraphConstants(inlined->block());
     }
+    // As the worker runs the model: grad mode queries in scripted code
+    // (torch.is_grad_enabled()) answer as they will then.
+    c10::InferenceMode inference;
     auto graph = loaded->copy();
     PrepareGraph(graph);
     if (trace) std::fprintf(trace.get(), "%s\n", graph->toString().c_str());

@@ -61,6 +61,7 @@ class MemorySim {
   // Development aid: one line per allocation and free ("+ bytes label").
   void EnableLog() { log_enabled_ = true; }
   const std::vector<std::string>& log() const { return log_; }
+  void ClearLog() { log_.clear(); }
 
  private:
   struct Storage {

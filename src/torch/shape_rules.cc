@@ -1,6 +1,7 @@
-// Shape rules of the graph walk: views, element-wise ops, reductions,
-// factories, lists and scalars. Ops with scratch memory (convolution,
-// matmul, normalisation, pooling, attention) are in shape_rules_nn.cc.
+// Shape rules of the graph walk: element-wise ops, reductions, factories,
+// joins and copies, scalars; the rule table and ApplyRule. Views and
+// containers: shape_rules_views.cc; ops with scratch memory (convolution,
+// matmul, normalisation, pooling, attention): shape_rules_nn.cc.
 //
 // Memory facts used here (LibTorch 1.13 CPU, measured with modelgrid-probe
 // --trace):
@@ -10,9 +11,8 @@
 //     nothing and share their base's storage;
 //   - in-place ops (names ending in '_') allocate nothing;
 //   - every other op allocates its outputs, numel × element size each;
-//   - element-wise outputs keep the memory layout of a dense input of the
-//     same shape (TensorIterator), which decides whether a later reshape
-//     copies.
+//   - element-wise outputs are laid out like their operands (TensorIterator's
+//     stride ordering), which decides whether a later reshape copies.
 
 #include "shape_rules.h"
 
@@ -27,219 +27,65 @@
 
 namespace modelgrid {
 
-// ------------------------------------------------------------ value helpers
-
-int64_t TensorMeta::numel() const {
-  int64_t n = 1;
-  for (int64_t s : sizes) n *= s;
-  return n;
-}
-
-uint64_t TensorMeta::nbytes() const { return static_cast<uint64_t>(numel()) * ElementSize(dtype); }
-
-bool TensorMeta::is_contiguous() const {
-  int64_t expected = 1;
-  for (int64_t d = dim() - 1; d >= 0; --d) {
-    if (sizes[d] == 0) return true;
-    if (sizes[d] == 1) continue;
-    if (strides[d] != expected) return false;
-    expected *= sizes[d];
+// Strides of a fresh element-wise output, as TensorIterator lays it out:
+// dimensions ordered by the operands' strides (the first operand that is
+// not ambiguous decides; broadcast dimensions are ambiguous), then dense in
+// that order. Contiguous operands give a contiguous output; a permuted or
+// sliced one gives an output permuted the same way, which decides whether a
+// later reshape copies.
+std::vector<int64_t> OutputStrides(const std::vector<int64_t>& sizes, const std::vector<const TensorMeta*>& operands) {
+  const int64_t n = static_cast<int64_t>(sizes.size());
+  // Each operand's strides against the output shape (0 where broadcast).
+  std::vector<std::vector<int64_t>> strides;
+  for (const TensorMeta* t : operands) {
+    if (t == nullptr || t->dim() > n) continue;
+    std::vector<int64_t> st(n, 0);
+    const int64_t lead = n - t->dim();
+    for (int64_t d = 0; d < t->dim(); ++d) {
+      st[lead + d] = (t->sizes[d] == 1 && sizes[lead + d] != 1) ? 0 : t->strides[d];
+    }
+    strides.push_back(std::move(st));
   }
-  return true;
-}
-
-void AbsValue::CollectStorages(std::vector<int>* out) const {
-  if (kind == Kind::kTensor && t.storage >= 0) out->push_back(t.storage);
-  for (const AbsValue& e : elems) e.CollectStorages(out);
-}
-
-std::string AbsValue::Describe() const {
-  switch (kind) {
-    case Kind::kUnknown: return "?";
-    case Kind::kConst: {
-      if (c.isObject()) return "object";
-      std::ostringstream ss;
-      ss << c;
-      std::string s = ss.str();
-      return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+  if (strides.empty()) return ContiguousStrides(sizes);
+  // perm[0] is the innermost dimension.
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = n - 1 - i;
+  auto should_swap = [&](int64_t d0, int64_t d1) {
+    for (const auto& st : strides) {
+      const int64_t s0 = st[d0], s1 = st[d1];
+      if (s0 == 0 || s1 == 0) continue;
+      if (s0 != s1) return s0 > s1 ? 1 : -1;
+      if (sizes[d0] > sizes[d1]) return 1;
     }
-    case Kind::kTensor: {
-      std::string s = std::string(c10::toString(t.dtype)) + "[";
-      for (size_t i = 0; i < t.sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(t.sizes[i]);
-      return s + "]";
-    }
-    case Kind::kList:
-    case Kind::kTuple: {
-      std::string s = kind == Kind::kList ? "[" : "(";
-      for (size_t i = 0; i < elems.size(); ++i) s += (i ? ", " : "") + elems[i].Describe();
-      return s + (kind == Kind::kList ? "]" : ")");
+    return 0;
+  };
+  for (int64_t i = 1; i < n; ++i) {
+    int64_t d1 = i;
+    for (int64_t d0 = i - 1; d0 >= 0; --d0) {
+      const int cmp = should_swap(perm[d0], perm[d1]);
+      if (cmp > 0) {
+        std::swap(perm[d0], perm[d1]);
+        d1 = d0;
+      } else if (cmp < 0) {
+        break;
+      }
     }
   }
-  return "?";
-}
-
-std::optional<int64_t> AsInt(const AbsValue& v) {
-  if (v.kind == AbsValue::Kind::kConst) {
-    if (v.c.isInt()) return v.c.toInt();
-    if (v.c.isBool()) return v.c.toBool() ? 1 : 0;
-    if (v.c.isDouble()) {
-      const double d = v.c.toDouble();
-      if (std::isfinite(d) && d == std::floor(d)) return static_cast<int64_t>(d);
-    }
-  }
-  if (v.kind == AbsValue::Kind::kTensor && v.t.value && v.t.numel() == 1) return static_cast<int64_t>(*v.t.value);
-  return std::nullopt;
-}
-
-std::optional<double> AsDouble(const AbsValue& v) {
-  if (v.kind == AbsValue::Kind::kConst) {
-    if (v.c.isDouble()) return v.c.toDouble();
-    if (v.c.isInt()) return static_cast<double>(v.c.toInt());
-    if (v.c.isBool()) return v.c.toBool() ? 1.0 : 0.0;
-  }
-  if (v.kind == AbsValue::Kind::kTensor && v.t.value && v.t.numel() == 1) return *v.t.value;
-  return std::nullopt;
-}
-
-std::optional<bool> AsBool(const AbsValue& v) {
-  if (v.kind == AbsValue::Kind::kConst && v.c.isBool()) return v.c.toBool();
-  if (auto i = AsInt(v)) return *i != 0;
-  return std::nullopt;
-}
-
-std::optional<std::vector<int64_t>> AsIntList(const AbsValue& v) {
-  if (v.kind == AbsValue::Kind::kConst) {
-    if (v.c.isIntList()) return v.c.toIntVector();
-    if (v.c.isInt()) return std::vector<int64_t>{v.c.toInt()};
-    return std::nullopt;
-  }
-  if (v.kind == AbsValue::Kind::kList || v.kind == AbsValue::Kind::kTuple) {
-    std::vector<int64_t> out;
-    for (const AbsValue& e : v.elems) {
-      auto i = AsInt(e);
-      if (!i) return std::nullopt;
-      out.push_back(*i);
-    }
-    return out;
-  }
-  return std::nullopt;
-}
-
-std::vector<int64_t> ContiguousStrides(const std::vector<int64_t>& sizes) {
-  std::vector<int64_t> strides(sizes.size(), 1);
-  int64_t acc = 1;
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
-    strides[d] = acc;
-    acc *= std::max<int64_t>(sizes[d], 1);
-  }
-  return strides;
-}
-
-std::optional<std::vector<int64_t>> ViewStrides(const std::vector<int64_t>& sizes,
-                                                const std::vector<int64_t>& strides,
-                                                const std::vector<int64_t>& new_sizes) {
-  int64_t numel = 1;
-  for (int64_t s : sizes) numel *= s;
-  if (numel == 0 || sizes.empty()) return ContiguousStrides(new_sizes);
-  std::vector<int64_t> out(new_sizes.size(), 1);
-  // Walk the old dimensions from the innermost, grouping runs that are
-  // contiguous with each other ("chunks"); the new dimensions that cover a
-  // chunk must multiply to its size exactly.
-  int64_t view_d = static_cast<int64_t>(new_sizes.size()) - 1;
-  int64_t chunk_stride = strides.back();
-  int64_t chunk_numel = 1;
-  int64_t view_numel = 1;
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
-    chunk_numel *= sizes[d];
-    const bool chunk_ends = d == 0 || (sizes[d - 1] != 1 && strides[d - 1] != chunk_numel * chunk_stride);
-    if (!chunk_ends) continue;
-    while (view_d >= 0 && (view_numel < chunk_numel || new_sizes[view_d] == 1)) {
-      out[view_d] = view_numel * chunk_stride;
-      view_numel *= new_sizes[view_d];
-      --view_d;
-    }
-    if (view_numel != chunk_numel) return std::nullopt;
-    if (d > 0) {
-      chunk_stride = strides[d - 1];
-      chunk_numel = 1;
-      view_numel = 1;
-    }
-  }
-  if (view_d != -1) return std::nullopt;
-  return out;
-}
-
-std::optional<std::vector<int64_t>> BroadcastShapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  const size_t n = std::max(a.size(), b.size());
   std::vector<int64_t> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t x = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const int64_t y = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (x != y && x != 1 && y != 1) return std::nullopt;
-    out[i] = x == 1 ? y : x;
+  int64_t acc = 1;
+  for (int64_t i = 0; i < n; ++i) {
+    out[perm[i]] = acc;
+    acc *= std::max<int64_t>(sizes[perm[i]], 1);
   }
   return out;
 }
 
-uint64_t ElementSize(c10::ScalarType dtype) {
-  if (dtype == c10::ScalarType::Undefined) return 4;
-  return c10::elementSize(dtype);
+AbsValue NewLike(OpContext& ctx, const std::vector<int64_t>& sizes, c10::ScalarType dtype,
+                 const std::vector<const TensorMeta*>& operands) {
+  return AbsValue::Tensor(ctx.NewStridedTensor(sizes, OutputStrides(sizes, operands), dtype));
 }
-
-std::optional<int64_t> WrapDim(int64_t dim, int64_t rank) {
-  const int64_t r = std::max<int64_t>(rank, 1);
-  if (dim < -r || dim >= r) return std::nullopt;
-  return dim < 0 ? dim + r : dim;
-}
-
-Status InferSize(int64_t numel, std::vector<int64_t>* sizes, const std::string& op) {
-  int64_t known = 1;
-  int infer = -1;
-  for (size_t i = 0; i < sizes->size(); ++i) {
-    if ((*sizes)[i] == -1) {
-      if (infer >= 0) return Status::Unsupported(op + ": more than one -1 in a shape");
-      infer = static_cast<int>(i);
-    } else {
-      known *= (*sizes)[i];
-    }
-  }
-  if (infer >= 0) {
-    if (known == 0) return Status::Unsupported(op + ": cannot infer -1 next to a zero size");
-    (*sizes)[infer] = numel / known;
-    known *= (*sizes)[infer];
-  }
-  if (known != numel) {
-    return Status::Unsupported(op + ": shape does not match " + std::to_string(numel) + " elements");
-  }
-  return Status::Ok();
-}
-
-TensorMeta ReshapeOrCopy(const TensorMeta& t, std::vector<int64_t> sizes, OpContext& ctx, bool* copied) {
-  if (auto strides = ViewStrides(t.sizes, t.strides, sizes)) {
-    TensorMeta v = t;
-    v.sizes = std::move(sizes);
-    v.strides = std::move(*strides);
-    if (copied) *copied = false;
-    return v;
-  }
-  if (copied) *copied = true;
-  TensorMeta c = ctx.NewTensor(std::move(sizes), t.dtype);
-  c.value = t.value;
-  return c;
-}
-
-Status BadInput(const RuleArgs& args, const std::string& what) {
-  return Status::Unsupported(std::string(args.node()->kind().toQualString()) + ": " + what);
-}
-
-const AbsValue* RuleArgs::Named(std::string_view name) const {
-  const c10::FunctionSchema* schema = node_->maybeSchema();
-  if (schema == nullptr) return nullptr;
-  const auto& arguments = schema->arguments();
-  for (size_t i = 0; i < arguments.size() && i < in_.size(); ++i) {
-    if (arguments[i].name() == name) return &in_[i];
-  }
-  return nullptr;
+AbsValue NewLike(OpContext& ctx, const std::vector<int64_t>& sizes, c10::ScalarType dtype, const TensorMeta* like) {
+  return NewLike(ctx, sizes, dtype, std::vector<const TensorMeta*>{like});
 }
 
 namespace {
@@ -288,33 +134,6 @@ std::optional<c10::ScalarType> AsDtype(const AbsValue* v) {
   if (auto i = AsInt(*v)) return static_cast<c10::ScalarType>(*i);
   return std::nullopt;
 }
-
-// Strides of a fresh element-wise output: the layout of `like` when it is a
-// dense tensor of the same shape, else contiguous.
-std::vector<int64_t> OutputStrides(const std::vector<int64_t>& sizes, const TensorMeta* like) {
-  if (like == nullptr || like->sizes != sizes || like->is_contiguous()) return ContiguousStrides(sizes);
-  const int64_t n = static_cast<int64_t>(sizes.size());
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return like->strides[a] > like->strides[b]; });
-  // Dense: the strides sorted this way must be those of a contiguous layout.
-  std::vector<int64_t> out(n);
-  int64_t acc = 1;
-  for (int64_t i = n - 1; i >= 0; --i) {
-    const int64_t d = order[i];
-    if (sizes[d] != 1 && like->strides[d] != acc) return ContiguousStrides(sizes);
-    out[d] = acc;
-    acc *= std::max<int64_t>(sizes[d], 1);
-  }
-  return out;
-}
-
-AbsValue NewLike(OpContext& ctx, const std::vector<int64_t>& sizes, c10::ScalarType dtype, const TensorMeta* like) {
-  return AbsValue::Tensor(ctx.NewStridedTensor(sizes, OutputStrides(sizes, like), dtype));
-}
-
-AbsValue Alias(const TensorMeta& t) { return AbsValue::Tensor(t); }
 
 std::string OpName(const RuleArgs& a) { return a.node()->kind().toQualString(); }
 
@@ -374,15 +193,30 @@ Status ElementwiseRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>*
     if (mode == nullptr || mode->is_none()) dtype = c10::kFloat;
   }
   if (op == "aten::masked_fill") dtype = a[0].t.dtype;
-  // Largest dense operand of the output's shape decides the layout.
-  const TensorMeta* like = nullptr;
-  for (size_t i = 0; i < limit; ++i) {
-    if (a.TensorAt(i) && a[i].t.sizes == shape) {
-      like = &a[i].t;
-      break;
+  // The tensor operands decide the output's layout (TensorIterator).
+  std::vector<const TensorMeta*> like;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a.TensorAt(i) && (i < limit || op == "aten::masked_fill")) like.push_back(&a[i].t);
+  }
+  // A Python number operand (not add/sub's alpha) is wrapped into a 0-dim
+  // double (or int64) tensor, and cast to the result type when that differs,
+  // while the op runs: small blocks (measured "+8 +4 ... -4 -8" around a
+  // float op's output, "+8 ... -8" for int64).
+  std::vector<int> scalar_temps;
+  if (ctx.device() == DeviceKind::kCpu && op != "aten::where" && op != "aten::masked_fill") {
+    for (size_t i = 0; i < limit; ++i) {
+      if (a[i].kind == AbsValue::Kind::kConst && (a[i].c.isDouble() || a[i].c.isInt()) && limit >= 2) {
+        scalar_temps.push_back(ctx.Temp(8, "wrapped scalar"));
+        const c10::ScalarType wrapped = a[i].c.isDouble() ? c10::kDouble : c10::kLong;
+        if (wrapped != dtype && !comparison) {
+          scalar_temps.push_back(ctx.Temp(ElementSize(dtype), "wrapped scalar cast"));
+        }
+        break;
+      }
     }
   }
   AbsValue result = NewLike(ctx, shape, dtype, like);
+  for (auto it = scalar_temps.rbegin(); it != scalar_temps.rend(); ++it) ctx.FreeTemp(*it);
   // Sizes computed through 0-dim tensors (traced graphs) keep their value.
   if (shape.empty() && a.size() >= 2) {
     auto x = AsDouble(a[0]);
@@ -417,251 +251,43 @@ Status UnaryRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) 
   return Status::Ok();
 }
 
-// ------------------------------------------------------------ views
-
-Status ViewRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
+// aten::index(self, indices): advanced indexing with integer index tensors
+// (None for the dimensions taken whole). A fresh output: the index shapes
+// broadcast, in place of the indexed dimensions when those are adjacent,
+// else in front. Boolean masks have a data-dependent size: not supported.
+Status IndexRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
   const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  std::optional<std::vector<int64_t>> sizes;
-  if (op == "aten::view_as" || op == "aten::reshape_as") {
-    if (!a.TensorAt(1)) return BadInput(a, "other is not a tensor");
-    sizes = a[1].t.sizes;
+  if (x == nullptr || a.size() < 2 || (a[1].kind != AbsValue::Kind::kList && a[1].kind != AbsValue::Kind::kTuple)) {
+    return BadInput(a, "self or indices not known");
+  }
+  std::vector<int64_t> index_shape;
+  std::vector<int64_t> indexed;
+  const auto& idx = a[1].elems;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (idx[i].is_none()) continue;
+    if (!idx[i].is_tensor()) return BadInput(a, "an index is not a tensor");
+    if (idx[i].t.dtype == c10::kBool || idx[i].t.dtype == c10::kByte) {
+      return BadInput(a, "boolean mask indexing has a data-dependent size");
+    }
+    auto b = BroadcastShapes(index_shape, idx[i].t.sizes);
+    if (!b) return BadInput(a, "index shapes do not broadcast");
+    index_shape = *b;
+    indexed.push_back(static_cast<int64_t>(i));
+  }
+  if (indexed.empty() || static_cast<int64_t>(idx.size()) > x->dim()) return BadInput(a, "no index tensor");
+  const bool adjacent = indexed.back() - indexed.front() + 1 == static_cast<int64_t>(indexed.size());
+  std::vector<int64_t> sizes;
+  if (adjacent) {
+    sizes.assign(x->sizes.begin(), x->sizes.begin() + indexed.front());
+    sizes.insert(sizes.end(), index_shape.begin(), index_shape.end());
+    sizes.insert(sizes.end(), x->sizes.begin() + indexed.back() + 1, x->sizes.end());
   } else {
-    sizes = a.size() > 1 ? AsIntList(a[1]) : std::nullopt;
-  }
-  if (!sizes) return BadInput(a, "shape is not known");
-  MG_RETURN_IF_ERROR(InferSize(x->numel(), &*sizes, op));
-  out->push_back(AbsValue::Tensor(ReshapeOrCopy(*x, *sizes, ctx)));
-  return Status::Ok();
-}
-
-Status FlattenRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  if (x->dim() == 0) {
-    out->push_back(AbsValue::Tensor(ReshapeOrCopy(*x, {1}, ctx)));
-    return Status::Ok();
-  }
-  auto start = WrapDim(a.size() > 1 ? AsInt(a[1]).value_or(0) : 0, x->dim());
-  auto end = WrapDim(a.size() > 2 ? AsInt(a[2]).value_or(-1) : -1, x->dim());
-  if (!start || !end || *start > *end) return BadInput(a, "bad dimensions");
-  if (*start == *end) {
-    out->push_back(a[0]);
-    return Status::Ok();
-  }
-  std::vector<int64_t> sizes(x->sizes.begin(), x->sizes.begin() + *start);
-  int64_t merged = 1;
-  for (int64_t d = *start; d <= *end; ++d) merged *= x->sizes[d];
-  sizes.push_back(merged);
-  sizes.insert(sizes.end(), x->sizes.begin() + *end + 1, x->sizes.end());
-  out->push_back(AbsValue::Tensor(ReshapeOrCopy(*x, sizes, ctx)));
-  return Status::Ok();
-}
-
-Status PermuteRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  const int64_t n = x->dim();
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  if (op == "aten::permute") {
-    auto dims = a.size() > 1 ? AsIntList(a[1]) : std::nullopt;
-    if (!dims || static_cast<int64_t>(dims->size()) != n) return BadInput(a, "dims not known");
-    for (int64_t i = 0; i < n; ++i) {
-      auto d = WrapDim((*dims)[i], n);
-      if (!d) return BadInput(a, "bad dim");
-      perm[i] = *d;
-    }
-  } else if (op == "aten::transpose" || op == "aten::swapaxes" || op == "aten::swapdims") {
-    auto d0 = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    auto d1 = a.size() > 2 ? AsInt(a[2]) : std::nullopt;
-    if (!d0 || !d1) return BadInput(a, "dims not known");
-    auto w0 = WrapDim(*d0, n), w1 = WrapDim(*d1, n);
-    if (!w0 || !w1) return BadInput(a, "bad dim");
-    if (n > 0) std::swap(perm[*w0], perm[*w1]);
-  } else {  // t, numpy_T, mT
-    if (op == "aten::mT") {
-      if (n >= 2) std::swap(perm[n - 1], perm[n - 2]);
-    } else {
-      std::reverse(perm.begin(), perm.end());
-    }
-  }
-  TensorMeta v = *x;
-  for (int64_t i = 0; i < n; ++i) {
-    v.sizes[i] = x->sizes[perm[i]];
-    v.strides[i] = x->strides[perm[i]];
-  }
-  out->push_back(AbsValue::Tensor(std::move(v)));
-  return Status::Ok();
-}
-
-Status ExpandRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  std::optional<std::vector<int64_t>> sizes;
-  if (op == "aten::expand_as") {
-    if (a.TensorAt(1)) sizes = a[1].t.sizes;
-  } else if (a.size() > 1) {
-    sizes = AsIntList(a[1]);
-  }
-  if (!sizes || sizes->size() < x->sizes.size()) return BadInput(a, "size not known");
-  const size_t lead = sizes->size() - x->sizes.size();
-  TensorMeta v = *x;
-  v.sizes = *sizes;
-  v.strides.assign(sizes->size(), 0);
-  for (size_t i = 0; i < sizes->size(); ++i) {
-    if (i < lead) continue;
-    const int64_t old = x->sizes[i - lead];
-    if ((*sizes)[i] == -1) v.sizes[i] = old;
-    v.strides[i] = (old == 1 && v.sizes[i] != 1) ? 0 : x->strides[i - lead];
-  }
-  out->push_back(AbsValue::Tensor(std::move(v)));
-  return Status::Ok();
-}
-
-Status SliceRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  const int64_t n = x->dim();
-  TensorMeta v = *x;
-  v.value.reset();
-  if (op == "aten::select") {
-    auto dim = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    auto d = dim ? WrapDim(*dim, n) : std::nullopt;
-    if (!d || n == 0) return BadInput(a, "dim not known");
-    v.sizes.erase(v.sizes.begin() + *d);
-    v.strides.erase(v.strides.begin() + *d);
-  } else if (op == "aten::narrow") {
-    auto dim = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    auto len = a.size() > 3 ? AsInt(a[3]) : std::nullopt;
-    auto d = dim ? WrapDim(*dim, n) : std::nullopt;
-    if (!d || !len) return BadInput(a, "dim or length not known");
-    v.sizes[*d] = *len;
-  } else {  // slice(self, dim=0, start=None, end=None, step=1)
-    const int64_t dim = a.size() > 1 ? AsInt(a[1]).value_or(0) : 0;
-    auto d = WrapDim(dim, n);
-    if (!d || n == 0) return BadInput(a, "dim not known");
-    const int64_t size = x->sizes[*d];
-    int64_t start = a.size() > 2 && !a[2].is_none() ? AsInt(a[2]).value_or(0) : 0;
-    int64_t end = a.size() > 3 && !a[3].is_none() ? AsInt(a[3]).value_or(size) : size;
-    const int64_t step = a.size() > 4 ? std::max<int64_t>(AsInt(a[4]).value_or(1), 1) : 1;
-    if (start < 0) start += size;
-    if (end < 0) end += size;
-    start = std::clamp<int64_t>(start, 0, size);
-    end = std::clamp<int64_t>(end, start, size);
-    v.sizes[*d] = (end - start + step - 1) / step;
-    v.strides[*d] = x->strides[*d] * step;
-  }
-  out->push_back(AbsValue::Tensor(std::move(v)));
-  return Status::Ok();
-}
-
-Status SqueezeRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  TensorMeta v = *x;
-  if (op == "aten::unsqueeze" || op == "aten::unsqueeze_") {
-    auto dim = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    auto d = dim ? WrapDim(*dim, x->dim() + 1) : std::nullopt;
-    if (!d) return BadInput(a, "dim not known");
-    const int64_t stride = *d < x->dim() ? x->sizes[*d] * x->strides[*d] : 1;
-    v.sizes.insert(v.sizes.begin() + *d, 1);
-    v.strides.insert(v.strides.begin() + *d, stride);
-  } else if (a.size() > 1 && !a[1].is_none()) {
-    auto dim = AsInt(a[1]);
-    auto d = dim ? WrapDim(*dim, x->dim()) : std::nullopt;
-    if (!d) return BadInput(a, "dim not known");
-    if (x->dim() > 0 && x->sizes[*d] == 1) {
-      v.sizes.erase(v.sizes.begin() + *d);
-      v.strides.erase(v.strides.begin() + *d);
-    }
-  } else {
-    v.sizes.clear();
-    v.strides.clear();
+    sizes = index_shape;
     for (int64_t d = 0; d < x->dim(); ++d) {
-      if (x->sizes[d] == 1) continue;
-      v.sizes.push_back(x->sizes[d]);
-      v.strides.push_back(x->strides[d]);
+      if (std::find(indexed.begin(), indexed.end(), d) == indexed.end()) sizes.push_back(x->sizes[d]);
     }
   }
-  out->push_back(AbsValue::Tensor(std::move(v)));
-  return Status::Ok();
-}
-
-Status SplitRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  const int64_t dim_arg = a.size() > 2 ? AsInt(a[2]).value_or(0) : 0;
-  auto d = WrapDim(op == "aten::unbind" ? (a.size() > 1 ? AsInt(a[1]).value_or(0) : 0) : dim_arg, x->dim());
-  if (!d || x->dim() == 0) return BadInput(a, "dim not known");
-  const int64_t size = x->sizes[*d];
-  std::vector<int64_t> pieces;
-  if (op == "aten::unbind") {
-    pieces.assign(size, 1);
-  } else if (op == "aten::chunk") {
-    auto chunks = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    if (!chunks || *chunks <= 0) return BadInput(a, "chunks not known");
-    const int64_t each = (size + *chunks - 1) / *chunks;
-    for (int64_t left = size; left > 0; left -= each) pieces.push_back(std::min(each, left));
-  } else if (auto list = a.size() > 1 && (a[1].kind == AbsValue::Kind::kList || (a[1].kind == AbsValue::Kind::kConst &&
-                                                                               a[1].c.isIntList()))
-                             ? AsIntList(a[1])
-                             : std::nullopt) {
-    pieces = *list;  // split_with_sizes
-  } else {
-    auto each = a.size() > 1 ? AsInt(a[1]) : std::nullopt;
-    if (!each || *each <= 0) return BadInput(a, "split size not known");
-    for (int64_t left = size; left > 0; left -= *each) pieces.push_back(std::min(*each, left));
-  }
-  std::vector<AbsValue> views;
-  for (int64_t p : pieces) {
-    TensorMeta v = *x;
-    v.value.reset();
-    if (op == "aten::unbind") {
-      v.sizes.erase(v.sizes.begin() + *d);
-      v.strides.erase(v.strides.begin() + *d);
-    } else {
-      v.sizes[*d] = p;
-    }
-    views.push_back(AbsValue::Tensor(std::move(v)));
-  }
-  out->push_back(AbsValue::List(std::move(views)));
-  return Status::Ok();
-}
-
-// Ops that return their input (or a view of all of it) in inference.
-Status IdentityRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  if (!a.TensorAt(0)) return BadInput(a, "input is not a tensor");
-  out->push_back(a[0]);
-  return Status::Ok();
-}
-
-Status DropoutRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  if (!a.TensorAt(0)) return BadInput(a, "input is not a tensor");
-  auto train = a.size() > 2 ? AsBool(a[2]) : std::nullopt;
-  if (train.value_or(false)) {
-    ctx.Note(OpName(a) + " in training mode: counted as a copy");
-    out->push_back(NewLike(ctx, a[0].t.sizes, a[0].t.dtype, &a[0].t));
-    return Status::Ok();
-  }
-  out->push_back(a[0]);
-  return Status::Ok();
-}
-
-Status ContiguousRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  if (x->is_contiguous()) {
-    out->push_back(a[0]);
-  } else {
-    out->push_back(AbsValue::Tensor(ctx.NewTensor(x->sizes, x->dtype)));
-  }
+  out->push_back(AbsValue::Tensor(ctx.NewTensor(sizes, x->dtype)));
   return Status::Ok();
 }
 
@@ -759,7 +385,10 @@ Status SoftmaxRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out
     ctx.FreeTemp(tmp);
     return Status::Ok();
   }
-  out->push_back(NewLike(ctx, x->sizes, dtype, x));
+  // softmax works on a contiguous input: a copy when it is not.
+  const int copy = x->is_contiguous() ? -1 : ctx.Temp(x->nbytes(), "softmax contiguous input");
+  out->push_back(AbsValue::Tensor(ctx.NewTensor(x->sizes, dtype)));
+  if (copy >= 0) ctx.FreeTemp(copy);
   return Status::Ok();
 }
 
@@ -941,105 +570,32 @@ Status PadRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
   return Status::Ok();
 }
 
-// ------------------------------------------------------------ tensor facts
-
-Status SizeRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  if (a.size() > 1) {
-    auto dim = AsInt(a[1]);
-    auto d = dim ? WrapDim(*dim, x->dim()) : std::nullopt;
-    if (!d || x->dim() == 0) return BadInput(a, "dim not known");
-    out->push_back(AbsValue::Const(x->sizes[*d]));
-  } else {
-    out->push_back(AbsValue::Const(c10::IValue(x->sizes)));
-  }
-  return Status::Ok();
-}
-
-Status TensorFactRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) return BadInput(a, "input is not a tensor");
-  if (op == "aten::dim") out->push_back(AbsValue::Const(x->dim()));
-  else if (op == "aten::numel") out->push_back(AbsValue::Const(x->numel()));
-  else if (op == "aten::len") out->push_back(AbsValue::Const(x->dim() > 0 ? x->sizes[0] : 0));
-  else if (op == "prim::device") out->push_back(AbsValue::Const(c10::Device(c10::kCPU)));
-  else if (op == "prim::dtype") out->push_back(AbsValue::Const(static_cast<int64_t>(x->dtype)));
-  else if (op == "prim::is_cuda") out->push_back(AbsValue::Const(false));
-  else if (op == "aten::is_floating_point") out->push_back(AbsValue::Const(c10::isFloatingType(x->dtype)));
-  else out->push_back(AbsValue::Unknown());
-  return Status::Ok();
-}
+// ------------------------------------------------------------ scalars
 
 // aten::Int / Float / ScalarImplicit / Bool / item of a tensor with a known value.
 Status ItemRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
   const std::string op = OpName(a);
   const TensorMeta* x = a.TensorAt(0);
-  if (x == nullptr) {
-    out->push_back(a.size() > 0 ? a[0] : AbsValue::Unknown());  // already a number
-    return Status::Ok();
+  std::optional<double> known;
+  bool integral = true;
+  if (x == nullptr) {  // a number already: convert it
+    known = a.size() > 0 ? AsDouble(a[0]) : std::nullopt;
+    integral = a.size() > 0 && a[0].kind == AbsValue::Kind::kConst && !a[0].c.isDouble();
+  } else {
+    known = x->value;
+    integral = CategoryOf(x->dtype) != Category::kFloat;
   }
-  if (!x->value) {
+  if (!known) {
     out->push_back(AbsValue::Unknown());
     return Status::Ok();
   }
-  const double v = *x->value;
+  const double v = *known;
   if (op == "aten::Int") out->push_back(AbsValue::Const(static_cast<int64_t>(v)));
   else if (op == "aten::Bool") out->push_back(AbsValue::Const(v != 0));
   else if (op == "aten::Float") out->push_back(AbsValue::Const(v));
-  else if (CategoryOf(x->dtype) == Category::kFloat) out->push_back(AbsValue::Const(v));
+  else if (!integral) out->push_back(AbsValue::Const(v));
   else out->push_back(AbsValue::Const(static_cast<int64_t>(v)));
   return Status::Ok();
-}
-
-// ------------------------------------------------------------ containers
-
-Status ListConstructRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  std::vector<AbsValue> e;
-  for (size_t i = 0; i < a.size(); ++i) e.push_back(a[i]);
-  const bool tuple = a.node()->kind() == c10::prim::TupleConstruct;
-  out->push_back(AbsValue::List(std::move(e), tuple ? AbsValue::Kind::kTuple : AbsValue::Kind::kList));
-  return Status::Ok();
-}
-
-Status UnpackRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  const size_t n = a.node()->outputs().size();
-  if (a.size() == 1 && (a[0].kind == AbsValue::Kind::kList || a[0].kind == AbsValue::Kind::kTuple) &&
-      a[0].elems.size() == n) {
-    for (const AbsValue& e : a[0].elems) out->push_back(e);
-    return Status::Ok();
-  }
-  if (a.size() == 1 && a[0].kind == AbsValue::Kind::kConst && a[0].c.isList()) {
-    auto list = a[0].c.toListRef();
-    if (list.size() == n) {
-      for (const auto& v : list) out->push_back(AbsValue::Const(v));
-      return Status::Ok();
-    }
-  }
-  return BadInput(a, "cannot unpack " + (a.size() ? a[0].Describe() : std::string("nothing")));
-}
-
-Status GetItemRule(const RuleArgs& a, OpContext&, std::vector<AbsValue>* out) {
-  // aten::__getitem__(list, index), prim::TupleIndex(tuple, index)
-  if (a.size() == 2 && (a[0].kind == AbsValue::Kind::kList || a[0].kind == AbsValue::Kind::kTuple)) {
-    if (auto i = AsInt(a[1])) {
-      int64_t idx = *i < 0 ? *i + static_cast<int64_t>(a[0].elems.size()) : *i;
-      if (idx >= 0 && idx < static_cast<int64_t>(a[0].elems.size())) {
-        out->push_back(a[0].elems[idx]);
-        return Status::Ok();
-      }
-    }
-  }
-  return BadInput(a, "cannot index " + (a.size() ? a[0].Describe() : std::string("nothing")));
-}
-
-Status ListLenRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  if (a.size() == 1 && (a[0].kind == AbsValue::Kind::kList || a[0].kind == AbsValue::Kind::kTuple)) {
-    out->push_back(AbsValue::Const(static_cast<int64_t>(a[0].elems.size())));
-    return Status::Ok();
-  }
-  return TensorFactRule(a, ctx, out);
 }
 
 // ------------------------------------------------------------ the table
@@ -1069,40 +625,9 @@ const std::unordered_map<std::string, RuleFn>& RuleTable() {
           "aten::clamp_min", "aten::clamp_max", "aten::clip", "aten::square", "aten::tril", "aten::triu",
           "aten::tril_", "aten::triu_", "aten::cumsum", "aten::flip", "aten::roll", "aten::isinf",
           "aten::isnan", "aten::isfinite", "aten::bitwise_not", "aten::exp_", "aten::neg_", "aten::sqrt_",
-          "aten::log_softmax_", "aten::nan_to_num", "aten::glu"}) {
+          "aten::nan_to_num"}) {
       (*t)[op] = &UnaryRule;
     }
-    for (const char* op : {"aten::view", "aten::reshape", "aten::_reshape_alias", "aten::view_as",
-                           "aten::reshape_as", "aten::_unsafe_view"}) {
-      (*t)[op] = &ViewRule;
-    }
-    (*t)["aten::flatten"] = &FlattenRule;
-    for (const char* op : {"aten::permute", "aten::transpose", "aten::t", "aten::numpy_T", "aten::mT",
-                           "aten::swapaxes", "aten::swapdims"}) {
-      (*t)[op] = &PermuteRule;
-    }
-    (*t)["aten::expand"] = &ExpandRule;
-    (*t)["aten::expand_as"] = &ExpandRule;
-    (*t)["aten::slice"] = &SliceRule;
-    (*t)["aten::select"] = &SliceRule;
-    (*t)["aten::narrow"] = &SliceRule;
-    (*t)["aten::unsqueeze"] = &SqueezeRule;
-    (*t)["aten::unsqueeze_"] = &SqueezeRule;
-    (*t)["aten::squeeze"] = &SqueezeRule;
-    for (const char* op : {"aten::split", "aten::split_with_sizes", "aten::chunk", "aten::unbind",
-                           "aten::unsafe_split", "aten::unsafe_chunk"}) {
-      (*t)[op] = &SplitRule;
-    }
-    for (const char* op : {"aten::detach", "aten::alias", "aten::detach_", "aten::requires_grad_",
-                           "aten::resolve_conj", "aten::resolve_neg", "aten::positive", "prim::unchecked_cast",
-                           "aten::lift", "aten::lift_fresh", "aten::align_to", "aten::refine_names"}) {
-      (*t)[op] = &IdentityRule;
-    }
-    for (const char* op : {"aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::feature_dropout_",
-                           "aten::alpha_dropout", "aten::alpha_dropout_", "aten::feature_alpha_dropout"}) {
-      (*t)[op] = &DropoutRule;
-    }
-    (*t)["aten::contiguous"] = &ContiguousRule;
     (*t)["aten::clone"] = &CloneRule;
     (*t)["aten::to"] = &ToRule;
     (*t)["aten::type_as"] = &TypeAsRule;
@@ -1130,28 +655,18 @@ const std::unordered_map<std::string, RuleFn>& RuleTable() {
     (*t)["aten::embedding"] = &EmbeddingRule;
     (*t)["aten::index_select"] = &IndexSelectRule;
     (*t)["aten::gather"] = &GatherRule;
+    (*t)["aten::index"] = &IndexRule;
     (*t)["aten::repeat"] = &RepeatRule;
     (*t)["aten::constant_pad_nd"] = &PadRule;
     (*t)["aten::pad"] = &PadRule;
-    (*t)["aten::size"] = &SizeRule;
-    for (const char* op : {"aten::dim", "aten::numel", "prim::device", "prim::dtype", "prim::is_cuda",
-                           "aten::is_floating_point"}) {
-      (*t)[op] = &TensorFactRule;
-    }
-    (*t)["aten::len"] = &ListLenRule;
     for (const char* op : {"aten::Int", "aten::Float", "aten::Bool", "aten::ScalarImplicit", "aten::item",
                            "aten::IntImplicit", "aten::FloatImplicit"}) {
       (*t)[op] = &ItemRule;
     }
-    (*t)["prim::ListConstruct"] = &ListConstructRule;
-    (*t)["prim::TupleConstruct"] = &ListConstructRule;
-    (*t)["prim::ListUnpack"] = &UnpackRule;
-    (*t)["prim::TupleUnpack"] = &UnpackRule;
-    (*t)["aten::__getitem__"] = &GetItemRule;
-    (*t)["prim::TupleIndex"] = &GetItemRule;
-    std::vector<std::pair<const char*, RuleFn>> nn;
-    RegisterNnRules(&nn);
-    for (auto& [op, fn] : nn) (*t)[op] = fn;
+    std::vector<std::pair<const char*, RuleFn>> more;
+    RegisterViewRules(&more);
+    RegisterNnRules(&more);
+    for (auto& [op, fn] : more) (*t)[op] = fn;
     return t;
   }();
   return *table;
@@ -1164,6 +679,50 @@ bool HasTensorType(const torch::jit::Value* v) {
     if (contained->kind() == c10::TypeKind::TensorType) return true;
   }
   return false;
+}
+
+// The IValue of a fully known non-tensor value (lists of one element type).
+std::optional<c10::IValue> ToConstIValue(const AbsValue& v) {
+  if (v.kind == AbsValue::Kind::kConst) return v.c;
+  if (v.kind == AbsValue::Kind::kTuple) {
+    std::vector<c10::IValue> elems;
+    for (const AbsValue& e : v.elems) {
+      auto c = ToConstIValue(e);
+      if (!c) return std::nullopt;
+      elems.push_back(std::move(*c));
+    }
+    return c10::IValue(c10::ivalue::Tuple::create(std::move(elems)));
+  }
+  if (v.kind != AbsValue::Kind::kList) return std::nullopt;
+  bool all_bool = true, all_int = true, all_double = true, all_string = true;
+  for (const AbsValue& e : v.elems) {
+    if (e.kind != AbsValue::Kind::kConst) return std::nullopt;
+    all_bool &= e.c.isBool();
+    all_int &= e.c.isInt();
+    all_double &= e.c.isDouble();
+    all_string &= e.c.isString();
+  }
+  if (v.elems.empty() || all_int) {
+    std::vector<int64_t> out;
+    for (const AbsValue& e : v.elems) out.push_back(e.c.toInt());
+    return c10::IValue(out);
+  }
+  if (all_bool) {
+    c10::List<bool> out;
+    for (const AbsValue& e : v.elems) out.push_back(e.c.toBool());
+    return c10::IValue(out);
+  }
+  if (all_double) {
+    std::vector<double> out;
+    for (const AbsValue& e : v.elems) out.push_back(e.c.toDouble());
+    return c10::IValue(out);
+  }
+  if (all_string) {
+    c10::List<std::string> out;
+    for (const AbsValue& e : v.elems) out.push_back(e.c.toStringRef());
+    return c10::IValue(out);
+  }
+  return std::nullopt;
 }
 
 // Runs a scalar op (ints, floats, bools, strings, lists of those) on its
@@ -1179,17 +738,9 @@ std::optional<std::vector<AbsValue>> RunScalarOp(const RuleArgs& a) {
   if (node->maybeOperator() == nullptr) return std::nullopt;
   torch::jit::Stack stack;
   for (size_t i = 0; i < a.size(); ++i) {
-    const AbsValue& v = a[i];
-    if (v.kind == AbsValue::Kind::kConst) {
-      if (v.c.isObject()) return std::nullopt;
-      stack.push_back(v.c);
-    } else if (v.kind == AbsValue::Kind::kList) {
-      auto ints = AsIntList(v);
-      if (!ints) return std::nullopt;
-      stack.emplace_back(*ints);
-    } else {
-      return std::nullopt;
-    }
+    auto v = ToConstIValue(a[i]);
+    if (!v || v->isObject()) return std::nullopt;
+    stack.push_back(std::move(*v));
   }
   try {
     torch::jit::Operation op = node->getOperation();

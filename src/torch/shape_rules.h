@@ -4,8 +4,14 @@
 //
 // Where a rule's allocations come from: measured with the counting
 // allocator (modelgrid-probe --trace) on LibTorch 1.13 CPU and checked
-// against ATen's source; each rule says what it models. Rules for ops with
-// scratch memory: shape_rules_nn.cc. Everything else: shape_rules.cc.
+// against ATen's source; each rule says what it models. Files:
+//   shape_rules.cc        element-wise, reductions, factories, joins, scalars,
+//                         the table and ApplyRule;
+//   shape_rules_views.cc  views, identities, tensor facts, containers;
+//   shape_rules_conv.cc   convolution and its CPU kernels' scratch;
+//   shape_rules_nn.cc     other ops with kernel scratch (matmul, norms,
+//                         pooling, upsampling, RNNs, attention);
+//   walk_types.cc         the helpers declared here and in walk_types.h.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>
@@ -74,8 +80,19 @@ Status ApplyRule(const RuleArgs& args, OpContext& ctx, std::vector<AbsValue>* ou
 // ---- shared helpers of the rule files
 
 using RuleFn = Status (*)(const RuleArgs& args, OpContext& ctx, std::vector<AbsValue>* out);
-// Registers the rules of shape_rules_nn.cc into `table` (op name → rule).
-void RegisterNnRules(std::vector<std::pair<const char*, RuleFn>>* table);
+// Register the rules of shape_rules_views.cc / shape_rules_nn.cc into
+// `table` (op name → rule).
+void RegisterViewRules(std::vector<std::pair<const char*, RuleFn>>* table);
+void RegisterNnRules(std::vector<std::pair<const char*, RuleFn>>* table);  // calls RegisterConvRules
+void RegisterConvRules(std::vector<std::pair<const char*, RuleFn>>* table);
+
+// Strides of a fresh element-wise output as TensorIterator lays it out from
+// its operands (dimensions ordered by the operands' strides, then dense).
+std::vector<int64_t> OutputStrides(const std::vector<int64_t>& sizes, const std::vector<const TensorMeta*>& operands);
+// A fresh output laid out that way.
+AbsValue NewLike(OpContext& ctx, const std::vector<int64_t>& sizes, c10::ScalarType dtype,
+                 const std::vector<const TensorMeta*>& operands);
+AbsValue NewLike(OpContext& ctx, const std::vector<int64_t>& sizes, c10::ScalarType dtype, const TensorMeta* like);
 
 // Element size of a dtype in bytes.
 uint64_t ElementSize(c10::ScalarType dtype);

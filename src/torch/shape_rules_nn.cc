@@ -1,5 +1,6 @@
 // Shape rules for the ops that allocate scratch memory or pick a kernel by
-// shape: convolution, matmul/linear, normalisation, pooling, attention.
+// shape: matmul/linear, normalisation, pooling, upsampling, recurrent
+// layers, attention. Convolution: shape_rules_conv.cc.
 //
 // Each rule states the allocation sequence it models. Source: LibTorch
 // 1.13.1 (Debian) on an AVX-512 Xeon, measured per op with
@@ -28,165 +29,12 @@ int64_t Prod(const std::vector<int64_t>& v, size_t from = 0, size_t to = SIZE_MA
   return p;
 }
 
-int64_t RoundUpTo(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
 std::string OpName(const RuleArgs& a) { return a.node()->kind().toQualString(); }
-
-// ------------------------------------------------------------ convolution
-
-struct ConvParams {
-  std::vector<int64_t> stride, padding, dilation;
-  bool transposed = false;
-  std::vector<int64_t> output_padding;
-  int64_t groups = 1;
-};
 
 std::vector<int64_t> Expand(std::optional<std::vector<int64_t>> v, size_t n, int64_t fill) {
   if (!v || v->empty()) return std::vector<int64_t>(n, fill);
   if (v->size() == 1 && n > 1) return std::vector<int64_t>(n, (*v)[0]);
   return *v;
-}
-
-// Which CPU kernel ATen picks (Convolution.cpp, _select_conv_backend and
-// ConvParams::use_mkldnn) for a float32 NCHW convolution.
-enum class CpuConvKernel { kMkldnn, kSlowIm2col, kSlow1x1 };
-
-CpuConvKernel SelectCpuConv(const TensorMeta& in, const TensorMeta& w, const ConvParams& p, const KernelFacts& f) {
-  const bool strided = std::any_of(p.stride.begin(), p.stride.end(), [](int64_t s) { return s != 1; });
-  const bool dilated = std::any_of(p.dilation.begin(), p.dilation.end(), [](int64_t d) { return d != 1; });
-  const int64_t n = in.sizes[0];
-  const int64_t kh = w.sizes[w.dim() - 2], kw = w.sizes[w.dim() - 1];
-  const bool mkldnn = f.mkldnn && in.dtype == c10::kFloat && !p.transposed &&
-                      (strided || dilated || n >= 16 || kw != 1 || kh != 1 || f.threads > 1) &&
-                      (p.groups > 1 || (kw > 3 && kh > 3) || n > 1 || in.numel() > 20480);
-  if (mkldnn) return CpuConvKernel::kMkldnn;
-  const bool one_by_one = kh == 1 && kw == 1 && !strided &&
-                          std::all_of(p.padding.begin(), p.padding.end(), [](int64_t x) { return x == 0; });
-  return one_by_one ? CpuConvKernel::kSlow1x1 : CpuConvKernel::kSlowIm2col;
-}
-
-// aten::_convolution(input, weight, bias, stride, padding, dilation, transposed,
-//                    output_padding, groups, benchmark, deterministic, cudnn_enabled, allow_tf32)
-// aten::conv2d / conv1d / convolution(input, weight, bias, stride, padding, dilation[, transposed,
-//                    output_padding], groups)
-//
-// Memory on the CPU (float32, NCHW; `blk` = oneDNN's channel block, 16 with
-// AVX-512; pad(c) = c rounded up to blk):
-//   oneDNN (mkldnn_convolution; chosen as ATen's use_mkldnn says):
-//     [1x1 strided, unpadded: a strided copy of the source ("rtus"), one
-//      image per intra-op thread: threads × pad(C_in) × OH × OW × 4 + 128 bytes]
-//     [C_in >= 8: the source reordered to blocked layout, N × pad(C_in) × H × W × 4]
-//     the weight reordered, pad(C_out) × (C_in >= 8 ? pad(C_in/g) : C_in/g) × KH × KW × 4
-//       (depthwise: pad(C) × KH × KW × 4),
-//     the blocked destination, N × pad(C_out) × OH × OW × 4;
-//     then the weight, source copies freed; the NCHW output allocated;
-//     the blocked destination freed.
-//   slow_conv2d (im2col): the column buffer N × C_in × KH × KW × OH × OW × 4,
-//     then the output; the columns freed. 1x1, stride 1, no padding: the
-//     output only.
-Status ConvolutionRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
-  const std::string op = OpName(a);
-  const TensorMeta* in = a.TensorAt(0);
-  const TensorMeta* w = a.TensorAt(1);
-  if (in == nullptr || w == nullptr || w->dim() < 3) return BadInput(a, "input or weight not known");
-  const size_t spatial = w->dim() - 2;
-  ConvParams p;
-  p.stride = Expand(a.size() > 3 ? AsIntList(a[3]) : std::nullopt, spatial, 1);
-  p.padding = Expand(a.size() > 4 ? AsIntList(a[4]) : std::nullopt, spatial, 0);
-  p.dilation = Expand(a.size() > 5 ? AsIntList(a[5]) : std::nullopt, spatial, 1);
-  const bool full = op == "aten::_convolution" || op == "aten::convolution";
-  if (full) {
-    p.transposed = a.size() > 6 ? AsBool(a[6]).value_or(false) : false;
-    p.output_padding = Expand(a.size() > 7 ? AsIntList(a[7]) : std::nullopt, spatial, 0);
-    p.groups = a.size() > 8 ? AsInt(a[8]).value_or(1) : 1;
-  } else {
-    if (a.size() > 4 && a[4].kind == AbsValue::Kind::kConst && a[4].c.isString()) {
-      // conv2d.padding(input, weight, bias, stride, str padding, dilation, groups)
-      const std::string mode = a[4].c.toStringRef();
-      p.padding.assign(spatial, 0);
-      if (mode == "same") {
-        for (size_t i = 0; i < spatial; ++i) p.padding[i] = p.dilation[i] * (w->sizes[2 + i] - 1) / 2;
-      }
-    }
-    p.groups = a.size() > 6 ? AsInt(a[6]).value_or(1) : 1;
-    p.output_padding.assign(spatial, 0);
-  }
-  // Unbatched input: one more dimension of size 1 in front.
-  TensorMeta x = *in;
-  const bool unbatched = x.dim() == static_cast<int64_t>(spatial) + 1;
-  if (unbatched) {
-    x.sizes.insert(x.sizes.begin(), 1);
-    x.strides.insert(x.strides.begin(), x.numel());
-  }
-  if (x.dim() != static_cast<int64_t>(spatial) + 2) return BadInput(a, "input rank does not match the weight");
-  std::vector<int64_t> out_sizes = {x.sizes[0], p.transposed ? w->sizes[1] * p.groups : w->sizes[0]};
-  for (size_t i = 0; i < spatial; ++i) {
-    const int64_t in_size = x.sizes[2 + i];
-    const int64_t k = w->sizes[2 + i];
-    int64_t o;
-    if (p.transposed) {
-      o = (in_size - 1) * p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (k - 1) + p.output_padding[i] + 1;
-    } else {
-      o = (in_size + 2 * p.padding[i] - p.dilation[i] * (k - 1) - 1) / p.stride[i] + 1;
-    }
-    if (o <= 0) return BadInput(a, "output size is not positive");
-    out_sizes.push_back(o);
-  }
-  if (unbatched) out_sizes.erase(out_sizes.begin());
-
-  if (ctx.device() != DeviceKind::kCpu || spatial != 2 || x.dtype != c10::kFloat || p.transposed) {
-    if (ctx.device() == DeviceKind::kCpu && (spatial != 2 || x.dtype != c10::kFloat || p.transposed)) {
-      ctx.Note(op + ": only 2-D float32 forward convolutions have a CPU scratch model; counted the output only");
-    }
-    out->push_back(AbsValue::Tensor(ctx.NewTensor(out_sizes, x.dtype)));
-    return Status::Ok();
-  }
-  const KernelFacts& f = ctx.facts();
-  const int64_t n = x.sizes[0], c_in = x.sizes[1], h = x.sizes[2], wd = x.sizes[3];
-  const int64_t c_out = w->sizes[0], kh = w->sizes[2], kw = w->sizes[3];
-  const int64_t oh = unbatched ? out_sizes[1] : out_sizes[2];
-  const int64_t ow = unbatched ? out_sizes[2] : out_sizes[3];
-  switch (SelectCpuConv(x, *w, p, f)) {
-    case CpuConvKernel::kMkldnn: {
-      const int64_t blk = f.mkldnn_block;
-      const bool depthwise = p.groups > 1 && p.groups == c_in && c_out == c_in;
-      const bool reorder_src = c_in >= 8;
-      const bool one_by_one = kh == 1 && kw == 1;
-      const bool strided = p.stride[0] != 1 || p.stride[1] != 1;
-      const bool unpadded = p.padding[0] == 0 && p.padding[1] == 0;
-      int rtus = -1, src = -1;
-      if (one_by_one && strided && unpadded && !depthwise) {
-        const int64_t images = std::max(f.threads, 1);  // one image per thread, whatever the batch
-        rtus = ctx.Temp(Bytes(images * RoundUpTo(c_in, blk) * oh * ow, c10::kFloat) + 128, "conv rtus");
-      }
-      if (reorder_src) src = ctx.Temp(Bytes(n * RoundUpTo(c_in, blk) * h * wd, c10::kFloat), "conv src reorder");
-      int64_t w_elems;
-      if (depthwise) {
-        w_elems = RoundUpTo(c_out, blk) * kh * kw;
-      } else {
-        const int64_t ic = c_in / p.groups;
-        w_elems = RoundUpTo(c_out, blk) * (reorder_src ? RoundUpTo(ic, blk) : ic) * kh * kw;
-      }
-      const int wt = ctx.Temp(Bytes(w_elems, c10::kFloat), "conv weight reorder");
-      const int dst = ctx.Temp(Bytes(n * RoundUpTo(c_out, blk) * oh * ow, c10::kFloat), "conv blocked dst");
-      ctx.FreeTemp(wt);
-      if (src >= 0) ctx.FreeTemp(src);
-      if (rtus >= 0) ctx.FreeTemp(rtus);
-      out->push_back(AbsValue::Tensor(ctx.NewTensor(out_sizes, x.dtype)));
-      ctx.FreeTemp(dst);
-      return Status::Ok();
-    }
-    case CpuConvKernel::kSlowIm2col: {
-      const int cols = ctx.Temp(Bytes(n * c_in * kh * kw * oh * ow, x.dtype), "conv im2col");
-      out->push_back(AbsValue::Tensor(ctx.NewTensor(out_sizes, x.dtype)));
-      ctx.FreeTemp(cols);
-      return Status::Ok();
-    }
-    case CpuConvKernel::kSlow1x1:
-      out->push_back(AbsValue::Tensor(ctx.NewTensor(out_sizes, x.dtype)));
-      return Status::Ok();
-  }
-  return Status::Ok();
 }
 
 // ------------------------------------------------------------ matmul family
@@ -337,8 +185,9 @@ Status BatchNormRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* o
   return Status::Ok();
 }
 
-// aten::layer_norm (native_layer_norm): the output, then mean and rstd of M
-// floats each (M = elements outside the normalised shape), freed at once.
+// aten::layer_norm (native_layer_norm): [a contiguous copy of a
+// non-contiguous input,] the output, then mean and rstd of M floats each
+// (M = elements outside the normalised shape), freed at once.
 // aten::group_norm: the same with M = N × groups.
 Status NormRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
   const std::string op = OpName(a);
@@ -354,9 +203,12 @@ Status NormRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
   } else {  // instance_norm and friends: N × C
     m = x->dim() > 1 ? x->sizes[0] * x->sizes[1] : 1;
   }
+  // A non-contiguous input is made contiguous first (expect_contiguous).
+  const int copy = x->is_contiguous() ? -1 : ctx.Temp(x->nbytes(), "norm contiguous input");
   out->push_back(AbsValue::Tensor(ctx.NewTensor(x->sizes, x->dtype)));
   const int mean = ctx.Temp(Bytes(m, c10::kFloat), "norm mean");
   const int rstd = ctx.Temp(Bytes(m, c10::kFloat), "norm rstd");
+  if (copy >= 0) ctx.FreeTemp(copy);
   ctx.FreeTemp(mean);
   ctx.FreeTemp(rstd);
   return Status::Ok();
@@ -417,6 +269,13 @@ Status AdaptivePoolRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>
     sizes.push_back((*size)[i] < 0 ? x->sizes[x->dim() - size->size() + i] : (*size)[i]);
   }
   out->push_back(AbsValue::Tensor(ctx.NewTensor(sizes, x->dtype)));
+  const bool global = std::all_of(size->begin(), size->end(), [](int64_t v) { return v == 1; });
+  if (op == "aten::adaptive_avg_pool2d" && global && ctx.device() == DeviceKind::kCpu) {
+    // mean(): the divisor as a 0-dim double and its float copy, freed at once.
+    const int d = ctx.Temp(8, "mean divisor");
+    ctx.FreeTemp(ctx.Temp(ElementSize(x->dtype), "mean divisor cast"));
+    ctx.FreeTemp(d);
+  }
   if (op == "aten::adaptive_max_pool2d" || op == "aten::adaptive_max_pool1d") {
     out->push_back(AbsValue::Tensor(ctx.NewTensor(sizes, c10::kLong)));
   }
@@ -444,6 +303,182 @@ Status UpsampleRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* ou
     }
   }
   out->push_back(AbsValue::Tensor(ctx.NewTensor(sizes, x->dtype)));
+  if (OpName(a) == "aten::upsample_bilinear2d" && ctx.device() == DeviceKind::kCpu && spatial == 2) {
+    if (x->sizes[2] == 1 && x->sizes[3] == 1) {
+      // A 1x1 source: measured one more buffer the size of the output.
+      ctx.FreeTemp(ctx.Temp(Bytes(Prod(sizes), x->dtype), "upsample broadcast"));
+    } else {
+      // Separable kernel: per output dimension two int64 index and two
+      // weight vectors, freed together.
+      std::vector<int> temps;
+      for (size_t d = 2; d < 4; ++d) {
+        for (int k = 0; k < 2; ++k) {
+          temps.push_back(ctx.Temp(Bytes(sizes[d], c10::kLong), "upsample indices"));
+          temps.push_back(ctx.Temp(Bytes(sizes[d], x->dtype), "upsample weights"));
+        }
+      }
+      for (int t : temps) ctx.FreeTemp(t);
+    }
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ recurrent
+
+// aten::lstm / aten::gru / aten::rnn_tanh / aten::rnn_relu (input overloads),
+// CPU (RNN.cpp), per layer and direction, measured for the LSTM:
+//   [layer 0, batch_first: the input copied time-major, T·B·I]
+//   the input projection for all steps, T·B·G·H (G = 4 LSTM, 3 GRU, 1 RNN);
+//   per step: the gates B·G·H, the new cell B·H (LSTM), a temporary B·H,
+//     tanh(c) B·H, the new hidden B·H (kept for the output), freed but h;
+//   the layer output stacked, T·B·H (×2 bidirectional), the steps' hidden
+//     states and the projection freed;
+//   at the end the final hidden (and cell) states, L·D·B·H each.
+Status RecurrentRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
+  const std::string op = OpName(a);
+  const TensorMeta* x = a.TensorAt(0);
+  const bool lstm = op == "aten::lstm";
+  const int64_t gates = lstm ? 4 : op == "aten::gru" ? 3 : 1;
+  if (!x || (x->dim() != 3 && x->dim() != 2) || a.size() < 9) return BadInput(a, "input not known");
+  const auto layers = AsInt(a[4]);
+  const bool bidirectional = AsBool(a[7]).value_or(false);
+  const bool batch_first = AsBool(a[8]).value_or(false);
+  if (!layers) return BadInput(a, "num_layers not known");
+  int64_t hidden = 0;
+  const AbsValue& params = a[2];
+  if ((params.kind == AbsValue::Kind::kList || params.kind == AbsValue::Kind::kTuple) && !params.elems.empty() &&
+      params.elems[0].is_tensor() && params.elems[0].t.dim() == 2) {
+    hidden = params.elems[0].t.sizes[0] / gates;
+  }
+  if (hidden <= 0) return BadInput(a, "hidden size not known from the weights");
+  const bool unbatched = x->dim() == 2;
+  const int64_t t = unbatched ? x->sizes[0] : (batch_first ? x->sizes[1] : x->sizes[0]);
+  const int64_t b = unbatched ? 1 : (batch_first ? x->sizes[0] : x->sizes[1]);
+  const int64_t in_size = x->sizes.back();
+  const int64_t dirs = bidirectional ? 2 : 1;
+  const c10::ScalarType dt = x->dtype;
+  int prev_out = -1;
+  TensorMeta result;
+  std::vector<int> finals;
+  for (int64_t l = 0; l < *layers; ++l) {
+    const int64_t layer_in = l == 0 ? in_size : hidden * dirs;
+    int copy = -1;
+    if (l == 0 && batch_first && !unbatched) copy = ctx.Temp(Bytes(t * b * layer_in, dt), "rnn time-major input");
+    std::vector<int> dir_outs;
+    for (int64_t d = 0; d < dirs; ++d) {
+      const int proj = ctx.Temp(Bytes(t * b * gates * hidden, dt), "rnn input projection");
+      if (copy >= 0 && d == dirs - 1) {
+        ctx.FreeTemp(copy);
+        copy = -1;
+      }
+      std::vector<int> hs;
+      int cell = -1;
+      for (int64_t step = 0; step < t; ++step) {
+        const int g = ctx.Temp(Bytes(b * gates * hidden, dt), "rnn gates");
+        int c_new = -1;
+        if (lstm) c_new = ctx.Temp(Bytes(b * hidden, dt), "rnn cell");
+        ctx.FreeTemp(ctx.Temp(Bytes(b * hidden, dt), "rnn temporary"));
+        const int th = ctx.Temp(Bytes(b * hidden, dt), "rnn tanh");
+        hs.push_back(ctx.Temp(Bytes(b * hidden, dt), "rnn hidden"));
+        ctx.FreeTemp(th);
+        ctx.FreeTemp(g);
+        if (cell >= 0) ctx.FreeTemp(cell);
+        cell = c_new;
+      }
+      const bool last_layer = l == *layers - 1;
+      if (last_layer && dirs == 1) {
+        result = ctx.NewTensor({t, b, hidden}, dt);
+      } else {
+        dir_outs.push_back(ctx.Temp(Bytes(t * b * hidden, dt), "rnn layer output"));
+      }
+      for (size_t i = 0; i + 1 < hs.size(); ++i) ctx.FreeTemp(hs[i]);
+      if (!hs.empty()) finals.push_back(hs.back());
+      if (cell >= 0) finals.push_back(cell);
+      ctx.FreeTemp(proj);
+    }
+    if (dirs == 2) {
+      if (l == *layers - 1) {
+        result = ctx.NewTensor({t, b, 2 * hidden}, dt);
+        for (int o : dir_outs) ctx.FreeTemp(o);
+      } else {
+        const int cat = ctx.Temp(Bytes(t * b * 2 * hidden, dt), "rnn layer output");
+        for (int o : dir_outs) ctx.FreeTemp(o);
+        dir_outs = {cat};
+      }
+    }
+    if (prev_out >= 0) ctx.FreeTemp(prev_out);
+    prev_out = dir_outs.empty() ? -1 : dir_outs.back();
+  }
+  if (prev_out >= 0) ctx.FreeTemp(prev_out);
+  // Output layout: time-major storage; batch_first returns a transposed view.
+  if (unbatched) {
+    result.sizes = {t, result.sizes[2]};
+    result.strides = {result.strides[0], 1};
+  } else if (batch_first) {
+    std::swap(result.sizes[0], result.sizes[1]);
+    std::swap(result.strides[0], result.strides[1]);
+  }
+  out->push_back(AbsValue::Tensor(result));
+  const std::vector<int64_t> state = unbatched ? std::vector<int64_t>{*layers * dirs, hidden}
+                                               : std::vector<int64_t>{*layers * dirs, b, hidden};
+  for (size_t i = 1; i < a.node()->outputs().size(); ++i) out->push_back(AbsValue::Tensor(ctx.NewTensor(state, dt)));
+  for (int f : finals) ctx.FreeTemp(f);
+  return Status::Ok();
+}
+
+// aten::_transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight,
+//   qkv_bias, proj_weight, proj_bias, use_gelu, norm_first, eps, norm_weight_1,
+//   norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1,
+//   ffn_weight_2, ffn_bias_2, mask, mask_type): nn.TransformerEncoderLayer's
+// inference fast path. Measured (post-norm, B·T·E, H heads, F feed-forward):
+//   qkv 3BTE; q,k,v 3BTE; qkv freed; scores B·H·T·T, freed; context BTE;
+//   projection BTE; context, q,k,v freed; norm1 BTE (+ mean, rstd); the
+//   projection freed; ffn1 BTF; ffn2 BTE; ffn1 freed; norm2 BTE, the output
+//   (+ mean, rstd); ffn2 and norm1 freed. Pre-norm (norm_first) is modelled
+//   with the same buffers in its own order.
+Status EncoderLayerRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
+  const TensorMeta* x = a.TensorAt(0);
+  auto heads = a.size() > 2 ? AsInt(a[2]) : std::nullopt;
+  const TensorMeta* ffn1 = a.TensorAt(14);
+  if (!x || x->dim() != 3 || !heads || !ffn1) return BadInput(a, "src, heads or ffn weight not known");
+  const bool norm_first = a.size() > 8 ? AsBool(a[8]).value_or(false) : false;
+  const int64_t b = x->sizes[0], t = x->sizes[1], e = x->sizes[2], f = ffn1->sizes[0];
+  const c10::ScalarType dt = x->dtype;
+  auto norm = [&](const char* what) {
+    const int m = ctx.Temp(Bytes(b * t, c10::kFloat), what);
+    ctx.FreeTemp(ctx.Temp(Bytes(b * t, c10::kFloat), what));
+    ctx.FreeTemp(m);
+  };
+  int pre = -1;
+  if (norm_first) {
+    pre = ctx.Temp(Bytes(b * t * e, dt), "encoder norm1");
+    norm("encoder norm1 stats");
+  }
+  const int qkv = ctx.Temp(Bytes(3 * b * t * e, dt), "encoder qkv");
+  const int split = ctx.Temp(Bytes(3 * b * t * e, dt), "encoder q,k,v");
+  ctx.FreeTemp(qkv);
+  ctx.FreeTemp(ctx.Temp(Bytes(b * *heads * t * t, dt), "encoder scores"));
+  const int context = ctx.Temp(Bytes(b * t * e, dt), "encoder context");
+  const int proj = ctx.Temp(Bytes(b * t * e, dt), "encoder projection");
+  ctx.FreeTemp(context);
+  ctx.FreeTemp(split);
+  if (pre >= 0) ctx.FreeTemp(pre);
+  const int n1 = ctx.Temp(Bytes(b * t * e, dt), norm_first ? "encoder residual" : "encoder norm1");
+  if (!norm_first) norm("encoder norm1 stats");
+  ctx.FreeTemp(proj);
+  int n2 = -1;
+  if (norm_first) {
+    n2 = ctx.Temp(Bytes(b * t * e, dt), "encoder norm2");
+    norm("encoder norm2 stats");
+  }
+  const int h1 = ctx.Temp(Bytes(b * t * f, dt), "encoder ffn1");
+  const int h2 = ctx.Temp(Bytes(b * t * e, dt), "encoder ffn2");
+  ctx.FreeTemp(h1);
+  if (n2 >= 0) ctx.FreeTemp(n2);
+  out->push_back(AbsValue::Tensor(ctx.NewTensor({b, t, e}, dt)));
+  if (!norm_first) norm("encoder norm2 stats");
+  ctx.FreeTemp(h2);
+  ctx.FreeTemp(n1);
   return Status::Ok();
 }
 
@@ -504,9 +539,7 @@ Status SdpaRule(const RuleArgs& a, OpContext& ctx, std::vector<AbsValue>* out) {
 }  // namespace
 
 void RegisterNnRules(std::vector<std::pair<const char*, RuleFn>>* table) {
-  for (const char* op : {"aten::_convolution", "aten::conv2d", "aten::conv1d", "aten::conv3d", "aten::convolution"}) {
-    table->emplace_back(op, &ConvolutionRule);
-  }
+  RegisterConvRules(table);
   table->emplace_back("aten::matmul", &MatmulRule);
   table->emplace_back("aten::linear", &LinearRule);
   for (const char* op : {"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::addmv", "aten::mv",
@@ -528,6 +561,10 @@ void RegisterNnRules(std::vector<std::pair<const char*, RuleFn>>* table) {
     table->emplace_back(op, &UpsampleRule);
   }
   table->emplace_back("aten::_native_multi_head_attention", &NativeMhaRule);
+  table->emplace_back("aten::_transformer_encoder_layer_fwd", &EncoderLayerRule);
+  for (const char* op : {"aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"}) {
+    table->emplace_back(op, &RecurrentRule);
+  }
   table->emplace_back("aten::scaled_dot_product_attention", &SdpaRule);
 }
 

@@ -40,9 +40,12 @@ struct ModuleSummary {
   uint64_t parameters = 0;        // parameter elements (shared ones once)
   uint64_t parameter_bytes = 0;   // their bytes
   uint64_t buffer_bytes = 0;      // registered buffers' bytes
-  // What loading leaves allocated: every distinct storage the module holds
-  // plus the debug records LibTorch keeps, each rounded to 64 bytes.
-  uint64_t storage_bytes = 0;
+  // Every distinct storage the module holds (parameters, buffers, tensor
+  // attributes, the methods' tensor constants), each rounded to 64 bytes.
+  uint64_t tensor_storage_bytes = 0;
+  uint64_t debug_record_bytes = 0;    // debug records LibTorch keeps after loading, each rounded to 64 bytes
+  // What loading leaves allocated: the two above.
+  uint64_t storage_bytes() const { return tensor_storage_bytes + debug_record_bytes; }
 };
 
 // Loads `model_pt` on the CPU and sums its parameters and buffers.
