@@ -105,6 +105,7 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
 
   // Activations.
   const HfConfig* cfg = w.config ? &*w.config : nullptr;
+  bool walked = false;  // activations (and, on the CPU, weights) come from the walk
   if (model.torchscript && walker != nullptr) {
     std::vector<std::vector<int64_t>> shapes;
     std::vector<DataType> types;
@@ -115,10 +116,15 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
     e.activations = p->peak_activation_bytes;
     e.workspace = p->peak_workspace_bytes;
     e.method = "graph walk";
+    walked = true;
     if (!p->notes.empty()) e.notes.push_back("graph walk: " + p->notes);
-    if (p->weight_bytes != 0 && p->weight_bytes != e.weights) {
-      e.notes.push_back("graph walk loaded " + std::to_string(p->weight_bytes) +
-                        " weight bytes; the archive's records hold " + std::to_string(e.weights));
+    // On the CPU the walk's weights are what LibTorch holds after loading, in
+    // c10's 64-byte blocks (the archive's tensor records plus what loading
+    // keeps, e.g. debug records): that is what the instance really holds.
+    if (options.device == DeviceKind::kCpu && p->weight_bytes != 0 && p->weight_bytes != e.weights) {
+      e.notes.push_back("weights: the loaded module holds " + std::to_string(p->weight_bytes) +
+                        " bytes; the archive's tensor records " + std::to_string(e.weights));
+      e.weights = p->weight_bytes;
     }
   } else if (cfg != nullptr) {
     const estimate::ActivationBreakdown a = estimate::AnalyzeActivations(
@@ -151,8 +157,11 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
 
   // Allocator slack and workspaces.
   if (options.device == DeviceKind::kCpu) {
-    e.allocator_slack = estimate::CpuAlignmentSlack(w.allocations) +
-                        (e.activations > 0 ? estimate::kCpuActivationSlackBound : 0);
+    // The walk's figures are already whole 64-byte allocator blocks.
+    if (!walked) {
+      e.allocator_slack = estimate::CpuAlignmentSlack(w.allocations) +
+                          (e.activations > 0 ? estimate::kCpuActivationSlackBound : 0);
+    }
   } else {
     e.allocator_slack = estimate::CudaWeightSlack(w.allocations) +
                         estimate::CudaActivationSlackBound(e.activations + e.workspace);

@@ -91,6 +91,10 @@ void WriteTorchScript(const std::filesystem::path& p) {
                    {"model/version", "3"}}));
 }
 
+// What the fake walk reports the loaded module holds (differs from every
+// archive's records, so tests see which figure the estimator took).
+constexpr uint64_t kLoadedWeightBytes = 4 * kMiB + 64;
+
 class FakeWalker : public GraphWalker {
  public:
   Result<Profile> Walk(const std::filesystem::path& model_pt,
@@ -102,7 +106,7 @@ class FakeWalker : public GraphWalker {
     types = input_types;
     if (!fail.ok()) return fail;
     Profile p;
-    p.weight_bytes = 42;
+    p.weight_bytes = kLoadedWeightBytes;
     p.peak_activation_bytes = 5'000'000;
     p.peak_workspace_bytes = 1'000;
     p.notes = "aten::foo guessed";
@@ -268,8 +272,12 @@ TEST(EstimatorTest, HuggingFaceWithTorchScriptWalksTokenInputs) {
   auto r = EstimateModel(m, Cpu(), &w);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(w.shapes, (std::vector<std::vector<int64_t>>{{4, 8}, {4, 8}}));
-  EXPECT_EQ(r->weights, 3 * kMiB + 100 + 600 * kKiB);  // what runs: model.pt
-  EXPECT_EQ(r->parameters, 2144u);                     // from the safetensors headers
+  // On the CPU the walk's loaded bytes are what the instance holds; the
+  // archive's records (model.pt, what runs) and safetensors are cross-checks.
+  EXPECT_EQ(r->weights, kLoadedWeightBytes);
+  EXPECT_EQ(r->allocator_slack, 0u);  // walk figures are whole 64-byte blocks
+  EXPECT_THAT(r->notes, Contains(HasSubstr("the archive's tensor records 3760228")));
+  EXPECT_EQ(r->parameters, 2144u);  // from the safetensors headers
   EXPECT_EQ(r->kv_cache, 4096u);
   EXPECT_EQ(r->activations, 5'000'000u);  // the cache is not added
   EXPECT_THAT(r->notes, Contains(HasSubstr("kv_cache 4096 bytes reported but not added")));
