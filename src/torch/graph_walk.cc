@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "dtype_map.h"
 #include "memory_sim.h"
 #include "shape_rules.h"
 
@@ -36,21 +37,6 @@ using torch::jit::Node;
 using torch::jit::Value;
 
 namespace {
-
-c10::ScalarType ScalarTypeOf(DataType type) {
-  switch (type) {
-    case DataType::kBool: return c10::kBool;
-    case DataType::kUInt8: return c10::kByte;
-    case DataType::kInt8: return c10::kChar;
-    case DataType::kInt16: return c10::kShort;
-    case DataType::kInt32: return c10::kInt;
-    case DataType::kInt64: return c10::kLong;
-    case DataType::kFP16: return c10::kHalf;
-    case DataType::kBF16: return c10::kBFloat16;
-    case DataType::kFP64: return c10::kDouble;
-    default: return c10::kFloat;
-  }
-}
 
 KernelFacts DetectKernelFacts(int threads) {
   KernelFacts f;
@@ -160,7 +146,9 @@ class GraphInterpreter final : public OpContext {
       TensorMeta t;
       t.sizes = shapes[next];
       t.strides = ContiguousStrides(t.sizes);
-      t.dtype = ScalarTypeOf(types[next]);
+      auto dtype = ToScalarType(types[next]);
+      if (!dtype.ok()) return dtype.status().WithPrefix("input " + std::to_string(next));
+      t.dtype = *dtype;
       t.storage = sim_.NewStorage(t.nbytes(), MemorySim::Kind::kInput, "input " + std::to_string(next));
       params.push_back(AbsValue::Tensor(std::move(t)));
       ++next;

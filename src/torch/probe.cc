@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "counting_allocator.h"
+#include "dtype_map.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/torch/torch_info.h"
 
@@ -125,23 +126,7 @@ class TraceScope {
   std::optional<at::CallbackHandle> callback_;
 };
 
-c10::ScalarType ToScalarType(DataType type) {
-  switch (type) {
-    case DataType::kBool: return c10::kBool;
-    case DataType::kUInt8: return c10::kByte;
-    case DataType::kInt8: return c10::kChar;
-    case DataType::kInt16: return c10::kShort;
-    case DataType::kInt32: return c10::kInt;
-    case DataType::kInt64: return c10::kLong;
-    case DataType::kFP16: return c10::kHalf;
-    case DataType::kBF16: return c10::kBFloat16;
-    case DataType::kFP64: return c10::kDouble;
-    default: return c10::kFloat;
-  }
-}
-
-at::Tensor MakeInput(const std::vector<int64_t>& shape, DataType type) {
-  const c10::ScalarType st = ToScalarType(type);
+at::Tensor MakeInput(const std::vector<int64_t>& shape, c10::ScalarType st) {
   if (c10::isFloatingType(st)) return torch::randn(shape, torch::TensorOptions().dtype(st));
   if (st == c10::kBool) return torch::ones(shape, torch::TensorOptions().dtype(st));
   // Integer inputs are token ids or indices: zeros are valid for every model.
@@ -184,7 +169,11 @@ Result<ProbeReport> RunProbe(const ProbeOptions& options) {
 
   std::vector<c10::IValue> inputs;
   const uint64_t before_inputs = counters.current_aligned_bytes();
-  for (size_t i = 0; i < options.shapes.size(); ++i) inputs.emplace_back(MakeInput(options.shapes[i], options.types[i]));
+  for (size_t i = 0; i < options.shapes.size(); ++i) {
+    auto st = ToScalarType(options.types[i]);
+    if (!st.ok()) return st.status().WithPrefix(name + ": input " + std::to_string(i));
+    inputs.emplace_back(MakeInput(options.shapes[i], *st));
+  }
   report.input_bytes = counters.current_aligned_bytes() - before_inputs;
 
   counters.ResetPeak();
