@@ -20,8 +20,11 @@ struct Run {
   std::string out;      // stdout and stderr together
 };
 
-Run Exec(const std::string& args) {
-  const std::string cmd = std::string(MODELGRID_BINARY_DIR) + "/bin/modelgrid " + args + " 2>&1";
+// Runs `modelgrid ARGS` through the shell with `redirect` appended
+// ("2>&1" to keep stderr, "2>/dev/null" to drop it).
+Run ExecWith(const std::string& args, const char* redirect) {
+  const std::string cmd =
+      std::string(MODELGRID_BINARY_DIR) + "/bin/modelgrid " + args + " " + redirect;
   Run r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -33,17 +36,13 @@ Run Exec(const std::string& args) {
   return r;
 }
 
+Run Exec(const std::string& args) { return ExecWith(args, "2>&1"); }
+
 // Stdout only, for --json parsing.
 nlohmann::json ExecJson(const std::string& args, int* exit_code) {
-  const std::string cmd = std::string(MODELGRID_BINARY_DIR) + "/bin/modelgrid " + args + " 2>/dev/null";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  Run r = ExecWith(args, "2>/dev/null");
+  *exit_code = r.exit_code;
+  return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
 }
 
 class CliTest : public ::testing::Test {
