@@ -54,10 +54,9 @@ void AddCalibration(const EstimateArgs& args, const ModelEntry& model, MemoryEst
 // A path may be one model or a whole repository (a folder of model folders).
 Result<std::vector<ModelEntry>> ModelsAt(const std::string& path) {
   auto one = OpenModel(path);
-  if (one.ok() || one.status().code() != StatusCode::kNotFound ||
-      !std::filesystem::is_directory(path)) {
-    if (!one.ok()) return one.status();
-    return std::vector<ModelEntry>{std::move(one).value()};
+  if (one.ok()) return std::vector<ModelEntry>{std::move(one).value()};
+  if (one.status().code() != StatusCode::kNotFound || !std::filesystem::is_directory(path)) {
+    return one.status();
   }
   MG_ASSIGN_OR_RETURN(auto models, ScanRepository(path));
   if (models.empty()) return one.status();
