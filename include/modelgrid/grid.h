@@ -1,0 +1,213 @@
+// modelgrid::Grid — the library API that everything else is a thin layer
+// over (design.md, "Processes and paths"; the C++ counterpart of the seed's
+// Python ModelGrid API): add models, load them all (estimate, plan, start
+// workers, load), run tasks on some or all of them, read device and model
+// status, load and unload single models.
+//
+// Execution per instance goes through a per-instance BatchScheduler
+// (modelgrid/scheduler/batch_scheduler.h: dynamic batching, priorities,
+// timeouts, bounded queue) to an executor that is either a modelgrid-worker
+// process (isolation `model`: one per instance; `device`: one per device
+// hosting all its instances) or an in-process TorchScriptBackend (`none`).
+//
+// Watchdog: when a worker dies, its in-flight requests fail with kUnavailable
+// at once, its models go to state `restarting`, and a new worker is started
+// after a backoff (initial_backoff, doubling to max_backoff; reset after a
+// worker stayed up for a minute) and the models are loaded again.
+//
+// Thread-safety: every method may be called from any thread concurrently,
+// except that Shutdown must not race with the destructor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "modelgrid/device.h"
+#include "modelgrid/estimate.h"
+#include "modelgrid/kserve/tensor.h"
+#include "modelgrid/placement.h"
+#include "modelgrid/repository.h"
+#include "modelgrid/status.h"
+
+namespace modelgrid {
+
+// How a grid places and runs models.
+struct GridOptions {
+  Strategy strategy = Strategy::kMemoryOptimized;
+  Isolation isolation = Isolation::kModel;
+  uint64_t buffer_bytes = 0;   // kept free on every accelerator
+  int max_cpu_models = -1;     // CPU fallback bound when accelerators exist; -1 = none
+  // Device specs (modelgrid/device.h ParseDeviceSpec); empty = DiscoverDevices().
+  std::vector<std::string> devices;
+  // modelgrid-worker's path; empty = "modelgrid-worker" next to the running
+  // executable (/proc/self/exe), else found on PATH.
+  std::string worker_executable;
+  // LibTorch intra-op threads per worker (and in-process); 0 = the machine's
+  // cores divided by the number of workers, at least 1.
+  int worker_threads = 0;
+  uint64_t arena_bytes = uint64_t{256} << 20;  // shared-memory arena per worker
+  // Estimation (batch, sequence, margin). The device kind is set from the devices.
+  EstimateOptions estimate;
+  // The TorchScript graph walk for activation estimates; null = weights only.
+  // Not owned; must outlive the grid.
+  GraphWalker* walker = nullptr;
+  std::chrono::milliseconds load_timeout{120'000};  // per model load in a worker
+  std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
+  std::chrono::milliseconds max_backoff{5'000};
+};
+
+// A model to add: a model folder (repository entry) with optional overrides.
+struct ModelSpec {
+  std::string name;             // empty = the folder's name
+  std::filesystem::path path;   // the model's folder (config.yaml, 1/model.pt, ...)
+  std::optional<uint64_t> memory_request;  // bytes; overrides config.yaml and the estimate
+  std::optional<uint64_t> memory_limit;    // bytes; default: the request
+};
+
+// Lifecycle of a model in the grid.
+enum class ModelState {
+  kAdded,       // known, not loaded yet
+  kLoading,     // a worker is loading it
+  kReady,       // serving
+  kRestarting,  // its worker died; the watchdog is bringing it back
+  kUnplaced,    // fits nowhere (reason says why)
+  kFailed,      // estimate or load failed (reason says why)
+  kUnloaded,    // explicitly unloaded; Load brings it back
+};
+// "added", "loading", "ready", "restarting", "unplaced", "failed", "unloaded".
+const char* ModelStateName(ModelState state);
+
+// What the grid knows of one model. Bytes are integers.
+struct ModelStatus {
+  std::string name;
+  std::string type;      // "torchscript" or "huggingface"
+  std::string version;   // the version folder served, "" when none
+  ModelState state = ModelState::kAdded;
+  std::string reason;    // why unplaced / failed / restarting; "" otherwise
+  std::string device;    // device id while placed, "" otherwise
+  std::optional<MemoryEstimate> estimate;
+  uint64_t request_bytes = 0;   // what placement packed
+  uint64_t limit_bytes = 0;     // enforced in the worker
+  uint64_t current_bytes = 0;   // measured by the worker's allocator (last report)
+  uint64_t peak_bytes = 0;      // measured peak
+  int64_t worker_pid = 0;       // 0 when in-process or not running
+  int restarts = 0;             // watchdog restarts so far
+  int64_t max_batch_size = 0;
+  std::vector<std::string> tasks;  // tasks the loaded model answers
+  std::vector<TensorSpec> inputs;  // of task infer (see TorchScriptBackend::Inputs)
+  std::vector<TensorSpec> outputs;
+};
+
+// What the grid knows of one device. Bytes are integers.
+struct DeviceStatus {
+  Device device;
+  uint64_t reserved_bytes = 0;  // requests of placed instances + contexts of their workers
+  uint64_t used_bytes = 0;      // used by others + measured current bytes of our instances
+  uint64_t free_bytes = 0;      // total - used_by_others - buffer - reserved (never below 0)
+  uint64_t buffer_bytes = 0;
+  int workers = 0;
+  std::vector<std::string> models;
+};
+
+// One inference call.
+struct InferCall {
+  std::string task = "infer";
+  std::vector<InferTensor> inputs;
+  nlohmann::json params = nlohmann::json::object();  // task parameters (generate's)
+  int priority = 0;
+  std::optional<std::chrono::milliseconds> timeout;  // default: the model's default_timeout_us
+  std::string id;                                    // client's request id, for logs
+};
+
+using InferCallback = std::function<void(Result<std::vector<InferTensor>>)>;
+
+// Counters of one model (its instances summed), for statistics endpoints.
+struct ModelCounters {
+  uint64_t success = 0, failure = 0, executions = 0, inferences = 0;
+  uint64_t queue_us = 0, compute_us = 0, request_us = 0;
+  uint64_t queued = 0, rejected = 0, timed_out = 0;
+};
+
+class Grid {
+ public:
+  // Resolves the devices. Errors: a bad device spec, no devices, or a
+  // missing worker executable when isolation is not `none`.
+  static Result<std::unique_ptr<Grid>> Create(GridOptions options);
+  // Calls Shutdown.
+  ~Grid();
+  Grid(const Grid&) = delete;
+  Grid& operator=(const Grid&) = delete;
+
+  // Adds one model (not loaded yet). Errors: kInvalidArgument for a
+  // malformed folder or config.yaml (OpenModel's errors) or an override
+  // below 1 byte / limit below request; kAlreadyExists for a taken name.
+  Status AddModel(const ModelSpec& spec);
+  // Adds every model folder of a repository (ScanRepository). A folder that
+  // fails to open is an error of the whole call, naming it.
+  Status AddRepository(const std::filesystem::path& root);
+
+  // Estimates and plans every added model that is not loaded, starts the
+  // workers and loads each placed instance. A model that does not fit or
+  // fails to load is not an error of the call: its status says why, and the
+  // others serve. `on_model` (optional) is called once per model as it
+  // becomes ready, unplaced or failed. Returns the plan made.
+  // Errors: MakePlan's (no devices).
+  Result<Plan> LoadAll(std::function<void(const ModelStatus&)> on_model = {});
+
+  // Loads one added or unloaded model, placing it with the grid's strategy
+  // on what the loaded models leave free. Errors: kNotFound for an unknown
+  // model; kResourceExhausted "model 'm' does not fit: ..." with the
+  // planner's reason; the load error; OK at once when already ready.
+  Status Load(const std::string& model);
+  // Stops serving `model` (queued requests fail with kUnavailable), unloads
+  // it from its worker (stopping the worker when it held nothing else) and
+  // frees its reservation. Errors: kNotFound for an unknown model;
+  // kFailedPrecondition when it is not loaded.
+  Status Unload(const std::string& model);
+
+  // Queues `call` on `model`; `done` receives the outputs or the error,
+  // exactly once, on a grid thread (it must not block for long).
+  // Errors via `done` (never a throw): kNotFound unknown model or task;
+  // kUnavailable not ready (with its state), queue full (RetryAfterSeconds
+  // applies), worker died, timeout; kInvalidArgument bad inputs;
+  // kResourceExhausted the model's memory limit.
+  void InferAsync(const std::string& model, InferCall call, InferCallback done);
+  // InferAsync, waiting for the result.
+  Result<std::vector<InferTensor>> Infer(const std::string& model, InferCall call);
+
+  // Runs `task` on each model of `inputs` (model name → inputs) at once and
+  // waits for all: the seed's run-on-all. Results are per model.
+  std::map<std::string, Result<std::vector<InferTensor>>> Run(
+      const std::string& task, const std::map<std::string, std::vector<InferTensor>>& inputs,
+      std::chrono::milliseconds timeout, const nlohmann::json& params = nlohmann::json::object());
+
+  // Status of every model (added order), of one model (kNotFound), of every device.
+  std::vector<ModelStatus> Models() const;
+  Result<ModelStatus> Model(const std::string& model) const;
+  std::vector<DeviceStatus> Devices() const;
+  Result<ModelCounters> Counters(const std::string& model) const;
+  // Asks every worker for fresh memory figures (bounded by `timeout` each).
+  void RefreshMemory(std::chrono::milliseconds timeout = std::chrono::milliseconds{1000});
+
+  // True when every placed model is ready (the readiness probe).
+  bool Ready() const;
+
+  // Fails queued requests (kUnavailable "server shutting down"), waits for
+  // batches in flight, stops every worker and reaps it. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  explicit Grid(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelgrid

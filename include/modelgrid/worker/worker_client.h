@@ -1,0 +1,123 @@
+// The frontend's handle on one modelgrid-worker process (design.md,
+// "Processes and paths"): starts the process, speaks the control protocol of
+// modelgrid/ipc/messages.h over a socketpair, places tensors in the worker's
+// shared-memory arena (modelgrid/ipc/tensor_arena.h), and notices at once when
+// the process dies.
+//
+// Death: a reader thread owns the receiving side of the channel. End of
+// stream (the worker exited or was killed, e.g. kill -9) fails every call in
+// flight with kUnavailable "worker 'NAME' (pid P) exited: <how>" within
+// milliseconds, reaps the child, and then calls the `on_exit` callback once.
+// The client does not restart anything: restarting with backoff is the
+// watchdog's job (the Grid), which starts a new WorkerClient.
+//
+// Outputs: the frontend owns every arena region. For each infer it allocates
+// an output region of a guessed size (the last size seen for the model and
+// task, per batch row, else 1 MiB plus the input bytes). When the outputs do
+// not fit, the worker answers `output_needed` with the exact size; the client
+// allocates that and sends `output_region`, and the worker writes there
+// (one extra round trip, no recomputation).
+//
+// Thread-safety: every method may be called from any thread, concurrently
+// (many Infer calls may be in flight at once; replies are matched by request
+// id). The destructor calls Shutdown.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "modelgrid/ipc/messages.h"
+#include "modelgrid/kserve/tensor.h"
+#include "modelgrid/status.h"
+
+namespace modelgrid {
+
+// How a worker process ended, for logs and the watchdog.
+struct WorkerExit {
+  pid_t pid = 0;
+  int exit_code = -1;   // >= 0 when it exited normally
+  int signal = 0;       // > 0 when a signal killed it (9 for kill -9)
+  bool requested = false;  // true when Shutdown() asked it to stop
+  // "exited with code 3", "killed by signal 9 (Killed)".
+  std::string Describe() const;
+};
+
+// How to start a worker.
+struct WorkerOptions {
+  std::string executable;      // path of modelgrid-worker
+  std::string name;            // for messages and logs, e.g. "resnet50" or "cpu"
+  uint64_t arena_bytes = uint64_t{256} << 20;  // shared-memory arena capacity, multiple of 64
+  int threads = 0;             // LibTorch intra-op threads in the worker; 0 = LibTorch's default
+  std::chrono::milliseconds start_timeout{10'000};  // until the worker answers ping
+};
+
+// A running worker process. Create with Start.
+class WorkerClient {
+ public:
+  // Spawns `options.executable --fd N --name NAME [--threads T]` with one end of a
+  // socketpair as descriptor N, the child set to die with the parent
+  // (PR_SET_PDEATHSIG SIGKILL, so no orphans survive a crashed frontend);
+  // attaches the arena; waits for `pong`. `on_exit` (may be empty) is
+  // called once, from the reader thread, after the process has ended and
+  // every call in flight has failed; it must not destroy the client.
+  // Errors: kNotFound when the executable is missing; kUnavailable when the
+  // worker does not answer within start_timeout or dies while starting (the
+  // message includes how it ended); kInternal for spawn/socket failures.
+  static Result<std::unique_ptr<WorkerClient>> Start(WorkerOptions options,
+                                                     std::function<void(const WorkerExit&)> on_exit);
+
+  ~WorkerClient();
+  WorkerClient(const WorkerClient&) = delete;
+  WorkerClient& operator=(const WorkerClient&) = delete;
+
+  pid_t pid() const;
+  const std::string& name() const;
+  // False once the process has ended (or Shutdown ran).
+  bool alive() const;
+
+  // Loads an instance (messages.h `load`); returns the worker's `loaded`
+  // figures. Errors: the worker's load error as its Status code (e.g.
+  // kNotFound, kCorruption, kResourceExhausted naming the limit);
+  // kUnavailable when the worker died or did not answer within `timeout`.
+  Result<ipc::LoadedMessage> Load(const ipc::LoadMessage& load, std::chrono::milliseconds timeout);
+
+  // Unloads an instance. Errors: kNotFound for a model the worker does not
+  // hold; kUnavailable as Load.
+  Status Unload(const std::string& model, std::chrono::milliseconds timeout);
+
+  // Runs `task` of `model` on `inputs` in the worker: copies the inputs into
+  // the arena (one copy, no socket transfer), waits for the result and copies
+  // the outputs out. Errors: the worker's error for the request (e.g.
+  // kInvalidArgument for a wrong shape, kResourceExhausted for the memory
+  // limit, kNotFound for an unknown task) with its message; kResourceExhausted
+  // when the arena has no room for the inputs; kUnavailable when the worker
+  // died ("worker 'NAME' (pid P) exited: killed by signal 9") or `timeout`
+  // passed (the request is then abandoned: its arena regions are freed only
+  // when the worker answers or dies).
+  Result<std::vector<InferTensor>> Infer(const std::string& model, const std::string& task,
+                                         const std::vector<InferTensor>& inputs,
+                                         const nlohmann::json& params,
+                                         std::chrono::milliseconds timeout);
+
+  // The worker's memory figures (`stats`). Errors: kUnavailable as Load.
+  Result<ipc::StatsMessage> Stats(std::chrono::milliseconds timeout);
+
+  // Sends `shutdown`, waits up to `grace` for the process to exit, then
+  // SIGKILLs it; reaps it; fails calls still in flight with kUnavailable.
+  // Idempotent; `on_exit` still runs once (with requested = true).
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds{2000});
+
+ private:
+  struct Impl;
+  explicit WorkerClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelgrid
