@@ -38,14 +38,17 @@ demo-repo: deps
 test: build zoo-small
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900
 
+# Serves the demo repository on http://127.0.0.1:8000 until Ctrl-C / SIGTERM.
+# Extra flags: make serve SERVE_ARGS="--isolation device --http-port 8080"
+SERVE_ARGS ?=
 serve: build demo-repo
-	$(MODELGRID) estimate $(DEMO_REPO)
-	@echo
-	$(MODELGRID) plan --repository $(DEMO_REPO)
+	exec $(MODELGRID) serve --repository $(DEMO_REPO) $(SERVE_ARGS)
 
-bench: build demo-repo
+bench: build demo-repo zoo-small
 	$(BUILD_DIR)/bin/placement_bench
 	$(BUILD_DIR)/bin/estimate_accuracy $(DEMO_REPO)
+	$(BUILD_DIR)/bin/dispatch_bench --zoo $(ZOO_SMALL)
+	$(BUILD_DIR)/bin/serving_bench --zoo $(ZOO_SMALL) --seconds 10
 
 format:
 	find include src bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

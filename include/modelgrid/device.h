@@ -1,5 +1,6 @@
-// Devices: what models are placed on. Discovered (the CPU; GPUs through NVML
-// in a later step) or simulated for planning (`sim:NAME=CAPACITY`).
+// Devices: what models are placed on. Discovered (the CPU from /proc/meminfo,
+// GPUs through NVML: modelgrid/device/nvml.h) or simulated for planning
+// (`sim:NAME=CAPACITY`).
 #pragma once
 
 #include <cstdint>
@@ -44,19 +45,51 @@ uint64_t DefaultContextBytes(DeviceKind kind);
 //   cpu=CAP                      the host with an explicit capacity
 //   sim:NAME=CAP[,context=C][,used=U]   a simulated GPU; CAP/C/U are byte
 //                                quantities (ParseBytes), e.g. sim:a100=80GiB
-//   cuda:N                       a GPU (needs NVML; not available yet)
+//   cuda:N                       the N-th discovered GPU (DiscoverDevicesDetailed:
+//                                NVML, CUDA_VISIBLE_DEVICES applied)
 // Simulated devices with the same NAME are numbered: the k-th becomes
 // "sim:NAME#k". `ordinal` is that k.
 // Errors: kInvalidArgument naming the spec and what was expected;
-// kUnavailable for cuda:N when no GPU can be discovered.
+// kNotFound for cuda:N when there is no such GPU, naming N and how many GPUs
+// were found, or why NVML could not be asked.
 Result<Device> ParseDeviceSpec(const std::string& spec, int ordinal = 0);
 
 // Parses a list of specs, numbering repeated simulated names 0, 1, ...
 Result<std::vector<Device>> ParseDeviceSpecs(const std::vector<std::string>& specs);
 
-// The devices of this machine: the CPU (total = MemTotal, used = MemTotal −
-// MemAvailable from /proc/meminfo). Errors: kInternal if /proc/meminfo
-// cannot be read.
+// The host as a device: id "cpu", total = MemTotal, used = MemTotal −
+// MemAvailable (/proc/meminfo), context = DefaultContextBytes(kCpu).
+// Errors: kInternal if /proc/meminfo cannot be read.
+Result<Device> DiscoverCpu();
+
+// What discovery found, with the reasons behind what it left out.
+struct DeviceDiscovery {
+  // The CPU, then the visible GPUs as cuda:0..N-1 in CUDA's numbering:
+  // Device{id "cuda:k", kind kCuda, name and uuid from NVML, total_bytes,
+  // used_bytes = bytes unavailable at discovery (NVML total − free: other
+  // processes' memory plus reserved), context_bytes = DefaultContextBytes(kCuda)}.
+  std::vector<Device> devices;
+  // OK when NVML was loaded and counted the GPUs (zero is fine); else why no
+  // GPU was looked for (library missing, nvmlInit_v2 failed, ...).
+  Status gpu_status;
+  // One line per GPU left out (lost, unreadable) and per CUDA_VISIBLE_DEVICES
+  // entry that ended the list.
+  std::vector<std::string> warnings;
+};
+
+// Discovers the CPU and the GPUs without creating a CUDA context: loads NVML
+// (DefaultNvmlLibrary(): libnvidia-ml.so.1 or $MODELGRID_NVML_LIBRARY),
+// reads every GPU, applies CUDA_VISIBLE_DEVICES (SelectVisibleGpus in
+// modelgrid/device/nvml.h) and numbers the visible GPUs that could be read
+// cuda:0, cuda:1, ... in that order. A GPU NVML cannot read (e.g. "GPU is
+// lost") is left out with a warning and takes no number. Logs nothing.
+// Errors: only DiscoverCpu's; NVML's problems go to gpu_status / warnings.
+Result<DeviceDiscovery> DiscoverDevicesDetailed();
+
+// DiscoverDevicesDetailed()'s devices. Logs through spdlog's default logger
+// one line saying why when NVML is unavailable (info when the default
+// library is simply not installed, warn otherwise) and one warn line per
+// discovery warning. Errors: as DiscoverCpu.
 Result<std::vector<Device>> DiscoverDevices();
 
 }  // namespace modelgrid

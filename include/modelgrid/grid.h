@@ -56,8 +56,9 @@ struct GridOptions {
   uint64_t arena_bytes = uint64_t{256} << 20;  // shared-memory arena per worker
   // Estimation (batch, sequence, margin). The device kind is set from the devices.
   EstimateOptions estimate;
-  // The TorchScript graph walk for activation estimates; null = weights only.
-  // Not owned; must outlive the grid.
+  // The graph walk for activation estimates; null = the built-in LibTorch
+  // TorchScript walk (modelgrid/torch/graph_walk.h). Not owned; must
+  // outlive the grid.
   GraphWalker* walker = nullptr;
   std::chrono::milliseconds load_timeout{120'000};  // per model load in a worker
   std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
@@ -170,7 +171,7 @@ class Grid {
   // Stops serving `model` (queued requests fail with kUnavailable), unloads
   // it from its worker (stopping the worker when it held nothing else) and
   // frees its reservation. Errors: kNotFound for an unknown model;
-  // kFailedPrecondition when it is not loaded.
+  // kInvalidArgument when it is not loaded (the message gives its state).
   Status Unload(const std::string& model);
 
   // Queues `call` on `model`; `done` receives the outputs or the error,

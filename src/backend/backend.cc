@@ -158,6 +158,14 @@ Status StatusFromException(const std::string& model, const std::string& task,
       text.find("out of memory") != std::string::npos) {
     return Status::ResourceExhausted(ModelPrefix(model) + "task '" + task + "': " + text);
   }
+  // An index past a table (a token id at or past the vocabulary size) is the
+  // client's input, not a server fault.
+  if (dynamic_cast<const c10::IndexError*>(&e) ||
+      text.find("index out of range") != std::string::npos) {
+    return Status::InvalidArgument(ModelPrefix(model) + "task '" + task +
+                                   "': an input value is out of range for the model (index out "
+                                   "of range; e.g. a token id at or past the vocabulary size)");
+  }
   return Status::Internal(ModelPrefix(model) + "task '" + task + "' failed: " + text);
 }
 

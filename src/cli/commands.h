@@ -17,6 +17,11 @@ void AddEstimateCommand(CLI::App& app, int* exit_code);
 // `modelgrid plan --repository DIR [--device SPEC]... [--strategy S] [--isolation I] ...`
 void AddPlanCommand(CLI::App& app, int* exit_code);
 
+// `modelgrid serve --repository DIR [--config modelgrid.yaml] [--device SPEC]... [--http-port N] ...`:
+// loads the repository and serves it over KServe v2 HTTP until SIGTERM/SIGINT
+// (exit 0); exit 2 for bad flags or config, 1 when startup fails.
+void AddServeCommand(CLI::App& app, int* exit_code);
+
 // The absolute path of this executable (/proc/self/exe), else `argv0`;
 // sibling executables (modelgrid-probe) are found next to it.
 std::string SelfPath(const char* argv0);

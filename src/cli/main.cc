@@ -11,6 +11,13 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   modelgrid::cli::AddEstimateCommand(app, &exit_code);
   modelgrid::cli::AddPlanCommand(app, &exit_code);
-  CLI11_PARSE(app, argc, argv);
+  modelgrid::cli::AddServeCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    // `serve` promises exit code 2 for bad flags (scripts tell it from a failed start).
+    return code != 0 && app.got_subcommand("serve") ? 2 : code;
+  }
   return exit_code;
 }

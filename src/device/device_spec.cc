@@ -1,5 +1,7 @@
 // Device specs given on the command line: cpu, cpu=CAP, sim:NAME=CAP[,k=v], cuda:N.
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 
 #include "modelgrid/bytes.h"
@@ -65,6 +67,28 @@ Result<Device> ParseSimulated(const std::string& spec, int ordinal) {
   return d;
 }
 
+// cuda:N through discovery (NVML, CUDA_VISIBLE_DEVICES applied).
+Result<Device> FindGpu(const std::string& spec, const std::string& index) {
+  MG_ASSIGN_OR_RETURN(DeviceDiscovery found, DiscoverDevicesDetailed());
+  if (!found.gpu_status.ok()) {
+    return Status::NotFound("device spec '" + spec + "': no GPU " + index +
+                            ": NVML is unavailable (" + found.gpu_status.message() + ")");
+  }
+  const std::string id =
+      "cuda:" + index.substr(std::min(index.find_first_not_of('0'), index.size() - 1));
+  int gpus = 0;
+  for (const Device& d : found.devices) {
+    if (d.kind != DeviceKind::kCuda) continue;
+    ++gpus;
+    if (d.id == id) return d;
+  }
+  return Status::NotFound(
+      "device spec '" + spec + "': no GPU " + index + ": " + std::to_string(gpus) +
+      " GPU(s) found" +
+      (gpus > 0 ? " (cuda:0..cuda:" + std::to_string(gpus - 1) + ")" : std::string()) +
+      (std::getenv("CUDA_VISIBLE_DEVICES") ? " with CUDA_VISIBLE_DEVICES applied" : ""));
+}
+
 }  // namespace
 
 uint64_t DefaultContextBytes(DeviceKind kind) {
@@ -73,8 +97,7 @@ uint64_t DefaultContextBytes(DeviceKind kind) {
 
 Result<Device> ParseDeviceSpec(const std::string& spec, int ordinal) {
   if (spec == "cpu" || spec.rfind("cpu=", 0) == 0) {
-    MG_ASSIGN_OR_RETURN(auto devices, DiscoverDevices());
-    Device cpu = devices.front();
+    MG_ASSIGN_OR_RETURN(Device cpu, DiscoverCpu());
     if (spec.size() > 3) {
       auto cap = ParseBytes(spec.substr(4));
       if (!cap.ok()) return BadSpec(spec, cap.status().message());
@@ -90,8 +113,7 @@ Result<Device> ParseDeviceSpec(const std::string& spec, int ordinal) {
     if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) {
       return BadSpec(spec, "the GPU index must be a number");
     }
-    return Status::Unavailable("device spec '" + spec +
-                               "': no GPU was discovered on this machine (NVML not available)");
+    return FindGpu(spec, index);
   }
   return BadSpec(spec, "unknown device type");
 }

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <cstdlib>
+
 #include "modelgrid/bytes.h"
 #include "modelgrid/device.h"
 
@@ -51,7 +53,21 @@ TEST(DeviceSpecTest, BadSpecsAreClearErrors) {
     EXPECT_NE(r.status().message().find(spec), std::string::npos) << r.status().message();
     EXPECT_NE(r.status().message().find(words), std::string::npos) << r.status().message();
   }
-  EXPECT_EQ(ParseDeviceSpec("cuda:0").status().code(), StatusCode::kUnavailable);
+  {
+    // No NVML: cuda:N names no GPU (device_nvml_test covers the fake NVML).
+    const char* old = std::getenv("MODELGRID_NVML_LIBRARY");
+    const std::string saved = old ? old : "";
+    ::setenv("MODELGRID_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    auto gpu = ParseDeviceSpec("cuda:0");
+    EXPECT_EQ(gpu.status().code(), StatusCode::kNotFound);
+    EXPECT_NE(gpu.status().message().find("no GPU 0: NVML is unavailable"), std::string::npos)
+        << gpu.status().message();
+    if (old) {
+      ::setenv("MODELGRID_NVML_LIBRARY", saved.c_str(), 1);
+    } else {
+      ::unsetenv("MODELGRID_NVML_LIBRARY");
+    }
+  }
   EXPECT_FALSE(ParseDeviceSpecs({"sim:a=1GiB", "cpu", "cpu"}).ok());
 }
 

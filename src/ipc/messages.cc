@@ -1,5 +1,6 @@
 #include "modelgrid/ipc/messages.h"
 
+#include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -160,6 +161,58 @@ std::vector<std::string> ReadStrings(JsonReader& r, const char* field) {
   return out;
 }
 
+json SpecsToJson(const std::vector<TensorSpec>& specs) {
+  json out = json::array();
+  for (const TensorSpec& spec : specs) {
+    out.push_back(
+        json{{"name", spec.name}, {"datatype", DataTypeName(spec.datatype)}, {"dims", spec.dims}});
+  }
+  return out;
+}
+
+std::vector<TensorSpec> ReadSpecs(JsonReader& r, const char* field) {
+  std::vector<TensorSpec> specs;
+  const json* array = r.Array(field, /*optional=*/true);
+  if (array == nullptr) return specs;
+  for (size_t i = 0; i < array->size() && r.ok(); ++i) {
+    JsonReader sr((*array)[i], r.context() + ": " + field + "[" + std::to_string(i) + "]");
+    TensorSpec spec;
+    spec.name = sr.String("name");
+    const std::string datatype = sr.String("datatype");
+    if (const json* dims = sr.Array("dims")) {
+      for (const json& dim : *dims) {
+        if (!dim.is_number_integer() ||
+            (dim.is_number_unsigned() &&
+             dim.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) ||
+            dim.get<int64_t>() < -1) {
+          sr.Fail("dims", "expected integers >= -1, got " + dim.dump());
+          break;
+        }
+        spec.dims.push_back(dim.get<int64_t>());
+      }
+    }
+    sr.RejectUnknown({"name", "datatype", "dims"});
+    if (sr.ok()) {
+      const auto type = ParseDataType(datatype);
+      if (!type) {
+        sr.Fail("datatype", "unknown datatype '" + datatype + "'");
+      } else {
+        spec.datatype = *type;
+      }
+    }
+    r.Adopt(sr.status());
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+bool SpecsEqual(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const TensorSpec& x, const TensorSpec& y) {
+                      return x.name == y.name && x.datatype == y.datatype && x.dims == y.dims;
+                    });
+}
+
 json ModelMemoryToJson(const ModelMemory& m) {
   return json{{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}};
 }
@@ -201,6 +254,10 @@ std::string_view MessageTypeName(MessageType type) {
       return "infer";
     case MessageType::kResult:
       return "result";
+    case MessageType::kOutputNeeded:
+      return "output_needed";
+    case MessageType::kOutputRegion:
+      return "output_region";
     case MessageType::kGetStats:
       return "get_stats";
     case MessageType::kStats:
@@ -244,9 +301,19 @@ std::string ToJson(const LoadMessage& m) {
                {"max_batch_size", m.max_batch_size}});
 }
 
+bool LoadedMessage::operator==(const LoadedMessage& other) const {
+  return model == other.model && current_bytes == other.current_bytes &&
+         peak_bytes == other.peak_bytes && tasks == other.tasks &&
+         SpecsEqual(inputs, other.inputs) && SpecsEqual(outputs, other.outputs);
+}
+
 std::string ToJson(const LoadedMessage& m) {
-  return Dump(
-      {{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}});
+  return Dump({{"model", m.model},
+               {"current_bytes", m.current_bytes},
+               {"peak_bytes", m.peak_bytes},
+               {"tasks", m.tasks},
+               {"inputs", SpecsToJson(m.inputs)},
+               {"outputs", SpecsToJson(m.outputs)}});
 }
 
 std::string ToJson(const LoadFailedMessage& m) {
@@ -261,7 +328,16 @@ std::string ToJson(const InferMessage& m) {
                {"task", m.task},
                {"inputs", std::move(inputs)},
                {"output", RegionToJson(m.output)},
-               {"output_names", m.output_names}});
+               {"output_names", m.output_names},
+               {"params", m.params.is_object() ? m.params : json::object()}});
+}
+
+std::string ToJson(const OutputNeededMessage& m) {
+  return Dump({{"request_id", m.request_id}, {"model", m.model}, {"bytes", m.bytes}});
+}
+
+std::string ToJson(const OutputRegionMessage& m) {
+  return Dump({{"request_id", m.request_id}, {"offset", m.offset}, {"size", m.size}});
 }
 
 std::string ToJson(const ResultMessage& m) {
@@ -346,7 +422,10 @@ Status FromJson(std::string_view json_text, LoadedMessage* out) {
   out->model = r.String("model");
   out->current_bytes = r.Uint64("current_bytes");
   out->peak_bytes = r.Uint64("peak_bytes");
-  r.RejectUnknown({"model", "current_bytes", "peak_bytes"});
+  out->tasks = ReadStrings(r, "tasks");
+  out->inputs = ReadSpecs(r, "inputs");
+  out->outputs = ReadSpecs(r, "outputs");
+  r.RejectUnknown({"model", "current_bytes", "peak_bytes", "tasks", "inputs", "outputs"});
   return r.status();
 }
 
@@ -370,7 +449,35 @@ Status FromJson(std::string_view json_text, InferMessage* out) {
   out->inputs = ReadTensors(r, "inputs");
   out->output = ReadRegion(r, "output");
   out->output_names = ReadStrings(r, "output_names");
-  r.RejectUnknown({"request_id", "model", "task", "inputs", "output", "output_names"});
+  const json* params = r.Object("params", /*optional=*/true);
+  out->params = params != nullptr ? *params : json::object();
+  r.RejectUnknown({"request_id", "model", "task", "inputs", "output", "output_names", "params"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, OutputNeededMessage* out) {
+  const std::string context = Context(MessageType::kOutputNeeded);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->request_id = r.Uint64("request_id");
+  out->model = r.String("model");
+  out->bytes = r.Uint64("bytes");
+  r.RejectUnknown({"request_id", "model", "bytes"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, OutputRegionMessage* out) {
+  const std::string context = Context(MessageType::kOutputRegion);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->request_id = r.Uint64("request_id");
+  out->offset = r.Uint64("offset");
+  out->size = r.Uint64("size");
+  r.RejectUnknown({"request_id", "offset", "size"});
+  if (r.ok() && out->offset % kRegionAlignment != 0) {
+    r.Fail("offset", std::to_string(out->offset) + " is not a multiple of " +
+                         std::to_string(kRegionAlignment));
+  }
   return r.status();
 }
 

@@ -41,6 +41,8 @@ TEST(MessagesTest, TypeNamesAndValues) {
       {MessageType::kLoadFailed, "load_failed"},
       {MessageType::kInfer, "infer"},
       {MessageType::kResult, "result"},
+      {MessageType::kOutputNeeded, "output_needed"},
+      {MessageType::kOutputRegion, "output_region"},
       {MessageType::kGetStats, "get_stats"},
       {MessageType::kStats, "stats"},
       {MessageType::kUnload, "unload"},
@@ -51,14 +53,16 @@ TEST(MessagesTest, TypeNamesAndValues) {
     EXPECT_EQ(ToMessageType(static_cast<uint16_t>(type)), type);
   }
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kInfer), 20);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kOutputNeeded), 22);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kOutputRegion), 23);
   EXPECT_FALSE(ToMessageType(0).has_value());
   EXPECT_FALSE(ToMessageType(999).has_value());
 }
 
 TEST(MessagesTest, LoadHasTheDocumentedShape) {
-  LoadMessage load{"bert", "/models/bert/1/model.pt", "cuda:0", 3ULL << 30, 2ULL << 30, 8};
+  LoadMessage load{"bert", "/models/bert", "cuda:0", 3ULL << 30, 2ULL << 30, 8};
   EXPECT_EQ(json::parse(ToJson(load)), json::parse(R"({
-      "model": "bert", "path": "/models/bert/1/model.pt", "device": "cuda:0",
+      "model": "bert", "path": "/models/bert", "device": "cuda:0",
       "limit_bytes": 3221225472, "request_bytes": 2147483648, "max_batch_size": 8})"));
   EXPECT_EQ(RoundTrip(load, 5), load);
 
@@ -81,9 +85,22 @@ TEST(MessagesTest, InferAndResultHaveTheDocumentedShape) {
       "request_id": 77, "model": "resnet", "task": "forward",
       "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 2, 2],
                   "offset": 128, "size": 48}],
-      "output": {"offset": 192, "size": 4096}, "output_names": []})"));
+      "output": {"offset": 192, "size": 4096}, "output_names": [], "params": {}})"));
   EXPECT_EQ(RoundTrip(infer), infer);
   EXPECT_EQ(ToFrame(infer).request_id, 77u);
+
+  // "params" is optional (an empty object when absent) and travels as is.
+  InferMessage no_params;
+  ASSERT_TRUE(FromJson(R"({"request_id":1,"model":"m","task":"t","inputs":[],
+                           "output":{"offset":0,"size":64}})",
+                       &no_params)
+                  .ok());
+  EXPECT_EQ(no_params.params, json::object());
+  infer.task = "generate";
+  infer.params = json{{"max_new_tokens", 40}, {"do_sample", true}, {"temperature", 0.5}};
+  const InferMessage back = RoundTrip(infer);
+  EXPECT_EQ(back.params, infer.params);
+  EXPECT_EQ(back.params["max_new_tokens"], 40);
 
   ResultMessage ok{77, "resnet", {{"y", DataType::kInt64, {1, 10}, 192, 80}}, std::nullopt};
   EXPECT_EQ(json::parse(ToJson(ok)), json::parse(R"({
@@ -101,12 +118,76 @@ TEST(MessagesTest, InferAndResultHaveTheDocumentedShape) {
   EXPECT_EQ(failed.error->ToStatus().code(), StatusCode::kResourceExhausted);
 }
 
+TEST(MessagesTest, OutputNeededAndOutputRegionHaveTheDocumentedShape) {
+  const OutputNeededMessage needed{31, "gpt2", 2'048'000};
+  EXPECT_EQ(json::parse(ToJson(needed)),
+            json::parse(R"({"request_id": 31, "model": "gpt2", "bytes": 2048000})"));
+  EXPECT_EQ(RoundTrip(needed), needed);
+  EXPECT_EQ(ToFrame(needed).request_id, 31u);
+  EXPECT_EQ(ToFrame(needed).type, 22);
+
+  const OutputRegionMessage region{31, 4096, 2'048'000};
+  EXPECT_EQ(json::parse(ToJson(region)),
+            json::parse(R"({"request_id": 31, "offset": 4096, "size": 2048000})"));
+  EXPECT_EQ(RoundTrip(region), region);
+  EXPECT_EQ(region.region(), (Region{4096, 2'048'000}));
+  EXPECT_EQ(ToFrame(region).type, 23);
+
+  Status s = Decode<OutputRegionMessage>(R"({"request_id":1,"offset":100,"size":64})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "'output_region' message: field 'offset': 100 is not a multiple of 64"))
+      << s.ToString();
+  s = Decode<OutputNeededMessage>(R"({"request_id":1,"model":"m"})");
+  EXPECT_TRUE(Mentions(s, "'output_needed' message: field 'bytes': missing")) << s.ToString();
+
+  // request ids in header and JSON must agree, as for infer.
+  Frame frame = ToFrame(region);
+  frame.request_id = 32;
+  EXPECT_EQ(FromFrame<OutputRegionMessage>(frame).status().code(), StatusCode::kCorruption);
+}
+
+TEST(MessagesTest, InferParamsMustBeAnObject) {
+  const Status s = Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[],
+      "output":{"offset":0,"size":0},"params":[1,2]})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "field 'params': expected an object")) << s.ToString();
+}
+
+TEST(MessagesTest, LoadedCarriesTasksAndSpecs) {
+  LoadedMessage loaded;
+  loaded.model = "digits";
+  loaded.current_bytes = 20'480;
+  loaded.peak_bytes = 40'960;
+  loaded.tasks = {"infer"};
+  loaded.inputs = {TensorSpec{"input", DataType::kFP32, {64}}};
+  loaded.outputs = {TensorSpec{"logits", DataType::kFP32, {-1, 10}}};
+  EXPECT_EQ(json::parse(ToJson(loaded)), json::parse(R"({
+      "model": "digits", "current_bytes": 20480, "peak_bytes": 40960, "tasks": ["infer"],
+      "inputs": [{"name": "input", "datatype": "FP32", "dims": [64]}],
+      "outputs": [{"name": "logits", "datatype": "FP32", "dims": [-1, 10]}]})"));
+  EXPECT_EQ(RoundTrip(loaded), loaded);
+  LoadedMessage other = loaded;
+  other.outputs[0].dims = {10};
+  EXPECT_FALSE(other == loaded);
+
+  LoadedMessage minimal;
+  ASSERT_TRUE(FromJson(R"({"model":"m","current_bytes":1,"peak_bytes":2})", &minimal).ok());
+  EXPECT_TRUE(minimal.tasks.empty() && minimal.inputs.empty() && minimal.outputs.empty());
+
+  Status s = Decode<LoadedMessage>(R"({"model":"m","current_bytes":1,"peak_bytes":2,
+      "inputs":[{"name":"x","datatype":"FP32","dims":[-2]}]})");
+  EXPECT_TRUE(Mentions(s, "inputs[0]: field 'dims': expected integers >= -1")) << s.ToString();
+  s = Decode<LoadedMessage>(R"({"model":"m","current_bytes":1,"peak_bytes":2,
+      "outputs":[{"name":"x","datatype":"FP99","dims":[]}]})");
+  EXPECT_TRUE(Mentions(s, "unknown datatype 'FP99'")) << s.ToString();
+}
+
 TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   EXPECT_EQ(RoundTrip(PingMessage{}, 3), PingMessage{});
   EXPECT_EQ(RoundTrip(PongMessage{kProtocolVersion, 4242}), (PongMessage{kProtocolVersion, 4242}));
   EXPECT_EQ(RoundTrip(AttachArenaMessage{"w0", 1ULL << 30}),
             (AttachArenaMessage{"w0", 1ULL << 30}));
-  const LoadedMessage loaded{"bert", 440 << 20, 512 << 20};
+  const LoadedMessage loaded{"bert", 440 << 20, 512 << 20, {}, {}, {}};
   EXPECT_EQ(RoundTrip(loaded), loaded);
   const LoadFailedMessage load_failed{"bert", ErrorInfo{StatusCode::kNotFound, "no model.pt"}};
   EXPECT_EQ(RoundTrip(load_failed), load_failed);
@@ -240,6 +321,10 @@ RC_GTEST_PROP(MessagesProperty, RandomInferRoundTrips, ()) {
               *rc::gen::arbitrary<uint64_t>()};
   m.output_names = *rc::gen::container<std::vector<std::string>>(*rc::gen::inRange(0, 3),
                                                                  rc::gen::string<std::string>());
+  if (*rc::gen::arbitrary<bool>()) {
+    m.params = json{{"max_new_tokens", *rc::gen::inRange(1, 1025)},
+                    {"seed", *rc::gen::arbitrary<uint32_t>()}};
+  }
   // Strings of arbitrary bytes are not all valid UTF-8; keep them ASCII here
   // (invalid UTF-8 is replaced on encoding, by design).
   for (std::string* s : {&m.model, &m.task}) {

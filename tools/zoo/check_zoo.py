@@ -15,7 +15,9 @@ Checks, for every model of DIR/zoo.json:
     index (sharded), hold exactly Hugging Face's tensor names and the same values
     as the TorchScript module;
   - digits: the accuracy re-measured on test_set.json with the saved TorchScript
-    equals the recorded one (and is at least 0.9).
+    equals the recorded one (and is at least 0.9);
+  - echo_image: the output at batch 2 equals each channel's mean computed here
+    in float64.
 Prints one line per model and exits 1 with the reasons on any mismatch.
 """
 
@@ -43,7 +45,7 @@ KSERVE_DTYPES = {"BOOL": torch.bool, "UINT8": torch.uint8, "INT8": torch.int8,
                  "FP64": torch.float64, "UINT16": None, "UINT32": None, "UINT64": None,
                  "BYTES": None}
 PLATFORMS = {"vision": "pytorch_torchscript", "classifier": "pytorch_torchscript",
-             "gpt2": "huggingface", "bert": "huggingface"}
+             "gpt2": "huggingface", "bert": "huggingface", "echo": "pytorch_torchscript"}
 TEST_TOKENS = 8      # the length of a -1 (variable) dimension in the batch-1 run
 
 
@@ -162,6 +164,19 @@ def check_digits(root, name, module):
     return correct / count
 
 
+def check_echo(module, spec):
+    """The forward is the per-channel mean: compared at batch 2 with numpy's float64 mean."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand([2] + spec["dims"], generator=gen)
+    with torch.no_grad():
+        out = module(x).numpy()
+    want = x.numpy().astype(np.float64).reshape(2, spec["dims"][0], -1).mean(axis=2)
+    expect(out.shape == want.shape, f"echo: output shape {out.shape}, expected {want.shape}")
+    diff = float(np.abs(out - want).max())
+    expect(diff < 1e-5, f"echo: output differs from the channel means by {diff}")
+    return diff
+
+
 def check_model(root, name, entry):
     folder = os.path.join(root, name)
     expect(entry.get("kind") in PLATFORMS, f"unknown kind {entry.get('kind')}")
@@ -202,6 +217,8 @@ def check_model(root, name, entry):
             note += f", task {task} -> {list(out.shape)}"
     if entry["kind"] == "classifier":
         note += f", test accuracy {check_digits(root, name, module):.4f}"
+    if entry["kind"] == "echo":
+        note += f", channel means within {check_echo(module, cfg['inputs'][0]):.1e}"
     return f"{params:,} parameters{note}"
 
 

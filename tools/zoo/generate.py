@@ -9,6 +9,7 @@ include/modelgrid/repository.h) into DIR:
   resnet18/ resnet50/ mobilenet_v3_small/ vit_b_16/   TorchScript (traced torchvision)
   gpt2/ bert-base/                                    Hugging Face folders + TorchScript
   digits/                                             MLP trained on sklearn's digits
+  echo_image/                                         per-channel mean of a 3x224x224 image
   zoo.json                                            manifest
 
 Deterministic (every model is built under its own fixed seed) and cached: when
@@ -73,7 +74,8 @@ def model_list(profile):
     if profile == "small":
         vision.remove("resnet50")
     return ([(n, "vision") for n in vision]
-            + [("gpt2", "gpt2"), ("bert-base", "bert"), ("digits", "classifier")])
+            + [("gpt2", "gpt2"), ("bert-base", "bert"), ("digits", "classifier"),
+               ("echo_image", "echo")])
 
 
 def relative_files(root, folder):
@@ -138,7 +140,7 @@ def generate(profile, out, force=False):
 
     import zoo_builders as zb   # torch, torchvision, sklearn: only now
     makers = {"vision": zb.make_vision, "gpt2": zb.make_hf, "bert": zb.make_hf,
-              "classifier": zb.make_digits}
+              "classifier": zb.make_digits, "echo": zb.make_echo}
     manifest["seed"] = zb.SEED
 
     parent, base = os.path.split(out)

@@ -334,3 +334,51 @@ def make_digits(name, kind, profile, folder):
     return {"kind": "classifier", "parameters": parameter_count(model),
             "buffers_bytes": buffers_bytes(model), "input_shape": [64],
             "test_accuracy": accuracy}
+
+
+# ---------------------------------------------------------------------------
+# 4. echo_image: a nearly free forward on a full-size image input
+
+ECHO_IMAGE_SHAPE = (3, 224, 224)   # 602,112 bytes of FP32 per image
+ECHO_IMAGE_MAX_BATCH = 8
+
+
+class EchoImage(nn.Module):
+    """forward(input FP32 [B,3,224,224]) -> per-channel mean * scale, FP32 [B,3].
+
+    The scale (3 ones) is there so that the module has a parameter, as every
+    zoo model does; the forward costs one pass over the input. Used by
+    bench/dispatch_bench.cc and bench/serving_bench.cc to measure what moving a
+    large input costs (in-process vs through a worker, over HTTP).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(ECHO_IMAGE_SHAPE[0]))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input.mean(dim=[2, 3]) * self.scale
+
+
+def make_echo(name, kind, profile, folder):
+    seed = seed_for(name)
+    model = EchoImage().eval()
+    path = os.path.join(folder, "1", "model.pt")
+    os.makedirs(os.path.dirname(path))
+    torch.jit.save(torch.jit.script(model), path)
+    loaded = torch.jit.load(path)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(ECHO_IMAGE_MAX_BATCH, *ECHO_IMAGE_SHAPE, generator=gen)
+    with torch.no_grad():
+        for batch in (1, ECHO_IMAGE_MAX_BATCH):
+            out = loaded(x[:batch])
+            check(tuple(out.shape) == (batch, ECHO_IMAGE_SHAPE[0]) and out.dtype == torch.float32,
+                  f"{name}: forward gives {tuple(out.shape)} {out.dtype} at batch {batch}")
+            # independently: the mean of each channel's H*W values, in float64
+            want = x[:batch].double().reshape(batch, ECHO_IMAGE_SHAPE[0], -1).mean(dim=2).float()
+            assert_close(out, want, f"{name} (batch {batch})")
+    write_config_yaml(os.path.join(folder, "config.yaml"), profile, "pytorch_torchscript",
+                      ECHO_IMAGE_MAX_BATCH, [("input", "FP32", ECHO_IMAGE_SHAPE)],
+                      [("mean", "FP32", [ECHO_IMAGE_SHAPE[0]])])
+    return {"kind": "echo", "parameters": parameter_count(model),
+            "buffers_bytes": buffers_bytes(model), "input_shape": list(ECHO_IMAGE_SHAPE)}

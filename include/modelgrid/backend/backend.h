@@ -129,7 +129,8 @@ class TorchScriptBackend {
   //                      wrong datatype or shape ("expected ..., got ..."),
   //                      a batch past max_batch_size, malformed bytes, bad
   //                      generate params, or a prompt + max_new_tokens past
-  //                      the model's position limit;
+  //                      the model's position limit, or an index the model
+  //                      looks up out of range (a token id past the vocabulary);
   //   kUnsupported       a datatype LibTorch lacks (UINT16/32/64, BYTES) in an
   //                      input, or a non-tensor output;
   //   kResourceExhausted the memory limit refused an allocation: "model 'M':

@@ -8,46 +8,64 @@
 // - unknown fields are an error (both ends are built from the same tree, so
 //   an unknown field is a bug or a version mix-up, never silently dropped);
 // - optional fields are marked "opt" below and take the default shown;
-// - request ids: `infer` and `result` carry `request_id` in the JSON and the
-//   frame header (they must agree); for the other messages the header's
-//   request_id correlates a reply with its request (0 = none);
+// - request ids: `infer`, `result`, `output_needed` and `output_region` carry
+//   `request_id` in the JSON and the frame header (they must agree); for the
+//   other messages the header's request_id correlates a reply with its
+//   request (0 = none);
 // - errors are {"code": "<StatusCodeName>", "message": "..."};
 // - strings are UTF-8 (invalid bytes are replaced by U+FFFD when encoding).
 //
-// type (u16)       direction   payload
-// ping (1)         F -> W      {}
-// pong (2)         W -> F      {"protocol_version": u32, "pid": i64}
-// attach_arena (3) F -> W      {"name": str, "capacity_bytes": u64}; the frame
-//                              carries the arena's memfd (SCM_RIGHTS)
-// load (10)        F -> W      {"model": str, "path": str, "device": str,
-//                               "limit_bytes": u64, "request_bytes": u64 opt 0,
-//                               "max_batch_size": u32 opt 0}
-// loaded (11)      W -> F      {"model": str, "current_bytes": u64, "peak_bytes": u64}
-// load_failed (12) W -> F      {"model": str, "error": error}
-// infer (20)       F -> W      {"request_id": u64, "model": str, "task": str,
-//                               "inputs": [tensor], "output": region,
-//                               "output_names": [str] opt []}
-// result (21)      W -> F      {"request_id": u64, "model": str,
-//                               then exactly one of "outputs": [tensor] or "error": error}
-// get_stats (30)   F -> W      {}
-// stats (31)       W -> F      {"current_bytes": u64, "peak_bytes": u64,
-//                               "models": [{"model","current_bytes","peak_bytes"}] opt []}
-// unload (40)      F -> W      {"model": str}
-// unloaded (41)    W -> F      {"model": str}
-// shutdown (50)    F -> W      {}  (no reply: the worker closes its socket and exits)
+// type (u16)          direction   payload
+// ping (1)            F -> W      {}
+// pong (2)            W -> F      {"protocol_version": u32, "pid": i64}
+// attach_arena (3)    F -> W      {"name": str, "capacity_bytes": u64}; the frame
+//                                 carries the arena's memfd (SCM_RIGHTS)
+// load (10)           F -> W      {"model": str, "path": str, "device": str,
+//                                  "limit_bytes": u64, "request_bytes": u64 opt 0,
+//                                  "max_batch_size": u32 opt 0}
+// loaded (11)         W -> F      {"model": str, "current_bytes": u64, "peak_bytes": u64,
+//                                  "tasks": [str] opt [], "inputs": [spec] opt [],
+//                                  "outputs": [spec] opt []}
+// load_failed (12)    W -> F      {"model": str, "error": error}; also the reply to
+//                                 an `unload` that failed (NOT_FOUND: not loaded)
+// infer (20)          F -> W      {"request_id": u64, "model": str, "task": str,
+//                                  "inputs": [tensor], "output": region,
+//                                  "output_names": [str] opt [], "params": object opt {}}
+// result (21)         W -> F      {"request_id": u64, "model": str,
+//                                  then exactly one of "outputs": [tensor] or "error": error}
+// output_needed (22)  W -> F      {"request_id": u64, "model": str, "bytes": u64}
+// output_region (23)  F -> W      {"request_id": u64, "offset": u64, "size": u64}
+// get_stats (30)      F -> W      {}
+// stats (31)          W -> F      {"current_bytes": u64, "peak_bytes": u64,
+//                                  "models": [{"model","current_bytes","peak_bytes"}] opt []}
+// unload (40)         F -> W      {"model": str}
+// unloaded (41)       W -> F      {"model": str}
+// shutdown (50)       F -> W      {}  (no reply: the worker closes its socket and exits)
 //
 // tensor = {"name": str, "datatype": KServe v2 name ("FP32", ...),
 //           "shape": [i64 >= 0], "offset": u64, "size": u64}
 // region = {"offset": u64, "size": u64}
+// spec   = {"name": str, "datatype": KServe v2 name, "dims": [i64 >= -1]}
+//          (a repository TensorSpec: dims exclude the batch dim, -1 = any)
 //
 // Arena regions (tensor_arena.h): each input tensor lies in a region the
 // frontend allocated; `output` is a region the frontend allocated for this
 // request, which the worker owns until it replies and fills with the output
-// tensors (each 64-byte aligned and inside `output`). An output region too
-// small for the outputs gives a `result` with a RESOURCE_EXHAUSTED error.
+// tensors (each 64-byte aligned and inside `output`).
+//
+// Outputs that do not fit `output`: the worker keeps them (no recomputation)
+// and sends `output_needed` with the exact byte count; the frontend allocates
+// a region of at least that many bytes and answers `output_region`; the
+// worker writes the outputs there and sends the usual `result`, whose
+// tensors then lie inside the new region. Both regions stay the frontend's
+// to free after the `result`. An `output_region` smaller than `bytes` (the
+// frontend could not allocate it, or gave up on the request) makes the
+// worker drop the outputs and answer `result` with a RESOURCE_EXHAUSTED
+// error. So every `infer` gets exactly one `result`, whatever happens.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,12 +74,13 @@
 #include "modelgrid/datatype.h"
 #include "modelgrid/ipc/frame.h"
 #include "modelgrid/ipc/region_allocator.h"
+#include "modelgrid/repository.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 enum class MessageType : uint16_t {
   kPing = 1,
@@ -72,6 +91,8 @@ enum class MessageType : uint16_t {
   kLoadFailed = 12,
   kInfer = 20,
   kResult = 21,
+  kOutputNeeded = 22,
+  kOutputRegion = 23,
   kGetStats = 30,
   kStats = 31,
   kUnload = 40,
@@ -137,25 +158,39 @@ struct AttachArenaMessage {
 struct LoadMessage {
   static constexpr MessageType kType = MessageType::kLoad;
   std::string model;
-  std::string path;             // the model file, e.g. ".../resnet50/1/model.pt"
+  std::string path;             // the model's folder, a repository entry (e.g.
+                                // ".../models/resnet50"), opened with OpenModel
   std::string device;           // "cpu", "cuda:0"
-  uint64_t limit_bytes = 0;     // most bytes the instance may hold
-  uint64_t request_bytes = 0;   // bytes guaranteed; 0 = limit_bytes
-  uint32_t max_batch_size = 0;  // 0 = the model does not batch
+  uint64_t limit_bytes = 0;     // most bytes the instance may hold; 0 = no limit
+  uint64_t request_bytes = 0;   // bytes guaranteed; 0 = limit_bytes (the
+                                // frontend's bookkeeping; the worker enforces
+                                // limit_bytes only)
+  uint32_t max_batch_size = 0;  // the frontend's batch cap: when it and the
+                                // model's config.yaml value are both > 0 it
+                                // replaces the latter; 0 keeps config.yaml's
   bool operator==(const LoadMessage&) const = default;
 };
 
-// W -> F: the instance is ready; its memory as measured by the worker.
+// W -> F: the instance is ready; its memory as measured by the worker, and
+// what it answers (so that the frontend, which has no LibTorch, can publish
+// the model's metadata).
 struct LoadedMessage {
   static constexpr MessageType kType = MessageType::kLoaded;
   std::string model;
-  uint64_t current_bytes = 0;  // bytes the instance holds after loading
-  uint64_t peak_bytes = 0;     // most bytes it held while loading
-  bool operator==(const LoadedMessage&) const = default;
+  uint64_t current_bytes = 0;       // bytes the instance holds after loading (the
+                                    // allocator's live bytes after minus before)
+  uint64_t peak_bytes = 0;          // most bytes it held while loading (above
+                                    // those live before the load)
+  std::vector<std::string> tasks;   // TorchScriptBackend::Tasks()
+  std::vector<TensorSpec> inputs;   // TorchScriptBackend::Inputs("infer")
+  std::vector<TensorSpec> outputs;  // TorchScriptBackend::Outputs()
+  // Field-wise (TensorSpec has no operator==).
+  bool operator==(const LoadedMessage& other) const;
 };
 
 // W -> F: the instance could not be loaded (e.g. RESOURCE_EXHAUSTED when
-// the limit was hit, NOT_FOUND for a missing file).
+// the limit was hit, NOT_FOUND for a missing file), or could not be
+// unloaded (NOT_FOUND: the worker does not hold it).
 struct LoadFailedMessage {
   static constexpr MessageType kType = MessageType::kLoadFailed;
   std::string model;
@@ -173,6 +208,9 @@ struct InferMessage {
   std::vector<TensorRef> inputs;
   Region output;                          // where the worker writes outputs
   std::vector<std::string> output_names;  // empty = all outputs
+  // Task parameters (e.g. generate's max_new_tokens), a JSON object handed to
+  // TorchScriptBackend::Run as is.
+  nlohmann::json params = nlohmann::json::object();
   bool operator==(const InferMessage&) const = default;
 };
 
@@ -184,6 +222,30 @@ struct ResultMessage {
   std::vector<TensorRef> outputs;
   std::optional<ErrorInfo> error;
   bool operator==(const ResultMessage&) const = default;
+};
+
+// W -> F: the outputs of request `request_id` need `bytes` bytes (from the
+// start of the region, each tensor 64-byte aligned), more than its `output`
+// region holds. The worker keeps them and waits for `output_region`.
+struct OutputNeededMessage {
+  static constexpr MessageType kType = MessageType::kOutputNeeded;
+  uint64_t request_id = 0;
+  std::string model;
+  uint64_t bytes = 0;
+  bool operator==(const OutputNeededMessage&) const = default;
+};
+
+// F -> W: the answer to `output_needed`: a region the frontend allocated for
+// the outputs of `request_id`. A size below the `bytes` asked for (e.g.
+// {0, 0}) means "none": the worker answers `result` with RESOURCE_EXHAUSTED.
+struct OutputRegionMessage {
+  static constexpr MessageType kType = MessageType::kOutputRegion;
+  uint64_t request_id = 0;
+  uint64_t offset = 0;  // a multiple of kRegionAlignment
+  uint64_t size = 0;
+
+  Region region() const { return {offset, size}; }
+  bool operator==(const OutputRegionMessage&) const = default;
 };
 
 // F -> W: report memory. Answered by `stats`.
@@ -239,6 +301,8 @@ std::string ToJson(const LoadedMessage& m);
 std::string ToJson(const LoadFailedMessage& m);
 std::string ToJson(const InferMessage& m);
 std::string ToJson(const ResultMessage& m);
+std::string ToJson(const OutputNeededMessage& m);
+std::string ToJson(const OutputRegionMessage& m);
 std::string ToJson(const GetStatsMessage& m);
 std::string ToJson(const StatsMessage& m);
 std::string ToJson(const UnloadMessage& m);
@@ -249,8 +313,9 @@ std::string ToJson(const ShutdownMessage& m);
 // kCorruption naming the message type and, where one is at fault, the field:
 // invalid JSON, not an object, a missing required field, a wrong JSON type,
 // an unknown field, an unknown datatype or error code, a negative dimension,
-// a tensor size that disagrees with its shape, a misaligned offset, or (for
-// result) both or neither of "outputs" and "error".
+// a tensor size that disagrees with its shape, a misaligned offset, a
+// "params" that is not an object, a spec dim below -1, or (for result) both
+// or neither of "outputs" and "error".
 Status FromJson(std::string_view json, PingMessage* out);
 Status FromJson(std::string_view json, PongMessage* out);
 Status FromJson(std::string_view json, AttachArenaMessage* out);
@@ -259,6 +324,8 @@ Status FromJson(std::string_view json, LoadedMessage* out);
 Status FromJson(std::string_view json, LoadFailedMessage* out);
 Status FromJson(std::string_view json, InferMessage* out);
 Status FromJson(std::string_view json, ResultMessage* out);
+Status FromJson(std::string_view json, OutputNeededMessage* out);
+Status FromJson(std::string_view json, OutputRegionMessage* out);
 Status FromJson(std::string_view json, GetStatsMessage* out);
 Status FromJson(std::string_view json, StatsMessage* out);
 Status FromJson(std::string_view json, UnloadMessage* out);
@@ -271,7 +338,8 @@ Status FromJson(std::string_view json, ShutdownMessage* out);
 // region before reading them. Errors: kCorruption naming the tensor.
 Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds);
 
-// A frame carrying `m`. Messages with a `request_id` field (infer, result)
+// A frame carrying `m`. Messages with a `request_id` field (infer, result,
+// output_needed, output_region)
 // put it in the header and ignore `request_id`; the others use `request_id`.
 template <typename M>
 Frame ToFrame(const M& m, uint64_t request_id = 0) {

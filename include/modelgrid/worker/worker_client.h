@@ -13,10 +13,14 @@
 //
 // Outputs: the frontend owns every arena region. For each infer it allocates
 // an output region of a guessed size (the last size seen for the model and
-// task, per batch row, else 1 MiB plus the input bytes). When the outputs do
-// not fit, the worker answers `output_needed` with the exact size; the client
-// allocates that and sends `output_region`, and the worker writes there
-// (one extra round trip, no recomputation).
+// task, per batch row, else 1 MiB plus the input bytes; a minimal region when
+// the guess does not fit the arena). When the outputs do not fit, the worker
+// answers `output_needed` with the exact size; the client allocates that and
+// sends `output_region`, and the worker writes there (one extra round trip,
+// no recomputation). When the arena cannot hold that size either, the client
+// answers with an empty region and Infer fails with the arena's
+// kResourceExhausted. A request's regions are freed when its result (or the
+// worker's death) arrives, whichever path it took.
 //
 // Thread-safety: every method may be called from any thread, concurrently
 // (many Infer calls may be in flight at once; replies are matched by request
@@ -42,8 +46,8 @@ namespace modelgrid {
 // How a worker process ended, for logs and the watchdog.
 struct WorkerExit {
   pid_t pid = 0;
-  int exit_code = -1;   // >= 0 when it exited normally
-  int signal = 0;       // > 0 when a signal killed it (9 for kill -9)
+  int exit_code = -1;      // >= 0 when it exited normally
+  int signal = 0;          // > 0 when a signal killed it (9 for kill -9)
   bool requested = false;  // true when Shutdown() asked it to stop
   // "exited with code 3", "killed by signal 9 (Killed)".
   std::string Describe() const;
@@ -51,11 +55,16 @@ struct WorkerExit {
 
 // How to start a worker.
 struct WorkerOptions {
-  std::string executable;      // path of modelgrid-worker
-  std::string name;            // for messages and logs, e.g. "resnet50" or "cpu"
-  uint64_t arena_bytes = uint64_t{256} << 20;  // shared-memory arena capacity, multiple of 64
-  int threads = 0;             // LibTorch intra-op threads in the worker; 0 = LibTorch's default
-  std::chrono::milliseconds start_timeout{10'000};  // until the worker answers ping
+  // Path of the modelgrid-worker executable.
+  std::string executable;
+  // For messages and logs, e.g. "resnet50" or "cpu".
+  std::string name;
+  // Shared-memory arena capacity in bytes, a positive multiple of 64.
+  uint64_t arena_bytes = uint64_t{256} << 20;
+  // LibTorch intra-op threads in the worker; 0 = LibTorch's default.
+  int threads = 0;
+  // How long Start waits for the worker to answer ping.
+  std::chrono::milliseconds start_timeout{10'000};
 };
 
 // A running worker process. Create with Start.
@@ -63,15 +72,19 @@ class WorkerClient {
  public:
   // Spawns `options.executable --fd N --name NAME [--threads T]` with one end of a
   // socketpair as descriptor N, the child set to die with the parent
-  // (PR_SET_PDEATHSIG SIGKILL, so no orphans survive a crashed frontend);
-  // attaches the arena; waits for `pong`. `on_exit` (may be empty) is
-  // called once, from the reader thread, after the process has ended and
-  // every call in flight has failed; it must not destroy the client.
+  // (PR_SET_PDEATHSIG SIGKILL, so no orphans survive a crashed frontend;
+  // the fork runs on a process-lifetime helper thread, because Linux sends
+  // that signal when the forking *thread* ends, and the caller may be a
+  // short-lived one); attaches the arena; waits for `pong`. `on_exit` (may
+  // be empty) is called once, from the reader thread, after the process has
+  // ended and every call in flight has failed; it must not destroy the
+  // client (it may call Shutdown, which then returns at once). It is not
+  // called when Start fails.
   // Errors: kNotFound when the executable is missing; kUnavailable when the
   // worker does not answer within start_timeout or dies while starting (the
   // message includes how it ended); kInternal for spawn/socket failures.
-  static Result<std::unique_ptr<WorkerClient>> Start(WorkerOptions options,
-                                                     std::function<void(const WorkerExit&)> on_exit);
+  static Result<std::unique_ptr<WorkerClient>> Start(
+      WorkerOptions options, std::function<void(const WorkerExit&)> on_exit);
 
   ~WorkerClient();
   WorkerClient(const WorkerClient&) = delete;
@@ -82,31 +95,41 @@ class WorkerClient {
   // False once the process has ended (or Shutdown ran).
   bool alive() const;
 
-  // Loads an instance (messages.h `load`); returns the worker's `loaded`
-  // figures. Errors: the worker's load error as its Status code (e.g.
-  // kNotFound, kCorruption, kResourceExhausted naming the limit);
+  // Loads an instance (messages.h `load`: `path` is the model's folder);
+  // returns the worker's `loaded` figures (bytes) and the model's tasks and
+  // tensor specs. Errors: the worker's load error as its Status code (e.g.
+  // kNotFound naming the path, kCorruption, kResourceExhausted naming the
+  // limit, kAlreadyExists when the worker holds a model of that name);
   // kUnavailable when the worker died or did not answer within `timeout`.
   Result<ipc::LoadedMessage> Load(const ipc::LoadMessage& load, std::chrono::milliseconds timeout);
 
-  // Unloads an instance. Errors: kNotFound for a model the worker does not
-  // hold; kUnavailable as Load.
+  // Unloads an instance, after the requests sent to it before. Errors:
+  // kNotFound for a model the worker does not hold; kUnavailable as Load.
   Status Unload(const std::string& model, std::chrono::milliseconds timeout);
 
   // Runs `task` of `model` on `inputs` in the worker: copies the inputs into
   // the arena (one copy, no socket transfer), waits for the result and copies
-  // the outputs out. Errors: the worker's error for the request (e.g.
-  // kInvalidArgument for a wrong shape, kResourceExhausted for the memory
-  // limit, kNotFound for an unknown task) with its message; kResourceExhausted
-  // when the arena has no room for the inputs; kUnavailable when the worker
-  // died ("worker 'NAME' (pid P) exited: killed by signal 9") or `timeout`
-  // passed (the request is then abandoned: its arena regions are freed only
-  // when the worker answers or dies).
+  // the outputs out. `params` is a JSON object handed to the backend's Run
+  // (e.g. generate's max_new_tokens); null means {}.
+  // Errors: the worker's error for the request (e.g. kInvalidArgument for a
+  // wrong shape, kResourceExhausted for the memory limit, kNotFound for an
+  // unknown task or a model the worker does not hold) with its message;
+  // kInvalidArgument, before anything is sent, for an input whose bytes do
+  // not match its datatype and shape or a `params` that is not an object;
+  // kResourceExhausted when the arena has no room for the inputs or the
+  // outputs; kUnavailable when the worker died ("worker 'NAME' (pid P)
+  // exited: killed by signal 9 (Killed)") or `timeout` passed (the request
+  // is then abandoned: its arena regions are freed only when the worker
+  // answers or dies).
   Result<std::vector<InferTensor>> Infer(const std::string& model, const std::string& task,
                                          const std::vector<InferTensor>& inputs,
                                          const nlohmann::json& params,
                                          std::chrono::milliseconds timeout);
 
-  // The worker's memory figures (`stats`). Errors: kUnavailable as Load.
+  // The worker's memory figures (`stats`, bytes): the process's allocator
+  // current and peak, and per model the bytes it held right after its load
+  // with the process peak (one allocator serves all models of a worker).
+  // Errors: kUnavailable as Load.
   Result<ipc::StatsMessage> Stats(std::chrono::milliseconds timeout);
 
   // Sends `shutdown`, waits up to `grace` for the process to exit, then

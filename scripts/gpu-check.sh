@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# gpu-check.sh: everything ModelGrid measures on a lent GPU machine, in one
+# call (../shared/reference/gpu_machine.md): record the machine, build against
+# the machine's PyTorch LibTorch, run the GPU tests, measure, and write a
+# results table (results.md) plus logs under the output folder.
+#
+#   scripts/gpu-check.sh [--out DIR] [--build-dir DIR] [--debs DIR] [--steps LIST]
+#                        [--zoo-profile small|full] [--replicas N] [--jobs N] [--dry-run]
+#   scripts/gpu-check.sh --fetch-debs DIR     (on the development machine, see below)
+#
+# Steps (--steps takes a comma-separated subset; default: all but `tests`):
+#   machine    os-release, g++, nvidia-smi, torch and CUDA versions -> machine.txt
+#   deps       unpack the carried .deb files (--debs) into a private prefix
+#   configure  cmake against python3's torch.utils.cmake_prefix_path
+#   build      cmake --build
+#   gpu-tests  ctest -L gpu (tests that need a GPU; they skip elsewhere)
+#   tests      the whole ctest suite (long; opt-in)
+#   zoo        tools/zoo/generate.py --profile P (the models measured below)
+#   accuracy   estimate vs measured peak on CUDA per zoo model, batch 1/8/32
+#   context    device memory of one CUDA context per process (LAZY and EAGER module loading)
+#   density    instances placed per strategy x isolation on a replicated zoo
+# A command may run at most 10 minutes on the lent machine: split the steps
+# over calls (the build folder stays between calls), e.g. first
+# --steps machine,deps,configure,build then --steps gpu-tests,zoo,accuracy,context,density.
+#
+# Libraries the build needs that the GPU machine lacks come as .deb files:
+# on the development machine `scripts/gpu-check.sh --fetch-debs .cache/gpu-debs`
+# (apt-get download; .cache/ is git-ignored), carry that folder with the call,
+# and pass `--debs .cache/gpu-debs` there: each .deb is unpacked with dpkg -x
+# into BUILD/deps-prefix (never into /), CMake and pkg-config are pointed at it.
+#
+# Environment: OUT (default output folder), MODELGRID_NVIDIA_SMI (the
+# nvidia-smi to use, default `nvidia-smi`), PYTHON (default python3).
+# Exit codes: 0 every step ran and passed; 1 a step failed (see results.md);
+# 2 bad arguments; 3 a prerequisite is missing (no nvidia-smi, no GPU, no
+# CUDA-enabled torch, no cmake/ninja).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT_DIR="${OUT:-$ROOT/gpu-results}"
+BUILD_DIR="$ROOT/build-gpu"
+DEBS_DIR=""
+STEPS="machine,deps,configure,build,gpu-tests,zoo,accuracy,context,density"
+ZOO_PROFILE="small"
+REPLICAS=8
+JOBS="$(nproc 2>/dev/null || echo 4)"
+DRY_RUN=0
+FETCH_DEBS=""
+NVIDIA_SMI="${MODELGRID_NVIDIA_SMI:-nvidia-smi}"
+PYTHON="${PYTHON:-python3}"
+ALL_STEPS="machine deps configure build gpu-tests tests zoo accuracy context density"
+STRATEGIES="fill-first balance memory-optimized latency-sensitive optimal"
+ISOLATIONS="model device"
+# Debian 12 packages the build needs beyond CMake, ninja, g++ and LibTorch
+# (scripts/install-deps.sh), with the runtime libraries of the compiled ones.
+DEB_PACKAGES=(
+  pkgconf pkgconf-bin libpkgconf3
+  nlohmann-json3-dev libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
+  libcli11-dev libzip-dev libzip4 libxxhash-dev libxxhash0 libcpp-httplib-dev libcpp-httplib0.11
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev libbenchmark1debian
+)
+
+usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+die_usage() {
+  echo "gpu-check: $1" >&2
+  echo "run 'scripts/gpu-check.sh --help' for the options" >&2
+  exit 2
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) [ $# -ge 2 ] || die_usage "--out needs a folder"; OUT_DIR="$2"; shift 2 ;;
+    --build-dir) [ $# -ge 2 ] || die_usage "--build-dir needs a folder"; BUILD_DIR="$2"; shift 2 ;;
+    --debs) [ $# -ge 2 ] || die_usage "--debs needs a folder"; DEBS_DIR="$2"; shift 2 ;;
+    --steps) [ $# -ge 2 ] || die_usage "--steps needs a list"; STEPS="$2"; shift 2 ;;
+    --zoo-profile) [ $# -ge 2 ] || die_usage "--zoo-profile needs small or full"; ZOO_PROFILE="$2"; shift 2 ;;
+    --replicas) [ $# -ge 2 ] || die_usage "--replicas needs a number"; REPLICAS="$2"; shift 2 ;;
+    --jobs) [ $# -ge 2 ] || die_usage "--jobs needs a number"; JOBS="$2"; shift 2 ;;
+    --fetch-debs) [ $# -ge 2 ] || die_usage "--fetch-debs needs a folder"; FETCH_DEBS="$2"; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1'" ;;
+  esac
+done
+
+case "$ZOO_PROFILE" in small|full) ;; *) die_usage "--zoo-profile must be small or full, not '$ZOO_PROFILE'" ;; esac
+[[ "$REPLICAS" =~ ^[1-9][0-9]*$ ]] || die_usage "--replicas must be a positive number, not '$REPLICAS'"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die_usage "--jobs must be a positive number, not '$JOBS'"
+IFS=',' read -r -a SELECTED <<< "$STEPS"
+for s in "${SELECTED[@]}"; do
+  [[ " $ALL_STEPS " == *" $s "* ]] || die_usage "unknown step '$s' (steps: $ALL_STEPS)"
+done
+selected() { [[ ",$STEPS," == *",$1,"* ]]; }
+
+if [ -n "$FETCH_DEBS" ]; then
+  # On the development machine: download (not install) the packages above.
+  mkdir -p "$FETCH_DEBS" && cd "$FETCH_DEBS" || exit 1
+  echo "gpu-check: apt-get download ${DEB_PACKAGES[*]} into $FETCH_DEBS"
+  apt-get download "${DEB_PACKAGES[@]}" || exit 1
+  exit 0
+fi
+
+ZOO_DIR="$BUILD_DIR/zoo-$ZOO_PROFILE"
+REPLICATED_DIR="$BUILD_DIR/zoo-replicated"
+DEPS_PREFIX="$BUILD_DIR/deps-prefix"
+LOG_DIR="$OUT_DIR/logs"
+RESULTS="$OUT_DIR/results.md"
+
+# ---------------------------------------------------------------- dry run
+describe() {  # describe STEP: what the step runs, for --dry-run
+  case "$1" in
+    machine) echo "cat /etc/os-release; g++ --version; $NVIDIA_SMI; $PYTHON -c 'import torch; print(torch.__version__, torch.version.cuda)' > $OUT_DIR/machine.txt" ;;
+    deps) echo "dpkg -x each ${DEBS_DIR:-<--debs DIR>}/*.deb into $DEPS_PREFIX (skipped without --debs); CMAKE_PREFIX_PATH, PKG_CONFIG_PATH, LD_LIBRARY_PATH point there" ;;
+    configure) echo "cmake -S $ROOT -B $BUILD_DIR -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH=\"\$($PYTHON -c 'import torch;print(torch.utils.cmake_prefix_path)')[;$DEPS_PREFIX/usr]\" (expects MODELGRID_WITH_CUDA=ON)" ;;
+    build) echo "cmake --build $BUILD_DIR -j $JOBS" ;;
+    gpu-tests) echo "ctest --test-dir $BUILD_DIR -L gpu --output-on-failure" ;;
+    tests) echo "ctest --test-dir $BUILD_DIR -j $JOBS --output-on-failure --timeout 900 (MODELGRID_TEST_ZOO=$BUILD_DIR/zoo-small)" ;;
+    zoo) echo "$PYTHON tools/zoo/generate.py --profile $ZOO_PROFILE --out $ZOO_DIR" ;;
+    accuracy) echo "$BUILD_DIR/bin/estimate_accuracy $ZOO_DIR --batches 1,8,32 --device cuda (TODO(gpu): estimate_accuracy and modelgrid-probe measure the CPU only; until they take --device, the step records 'not measured')" ;;
+    context) echo "per CUDA_MODULE_LOADING in LAZY EAGER: a $PYTHON process creates a CUDA context (torch.zeros(1, device='cuda')); $NVIDIA_SMI --query-compute-apps=pid,used_memory and memory.used before/after (TODO(gpu): the same for modelgrid-worker once it runs on CUDA)" ;;
+    density) echo "replicate $ZOO_DIR x$REPLICAS into $REPLICATED_DIR; for strategy in $STRATEGIES, isolation in $ISOLATIONS: $BUILD_DIR/bin/modelgrid plan --repository $REPLICATED_DIR --strategy S --isolation I --json (placed / unplaced on the discovered GPUs) (TODO(gpu): the same through modelgrid serve, loaded instances and NVML-measured bytes)" ;;
+  esac
+}
+
+if [ "$DRY_RUN" -eq 1 ]; then
+  echo "gpu-check: dry run; output folder $OUT_DIR, build folder $BUILD_DIR"
+  echo "prerequisites: $NVIDIA_SMI sees a GPU; $PYTHON has torch with CUDA; cmake and ninja"
+  n=0
+  for s in $ALL_STEPS; do
+    selected "$s" || continue
+    n=$((n + 1))
+    echo "step $n: $s: $(describe "$s")"
+  done
+  echo "results: $RESULTS (a table per step), logs: $LOG_DIR"
+  exit 0
+fi
+
+# ---------------------------------------------------------------- prerequisites
+prereq_fail() {
+  echo "gpu-check: $1" >&2
+  echo "gpu-check: this script needs a machine with an NVIDIA GPU (see ../shared/reference/gpu_machine.md); 'scripts/gpu-check.sh --dry-run' lists its steps" >&2
+  exit 3
+}
+command -v "$NVIDIA_SMI" > /dev/null 2>&1 || prereq_fail "nvidia-smi not found ('$NVIDIA_SMI'): no NVIDIA driver on this machine"
+"$NVIDIA_SMI" -L > /dev/null 2>&1 || prereq_fail "'$NVIDIA_SMI -L' failed: the driver sees no GPU"
+command -v cmake > /dev/null 2>&1 || prereq_fail "cmake not found"
+command -v ninja > /dev/null 2>&1 || prereq_fail "ninja not found"
+"$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' > /dev/null 2>&1 ||
+  prereq_fail "'$PYTHON' has no torch with a usable CUDA device"
+if [ -n "$DEBS_DIR" ] && ! ls "$DEBS_DIR"/*.deb > /dev/null 2>&1; then
+  prereq_fail "--debs '$DEBS_DIR' holds no .deb file"
+fi
+
+mkdir -p "$OUT_DIR" "$LOG_DIR" || exit 1
+STATUS_ROWS=()
+FAILED=0
+SECTIONS="$OUT_DIR/.sections.md"
+: > "$SECTIONS"
+
+# run_step NAME FUNCTION: runs FUNCTION with its output in logs/NAME.log and
+# records pass/fail and the time in the results table.
+run_step() {
+  local name="$1" fn="$2" start end rc
+  start=$(date +%s)
+  echo "gpu-check: step $name (log: $LOG_DIR/$name.log)"
+  "$fn" > "$LOG_DIR/$name.log" 2>&1
+  rc=$?
+  end=$(date +%s)
+  if [ $rc -eq 0 ]; then
+    STATUS_ROWS+=("| $name | ok | $((end - start)) |")
+  else
+    STATUS_ROWS+=("| $name | FAILED (exit $rc; logs/$name.log) | $((end - start)) |")
+    FAILED=1
+    tail -n 20 "$LOG_DIR/$name.log" | sed 's/^/    /'
+  fi
+  return $rc
+}
+
+section() { printf '\n## %s\n\n' "$1" >> "$SECTIONS"; }
+
+# ---------------------------------------------------------------- environment from the carried debs
+use_deps_prefix() {
+  [ -d "$DEPS_PREFIX/usr" ] || return 0
+  local arch_lib="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu"
+  export PKG_CONFIG_PATH="$arch_lib/pkgconfig:$DEPS_PREFIX/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$arch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PATH="$DEPS_PREFIX/usr/bin:$PATH"
+  EXTRA_PREFIX=";$DEPS_PREFIX/usr"
+}
+EXTRA_PREFIX=""
+
+step_machine() {
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "--- /etc/os-release"; cat /etc/os-release
+    echo "--- g++ --version"; g++ --version | head -1
+    echo "--- cmake --version"; cmake --version | head -1
+    echo "--- nvidia-smi"; "$NVIDIA_SMI"
+    echo "--- torch"
+    "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))'
+    echo "--- cmake_prefix_path"; "$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)'
+  } | tee "$OUT_DIR/machine.txt"
+}
+
+step_deps() {
+  if [ -z "$DEBS_DIR" ]; then
+    echo "no --debs: using the libraries installed on this machine"
+    return 0
+  fi
+  rm -rf "$DEPS_PREFIX" && mkdir -p "$DEPS_PREFIX" || return 1
+  local deb
+  for deb in "$DEBS_DIR"/*.deb; do
+    echo "dpkg -x $deb"
+    dpkg -x "$deb" "$DEPS_PREFIX" || return 1
+  done
+  # The .pc files say prefix=/usr: make them point into the private prefix.
+  find "$DEPS_PREFIX" -name '*.pc' -exec sed -i "s|^prefix=/usr\$|prefix=$DEPS_PREFIX/usr|" {} +
+  use_deps_prefix
+}
+
+step_configure() {
+  local torch_prefix
+  torch_prefix="$("$PYTHON" -c 'import torch;print(torch.utils.cmake_prefix_path)')" || return 1
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_PREFIX_PATH="$torch_prefix$EXTRA_PREFIX" || return 1
+  grep -q 'MODELGRID_WITH_CUDA=ON' "$LOG_DIR/configure.log" ||
+    { echo "gpu-check: configured, but MODELGRID_WITH_CUDA is not ON: the LibTorch found has no CUDA"; return 1; }
+}
+
+step_build() { cmake --build "$BUILD_DIR" -j "$JOBS"; }
+
+step_gpu_tests() {
+  ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -V
+  local rc=$?
+  section "GPU tests (ctest -L gpu)"
+  grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|SKIPPED|^GPU [0-9]+:' "$LOG_DIR/gpu-tests.log" | sed 's/^/    /' >> "$SECTIONS"
+  return $rc
+}
+
+step_tests() {
+  MODELGRID_TEST_ZOO="$BUILD_DIR/zoo-small" ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure --timeout 900
+}
+
+step_zoo() { "$PYTHON" "$ROOT/tools/zoo/generate.py" --profile "$ZOO_PROFILE" --out "$ZOO_DIR"; }
+
+step_accuracy() {
+  section "Estimate accuracy on CUDA (batch 1, 8, 32)"
+  local tool="$BUILD_DIR/bin/estimate_accuracy"
+  # TODO(gpu): estimate_accuracy and modelgrid-probe measure the CPU only
+  # (bench/estimate_accuracy.cc has no --device; src/torch/probe.cc refuses
+  # any device but cpu). When they take --device cuda, this runs as is.
+  if ! "$tool" --help 2>&1 | grep -q -- '--device'; then
+    echo "not measured: $tool has no --device option (TODO(gpu))" | tee -a "$SECTIONS"
+    return 0
+  fi
+  "$tool" "$ZOO_DIR" --batches 1,8,32 --device cuda | tee "$OUT_DIR/estimate_accuracy_cuda.md" || return 1
+  cat "$OUT_DIR/estimate_accuracy_cuda.md" >> "$SECTIONS"
+}
+
+# gpu_used_mib: memory.used of GPU 0 in MiB.
+gpu_used_mib() { "$NVIDIA_SMI" --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | tr -d ' '; }
+
+# context_once LOADING: one process with a CUDA context; prints a table row.
+context_once() {
+  local loading="$1" fifo ready pid before after apps=""
+  fifo="$(mktemp -u)" && mkfifo "$fifo" || return 1
+  ready="$(mktemp)"
+  before="$(gpu_used_mib)"
+  CUDA_MODULE_LOADING="$loading" "$PYTHON" -c '
+import os, sys, torch
+torch.zeros(1, device="cuda")
+torch.cuda.synchronize()
+print(os.getpid(), flush=True)
+sys.stdin.read()' < "$fifo" > "$ready" &
+  pid=$!
+  exec 7> "$fifo"  # holds the child's stdin open until we close it
+  for _ in $(seq 1 600); do
+    [ -s "$ready" ] && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.1
+  done
+  if [ ! -s "$ready" ]; then
+    exec 7>&-
+    wait "$pid"
+    rm -f "$fifo" "$ready"
+    echo "gpu-check: the CUDA_MODULE_LOADING=$loading process did not create a context" >&2
+    return 1
+  fi
+  sleep 1
+  after="$(gpu_used_mib)"
+  # NVML lists host PIDs: inside a container they differ from $pid, so take
+  # every compute process (the machine is ours alone).
+  apps="$("$NVIDIA_SMI" --query-compute-apps=pid,used_memory --format=csv,noheader,nounits | tr -d ' ' | paste -sd ';')"
+  exec 7>&-
+  wait "$pid"
+  rm -f "$fifo" "$ready"
+  echo "| $loading | $((after - before)) | ${apps:-none} |"
+}
+
+step_context() {
+  section "CUDA context per process (PyTorch $("$PYTHON" -c 'import torch;print(torch.__version__)'))"
+  {
+    echo "One python3 process creating a CUDA context with torch.zeros(1, device='cuda'); GPU 0."
+    echo
+    echo "| CUDA_MODULE_LOADING | memory.used delta MiB | compute apps (pid,MiB) |"
+    echo "|---|---:|---|"
+  } >> "$SECTIONS"
+  local loading row
+  for loading in LAZY EAGER; do
+    row="$(context_once "$loading")" || return 1
+    echo "$row" | tee -a "$SECTIONS"
+  done
+  # TODO(gpu): the same for `modelgrid-worker --device cuda:0` once the worker
+  # runs on CUDA (src/worker is being written): that is the figure placement
+  # charges per worker process (DefaultContextBytes(kCuda) = 512 MiB today).
+  echo >> "$SECTIONS"
+  echo "modelgrid-worker: not measured (TODO(gpu): worker on CUDA)" >> "$SECTIONS"
+}
+
+replicate_zoo() {
+  rm -rf "$REPLICATED_DIR" && mkdir -p "$REPLICATED_DIR" || return 1
+  local model name k
+  for model in "$ZOO_DIR"/*/; do
+    name="$(basename "$model")"
+    for k in $(seq 1 "$REPLICAS"); do
+      cp -al "$model" "$REPLICATED_DIR/${name}_r$k" 2> /dev/null || cp -a "$model" "$REPLICATED_DIR/${name}_r$k" || return 1
+    done
+  done
+}
+
+step_density() {
+  replicate_zoo || return 1
+  local count
+  count="$(find "$REPLICATED_DIR" -mindepth 1 -maxdepth 1 -type d | wc -l)"
+  section "Density: $count models ($REPLICAS copies of the $ZOO_PROFILE zoo), modelgrid plan on the discovered GPUs"
+  {
+    echo "| strategy | isolation | placed | unplaced | GPU instances | CPU instances | GPU committed MiB | GPU total MiB |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  } >> "$SECTIONS"
+  local strategy isolation json rc=0
+  for strategy in $STRATEGIES; do
+    for isolation in $ISOLATIONS; do
+      json="$LOG_DIR/plan-$strategy-$isolation.json"
+      if ! "$BUILD_DIR/bin/modelgrid" plan --repository "$REPLICATED_DIR" --strategy "$strategy" \
+            --isolation "$isolation" --json > "$json"; then
+        echo "| $strategy | $isolation | plan failed (logs/plan-$strategy-$isolation.json) | | | | | |" >> "$SECTIONS"
+        rc=1
+        continue
+      fi
+      "$PYTHON" - "$json" "$strategy" "$isolation" >> "$SECTIONS" << 'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+gpu = [d for d in j["devices"] if d["device"].startswith("cuda:")]
+on_gpu = sum(1 for a in j["placed"] if a["device"].startswith("cuda:"))
+mib = lambda b: b // (1 << 20)
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {len(j['placed'])} | {len(j['unplaced'])} | {on_gpu} | "
+      f"{len(j['placed']) - on_gpu} | {mib(sum(d['committed_bytes'] for d in gpu))} | "
+      f"{mib(sum(d['total_bytes'] for d in gpu))} |")
+EOF
+    done
+  done
+  # TODO(gpu): density as served: `modelgrid serve` on $REPLICATED_DIR per
+  # strategy and isolation, then the loaded instances and the bytes NVML sees
+  # per worker (AuditDeviceProcesses) next to the plan. The serve command and
+  # its device endpoints are being written (src/server); add the run here once
+  # `modelgrid serve --help` lists --strategy and --isolation.
+  echo >> "$SECTIONS"
+  echo "served density: not measured (TODO(gpu): modelgrid serve on CUDA)" >> "$SECTIONS"
+  return $rc
+}
+
+# ---------------------------------------------------------------- run
+use_deps_prefix
+BUILD_OK=1
+for s in $ALL_STEPS; do
+  selected "$s" || continue
+  case "$s" in
+    configure|build)
+      run_step "$s" "step_${s//-/_}" || BUILD_OK=0 ;;
+    gpu-tests|tests|accuracy|density)
+      if [ "$BUILD_OK" -eq 0 ]; then
+        STATUS_ROWS+=("| $s | skipped (the build failed) | 0 |")
+        continue
+      fi
+      run_step "$s" "step_${s//-/_}" ;;
+    *)
+      run_step "$s" "step_${s//-/_}" ;;
+  esac
+done
+
+{
+  echo "# gpu-check results"
+  echo
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "GPU: $("$NVIDIA_SMI" --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
+  echo "torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)' 2> /dev/null)"
+  echo "steps: $STEPS"
+  echo
+  echo "| step | result | seconds |"
+  echo "|---|---|---:|"
+  printf '%s\n' "${STATUS_ROWS[@]}"
+  cat "$SECTIONS"
+} > "$RESULTS"
+rm -f "$SECTIONS"
+echo "gpu-check: results in $RESULTS"
+exit $FAILED

@@ -1,0 +1,308 @@
+// `modelgrid serve`: load a repository onto the devices and serve it over
+// KServe v2 HTTP until SIGTERM or SIGINT.
+//
+// Exit codes: 0 after a signal-initiated shutdown; 2 for bad flags or a bad
+// config file; 1 when startup fails (devices, repository, listening port).
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/serve_config.h"
+#include "cli/table.h"
+#include "modelgrid/bytes.h"
+#include "modelgrid/grid.h"
+#include "modelgrid/server/http_server.h"
+
+namespace modelgrid::cli {
+
+namespace {
+
+constexpr int kExitBadUsage = 2;
+constexpr int kExitStartup = 1;
+
+// Flags as given; each overrides the config file when present on the command line.
+struct ServeFlags {
+  std::string config;
+  ServeConfig values;
+  std::string max_body_bytes;
+  std::string buffer;
+  std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
+  bool Given(const std::string& name) const { return options.at(name)->count() > 0; }
+};
+
+// Waits for SIGTERM and SIGINT on a dedicated thread. Blocking the signals
+// in every thread and calling sigwait is not enough here: libraries start
+// threads before main() (OpenBLAS's pool, with an empty signal mask), and a
+// process-directed signal may land on one of them. So the handler, on
+// whatever thread it runs, only write()s the signal number to a pipe
+// (async-signal-safe), and the waiting thread reads it. The threads created
+// from here on block the signals (they inherit the mask) so that blocking
+// calls in them are not interrupted; the waiting thread unblocks them.
+class SignalWaiter {
+ public:
+  SignalWaiter() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) {
+      read_fd_ = fds[0];
+      write_fd_.store(fds[1]);
+      ::fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    }
+    struct sigaction action {};
+    action.sa_handler = &SignalWaiter::OnSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([this, set] {
+      ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+      Loop();
+    });
+  }
+  ~SignalWaiter() {
+    const char wake = 0;  // not a signal number: ends Loop
+    if (write_fd_.load() >= 0) (void)!::write(write_fd_.load(), &wake, 1);
+    thread_.join();
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    const int w = write_fd_.exchange(-1);
+    if (w >= 0) ::close(w);
+    if (read_fd_ >= 0) ::close(read_fd_);
+  }
+  // Runs `on_stop` on the first signal, or now when one already came.
+  void OnStop(std::function<void()> on_stop) {
+    std::lock_guard lock(mu_);
+    on_stop_ = std::move(on_stop);
+    if (stopped_ && on_stop_) on_stop_();
+  }
+  bool stopped() const { return stopped_.load(); }
+
+ private:
+  static void OnSignal(int sig) {
+    const int saved_errno = errno;
+    const char byte = static_cast<char>(sig);
+    const int fd = write_fd_.load();
+    if (fd >= 0) (void)!::write(fd, &byte, 1);
+    errno = saved_errno;
+  }
+
+  void Loop() {
+    for (;;) {
+      char byte = 0;
+      const ssize_t n = ::read(read_fd_, &byte, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || byte == 0) return;
+      const char* name = byte == SIGINT ? "SIGINT" : "SIGTERM";
+      std::lock_guard lock(mu_);
+      if (stopped_) {
+        std::fprintf(stderr, "second %s: exiting now\n", name);
+        std::_Exit(kExitStartup);
+      }
+      std::fprintf(stderr, "%s: stopping (in-flight requests finish)\n", name);
+      stopped_ = true;
+      if (on_stop_) on_stop_();
+    }
+  }
+
+  static inline std::atomic<int> write_fd_{-1};  // read by the signal handler
+  int read_fd_ = -1;
+  std::mutex mu_;
+  std::function<void()> on_stop_;
+  std::atomic<bool> stopped_{false};
+  std::thread thread_;
+};
+
+// Config file, then flags. Errors are usage errors (exit 2).
+Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
+  ServeConfig c;
+  if (!flags.config.empty()) MG_RETURN_IF_ERROR(ApplyServeConfigFile(flags.config, &c));
+  const ServeConfig& f = flags.values;
+  if (flags.Given("--repository")) c.repository = f.repository;
+  if (flags.Given("--device")) c.devices = f.devices;
+  if (flags.Given("--strategy")) c.strategy = f.strategy;
+  if (flags.Given("--isolation")) c.isolation = f.isolation;
+  if (flags.Given("--host")) c.host = f.host;
+  if (flags.Given("--http-port")) c.http_port = f.http_port;
+  if (flags.Given("--worker-threads")) c.worker_threads = f.worker_threads;
+  if (flags.Given("--max-cpu-models")) c.max_cpu_models = f.max_cpu_models;
+  if (flags.Given("--max-body-bytes")) {
+    MG_ASSIGN_OR_RETURN(c.max_body_bytes, ParseBytes(flags.max_body_bytes));
+    if (c.max_body_bytes == 0)
+      return Status::InvalidArgument("--max-body-bytes must be at least 1");
+  }
+  if (flags.Given("--buffer")) {
+    MG_ASSIGN_OR_RETURN(c.buffer_bytes, ParseBytes(flags.buffer));
+  }
+  if (c.repository.empty()) {
+    return Status::InvalidArgument(
+        "no model repository: give --repository or 'repository' in --config");
+  }
+  if (!std::filesystem::is_directory(c.repository)) {
+    return Status::InvalidArgument("model repository '" + c.repository + "' is not a directory");
+  }
+  return c;
+}
+
+Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
+  GridOptions o;
+  MG_ASSIGN_OR_RETURN(o.strategy, ParseStrategy(c.strategy));
+  MG_ASSIGN_OR_RETURN(o.isolation, ParseIsolation(c.isolation));
+  o.buffer_bytes = c.buffer_bytes;
+  o.max_cpu_models = c.max_cpu_models;
+  o.devices = c.devices;
+  o.worker_threads = c.worker_threads;
+  o.walker = walker;
+  return o;
+}
+
+// "ready    digits on cpu (request 1.20 MiB, limit 1.20 MiB, worker pid 123)".
+void PrintModelLine(const ModelStatus& m) {
+  static std::mutex print_mu;
+  std::string line;
+  if (m.state == ModelState::kReady) {
+    line = fmt::format(
+        "ready    {} on {} (request {}, limit {}, {})", m.name, m.device,
+        FormatBytes(m.request_bytes), FormatBytes(m.limit_bytes),
+        m.worker_pid > 0 ? fmt::format("worker pid {}", m.worker_pid) : std::string("in-process"));
+  } else {
+    line = fmt::format("{:<8} {}: {}", ModelStateName(m.state), m.name,
+                       m.reason.empty() ? std::string("-") : m.reason);
+  }
+  std::lock_guard lock(print_mu);
+  std::cout << line << std::endl;
+}
+
+void PrintDevices(const Grid& grid, const Plan& plan) {
+  std::cout << fmt::format(
+      "\nPlan: strategy {}, isolation {}: {} instance(s) placed, {} unplaced\n",
+      StrategyName(plan.strategy), IsolationName(plan.isolation), plan.placed.size(),
+      plan.unplaced.size());
+  Table table({"DEVICE", "TOTAL", "RESERVED", "FREE", "BUFFER", "WORKERS", "MODELS"},
+              {1, 2, 3, 4, 5});
+  for (const DeviceStatus& d : grid.Devices()) {
+    std::string names;
+    for (const auto& m : d.models) names += (names.empty() ? "" : ", ") + m;
+    table.AddRow({d.device.id, FormatBytes(d.device.total_bytes), FormatBytes(d.reserved_bytes),
+                  FormatBytes(d.free_bytes), FormatBytes(d.buffer_bytes), std::to_string(d.workers),
+                  names.empty() ? "-" : names});
+  }
+  table.Print(std::cout);
+  std::cout << std::endl;
+}
+
+int Serve(const ServeFlags& flags) {
+  SignalWaiter signals;  // first: threads created from here on block the signals
+  auto config = ResolveConfig(flags);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return kExitBadUsage;
+  }
+  auto walker = MakeWalker();
+  auto options = MakeGridOptions(*config, walker.get());
+  if (!options.ok()) {
+    std::cerr << "error: " << options.status().message() << "\n";
+    return kExitBadUsage;
+  }
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
+
+  auto grid = Grid::Create(*options);
+  if (!grid.ok()) {
+    std::cerr << "error: " << grid.status().message() << "\n";
+    return kExitStartup;
+  }
+  if (Status s = (*grid)->AddRepository(config->repository); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return kExitStartup;
+  }
+  auto plan = (*grid)->LoadAll(PrintModelLine);
+  if (!plan.ok()) {
+    std::cerr << "error: " << plan.status().message() << "\n";
+    return kExitStartup;
+  }
+  PrintDevices(**grid, *plan);
+  if (signals.stopped()) {
+    (*grid)->Shutdown();
+    return 0;
+  }
+
+  HttpServerOptions http;
+  http.host = config->host;
+  http.port = config->http_port;
+  http.max_body_bytes = config->max_body_bytes;
+  HttpServer server(grid->get(), http);
+  auto port = server.Bind();
+  if (!port.ok()) {
+    std::cerr << "error: " << port.status().message() << "\n";
+    (*grid)->Shutdown();
+    return kExitStartup;
+  }
+  std::cout << "serving on http://" << config->host << ":" << *port << std::endl;
+  signals.OnStop([&server] { server.Stop(); });
+  const Status run = server.Run();
+  signals.OnStop({});
+  (*grid)->Shutdown();
+  if (!run.ok()) {
+    std::cerr << "error: " << run.message() << "\n";
+    return kExitStartup;
+  }
+  std::cerr << "stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  ServeConfig& v = flags->values;
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Load a model repository and serve it over KServe v2 HTTP");
+  auto& o = flags->options;
+  cmd->add_option("--config", flags->config,
+                  "Server config file (modelgrid.yaml); flags override it");
+  o["--repository"] = cmd->add_option("--repository", v.repository, "Model repository folder");
+  o["--device"] =
+      cmd->add_option("--device", v.devices,
+                      "Device spec, repeatable: cpu, cpu=CAP, sim:NAME=CAP[,context=B][,used=B] "
+                      "(default: the devices of this machine)");
+  o["--strategy"] =
+      cmd->add_option("--strategy", v.strategy,
+                      "fill-first | balance | memory-optimized | latency-sensitive | optimal");
+  o["--isolation"] = cmd->add_option(
+      "--isolation", v.isolation,
+      "model (a worker per model) | device (a worker per device) | none (in-process)");
+  o["--host"] = cmd->add_option("--host", v.host, "Address to listen on (default 127.0.0.1)");
+  o["--http-port"] =
+      cmd->add_option("--http-port", v.http_port, "HTTP port; 0 picks a free one (default 8000)")
+          ->check(CLI::Range(0, 65535));
+  o["--max-body-bytes"] = cmd->add_option("--max-body-bytes", flags->max_body_bytes,
+                                          "Largest request body, e.g. 64MiB (default)");
+  o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,
+                                          "LibTorch threads per worker (0: cores / workers)")
+                              ->check(CLI::Range(0, 4096));
+  o["--buffer"] =
+      cmd->add_option("--buffer", flags->buffer, "Bytes kept free on every GPU, e.g. 1GiB");
+  o["--max-cpu-models"] =
+      cmd->add_option("--max-cpu-models", v.max_cpu_models,
+                      "Most instances placed on the CPU when GPUs exist (-1: no bound)")
+          ->check(CLI::Range(-1, 1 << 20));
+  cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
+}
+
+}  // namespace modelgrid::cli

@@ -1,0 +1,53 @@
+// The server configuration of `modelgrid serve` (design.md, "Configuration":
+// modelgrid.yaml). The same fields as the command's flags; flags override
+// the file. Every field has a default; an unknown field is an error naming
+// the field and the file.
+//
+// YAML schema (all optional; snake_case):
+//   repository: models/            # relative paths are relative to the file's folder
+//   devices: [cpu, "sim:a100=80GiB"]
+//   strategy: memory-optimized     # fill-first | balance | memory-optimized | latency-sensitive |
+//   optimal isolation: model               # model | device | none host: 127.0.0.1 http_port: 8000
+//   # 0 = pick a free port max_body_bytes: 64MiB          # integer bytes or a quantity
+//   (modelgrid/bytes.h ParseBytes) worker_threads: 0              # LibTorch threads per worker; 0
+//   = cores / workers buffer: 1GiB                   # kept free on every accelerator
+//   max_cpu_models: -1             # CPU fallback bound; -1 = none
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "modelgrid/status.h"
+
+namespace modelgrid::cli {
+
+struct ServeConfig {
+  std::string repository;
+  std::vector<std::string> devices;  // device specs; empty = the machine's devices
+  std::string strategy = "memory-optimized";
+  std::string isolation = "model";
+  std::string host = "127.0.0.1";
+  int http_port = 8000;
+  uint64_t max_body_bytes = uint64_t{64} << 20;
+  int worker_threads = 0;
+  uint64_t buffer_bytes = 0;
+  int max_cpu_models = -1;
+};
+
+// Applies the fields present in `yaml_text` to `config` (absent fields keep
+// their value). `file` names the file in errors; a relative `repository` is
+// resolved against `base_dir`. Errors: kInvalidArgument "FILE: ..." naming
+// the field for an unknown field, a wrong type or a bad value (port outside
+// 0..65535, negative threads, max_cpu_models below -1, a bad byte quantity,
+// an unknown strategy or isolation), or the YAML syntax error with its line.
+Status ApplyServeConfigYaml(const std::string& yaml_text, const std::string& file,
+                            const std::filesystem::path& base_dir, ServeConfig* config);
+
+// Reads `file` and applies it (ApplyServeConfigYaml, relative paths against
+// the file's folder). Errors: kNotFound when the file cannot be read; the
+// parse errors above.
+Status ApplyServeConfigFile(const std::filesystem::path& file, ServeConfig* config);
+
+}  // namespace modelgrid::cli

@@ -1,0 +1,89 @@
+// modelgrid.yaml parsing for `modelgrid serve`.
+#include "cli/serve_config.h"
+
+#include <gtest/gtest.h>
+
+namespace modelgrid::cli {
+namespace {
+
+TEST(ServeConfigTest, EveryFieldApplies) {
+  ServeConfig c;
+  const std::string yaml = R"(
+repository: models
+devices: [cpu, "sim:a100=80GiB"]
+strategy: balance
+isolation: device
+host: 0.0.0.0
+http_port: 0
+max_body_bytes: 1MiB
+worker_threads: 3
+buffer: 2GiB
+max_cpu_models: 4
+)";
+  ASSERT_TRUE(ApplyServeConfigYaml(yaml, "modelgrid.yaml", "/etc/mg", &c).ok());
+  EXPECT_EQ(c.repository, "/etc/mg/models");  // relative to the file's folder
+  EXPECT_EQ(c.devices, (std::vector<std::string>{"cpu", "sim:a100=80GiB"}));
+  EXPECT_EQ(c.strategy, "balance");
+  EXPECT_EQ(c.isolation, "device");
+  EXPECT_EQ(c.host, "0.0.0.0");
+  EXPECT_EQ(c.http_port, 0);
+  EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
+  EXPECT_EQ(c.worker_threads, 3);
+  EXPECT_EQ(c.buffer_bytes, 2ULL << 30);
+  EXPECT_EQ(c.max_cpu_models, 4);
+}
+
+TEST(ServeConfigTest, AbsentFieldsKeepTheirValues) {
+  ServeConfig c;
+  c.http_port = 9000;
+  ASSERT_TRUE(
+      ApplyServeConfigYaml("repository: /srv/models\nmax_body_bytes: 4096\n", "f.yaml", "/x", &c)
+          .ok());
+  EXPECT_EQ(c.repository, "/srv/models");
+  EXPECT_EQ(c.max_body_bytes, 4096u);
+  EXPECT_EQ(c.http_port, 9000);
+  EXPECT_EQ(c.strategy, "memory-optimized");
+  ASSERT_TRUE(ApplyServeConfigYaml("", "f.yaml", "/x", &c).ok());
+}
+
+TEST(ServeConfigTest, ErrorsNameTheFieldAndTheFile) {
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"http_prot: 80\n", "server.yaml: unknown field 'http_prot'"},
+      {"http_port: 70000\n", "server.yaml: field 'http_port': 70000 is not in 0..65535"},
+      {"http_port: eighty\n", "field 'http_port': expected an integer, got 'eighty'"},
+      {"worker_threads: -1\n", "field 'worker_threads'"},
+      {"max_cpu_models: -2\n", "field 'max_cpu_models'"},
+      {"buffer: lots\n", "field 'buffer'"},
+      {"max_body_bytes: 0\n", "field 'max_body_bytes': must be at least 1 byte"},
+      {"strategy: fastest\n", "field 'strategy'"},
+      {"isolation: container\n", "field 'isolation'"},
+      {"devices: {a: b}\n", "field 'devices'"},
+      {"host: [a, b]\n", "field 'host': expected a single value"},
+      {"- a\n- b\n", "server.yaml: expected a mapping of fields"},
+      {"repository: [\n", "server.yaml: YAML error at line"},
+  };
+  for (const Case& c : cases) {
+    ServeConfig config;
+    const ServeConfig before = config;
+    Status s = ApplyServeConfigYaml(c.yaml, "server.yaml", "/x", &config);
+    ASSERT_FALSE(s.ok()) << c.yaml;
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(c.expected), std::string::npos)
+        << s.message() << " / " << c.expected;
+    EXPECT_EQ(config.http_port, before.http_port);  // nothing applied on error
+  }
+}
+
+TEST(ServeConfigTest, MissingFileIsNotFound) {
+  ServeConfig c;
+  Status s = ApplyServeConfigFile("/nonexistent/modelgrid.yaml", &c);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("/nonexistent/modelgrid.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace modelgrid::cli

@@ -1,0 +1,23 @@
+// From a decoded KServe v2 infer request to the grid's InferCall: the task
+// selection and scheduling parameters travel in the request's "parameters"
+// object (src/server/README.md, "Request parameters"). Pure, thread-safe,
+// no HTTP library.
+#pragma once
+
+#include "modelgrid/grid.h"
+#include "modelgrid/kserve/infer_codec.h"
+
+namespace modelgrid::server {
+
+// Builds the call from `request` (its inputs are moved out):
+//   "task"      string, default "infer" (e.g. "encode", "generate", a custom task);
+//   "priority"  integer in int range, higher runs first (default 0);
+//   "timeout"   integer microseconds >= 0, as Triton's parameter; rounded up
+//               to whole milliseconds; 0 or absent = the model's default;
+//   every other parameter except "binary_data_output" (a codec option) goes
+//   to InferCall::params for the task (generate's max_new_tokens, ...).
+// The request id is copied. Errors: kInvalidArgument naming the parameter
+// and the expected type, e.g. "parameter 'priority' must be an integer, got \"high\"".
+Result<InferCall> MakeInferCall(InferRequest request);
+
+}  // namespace modelgrid::server

@@ -1,0 +1,50 @@
+// The server's routes: (method, path pattern, handler) triples that
+// http_server.cc registers with the HTTP library, in the order returned by
+// AllRoutes (first match wins, so literal paths such as /v2/models/stats come
+// before the patterns they would also match). Handlers are called from many
+// threads at once; they only call the thread-safe Grid.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "modelgrid/grid.h"
+#include "server/http_exchange.h"
+
+namespace modelgrid::server {
+
+using RouteHandler = std::function<HttpReply(const HttpRequest&)>;
+
+struct Route {
+  std::string method;   // "GET" or "POST"
+  std::string pattern;  // ECMAScript regex matched against the whole path; groups become captures
+  RouteHandler handler;
+};
+
+// The path pattern of a model with an optional version:
+// /v2/models/{m}[/versions/{v}], captures 0 (model) and 1 (version, "" when absent).
+inline constexpr const char* kModelPath = "/v2/models/([^/]+)(?:/versions/([^/]+))?";
+
+// GET /v2/health/live, /v2/health/ready, /v2 (server metadata).
+std::vector<Route> HealthRoutes(Grid* grid);
+// GET /v2/models/{m}[/versions/{v}] (metadata) and .../ready.
+std::vector<Route> ModelRoutes(Grid* grid);
+// POST /v2/models/{m}[/versions/{v}]/infer.
+std::vector<Route> InferRoutes(Grid* grid);
+// POST /v2/repository/index, /v2/repository/models/{m}/load, .../unload.
+std::vector<Route> RepositoryRoutes(Grid* grid);
+// GET /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats.
+std::vector<Route> StatsRoutes(Grid* grid);
+// GET /v2/modelgrid/devices, /v2/modelgrid/models.
+std::vector<Route> ModelGridRoutes(Grid* grid);
+// Every route above, literal paths first.
+std::vector<Route> AllRoutes(Grid* grid);
+
+// The status of `model`, checking that `version` (when not empty) is the
+// version the grid serves. Errors: the grid's kNotFound for an unknown
+// model; kNotFound "model 'm' has no version 'v' (serving version '1')".
+Result<ModelStatus> FindModelVersion(const Grid& grid, const std::string& model,
+                                     const std::string& version);
+
+}  // namespace modelgrid::server

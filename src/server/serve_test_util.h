@@ -1,0 +1,250 @@
+// Test helpers for http_server_test.cc: run the real `modelgrid serve` as a
+// child process, read its "serving on" line with a bounded wait, talk to it
+// with httplib::Client on 127.0.0.1, stop it with a signal and wait
+// (bounded) for its exit.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace modelgrid::server_test {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+inline constexpr std::chrono::seconds kStartTimeout{180};
+inline constexpr std::chrono::seconds kExitTimeout{20};
+
+// The small zoo (MODELGRID_TEST_ZOO), when generated.
+inline std::optional<fs::path> Zoo() {
+  const char* zoo = std::getenv("MODELGRID_TEST_ZOO");
+  if (!zoo || !fs::exists(fs::path(zoo) / "digits" / "test_set.json")) return std::nullopt;
+  return fs::path(zoo);
+}
+
+// A fresh temp folder with an empty models/ inside.
+inline fs::path MakeTempDir(const std::string& tag) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("mg_http_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "models");
+  return dir;
+}
+
+// Copies zoo models into a repository folder.
+inline void CopyModels(const fs::path& zoo, const fs::path& repo,
+                       const std::vector<std::string>& names) {
+  for (const auto& name : names) fs::copy(zoo / name, repo / name, fs::copy_options::recursive);
+}
+
+// A `modelgrid serve` child process. Killed (SIGKILL) on destruction when
+// still running; also killed by the kernel if the test process dies.
+class ServeProcess {
+ public:
+  ServeProcess() = default;
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  }
+
+  // Starts `modelgrid ARGS...` with stderr going to `log_file`.
+  bool Start(const std::vector<std::string>& args, const fs::path& log_file) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    log_file_ = log_file;
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      ::dup2(fds[1], STDOUT_FILENO);
+      const int log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (log >= 0) ::dup2(log, STDERR_FILENO);
+      std::vector<char*> argv;
+      std::string exe = MODELGRID_CLI_PATH;
+      argv.push_back(exe.data());
+      std::vector<std::string> copy = args;
+      for (std::string& a : copy) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(exe.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    stdout_fd_ = fds[0];
+    return true;
+  }
+
+  // Reads stdout until "serving on http://HOST:PORT" (returns PORT) or until
+  // the process exits or `timeout` passes (returns nullopt).
+  std::optional<int> WaitServing(std::chrono::seconds timeout) {
+    static const std::regex kServing(R"(serving on http://127\.0\.0\.1:(\d+))");
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      std::smatch m;
+      if (std::regex_search(stdout_, m, kServing)) return std::stoi(m[1].str());
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(stdout_fd_, buf, sizeof(buf));
+      if (n <= 0) return std::nullopt;  // exited before serving
+      stdout_.append(buf, static_cast<size_t>(n));
+    }
+    return std::nullopt;
+  }
+
+  // Sends `sig` and waits up to `timeout` for the exit. Returns the exit
+  // code, -1 when it died of a signal, -2 when it did not exit in time.
+  int SignalAndWait(int sig, std::chrono::seconds timeout) {
+    if (pid_ <= 0) return -2;
+    ::kill(pid_, sig);
+    return WaitExit(timeout);
+  }
+
+  // Waits up to `timeout` for the process to exit (see SignalAndWait).
+  int WaitExit(std::chrono::seconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        DrainStdout();
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -2;
+  }
+
+  // What the process wrote: stdout so far, then its stderr log.
+  std::string Output() {
+    DrainStdout();
+    std::string err;
+    if (FILE* f = std::fopen(log_file_.c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) err.append(buf, n);
+      std::fclose(f);
+    }
+    return "--- stdout ---\n" + stdout_ + "\n--- stderr ---\n" + err;
+  }
+  const std::string& stdout_text() const { return stdout_; }
+
+ private:
+  void DrainStdout() {
+    if (stdout_fd_ < 0) return;
+    for (;;) {
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) return;
+      char buf[4096];
+      const ssize_t n = ::read(stdout_fd_, buf, sizeof(buf));
+      if (n <= 0) return;
+      stdout_.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string stdout_;
+  fs::path log_file_;
+};
+
+// One HTTP answer; `json` is parsed from the body when it is JSON (else null).
+struct Reply {
+  int status = 0;  // 0: no answer (connection error, see `body`)
+  std::string body;
+  httplib::Headers headers;
+  nlohmann::json json;
+
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+  std::string Error() const {
+    return json.is_object() && json.contains("error") ? json["error"].get<std::string>() : "";
+  }
+};
+
+inline Reply ToReply(const httplib::Result& r) {
+  Reply reply;
+  if (!r) {
+    reply.body = "no answer: " + httplib::to_string(r.error());
+    return reply;
+  }
+  reply.status = r->status;
+  reply.body = r->body;
+  reply.headers = r->headers;
+  reply.json = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  return reply;
+}
+
+// A client for 127.0.0.1:port with bounded timeouts.
+inline httplib::Client MakeClient(int port) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(60);
+  client.set_write_timeout(30);
+  return client;
+}
+
+inline Reply Get(int port, const std::string& path) {
+  auto client = MakeClient(port);
+  return ToReply(client.Get(path));
+}
+
+inline Reply Post(int port, const std::string& path, const std::string& body,
+                  const httplib::Headers& headers = {},
+                  const std::string& content_type = "application/json") {
+  auto client = MakeClient(port);
+  return ToReply(client.Post(path, headers, body, content_type));
+}
+
+// Sends `request` as is on a new connection to 127.0.0.1:port and returns
+// everything the server writes until it closes (bounded by 10 s of silence).
+inline std::string RawExchange(int port, const std::string& request) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (sock < 0) return "";
+  timeval tv{10, 0};
+  ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::send(sock, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(sock, buf, sizeof(buf), 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(sock);
+  return answer;
+}
+
+}  // namespace modelgrid::server_test

@@ -1,0 +1,106 @@
+// Internal to modelgrid-worker: one model instance of the worker with its own
+// thread and job queue (load, infer, unload), so that the models of one
+// worker run concurrently and the receive loop never waits for a model.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "modelgrid/backend/backend.h"
+#include "modelgrid/ipc/messages.h"
+#include "worker/worker_context.h"
+
+namespace modelgrid::worker {
+
+// Thread-safety: the Enqueue methods, Stop, finished() and memory() may be
+// called from any thread. Jobs run one at a time, in arrival order, on the
+// runner's thread.
+class ModelRunner {
+ public:
+  // Called on the runner's thread when the model stops serving on its own
+  // (its load failed): the owner must stop routing jobs to it. Not called
+  // after an unload (the owner already stopped routing then).
+  using RetireFn = std::function<void(ModelRunner*)>;
+
+  // Starts the thread. `context` is borrowed and must outlive the runner.
+  ModelRunner(std::string model, WorkerContext* context, RetireFn on_retire);
+  // Stops (dropping queued jobs) and joins the thread: waits for the job
+  // running now.
+  ~ModelRunner();
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  const std::string& model() const { return model_; }
+
+  // `load`: OpenModel(load.path), the limit added to the process's, then
+  // TorchScriptBackend::Load; replies `loaded` or `load_failed` under the
+  // header id `request_id`.
+  void EnqueueLoad(ipc::LoadMessage load, uint64_t request_id);
+  // Runs the request and replies `result` (after an `output_needed` round
+  // trip when the outputs do not fit its output region).
+  void EnqueueInfer(ipc::InferMessage infer);
+  // Frees the model, lowers the limit, replies `unloaded`; the thread then ends.
+  void EnqueueUnload(uint64_t request_id);
+
+  // Drops queued jobs (no replies: the frontend is gone or shutting down)
+  // and lets the thread end after the job running now.
+  void Stop();
+  // True once the thread has ended (after an unload, a failed load or Stop).
+  bool finished() const { return finished_.load(); }
+  // False until the load succeeded.
+  bool loaded() const { return loaded_.load(); }
+  // Bytes the model held right after its load (the allocator's live bytes
+  // then, minus those before the load).
+  uint64_t loaded_bytes() const { return loaded_bytes_.load(); }
+
+ private:
+  struct LoadJob {
+    ipc::LoadMessage load;
+    uint64_t request_id;
+  };
+  struct UnloadJob {
+    uint64_t request_id;
+  };
+  using Job = std::variant<LoadJob, ipc::InferMessage, UnloadJob>;
+
+  void Enqueue(Job job);
+  void Loop();
+  // Each returns false when the runner stops serving after the job.
+  bool RunLoad(const LoadJob& job);
+  void RunInfer(const ipc::InferMessage& infer);
+  void RunUnload(const UnloadJob& job);
+  // Answers queued jobs with `error` (after a failed load).
+  void FailQueued(const Status& error);
+  Result<std::vector<ipc::TensorRef>> Execute(const ipc::InferMessage& infer);
+  void ReplyError(const ipc::InferMessage& infer, const Status& error);
+  // `error` of a Run, as kResourceExhausted naming the limit when the
+  // allocator refused an allocation during it but the backend reported
+  // kInternal.
+  Status LimitOrError(const Status& error, const std::string& task, uint64_t refusals_before) const;
+
+  const std::string model_;
+  WorkerContext* context_;
+  RetireFn on_retire_;
+  TorchScriptBackend backend_;  // used by the runner's thread only
+  uint64_t limit_bytes_ = 0;    // the limit added for this model (runner's thread)
+  bool limit_added_ = false;    // runner's thread
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;  // guarded by mu_
+  bool stop_ = false;     // guarded by mu_
+
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> loaded_{false};
+  std::atomic<uint64_t> loaded_bytes_{0};
+  std::thread thread_;  // last: started when everything above is ready
+};
+
+}  // namespace modelgrid::worker

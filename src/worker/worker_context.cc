@@ -1,0 +1,138 @@
+#include "worker/worker_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "modelgrid/ipc/messages.h"
+#include "modelgrid/torch/counting_allocator.h"
+
+namespace modelgrid::worker {
+
+namespace {
+// A reply that cannot be written within this long means the frontend stopped
+// reading; it is dropped (the frontend's own timeout answers its caller).
+constexpr std::chrono::milliseconds kSendTimeout{30'000};
+}  // namespace
+
+WorkerContext::WorkerContext(ipc::Channel* channel, WorkerServiceOptions options)
+    : channel_(channel), options_(std::move(options)) {}
+
+void WorkerContext::Send(const ipc::Frame& frame) {
+  Status s = channel_->Send(frame, {}, kSendTimeout);
+  if (!s.ok()) {
+    spdlog::warn("cannot send a '{}' frame (request {}): {}",
+                 ipc::ToMessageType(frame.type)
+                     ? std::string(ipc::MessageTypeName(*ipc::ToMessageType(frame.type)))
+                     : std::to_string(frame.type),
+                 frame.request_id, s.ToString());
+  }
+}
+
+void WorkerContext::SetArena(std::shared_ptr<const ipc::SharedMemory> arena) {
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  arena_ = std::move(arena);
+}
+
+std::shared_ptr<const ipc::SharedMemory> WorkerContext::arena() const {
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  return arena_;
+}
+
+void WorkerContext::AddLimit(uint64_t limit_bytes) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  if (limit_bytes == 0) {
+    ++unlimited_models_;
+  } else {
+    ++limited_models_;
+    limit_sum_ += limit_bytes;
+  }
+  CountingAllocator::Install().SetLimit(unlimited_models_ > 0 || limited_models_ == 0
+                                            ? std::nullopt
+                                            : std::optional<uint64_t>(limit_sum_));
+}
+
+void WorkerContext::RemoveLimit(uint64_t limit_bytes) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  if (limit_bytes == 0) {
+    unlimited_models_ = std::max(0, unlimited_models_ - 1);
+  } else {
+    limited_models_ = std::max(0, limited_models_ - 1);
+    limit_sum_ -= std::min(limit_sum_, limit_bytes);
+  }
+  CountingAllocator::Install().SetLimit(unlimited_models_ > 0 || limited_models_ == 0
+                                            ? std::nullopt
+                                            : std::optional<uint64_t>(limit_sum_));
+}
+
+std::optional<uint64_t> WorkerContext::limit() const {
+  return CountingAllocator::Install().limit();
+}
+
+void WorkerContext::BeginPeakWindow() {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  CountingAllocator& alloc = CountingAllocator::Install();
+  folded_peak_ = std::max(folded_peak_, alloc.peak_aligned_bytes());
+  alloc.ResetPeak();
+}
+
+ProcessMemory WorkerContext::Memory() const {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  const CountingAllocator& alloc = CountingAllocator::Install();
+  return {alloc.current_aligned_bytes(), std::max(folded_peak_, alloc.peak_aligned_bytes())};
+}
+
+uint64_t WorkerContext::WindowPeakBytes() const {
+  return CountingAllocator::Install().peak_aligned_bytes();
+}
+
+uint64_t WorkerContext::Refusals() const { return CountingAllocator::Install().stats().refusals; }
+
+void WorkerContext::ExpectOutputRegion(uint64_t request_id) {
+  std::lock_guard<std::mutex> lock(wait_mu_);
+  waits_[request_id] = std::nullopt;
+}
+
+Result<ipc::Region> WorkerContext::WaitOutputRegion(uint64_t request_id,
+                                                    std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  const bool answered = wait_cv_.wait_for(lock, timeout, [&] {
+    auto it = waits_.find(request_id);
+    return waits_cancelled_ || it == waits_.end() || it->second.has_value();
+  });
+  auto it = waits_.find(request_id);
+  std::optional<Result<ipc::Region>> got;
+  if (it != waits_.end()) {
+    got = std::move(it->second);
+    waits_.erase(it);
+  }
+  if (got) return std::move(*got);
+  if (!answered) {
+    return Status::Unavailable(Who() + ": request " + std::to_string(request_id) +
+                               ": no 'output_region' within " + std::to_string(timeout.count()) +
+                               " ms");
+  }
+  return Status::Unavailable(Who() + ": request " + std::to_string(request_id) +
+                             ": shutting down while waiting for 'output_region'");
+}
+
+bool WorkerContext::DeliverOutputRegion(uint64_t request_id, Result<ipc::Region> region) {
+  {
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    auto it = waits_.find(request_id);
+    if (it == waits_.end() || it->second.has_value()) return false;
+    it->second = std::move(region);
+  }
+  wait_cv_.notify_all();
+  return true;
+}
+
+void WorkerContext::CancelOutputWaits() {
+  {
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    waits_cancelled_ = true;
+  }
+  wait_cv_.notify_all();
+}
+
+}  // namespace modelgrid::worker
