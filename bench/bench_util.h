@@ -108,7 +108,8 @@ inline int64_t VocabSize(const ModelEntry& model, int64_t fallback = 100) {
   if (!model.hf_config) return fallback;
   std::ifstream in(*model.hf_config);
   const nlohmann::json cfg = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!cfg.is_object() || !cfg.contains("vocab_size") || !cfg["vocab_size"].is_number_integer()) return fallback;
+  if (!cfg.is_object() || !cfg.contains("vocab_size") || !cfg["vocab_size"].is_number_integer())
+    return fallback;
   return cfg["vocab_size"].get<int64_t>();
 }
 
@@ -118,8 +119,8 @@ inline int64_t VocabSize(const ModelEntry& model, int64_t fallback = 100) {
 // [0, vocab size); the generator is seeded with `seed`, so the same call
 // always gives the same bytes. Errors: kInvalidArgument when the model
 // declares no inputs or an input of another datatype.
-inline Result<std::vector<InferTensor>> MakeInputs(const ModelEntry& model, int64_t batch, int64_t tokens,
-                                                   uint32_t seed) {
+inline Result<std::vector<InferTensor>> MakeInputs(const ModelEntry& model, int64_t batch,
+                                                   int64_t tokens, uint32_t seed) {
   if (model.config.inputs.empty()) {
     return Status::InvalidArgument("model '" + model.name + "': config.yaml declares no inputs");
   }

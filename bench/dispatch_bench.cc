@@ -28,15 +28,14 @@
 #include <stdlib.h>
 
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,7 +76,9 @@ Status CopyWithQueueDelay(const std::filesystem::path& from, const std::filesyst
                           uint64_t queue_delay_us) {
   std::error_code ec;
   std::filesystem::copy(from, to, std::filesystem::copy_options::recursive, ec);
-  if (ec) return Status::NotFound("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
+  if (ec)
+    return Status::NotFound("cannot copy " + from.string() + " to " + to.string() + ": " +
+                            ec.message());
   const std::filesystem::path config = to / "config.yaml";
   std::string text;
   {
@@ -105,7 +106,8 @@ std::unique_ptr<Grid> StartGrid(Isolation isolation, const std::string& worker, 
   options.worker_threads = 1;
   options.worker_executable = worker;
   auto grid = Grid::Create(options);
-  if (!grid.ok()) Fail(std::string("grid (isolation ") + IsolationName(isolation) + ")", grid.status());
+  if (!grid.ok())
+    Fail(std::string("grid (isolation ") + IsolationName(isolation) + ")", grid.status());
   for (const auto& s : subjects) {
     Status added = (*grid)->AddModel({s->entry.name, s->entry.dir, {}, {}});
     if (!added.ok()) Fail("adding " + s->entry.name, added);
@@ -116,8 +118,9 @@ std::unique_ptr<Grid> StartGrid(Isolation isolation, const std::string& worker, 
     auto status = (*grid)->Model(s->entry.name);
     if (!status.ok()) Fail(s->entry.name, status.status());
     if (status->state != ModelState::kReady) {
-      Fail(s->entry.name, Status::Unavailable(std::string("not ready (isolation ") + IsolationName(isolation) +
-                                              "): " + ModelStateName(status->state) + ": " + status->reason));
+      Fail(s->entry.name,
+           Status::Unavailable(std::string("not ready (isolation ") + IsolationName(isolation) +
+                               "): " + ModelStateName(status->state) + ": " + status->reason));
     }
   }
   return std::move(grid).value();
@@ -126,13 +129,15 @@ std::unique_ptr<Grid> StartGrid(Isolation isolation, const std::string& worker, 
 // One call of `column` on `s`; returns the outputs. Only the call is timed
 // (the copy of the input into the InferCall is made before the clock starts:
 // a caller that owns its input moves it in).
-std::vector<InferTensor> CallOnce(Subject& s, int column, Grid* in_process, Grid* worker, bool record) {
+std::vector<InferTensor> CallOnce(Subject& s, int column, Grid* in_process, Grid* worker,
+                                  bool record) {
   Result<std::vector<InferTensor>> out = Status::Internal("not called");
   if (column == 0) {
     const auto t0 = Clock::now();
     out = s.direct.Run("infer", s.inputs);
     const auto t1 = Clock::now();
-    if (record) s.samples_us[0].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    if (record)
+      s.samples_us[0].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   } else {
     InferCall call;
     call.inputs = s.inputs;
@@ -140,7 +145,8 @@ std::vector<InferTensor> CallOnce(Subject& s, int column, Grid* in_process, Grid
     const auto t0 = Clock::now();
     out = grid->Infer(s.entry.name, std::move(call));
     const auto t1 = Clock::now();
-    if (record) s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    if (record)
+      s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
   if (!out.ok()) Fail(s.entry.name + " (" + kColumns[column] + ")", out.status());
   return std::move(out).value();
@@ -154,20 +160,22 @@ std::string CheckOutputs(Subject& s, Grid* in_process, Grid* worker) {
   for (int c = 0; c < kColumnCount; ++c) outs[c] = CallOnce(s, c, in_process, worker, false);
   double worst = 0;
   for (int c = 1; c < kColumnCount; ++c) {
-    if (outs[c].size() != outs[0].size()) Fail(s.entry.name, Status::Internal("output counts differ"));
+    if (outs[c].size() != outs[0].size())
+      Fail(s.entry.name, Status::Internal("output counts differ"));
     for (size_t i = 0; i < outs[0].size(); ++i) {
       const double d = bench::MaxAbsDiffFp32(outs[0][i], outs[c][i]);
       if (d < 0 || d > 1e-5) {
-        Fail(s.entry.name, Status::Internal(std::string("output '") + outs[0][i].name + "' of column " +
-                                            kColumns[c] + " differs from direct (max abs diff " +
-                                            std::to_string(d) + ")"));
+        Fail(s.entry.name,
+             Status::Internal(std::string("output '") + outs[0][i].name + "' of column " +
+                              kColumns[c] + " differs from direct (max abs diff " +
+                              std::to_string(d) + ")"));
       }
       worst = std::max(worst, d);
     }
   }
   char line[256];
-  std::snprintf(line, sizeof(line), "%s: outputs %s, columns agree (max abs diff %.1e)", s.entry.name.c_str(),
-                bench::DescribeTensors(outs[0]).c_str(), worst);
+  std::snprintf(line, sizeof(line), "%s: outputs %s, columns agree (max abs diff %.1e)",
+                s.entry.name.c_str(), bench::DescribeTensors(outs[0]).c_str(), worst);
   std::string text = line;
   if (s.entry.name == "echo_image") {
     // Independent check: mean of each channel's H*W floats, in double.
@@ -186,9 +194,11 @@ std::string CheckOutputs(Subject& s, Grid* in_process, Grid* worker) {
     }
     const double d = bench::MaxAbsDiffFp32(want, outs[0].at(0));
     if (d < 0 || d > 1e-5) {
-      Fail(s.entry.name, Status::Internal("output is not the channel means (max abs diff " + std::to_string(d) + ")"));
+      Fail(s.entry.name, Status::Internal("output is not the channel means (max abs diff " +
+                                          std::to_string(d) + ")"));
     }
-    std::snprintf(line, sizeof(line), "; equal to the channel means computed here (max abs diff %.1e)", d);
+    std::snprintf(line, sizeof(line),
+                  "; equal to the channel means computed here (max abs diff %.1e)", d);
     text += line;
   }
   return text;
@@ -204,11 +214,16 @@ int main(int argc, char** argv) {
   int round = 100;
   uint64_t queue_delay_us = 0;
   CLI::App app{"Latency of a call in-process vs through a worker (echo_image, digits)"};
-  app.add_option("--zoo", zoo, "model repository holding echo_image and digits (default: the build's small zoo)");
-  app.add_option("--iterations", iterations, "timed calls per model and column")->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "untimed calls per model and column first")->check(CLI::NonNegativeNumber);
-  app.add_option("--round", round, "calls per column before switching to the next")->check(CLI::PositiveNumber);
-  app.add_option("--queue-delay-us", queue_delay_us, "dynamic_batching.max_queue_delay_us of both models");
+  app.add_option("--zoo", zoo,
+                 "model repository holding echo_image and digits (default: the build's small zoo)");
+  app.add_option("--iterations", iterations, "timed calls per model and column")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed calls per model and column first")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--round", round, "calls per column before switching to the next")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--queue-delay-us", queue_delay_us,
+                 "dynamic_batching.max_queue_delay_us of both models");
   app.add_option("--worker", worker, "modelgrid-worker executable");
   CLI11_PARSE(app, argc, argv);
 
@@ -218,10 +233,13 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Subject>> subjects;
   for (const char* name : kModels) {
     auto s = std::make_unique<Subject>();
-    Status copied = CopyWithQueueDelay(std::filesystem::path(zoo) / name, tmp / name, queue_delay_us);
-    if (!copied.ok()) Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", copied);
+    Status copied =
+        CopyWithQueueDelay(std::filesystem::path(zoo) / name, tmp / name, queue_delay_us);
+    if (!copied.ok())
+      Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", copied);
     auto entry = OpenModel(tmp / name);
-    if (!entry.ok()) Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", entry.status());
+    if (!entry.ok())
+      Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", entry.status());
     s->entry = std::move(entry).value();
     auto inputs = bench::MakeInputs(s->entry, 1, 8, 42);
     if (!inputs.ok()) Fail(name, inputs.status());
@@ -257,38 +275,50 @@ int main(int argc, char** argv) {
   workers.reset();
   std::filesystem::remove_all(tmp);
 
-  std::printf("dispatch_bench — one model called directly, through the scheduler in-process, and through a worker\n");
+  std::printf(
+      "dispatch_bench — one model called directly, through the scheduler in-process, and through a "
+      "worker\n");
   std::printf("machine: %s\n", bench::MachineLine().c_str());
   std::printf("date:    %s\n", bench::NowUtc().c_str());
-  std::printf("load:    %s before, %s after (load average 1, 5, 15 min; /proc/loadavg)\n", load_before.c_str(),
-              bench::LoadAverage().c_str());
+  std::printf("load:    %s before, %s after (load average 1, 5, 15 min; /proc/loadavg)\n",
+              load_before.c_str(), bench::LoadAverage().c_str());
   std::printf("zoo:     %s\n", zoo.c_str());
   for (const auto& s : subjects) {
-    std::printf("input:   %-11s %s\n", s->entry.name.c_str(), bench::DescribeTensors(s->inputs).c_str());
+    std::printf("input:   %-11s %s\n", s->entry.name.c_str(),
+                bench::DescribeTensors(s->inputs).c_str());
   }
-  std::printf("setup:   device cpu, worker_threads 1 (LibTorch intra-op threads 1 everywhere), one caller thread,\n"
-              "         sequential calls; per model and column %d warm-up + %d timed calls, columns interleaved\n"
-              "         in rounds of %d; dynamic_batching.max_queue_delay_us %llu (zoo config.yaml + this block)\n",
-              warmup, iterations, round, static_cast<unsigned long long>(queue_delay_us));
-  std::printf("columns: direct     = TorchScriptBackend::Run (no scheduler)\n"
-              "         in-process = Grid isolation none: Grid::Infer -> BatchScheduler -> backend in this process\n"
-              "         worker     = Grid isolation model: Grid::Infer -> BatchScheduler -> shared memory + socket ->\n"
-              "                      modelgrid-worker (echo_image's pid %lld)\n",
-              static_cast<long long>(worker_pid));
+  std::printf(
+      "setup:   device cpu, worker_threads 1 (LibTorch intra-op threads 1 everywhere), one caller "
+      "thread,\n"
+      "         sequential calls; per model and column %d warm-up + %d timed calls, columns "
+      "interleaved\n"
+      "         in rounds of %d; dynamic_batching.max_queue_delay_us %llu (zoo config.yaml + this "
+      "block)\n",
+      warmup, iterations, round, static_cast<unsigned long long>(queue_delay_us));
+  std::printf(
+      "columns: direct     = TorchScriptBackend::Run (no scheduler)\n"
+      "         in-process = Grid isolation none: Grid::Infer -> BatchScheduler -> backend in this "
+      "process\n"
+      "         worker     = Grid isolation model: Grid::Infer -> BatchScheduler -> shared memory "
+      "+ socket ->\n"
+      "                      modelgrid-worker (echo_image's pid %lld)\n",
+      static_cast<long long>(worker_pid));
   for (const auto& c : checks) std::printf("check:   %s\n", c.c_str());
-  std::printf("\n%-12s %-11s %7s %10s %10s %10s\n", "model", "column", "calls", "p50 us", "p99 us", "mean us");
+  std::printf("\n%-12s %-11s %7s %10s %10s %10s\n", "model", "column", "calls", "p50 us", "p99 us",
+              "mean us");
   std::vector<bench::LatencyStats> stats[2];
   for (size_t m = 0; m < subjects.size(); ++m) {
     for (int c = 0; c < kColumnCount; ++c) {
       bench::LatencyStats st = bench::Summarize(subjects[m]->samples_us[c]);
       stats[m].push_back(st);
-      std::printf("%-12s %-11s %7llu %10.1f %10.1f %10.1f\n", subjects[m]->entry.name.c_str(), kColumns[c],
-                  static_cast<unsigned long long>(st.count), st.p50, st.p99, st.mean);
+      std::printf("%-12s %-11s %7llu %10.1f %10.1f %10.1f\n", subjects[m]->entry.name.c_str(),
+                  kColumns[c], static_cast<unsigned long long>(st.count), st.p50, st.p99, st.mean);
     }
   }
   std::printf("\n%-12s %12s %27s %27s\n", "", "input bytes", "scheduler (in-proc - direct)",
               "worker (worker - in-proc)");
-  std::printf("%-12s %12s %13s %13s %13s %13s\n", "model", "", "p50 us", "p99 us", "p50 us", "p99 us");
+  std::printf("%-12s %12s %13s %13s %13s %13s\n", "model", "", "p50 us", "p99 us", "p50 us",
+              "p99 us");
   for (size_t m = 0; m < subjects.size(); ++m) {
     const auto& st = stats[m];
     std::printf("%-12s %12zu %+13.1f %+13.1f %+13.1f %+13.1f\n", subjects[m]->entry.name.c_str(),
@@ -296,9 +326,11 @@ int main(int argc, char** argv) {
                 st[2].p50 - st[1].p50, st[2].p99 - st[1].p99);
   }
   const double added = stats[0][2].p50 - stats[0][1].p50;
-  std::printf("\ngoal: the worker adds <= %.0f us at p50 for the %zu-byte input (echo_image): %+.1f us -> %s\n",
-              kGoalAddedP50Us, subjects[0]->inputs.at(0).data.size(), added,
-              added <= kGoalAddedP50Us ? "PASS" : "FAIL");
+  std::printf(
+      "\ngoal: the worker adds <= %.0f us at p50 for the %zu-byte input (echo_image): %+.1f us -> "
+      "%s\n",
+      kGoalAddedP50Us, subjects[0]->inputs.at(0).data.size(), added,
+      added <= kGoalAddedP50Us ? "PASS" : "FAIL");
   std::printf("total bench time: %.1f s\n", seconds);
   return 0;
 }

@@ -34,10 +34,10 @@
 // off by more than 1e-3 × max(1, max |expected|) is an error. SIGTERM at the
 // end, with a bounded wait for exit status 0.
 //
-// Prints machine, date, load average before and after, inputs, clients and isolation, the two setups'
-// requests/s and p50/p90/p99 latency overall and per model, the errors, and
-// the ratio ModelGrid / baseline. Exit status 1 when anything failed
-// (server start, an error, a non-zero server exit).
+// Prints machine, date, load average before and after, inputs, clients and isolation, the two
+// setups' requests/s and p50/p90/p99 latency overall and per model, the errors, and the ratio
+// ModelGrid / baseline. Exit status 1 when anything failed (server start, an error, a non-zero
+// server exit).
 
 #include <fcntl.h>
 #include <httplib.h>
@@ -47,7 +47,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -89,7 +88,7 @@ struct Workload {
 struct Measurement {
   std::vector<std::vector<double>> per_model_us;
   std::map<std::string, uint64_t> errors;
-  double seconds = 0;  // from the start of the timed phase until the last request ended
+  double seconds = 0;              // from the start of the timed phase until the last request ended
   double worst_relative_diff = 0;  // ModelGrid: largest output difference seen, relative
 
   explicit Measurement(size_t models) : per_model_us(models) {}
@@ -110,7 +109,8 @@ struct Measurement {
   }
   void Merge(const Measurement& other) {
     for (size_t i = 0; i < per_model_us.size(); ++i) {
-      per_model_us[i].insert(per_model_us[i].end(), other.per_model_us[i].begin(), other.per_model_us[i].end());
+      per_model_us[i].insert(per_model_us[i].end(), other.per_model_us[i].begin(),
+                             other.per_model_us[i].end());
     }
     for (const auto& [m, c] : other.errors) errors[m] += c;
     worst_relative_diff = std::max(worst_relative_diff, other.worst_relative_diff);
@@ -177,7 +177,8 @@ Measurement RunBaseline(std::vector<Workload>& work, double warmup, double secon
   Measurement m(work.size());
   auto phase = [&](double duration, bool record) {
     const auto start = Clock::now();
-    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(duration));
     for (uint64_t i = 0; Clock::now() < deadline; ++i) {
       const size_t k = i % work.size();
       const auto t0 = Clock::now();
@@ -205,7 +206,8 @@ class Server {
  public:
   // Starts `argv` with stdout on a pipe and stderr into `log`; waits at most
   // `timeout` for the "serving on http://127.0.0.1:PORT" line.
-  Server(const std::vector<std::string>& argv, const fs::path& log, std::chrono::seconds timeout) : log_(log) {
+  Server(const std::vector<std::string>& argv, const fs::path& log, std::chrono::seconds timeout)
+      : log_(log) {
     int fds[2];
     if (pipe(fds) != 0) Fail("pipe failed");
     std::vector<char*> args;
@@ -228,10 +230,12 @@ class Server {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return port_ > 0 || eof_; });
     if (port_ == 0) {
-      const std::string why = eof_ ? "exited before listening" : "printed no 'serving on' line in time";
+      const std::string why =
+          eof_ ? "exited before listening" : "printed no 'serving on' line in time";
       lock.unlock();
       Stop(std::chrono::seconds(5));
-      Fail("modelgrid serve " + why + "; stdout:\n" + stdout_ + "\nstderr (" + log_.string() + "):\n" + LogTail());
+      Fail("modelgrid serve " + why + "; stdout:\n" + stdout_ + "\nstderr (" + log_.string() +
+           "):\n" + LogTail());
     }
   }
   ~Server() {
@@ -262,10 +266,12 @@ class Server {
       char buf[96];
       if (r == pid_) {
         if (WIFEXITED(status)) {
-          std::snprintf(buf, sizeof(buf), "exit status %d %.2f s after SIGTERM", WEXITSTATUS(status), waited);
+          std::snprintf(buf, sizeof(buf), "exit status %d %.2f s after SIGTERM",
+                        WEXITSTATUS(status), waited);
           clean = WEXITSTATUS(status) == 0;
         } else {
-          std::snprintf(buf, sizeof(buf), "killed by signal %d %.2f s after SIGTERM", WTERMSIG(status), waited);
+          std::snprintf(buf, sizeof(buf), "killed by signal %d %.2f s after SIGTERM",
+                        WTERMSIG(status), waited);
         }
         result = buf;
         break;
@@ -340,11 +346,12 @@ bool WaitReady(Server& server, std::chrono::seconds timeout) {
 
 // One client thread's loop: requests until `deadline`, the model chosen by
 // `next` round-robin; records into `m` when `record`.
-void ClientLoop(int port, const std::vector<Workload>& work, std::atomic<uint64_t>& next, Clock::time_point deadline,
-                bool record, Measurement& m) {
+void ClientLoop(int port, const std::vector<Workload>& work, std::atomic<uint64_t>& next,
+                Clock::time_point deadline, bool record, Measurement& m) {
   httplib::Client cli("127.0.0.1", port);
   cli.set_keep_alive(true);
-  cli.set_tcp_nodelay(true);  // headers and body are two writes: no Nagle wait for the server's delayed ACK
+  cli.set_tcp_nodelay(
+      true);  // headers and body are two writes: no Nagle wait for the server's delayed ACK
   cli.set_decompress(false);  // no Accept-Encoding: the server sends bytes as they are
   cli.set_read_timeout(120, 0);
   cli.set_write_timeout(120, 0);
@@ -353,11 +360,13 @@ void ClientLoop(int port, const std::vector<Workload>& work, std::atomic<uint64_
     const Workload& w = work[k];
     httplib::Headers headers;
     if (w.body.json_header_length) {
-      headers.emplace("Inference-Header-Content-Length", std::to_string(*w.body.json_header_length));
+      headers.emplace("Inference-Header-Content-Length",
+                      std::to_string(*w.body.json_header_length));
     }
     const auto t0 = Clock::now();
-    auto res = cli.Post("/v2/models/" + w.entry.name + "/infer", headers, w.body.body,
-                        w.body.json_header_length ? "application/octet-stream" : "application/json");
+    auto res =
+        cli.Post("/v2/models/" + w.entry.name + "/infer", headers, w.body.body,
+                 w.body.json_header_length ? "application/octet-stream" : "application/json");
     const auto t1 = Clock::now();
     if (!record) continue;
     const std::string& name = w.entry.name;
@@ -371,7 +380,8 @@ void ClientLoop(int port, const std::vector<Workload>& work, std::atomic<uint64_
     }
     std::optional<size_t> header_length;
     if (res->has_header("Inference-Header-Content-Length")) {
-      header_length = std::strtoull(res->get_header_value("Inference-Header-Content-Length").c_str(), nullptr, 10);
+      header_length = std::strtoull(
+          res->get_header_value("Inference-Header-Content-Length").c_str(), nullptr, 10);
     }
     auto decoded = DecodeInferResponse(res->body, header_length);
     if (!decoded.ok()) {
@@ -390,13 +400,15 @@ void ClientLoop(int port, const std::vector<Workload>& work, std::atomic<uint64_
 }
 
 // Runs `clients` threads for `warmup` seconds untimed, then `seconds` timed.
-Measurement RunClients(int port, const std::vector<Workload>& work, int clients, double warmup, double seconds) {
+Measurement RunClients(int port, const std::vector<Workload>& work, int clients, double warmup,
+                       double seconds) {
   Measurement total(work.size());
   std::atomic<uint64_t> next{0};
   for (bool record : {false, true}) {
     const double duration = record ? seconds : warmup;
     const auto start = Clock::now();
-    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(duration));
     std::vector<Measurement> parts(clients, Measurement(work.size()));
     std::vector<std::thread> threads;
     for (int c = 0; c < clients; ++c) {
@@ -414,15 +426,16 @@ Measurement RunClients(int port, const std::vector<Workload>& work, int clients,
 
 void PrintSummaryRow(const char* setup, const Measurement& m) {
   const bench::LatencyStats s = bench::Summarize(m.All());
-  std::printf("%-16s %9llu %9.1f %9.3f %9.3f %9.3f %9.3f %7llu\n", setup, static_cast<unsigned long long>(s.count),
-              static_cast<double>(s.count) / m.seconds, s.p50 / 1000, s.p90 / 1000, s.p99 / 1000, s.mean / 1000,
+  std::printf("%-16s %9llu %9.1f %9.3f %9.3f %9.3f %9.3f %7llu\n", setup,
+              static_cast<unsigned long long>(s.count), static_cast<double>(s.count) / m.seconds,
+              s.p50 / 1000, s.p90 / 1000, s.p99 / 1000, s.mean / 1000,
               static_cast<unsigned long long>(m.ErrorCount()));
 }
 
 void PrintErrors(const char* setup, const Measurement& m) {
   std::printf("errors (%s): %llu\n", setup, static_cast<unsigned long long>(m.ErrorCount()));
-  for (const auto& [message, count] : m.errors) std::printf("  %6llu x %s\n", static_cast<unsigned long long>(count),
-                                                            message.c_str());
+  for (const auto& [message, count] : m.errors)
+    std::printf("  %6llu x %s\n", static_cast<unsigned long long>(count), message.c_str());
 }
 
 }  // namespace
@@ -435,25 +448,33 @@ int main(int argc, char** argv) {
   std::vector<std::string> devices;
   double seconds = 10, warmup = 2;
   int clients = 4, tokens = 8, worker_threads = 0, start_timeout_s = 180;
-  CLI::App app{"modelgrid serve under concurrent HTTP clients vs the models run one at a time in one process"};
+  CLI::App app{
+      "modelgrid serve under concurrent HTTP clients vs the models run one at a time in one "
+      "process"};
   app.add_option("--zoo", zoo, "model repository (default: the build's small zoo)");
   app.add_option("--seconds", seconds, "timed seconds per setup")->check(CLI::PositiveNumber);
-  app.add_option("--warmup-seconds", warmup, "untimed seconds per setup first")->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup-seconds", warmup, "untimed seconds per setup first")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--clients", clients, "concurrent HTTP client threads")->check(CLI::Range(1, 256));
   app.add_option("--isolation", isolation, "modelgrid serve --isolation: model, device or none");
   app.add_option("--models", models_text, "comma-separated zoo models of the mix");
-  app.add_option("--tokens", tokens, "tokens per request for variable dims (gpt2, bert-base)")->check(CLI::Range(1, 4096));
-  app.add_option("--worker-threads", worker_threads, "modelgrid serve --worker-threads (0: its default)");
-  app.add_option("--device", devices, "modelgrid serve --device (repeatable; default: its discovery)");
+  app.add_option("--tokens", tokens, "tokens per request for variable dims (gpt2, bert-base)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--worker-threads", worker_threads,
+                 "modelgrid serve --worker-threads (0: its default)");
+  app.add_option("--device", devices,
+                 "modelgrid serve --device (repeatable; default: its discovery)");
   app.add_option("--modelgrid", modelgrid, "the modelgrid executable");
-  app.add_option("--start-timeout-s", start_timeout_s, "bounded wait for the server to listen and be ready");
+  app.add_option("--start-timeout-s", start_timeout_s,
+                 "bounded wait for the server to listen and be ready");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<Workload> work;
   for (const std::string& name : SplitList(models_text)) {
     Workload w;
     auto entry = OpenModel(fs::path(zoo) / name);
-    if (!entry.ok()) Fail(name + " (generate the zoo with tools/zoo/generate.py): " + entry.status().ToString());
+    if (!entry.ok())
+      Fail(name + " (generate the zoo with tools/zoo/generate.py): " + entry.status().ToString());
     w.entry = std::move(entry).value();
     w.task = w.entry.config.tasks.count("encode") ? "encode" : "infer";
     auto inputs = bench::MakeInputs(w.entry, 1, tokens, 7);
@@ -471,12 +492,13 @@ int main(int argc, char** argv) {
   if (work.empty()) Fail("no models given");
 
   const std::string load_before = bench::LoadAverage();
-  std::vector<int> baseline_threads = {static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
+  std::vector<int> baseline_threads = {
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
   if (baseline_threads[0] != 1) baseline_threads.push_back(1);
   std::vector<Measurement> baselines;
   for (int threads : baseline_threads) {
-    std::fprintf(stderr, "serving_bench: baseline, %d LibTorch threads, %.0f s + %.0f s warm-up\n", threads, seconds,
-                 warmup);
+    std::fprintf(stderr, "serving_bench: baseline, %d LibTorch threads, %.0f s + %.0f s warm-up\n",
+                 threads, seconds, warmup);
     baselines.push_back(RunBaseline(work, warmup, seconds, threads));
   }
   size_t best = 0;
@@ -492,10 +514,12 @@ int main(int argc, char** argv) {
   if (mkdtemp(tmpl) == nullptr) Fail("mkdtemp failed");
   const fs::path tmp = tmpl, repo = tmp / "repository";
   fs::create_directories(repo);
-  for (const Workload& w : work) fs::create_directory_symlink(fs::absolute(w.entry.dir), repo / w.entry.name);
-  std::vector<std::string> args = {modelgrid, "serve", "--repository", repo.string(), "--http-port", "0",
-                                   "--isolation", isolation};
-  if (worker_threads > 0) args.insert(args.end(), {"--worker-threads", std::to_string(worker_threads)});
+  for (const Workload& w : work)
+    fs::create_directory_symlink(fs::absolute(w.entry.dir), repo / w.entry.name);
+  std::vector<std::string> args = {modelgrid,     "serve", "--repository", repo.string(),
+                                   "--http-port", "0",     "--isolation",  isolation};
+  if (worker_threads > 0)
+    args.insert(args.end(), {"--worker-threads", std::to_string(worker_threads)});
   for (const auto& d : devices) args.insert(args.end(), {"--device", d});
   std::string command;
   for (size_t i = 1; i < args.size(); ++i) command += (i > 1 ? " " : "") + args[i];
@@ -514,10 +538,12 @@ int main(int argc, char** argv) {
       server.Stop(std::chrono::seconds(10));
       Fail("the server did not become ready (GET /v2/health/ready); stderr:\n" + tail);
     }
-    std::fprintf(stderr, "serving_bench: ModelGrid, %d clients, %.0f s + %.0f s warm-up\n", clients, seconds, warmup);
+    std::fprintf(stderr, "serving_bench: ModelGrid, %d clients, %.0f s + %.0f s warm-up\n", clients,
+                 seconds, warmup);
     served = RunClients(server.port(), work, clients, warmup, seconds);
     server_exit = server.Stop(std::chrono::seconds(60), &server_ok);
-    if (!server_ok) std::fprintf(stderr, "serving_bench: server stderr:\n%s\n", server.LogTail().c_str());
+    if (!server_ok)
+      std::fprintf(stderr, "serving_bench: server stderr:\n%s\n", server.LogTail().c_str());
   }
   fs::remove_all(tmp);
   const std::string load_after = bench::LoadAverage();
@@ -532,22 +558,31 @@ int main(int argc, char** argv) {
     std::printf("input:     %-20s %-7s %s\n", w.entry.name.c_str(), w.task.c_str(),
                 bench::DescribeTensors(w.inputs).c_str());
   }
-  std::printf("ModelGrid: modelgrid %s (pid %d); %d client threads (cpp-httplib, keep-alive, binary tensors in and\n"
-              "           out), each request the next model round-robin; %.0f s warm-up, then %.0f s timed\n",
-              command.c_str(), static_cast<int>(server_pid), clients, warmup, seconds);
-  std::printf("baseline:  the same %zu models loaded one after another into one process (TorchScriptBackend),\n"
-              "           the same inputs and model order, one request at a time, no batching, no HTTP; %.0f s\n"
-              "           warm-up, then %.0f s timed; run with LibTorch's default threads (the cores) and with 1\n",
-              work.size(), warmup, seconds);
-  std::printf("\n%-16s %9s %9s %9s %9s %9s %9s %7s\n", "setup", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms",
-              "mean ms", "errors");
+  std::printf(
+      "ModelGrid: modelgrid %s (pid %d); %d client threads (cpp-httplib, keep-alive, binary "
+      "tensors in and\n"
+      "           out), each request the next model round-robin; %.0f s warm-up, then %.0f s "
+      "timed\n",
+      command.c_str(), static_cast<int>(server_pid), clients, warmup, seconds);
+  std::printf(
+      "baseline:  the same %zu models loaded one after another into one process "
+      "(TorchScriptBackend),\n"
+      "           the same inputs and model order, one request at a time, no batching, no HTTP; "
+      "%.0f s\n"
+      "           warm-up, then %.0f s timed; run with LibTorch's default threads (the cores) and "
+      "with 1\n",
+      work.size(), warmup, seconds);
+  std::printf("\n%-16s %9s %9s %9s %9s %9s %9s %7s\n", "setup", "requests", "req/s", "p50 ms",
+              "p90 ms", "p99 ms", "mean ms", "errors");
   PrintSummaryRow("ModelGrid", served);
   for (size_t i = 0; i < baselines.size(); ++i) {
-    const std::string label = "baseline " + std::to_string(baseline_threads[i]) + "t" + (i == best ? "*" : "");
+    const std::string label =
+        "baseline " + std::to_string(baseline_threads[i]) + "t" + (i == best ? "*" : "");
     PrintSummaryRow(label.c_str(), baselines[i]);
   }
   std::printf("(* the faster baseline, used below; Nt = N LibTorch threads)\n");
-  const bench::LatencyStats s_all = bench::Summarize(served.All()), b_all = bench::Summarize(baseline.All());
+  const bench::LatencyStats s_all = bench::Summarize(served.All()),
+                            b_all = bench::Summarize(baseline.All());
   const double s_rps = static_cast<double>(s_all.count) / served.seconds;
   const double b_rps = static_cast<double>(b_all.count) / baseline.seconds;
   std::printf("ratio ModelGrid/baseline: requests/s %.2fx; p50 latency %.2fx; p99 latency %.2fx\n",
@@ -556,23 +591,26 @@ int main(int argc, char** argv) {
 
   std::printf("\n%-20s %-7s | %-35s | %-35s\n", "", "", "ModelGrid",
               ("baseline " + std::to_string(baseline_threads[best]) + "t").c_str());
-  std::printf("%-20s %-7s | %8s %8s %8s %8s | %8s %8s %8s %8s\n", "model", "task", "requests", "p50 ms", "p90 ms",
-              "p99 ms", "requests", "p50 ms", "p90 ms", "p99 ms");
+  std::printf("%-20s %-7s | %8s %8s %8s %8s | %8s %8s %8s %8s\n", "model", "task", "requests",
+              "p50 ms", "p90 ms", "p99 ms", "requests", "p50 ms", "p90 ms", "p99 ms");
   for (size_t k = 0; k < work.size(); ++k) {
     const bench::LatencyStats s = bench::Summarize(served.per_model_us[k]);
     const bench::LatencyStats b = bench::Summarize(baseline.per_model_us[k]);
-    std::printf("%-20s %-7s | %8llu %8.3f %8.3f %8.3f | %8llu %8.3f %8.3f %8.3f\n", work[k].entry.name.c_str(),
-                work[k].task.c_str(), static_cast<unsigned long long>(s.count), s.p50 / 1000, s.p90 / 1000,
-                s.p99 / 1000, static_cast<unsigned long long>(b.count), b.p50 / 1000, b.p90 / 1000, b.p99 / 1000);
+    std::printf("%-20s %-7s | %8llu %8.3f %8.3f %8.3f | %8llu %8.3f %8.3f %8.3f\n",
+                work[k].entry.name.c_str(), work[k].task.c_str(),
+                static_cast<unsigned long long>(s.count), s.p50 / 1000, s.p90 / 1000, s.p99 / 1000,
+                static_cast<unsigned long long>(b.count), b.p50 / 1000, b.p90 / 1000, b.p99 / 1000);
   }
   std::printf("\n");
   PrintErrors("ModelGrid", served);
   for (size_t i = 0; i < baselines.size(); ++i) {
     PrintErrors(("baseline " + std::to_string(baseline_threads[i]) + "t").c_str(), baselines[i]);
   }
-  std::printf("answers:   every ModelGrid response decoded and compared with the baseline's output: worst difference "
-              "%.1e of max(1, max |expected|) (tolerance %.0e)\n",
-              served.worst_relative_diff, kTolerance);
+  std::printf(
+      "answers:   every ModelGrid response decoded and compared with the baseline's output: worst "
+      "difference "
+      "%.1e of max(1, max |expected|) (tolerance %.0e)\n",
+      served.worst_relative_diff, kTolerance);
   std::printf("server:    %s\n", server_exit.c_str());
   uint64_t baseline_errors = 0;
   for (const auto& b : baselines) baseline_errors += b.ErrorCount();

@@ -133,13 +133,15 @@ Status BuildTasks(LoadedModel* m) {
 }
 
 // The c10 error text without the C++ backtrace, at most a few lines.
+// The exception's whole message (LibTorch's text without its C++ backtrace).
+std::string FullErrorText(const std::exception& e) {
+  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) return c10e->what_without_backtrace();
+  return e.what();
+}
+
+// FullErrorText cut to a size fit for an error message.
 std::string ErrorText(const std::exception& e) {
-  std::string text;
-  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) {
-    text = c10e->what_without_backtrace();
-  } else {
-    text = e.what();
-  }
+  std::string text = FullErrorText(e);
   constexpr size_t kMaxChars = 2000;
   if (text.size() > kMaxChars) text = text.substr(0, kMaxChars) + "...";
   return text;
@@ -147,21 +149,24 @@ std::string ErrorText(const std::exception& e) {
 
 Status StatusFromException(const std::string& model, const std::string& task,
                            const std::exception& e) {
+  // Classify on the whole text: a refusal deep in a model sits after a long
+  // TorchScript traceback, past where the message is cut.
+  const std::string full = FullErrorText(e);
   const std::string text = ErrorText(e);
   static const std::regex kLimit(
       "memory limit exceeded: limit [0-9]+ bytes, in use [0-9]+ bytes, requested [0-9]+ bytes");
   std::smatch match;
-  if (std::regex_search(text, match, kLimit)) {
+  if (std::regex_search(full, match, kLimit)) {
     return Status::ResourceExhausted(ModelPrefix(model) + match.str());
   }
   if (dynamic_cast<const c10::OutOfMemoryError*>(&e) ||
-      text.find("out of memory") != std::string::npos) {
+      full.find("out of memory") != std::string::npos) {
     return Status::ResourceExhausted(ModelPrefix(model) + "task '" + task + "': " + text);
   }
   // An index past a table (a token id at or past the vocabulary size) is the
   // client's input, not a server fault.
   if (dynamic_cast<const c10::IndexError*>(&e) ||
-      text.find("index out of range") != std::string::npos) {
+      full.find("index out of range") != std::string::npos) {
     return Status::InvalidArgument(ModelPrefix(model) + "task '" + task +
                                    "': an input value is out of range for the model (index out "
                                    "of range; e.g. a token id at or past the vocabulary size)");

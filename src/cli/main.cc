@@ -1,10 +1,17 @@
 // modelgrid: the command-line front of the library.
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
+#include <memory>
 
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  // Log lines go to stderr: stdout carries tables and --json output.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "modelgrid", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
   CLI::App app{"ModelGrid: predict, pack and serve many PyTorch / Hugging Face models on few GPUs"};
   app.set_version_flag("--version", std::string("modelgrid ") + MODELGRID_VERSION);
   app.require_subcommand(1);

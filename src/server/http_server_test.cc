@@ -163,7 +163,7 @@ TEST_F(HttpServerTest, ModelMetadataAndReadiness) {
   const json expected = {
       {"name", "digits"},
       {"versions", {"1"}},
-      {"platform", "pytorch_libtorch"},
+      {"platform", "pytorch_torchscript"},
       {"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {-1, 64}}}}},
       {"outputs", {{{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, 10}}}}}};
   Reply meta = Get(port_, "/v2/models/digits");

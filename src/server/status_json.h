@@ -17,9 +17,10 @@
 
 namespace modelgrid::server {
 
-// The platform string of model metadata: Triton's name for TorchScript
-// models executed by LibTorch (every ModelGrid model runs that way).
-inline constexpr const char* kPlatform = "pytorch_libtorch";
+// The platform string of model metadata for TorchScript models executed by
+// LibTorch (every ModelGrid model runs that way), as
+// ../shared/reference/kserve_v2.md ("model metadata") names it.
+inline constexpr const char* kPlatform = "pytorch_torchscript";
 
 // "cpu", "cuda", "simulated".
 const char* DeviceKindName(DeviceKind kind);

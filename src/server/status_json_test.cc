@@ -48,7 +48,7 @@ TEST(StatusJsonTest, ModelMetadataHasBatchDimensionAndPlatform) {
   const json j = ModelMetadataView(DigitsStatus());
   EXPECT_EQ(j["name"], "digits");
   EXPECT_EQ(j["versions"], json::array({"1"}));
-  EXPECT_EQ(j["platform"], "pytorch_libtorch");
+  EXPECT_EQ(j["platform"], "pytorch_torchscript");
   ASSERT_EQ(j["inputs"].size(), 1u);
   EXPECT_EQ(j["inputs"][0], json({{"name", "input"}, {"datatype", "FP32"}, {"shape", {-1, 64}}}));
   EXPECT_EQ(j["outputs"][0], json({{"name", "logits"}, {"datatype", "FP32"}, {"shape", {-1, 10}}}));

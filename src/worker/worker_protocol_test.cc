@@ -1,0 +1,158 @@
+// modelgrid-worker spoken to directly over its socket: malformed and
+// unexpected messages get error replies (or are logged), never a crash, and
+// the worker keeps answering.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "modelgrid/ipc/channel.h"
+#include "modelgrid/ipc/messages.h"
+#include "modelgrid/ipc/unix_socket.h"
+#include "worker/spawn.h"
+#include "worker/worker_test_util.h"
+
+namespace modelgrid {
+namespace {
+
+using namespace modelgrid::testing;  // NOLINT(google-build-using-namespace)
+using ipc::Frame;
+using ipc::MessageType;
+
+// A worker process and the frontend's end of its socket.
+struct RawWorker {
+  pid_t pid = 0;
+  std::unique_ptr<ipc::Channel> channel;
+
+  ~RawWorker() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+
+  Frame Ask(const Frame& frame) {
+    EXPECT_TRUE(channel->Send(frame).ok());
+    auto reply = channel->Receive(kGenerous);
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    return reply.ok() ? *reply : Frame{};
+  }
+};
+
+std::unique_ptr<RawWorker> StartRaw() {
+  auto pair = ipc::SocketPair();
+  if (!pair.ok()) return nullptr;
+  auto [mine, theirs] = std::move(pair).value();
+  auto pid = worker_internal::SpawnChild(MODELGRID_WORKER_PATH, {"--fd", "3", "--name", "raw"},
+                                         theirs.get(), 3);
+  if (!pid.ok()) return nullptr;
+  auto w = std::make_unique<RawWorker>();
+  w->pid = *pid;
+  w->channel = std::make_unique<ipc::Channel>(std::move(mine));
+  return w;
+}
+
+Frame RawFrame(MessageType type, uint64_t request_id, std::string payload) {
+  return Frame{static_cast<uint16_t>(type), 0, request_id, std::move(payload)};
+}
+
+TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
+  auto w = StartRaw();
+  ASSERT_TRUE(w);
+
+  // An infer that is not JSON: a result error under the same request id.
+  Frame reply = w->Ask(RawFrame(MessageType::kInfer, 7, "{not json"));
+  ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kResult));
+  EXPECT_EQ(reply.request_id, 7u);
+  auto result = ipc::FromFrame<ipc::ResultMessage>(reply);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result->error.has_value());
+  EXPECT_EQ(result->error->code, StatusCode::kCorruption);
+  EXPECT_NE(result->error->message.find("'infer' message"), std::string::npos);
+
+  // An infer with an unknown field.
+  reply = w->Ask(RawFrame(MessageType::kInfer, 8,
+                          R"({"request_id":8,"model":"m","task":"t","inputs":[],)"
+                          R"("output":{"offset":0,"size":0},"colour":"red"})"));
+  result = ipc::FromFrame<ipc::ResultMessage>(reply);
+  ASSERT_TRUE(result.ok() && result->error);
+  EXPECT_NE(result->error->message.find("field 'colour': unknown field"), std::string::npos);
+
+  // A well-formed infer before any arena or model: NOT_FOUND for the model.
+  reply = w->Ask(RawFrame(MessageType::kInfer, 9,
+                          R"({"request_id":9,"model":"m","task":"t","inputs":[],)"
+                          R"("output":{"offset":0,"size":0}})"));
+  result = ipc::FromFrame<ipc::ResultMessage>(reply);
+  ASSERT_TRUE(result.ok() && result->error);
+  EXPECT_EQ(result->error->code, StatusCode::kNotFound);
+
+  // A load without its required fields: load_failed under the request id.
+  reply = w->Ask(RawFrame(MessageType::kLoad, 10, R"({"model":"m"})"));
+  ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kLoadFailed));
+  EXPECT_EQ(reply.request_id, 10u);
+  auto failed = ipc::FromFrame<ipc::LoadFailedMessage>(reply);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->error.code, StatusCode::kCorruption);
+
+  // A type the worker does not take (one of its own replies), and an
+  // unknown type number: result errors naming them.
+  reply = w->Ask(RawFrame(MessageType::kPong, 11, "{}"));
+  result = ipc::FromFrame<ipc::ResultMessage>(reply);
+  ASSERT_TRUE(result.ok() && result->error);
+  EXPECT_NE(result->error->message.find("unexpected message 'pong'"), std::string::npos);
+  reply = w->Ask(Frame{999, 0, 12, "{}"});
+  result = ipc::FromFrame<ipc::ResultMessage>(reply);
+  ASSERT_TRUE(result.ok() && result->error);
+  EXPECT_NE(result->error->message.find("unknown type 999"), std::string::npos);
+
+  // No request id, nothing to answer: logged. An output_region nobody
+  // waits for, a malformed attach_arena, a shutdown with junk: ignored.
+  ASSERT_TRUE(w->channel->Send(Frame{999, 0, 0, "{}"}).ok());
+  ASSERT_TRUE(w->channel->Send(ipc::ToFrame(ipc::OutputRegionMessage{55, 64, 64})).ok());
+  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kAttachArena, 0, "[]")).ok());
+  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kShutdown, 0, R"({"now":1})")).ok());
+
+  // Still alive and answering.
+  reply = w->Ask(ipc::ToFrame(ipc::PingMessage{}, 13));
+  ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kPong));
+  EXPECT_EQ(reply.request_id, 13u);
+  auto pong = ipc::FromFrame<ipc::PongMessage>(reply);
+  ASSERT_TRUE(pong.ok());
+  EXPECT_EQ(pong->pid, w->pid);
+
+  // A proper shutdown: the socket closes and the process exits with 0.
+  ASSERT_TRUE(w->channel->Send(ipc::ToFrame(ipc::ShutdownMessage{})).ok());
+  EXPECT_EQ(w->channel->Receive(kGenerous).status().code(), StatusCode::kUnavailable);
+  int status = 0;
+  ASSERT_EQ(::waitpid(w->pid, &status, 0), w->pid);
+  w->pid = 0;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(WorkerProtocolTest, ACorruptStreamEndsTheWorkerWithCodeOne) {
+  auto w = StartRaw();
+  ASSERT_TRUE(w);
+  // Bytes that are not a frame header: framing is lost for good.
+  const int fd = w->channel->fd();
+  const char junk[32] = "this is not a modelgrid frame!!";
+  ASSERT_EQ(::send(fd, junk, sizeof(junk), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(junk)));
+  int status = 0;
+  ASSERT_EQ(::waitpid(w->pid, &status, 0), w->pid);
+  w->pid = 0;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+}
+
+TEST(WorkerProtocolTest, BadCommandLinesAreRefused) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--name", "x"},
+        std::vector<std::string>{"--fd", "99", "--name", "x"},
+        std::vector<std::string>{"--fd", "3"}}) {
+    auto pid = worker_internal::SpawnChild(MODELGRID_WORKER_PATH, args, 2, 3);
+    ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+    int status = 0;
+    ASSERT_EQ(::waitpid(*pid, &status, 0), *pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << args[0] << " status " << status;
+  }
+}
+
+}  // namespace
+}  // namespace modelgrid
