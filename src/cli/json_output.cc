@@ -2,30 +2,6 @@
 
 namespace modelgrid::cli {
 
-nlohmann::json EstimateToJson(const MemoryEstimate& e) {
-  nlohmann::json j = {
-      {"model", e.model},
-      {"batch", e.batch},
-      {"sequence_length", e.sequence_length},
-      {"device_type", e.device_type},
-      {"parameters", e.parameters},
-      {"weights_bytes", e.weights},
-      {"activations_bytes", e.activations},
-      {"kv_cache_bytes", e.kv_cache},
-      {"workspace_bytes", e.workspace},
-      {"allocator_slack_bytes", e.allocator_slack},
-      {"margin_bytes", e.margin},
-      {"context_bytes", e.context},
-      {"instance_peak_bytes", e.instance_peak()},
-      {"request_bytes", e.request()},
-      {"total_bytes", e.total()},
-      {"method", e.method},
-      {"notes", e.notes},
-  };
-  if (e.calibrated_peak) j["calibrated_peak_bytes"] = *e.calibrated_peak;
-  return j;
-}
-
 nlohmann::json PlanToJson(const Plan& plan) {
   nlohmann::json devices = nlohmann::json::array();
   for (const auto& d : plan.devices) {

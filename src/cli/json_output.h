@@ -4,12 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "modelgrid/estimate.h"
+#include "modelgrid/estimate_json.h"  // EstimateToJson, the estimate view
 #include "modelgrid/placement.h"
 
 namespace modelgrid::cli {
 
-nlohmann::json EstimateToJson(const MemoryEstimate& e);
 nlohmann::json PlanToJson(const Plan& plan);
 
 }  // namespace modelgrid::cli

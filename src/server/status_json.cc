@@ -1,6 +1,8 @@
 // JSON views of grid statuses (status_json.h).
 #include "server/status_json.h"
 
+#include "modelgrid/estimate_json.h"
+
 #include <charconv>
 
 #include "modelgrid/kserve/metadata.h"
@@ -77,26 +79,7 @@ json RepositoryIndexEntry(const ModelStatus& status) {
           {"modelgrid_state", ModelStateName(status.state)}};
 }
 
-json EstimateView(const MemoryEstimate& e) {
-  json j = {{"batch", e.batch},
-            {"sequence_length", e.sequence_length},
-            {"device_type", e.device_type},
-            {"parameters", e.parameters},
-            {"weights_bytes", e.weights},
-            {"activations_bytes", e.activations},
-            {"kv_cache_bytes", e.kv_cache},
-            {"workspace_bytes", e.workspace},
-            {"allocator_slack_bytes", e.allocator_slack},
-            {"margin_bytes", e.margin},
-            {"context_bytes", e.context},
-            {"instance_peak_bytes", e.instance_peak()},
-            {"request_bytes", e.request()},
-            {"total_bytes", e.total()},
-            {"method", e.method},
-            {"notes", e.notes}};
-  if (e.calibrated_peak) j["calibrated_peak_bytes"] = *e.calibrated_peak;
-  return j;
-}
+json EstimateView(const MemoryEstimate& e) { return EstimateToJson(e); }
 
 json ModelView(const ModelStatus& s) {
   return {{"name", s.name},

@@ -43,7 +43,8 @@ nlohmann::json ModelMetadataView(const ModelStatus& status);
 // "modelgrid_state" (ModelStateName: the finer state).
 nlohmann::json RepositoryIndexEntry(const ModelStatus& status);
 
-// The estimate's breakdown: {"batch", "sequence_length", "device_type",
+// The estimate's breakdown (EstimateToJson, modelgrid/estimate_json.h):
+// {"model", "batch", "sequence_length", "device_type",
 // "parameters", "weights_bytes", "activations_bytes", "kv_cache_bytes",
 // "workspace_bytes", "allocator_slack_bytes", "margin_bytes",
 // "context_bytes", "instance_peak_bytes", "request_bytes", "total_bytes",

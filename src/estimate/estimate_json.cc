@@ -1,0 +1,29 @@
+#include "modelgrid/estimate_json.h"
+
+namespace modelgrid {
+
+nlohmann::json EstimateToJson(const MemoryEstimate& e) {
+  nlohmann::json j = {
+      {"model", e.model},
+      {"batch", e.batch},
+      {"sequence_length", e.sequence_length},
+      {"device_type", e.device_type},
+      {"parameters", e.parameters},
+      {"weights_bytes", e.weights},
+      {"activations_bytes", e.activations},
+      {"kv_cache_bytes", e.kv_cache},
+      {"workspace_bytes", e.workspace},
+      {"allocator_slack_bytes", e.allocator_slack},
+      {"margin_bytes", e.margin},
+      {"context_bytes", e.context},
+      {"instance_peak_bytes", e.instance_peak()},
+      {"request_bytes", e.request()},
+      {"total_bytes", e.total()},
+      {"method", e.method},
+      {"notes", e.notes},
+  };
+  if (e.calibrated_peak) j["calibrated_peak_bytes"] = *e.calibrated_peak;
+  return j;
+}
+
+}  // namespace modelgrid
