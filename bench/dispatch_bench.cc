@@ -25,6 +25,8 @@
 // input. Exit status 1 on any error (a failed call, outputs that differ);
 // a missed goal is reported, not an error.
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 
 #include <CLI/CLI.hpp>
@@ -226,6 +228,9 @@ int main(int argc, char** argv) {
                  "dynamic_batching.max_queue_delay_us of both models");
   app.add_option("--worker", worker, "modelgrid-worker executable");
   CLI11_PARSE(app, argc, argv);
+  // The grids' log lines go to stderr: stdout carries the table.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "dispatch_bench", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
 
   char tmpl[] = "/tmp/dispatch_bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) Fail("mkdtemp", Status::Internal("failed"));

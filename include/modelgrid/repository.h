@@ -34,7 +34,10 @@ struct TensorSpec {
 // Dynamic batching settings of a model (Triton's dynamic_batching block).
 struct BatchingConfig {
   bool enabled = true;
-  uint64_t max_queue_delay_us = 500;        // how long a request may wait for partners
+  // How long a request may wait for partners. 0 (Triton's default) batches
+  // what is already queued and never waits: under load the queue fills while
+  // a batch runs; a lone caller pays nothing (bench/dispatch_bench).
+  uint64_t max_queue_delay_us = 0;
   std::vector<int64_t> preferred_batch_sizes;  // empty: any size up to max_batch_size
   uint64_t max_queue_size = 256;            // queued requests past which new ones get 503
   uint64_t default_timeout_us = 30'000'000; // per-request timeout when the client sets none

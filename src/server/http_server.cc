@@ -152,6 +152,9 @@ void HttpServer::Impl::Configure() {
   http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http.set_keep_alive_timeout(std::max(1, options.keep_alive_seconds));
   http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  // Without TCP_NODELAY a response's second write waits for the client's
+  // delayed ACK (about 40 ms on Linux): measured by bench/serving_bench.
+  http.set_tcp_nodelay(true);
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
   // a second server bind a port that is already taken.
   http.set_socket_options([](socket_t sock) {
