@@ -784,7 +784,6 @@ std::vector<DeviceStatus> Grid::Devices() const {
         requests += inst->request_bytes;
         measured += inst->current_bytes;
         ds.models.push_back(rec.instances.size() > 1 ? inst->key() : inst->model);
-        if (impl_->options.isolation == Isolation::kNone) ds.workers = 0;
       }
     }
     for (const auto& [key, slot] : impl_->slots) {
