@@ -216,7 +216,7 @@ Result<std::vector<InferTensor>> OutputsToInfer(const LoadedModel& m, const std:
 }
 
 Result<std::vector<InferTensor>> RunTask(const LoadedModel& m, const std::string& task_name,
-                                         const std::vector<InferTensor>& inputs,
+                                         std::span<const InferTensorView> inputs,
                                          const nlohmann::json& params) {
   if (task_name == "generate" && m.causal_lm) return backend_internal::Generate(m, inputs, params);
   auto it = m.tasks.find(task_name);
@@ -251,7 +251,7 @@ namespace backend_internal {
 
 Result<std::vector<torch::Tensor>> ToTorchInputs(const LoadedModel& m, const std::string& task_name,
                                                  const TaskInfo& task,
-                                                 const std::vector<InferTensor>& inputs) {
+                                                 std::span<const InferTensorView> inputs) {
   const std::string prefix = ModelPrefix(m.model.name);
   const int64_t max_batch = m.model.config.max_batch_size;
   std::vector<torch::Tensor> out(task.inputs.size());
@@ -264,14 +264,17 @@ Result<std::vector<torch::Tensor>> ToTorchInputs(const LoadedModel& m, const std
     if (spec_it == task.inputs.end()) {
       std::vector<std::string> names;
       for (const auto& s : task.inputs) names.push_back(s.spec.name);
-      return Status::InvalidArgument(prefix + "input '" + in.name + "' is not an input of task '" +
+      return Status::InvalidArgument(prefix + "input '" + std::string(in.name) +
+                                     "' is not an input of task '" +
                                      task_name + "' (expected: " + JoinNames(names) + ")");
     }
     const size_t j = static_cast<size_t>(spec_it - task.inputs.begin());
-    if (seen[j]) return Status::InvalidArgument(prefix + "input '" + in.name + "' given twice");
+    if (seen[j]) {
+      return Status::InvalidArgument(prefix + "input '" + std::string(in.name) + "' given twice");
+    }
     seen[j] = true;
     const InputSpec& spec = *spec_it;
-    const std::string what = prefix + "input '" + in.name + "': ";
+    const std::string what = prefix + "input '" + std::string(in.name) + "': ";
     if (spec.typed) {
       if (in.datatype != spec.spec.datatype) {
         return Status::InvalidArgument(what + "expected datatype " +
@@ -303,16 +306,19 @@ Result<std::vector<torch::Tensor>> ToTorchInputs(const LoadedModel& m, const std
                                          std::to_string(batch) + ")");
         }
         batch = b;
-        batch_input = in.name;
+        batch_input = std::string(in.name);
       }
     }
     Status valid = ValidateTensorData(in, "input");
     if (!valid.ok()) return valid.WithPrefix("model '" + m.model.name + "'");
     auto type = ToScalarType(in.datatype);
     if (!type.ok())
-      return type.status().WithPrefix("model '" + m.model.name + "': input '" + in.name + "'");
-    torch::Tensor t = torch::from_blob(const_cast<char*>(in.data.data()), in.shape,
-                                       torch::TensorOptions().dtype(*type));
+      return type.status().WithPrefix("model '" + m.model.name + "': input '" +
+                                      std::string(in.name) + "'");
+    torch::Tensor t =
+        torch::from_blob(const_cast<char*>(in.data.data()),
+                         c10::IntArrayRef(in.shape.data(), in.shape.size()),
+                         torch::TensorOptions().dtype(*type));
     if (!m.device.is_cpu()) t = t.to(m.device);
     out[j] = std::move(t);
   }
@@ -431,6 +437,15 @@ std::vector<TensorSpec> TorchScriptBackend::Outputs() const {
 
 Result<std::vector<InferTensor>> TorchScriptBackend::Run(const std::string& task,
                                                          const std::vector<InferTensor>& inputs,
+                                                         const nlohmann::json& params) {
+  std::vector<InferTensorView> views;
+  views.reserve(inputs.size());
+  for (const InferTensor& t : inputs) views.push_back(ViewOf(t));
+  return Run(task, std::span<const InferTensorView>(views), params);
+}
+
+Result<std::vector<InferTensor>> TorchScriptBackend::Run(const std::string& task,
+                                                         std::span<const InferTensorView> inputs,
                                                          const nlohmann::json& params) {
   if (!impl_) return Status::Unavailable("task '" + task + "': no model loaded");
   const LoadedModel& m = impl_->m;

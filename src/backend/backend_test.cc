@@ -96,6 +96,45 @@ TEST(BackendTest, DigitsClassifiesItsTestSetWithTheRecordedAccuracy) {
   EXPECT_EQ(correct, set["correct"].get<int64_t>());
 }
 
+// Run over views reads the bytes where they lie: the same outputs as Run
+// over InferTensors, from a buffer the backend never copies out of (it is
+// changed between calls and the second result follows it).
+TEST(BackendTest, RunOverViewsReadsTheViewedBytes) {
+  REQUIRE_ZOO();
+  TorchScriptBackend backend;
+  ASSERT_TRUE(backend.Load(Open(zoo, "digits")).ok());
+  std::vector<float> buffer(2 * 64);
+  for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<float>(i % 17) / 16.0f;
+  const std::vector<int64_t> shape{2, 64};
+  const std::string name = "input";
+  auto view = [&] {
+    return InferTensorView{name, DataType::kFP32, shape,
+                           std::string_view(reinterpret_cast<const char*>(buffer.data()),
+                                            buffer.size() * sizeof(float))};
+  };
+  InferTensor owned{name, DataType::kFP32, shape, std::string(view().data)};
+  auto expected = backend.Run("infer", {owned});
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  const InferTensorView views[] = {view()};
+  auto got = backend.Run("infer", std::span<const InferTensorView>(views));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, *expected);
+
+  std::fill(buffer.begin(), buffer.end(), 0.5f);
+  auto changed = backend.Run("infer", std::span<const InferTensorView>(views));
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(changed->at(0).data, expected->at(0).data);
+  InferTensor owned_half{name, DataType::kFP32, shape, std::string(view().data)};
+  EXPECT_EQ(*changed, *backend.Run("infer", {owned_half}));
+
+  const InferTensorView short_view[] = {
+      InferTensorView{name, DataType::kFP32, shape, view().data.substr(4)}};
+  auto bad = backend.Run("infer", std::span<const InferTensorView>(short_view));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("input 'input'"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(BackendTest, BadInputsAndTasksAreRejectedNamingModelAndInput) {
   REQUIRE_ZOO();
   TorchScriptBackend backend;
@@ -152,7 +191,7 @@ TEST(BackendTest, LoadErrorsNameTheFile) {
   ModelEntry entry = Open(zoo, "digits");
   TorchScriptBackend backend;
   EXPECT_FALSE(backend.loaded());
-  auto out = backend.Run("infer", {});
+  auto out = backend.Run("infer", std::vector<InferTensor>{});
   EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
 
   ModelEntry missing = entry;

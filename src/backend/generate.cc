@@ -86,7 +86,7 @@ torch::Tensor LogitsOf(const c10::IValue& out) {
 }  // namespace
 
 Result<std::vector<InferTensor>> Generate(const LoadedModel& m,
-                                          const std::vector<InferTensor>& inputs,
+                                          std::span<const InferTensorView> inputs,
                                           const nlohmann::json& params) {
   const std::string prefix = "model '" + m.model.name + "': generate: ";
   MG_ASSIGN_OR_RETURN(GenerateParams p, ParseParams(m.model.name, params));

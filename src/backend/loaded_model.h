@@ -41,10 +41,10 @@ struct LoadedModel {
 // Checks `inputs` against `task`'s specs (see TorchScriptBackend::Run) and
 // wraps them as tensors on the model's device, in spec order; an optional
 // input that was not given is an undefined tensor. The CPU tensors alias
-// the InferTensors' bytes.
+// the viewed bytes (no copy).
 Result<std::vector<torch::Tensor>> ToTorchInputs(const LoadedModel& m, const std::string& task_name,
                                                  const TaskInfo& task,
-                                                 const std::vector<InferTensor>& inputs);
+                                                 std::span<const InferTensorView> inputs);
 
 // Copies `t` (any device, any layout) into an InferTensor named `name`.
 // Errors: kUnsupported for dtypes KServe cannot carry (complex, quantized).
@@ -52,7 +52,7 @@ Result<InferTensor> FromTorch(const torch::Tensor& t, std::string name);
 
 // The `generate` task (generate.cc).
 Result<std::vector<InferTensor>> Generate(const LoadedModel& m,
-                                          const std::vector<InferTensor>& inputs,
+                                          std::span<const InferTensorView> inputs,
                                           const nlohmann::json& params);
 
 }  // namespace modelgrid::backend_internal

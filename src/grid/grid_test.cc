@@ -352,7 +352,9 @@ TEST(GridTest, KillDashNineFailsInFlightRequestsAndTheWatchdogRestartsTheWorker)
   for (size_t i = 1; i < pending.size(); ++i) {
     ASSERT_EQ(pending[i].wait_for(30s), std::future_status::ready);
     auto r = pending[i].get();
-    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    }
   }
   // The other model answers throughout.
   InferCall digits;

@@ -94,7 +94,7 @@ Result<std::vector<std::string_view>> SplitBytesElements(std::string_view data) 
 
 namespace kserve_internal {
 
-Status CheckTensorPayload(const InferTensor& tensor) {
+Status CheckTensorPayload(const InferTensorView& tensor) {
   MG_ASSIGN_OR_RETURN(const uint64_t count, ElementCount(tensor.shape));
   const std::string type_name(DataTypeName(tensor.datatype));
   if (count > kMaxTensorElements) {
@@ -131,9 +131,17 @@ Status CheckTensorPayload(const InferTensor& tensor) {
 
 }  // namespace kserve_internal
 
-Status ValidateTensorData(const InferTensor& tensor, std::string_view kind) {
+InferTensorView ViewOf(const InferTensor& tensor) {
+  return InferTensorView{tensor.name, tensor.datatype, tensor.shape, tensor.data};
+}
+
+Status ValidateTensorData(const InferTensorView& tensor, std::string_view kind) {
   return kserve_internal::CheckTensorPayload(tensor).WithPrefix(std::string(kind) + " '" +
-                                                                tensor.name + "'");
+                                                                std::string(tensor.name) + "'");
+}
+
+Status ValidateTensorData(const InferTensor& tensor, std::string_view kind) {
+  return ValidateTensorData(ViewOf(tensor), kind);
 }
 
 }  // namespace modelgrid

@@ -8,6 +8,6 @@
 namespace modelgrid::kserve_internal {
 
 // The checks of ValidateTensorData (tensor.h); messages carry no prefix.
-Status CheckTensorPayload(const InferTensor& tensor);
+Status CheckTensorPayload(const InferTensorView& tensor);
 
 }  // namespace modelgrid::kserve_internal

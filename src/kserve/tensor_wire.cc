@@ -71,7 +71,7 @@ Status TakeBinary(uint64_t size, BinaryPart* binary, InferTensor* tensor) {
   }
   tensor->data.assign(binary->bytes.substr(binary->used, size));
   binary->used += size;
-  return CheckTensorPayload(*tensor);
+  return CheckTensorPayload(ViewOf(*tensor));
 }
 
 Result<InferTensor> DecodeTensorBody(const json& t, InferTensor tensor, BinaryPart* binary,

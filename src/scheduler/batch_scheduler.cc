@@ -323,7 +323,10 @@ void BatchScheduler::Run(Batch batch) {
       rows.push_back(*p.rows);
       requests.push_back(&p.request);
     }
-    Result<std::vector<InferTensor>> merged = MergeInputs(requests);
+    // A batch of one is passed on as it is: merging would only copy it.
+    Result<std::vector<InferTensor>> merged =
+        members.size() == 1 ? Result<std::vector<InferTensor>>(std::move(members[0].request.inputs))
+                            : MergeInputs(requests);
     if (merged.ok()) {
       inputs = std::move(merged).value();
     } else {
@@ -352,6 +355,17 @@ void BatchScheduler::Run(Batch batch) {
       failure = out.status();
     } else if (!split) {
       results.push_back(std::move(out).value());
+    } else if (members.size() == 1) {
+      for (const InferTensor& output : *out) {
+        Status checked = CheckBatchOutput(output, rows);
+        if (!checked.ok()) {
+          failure = Status::Internal(fmt::format(
+              "model '{}' returned output '{}' that does not match the batch: {}",
+              options_.model_name, output.name, checked.message()));
+          break;
+        }
+      }
+      if (failure.ok()) results.push_back(std::move(out).value());
     } else {
       results.assign(members.size(), std::vector<InferTensor>{});
       for (const InferTensor& output : *out) {

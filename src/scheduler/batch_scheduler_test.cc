@@ -360,6 +360,28 @@ TEST(BatchSchedulerTest, OutputWithoutTheBatchDimensionFailsTheBatch) {
   }
 }
 
+// A batch of one request is passed through without merging or splitting,
+// but its outputs are still checked against its rows.
+TEST(BatchSchedulerTest, LoneRequestOutputsAreCheckedAgainstItsRows) {
+  FakeExecutor executor([](const std::string&, const std::vector<InferTensor>& in,
+                           const nlohmann::json&) -> Result<std::vector<InferTensor>> {
+    if (in.at(0).shape.at(0) == 2) return std::vector<InferTensor>{Int32Tensor("y", {2}, {7, 8})};
+    return std::vector<InferTensor>{Int32Tensor("y", {2}, {7, 8})};  // 2 rows for a 1-row request
+  });
+  BatchScheduler s(Options(4), &executor);
+  Outcome good;
+  ASSERT_TRUE(s.Submit(XRequest("two", {1, 2}), good.Callback()).ok());
+  auto r = good.Get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->at(0).shape, std::vector<int64_t>{2});
+  Outcome bad;
+  ASSERT_TRUE(s.Submit(XRequest("one", {1}), bad.Callback()).ok());
+  auto e = bad.Get();
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(Contains(e.status().message(), "output 'y' has dimension 0 of 2")) << e.status().message();
+}
+
 TEST(BatchSchedulerTest, ExecutorExceptionBecomesInternal) {
   FakeExecutor executor([](const std::string&, const std::vector<InferTensor>&,
                            const nlohmann::json&) -> Result<std::vector<InferTensor>> {

@@ -62,8 +62,7 @@ Result<InferTensor> ConcatBatch(std::span<const InferTensor* const> parts) {
   return out;
 }
 
-Result<std::vector<InferTensor>> SplitBatch(const InferTensor& tensor,
-                                            std::span<const int64_t> batch_sizes) {
+Status CheckBatchOutput(const InferTensor& tensor, std::span<const int64_t> batch_sizes) {
   if (tensor.shape.empty()) {
     return Status::InvalidArgument(
         fmt::format("output '{}' is a scalar and has no batch dimension", tensor.name));
@@ -81,7 +80,12 @@ Result<std::vector<InferTensor>> SplitBatch(const InferTensor& tensor,
         fmt::format("output '{}' has dimension 0 of {} (shape {}) but the batch holds {} rows",
                     tensor.name, tensor.shape[0], FormatShape(tensor.shape), total));
   }
-  MG_RETURN_IF_ERROR(ValidateTensorData(tensor, "output"));
+  return ValidateTensorData(tensor, "output");
+}
+
+Result<std::vector<InferTensor>> SplitBatch(const InferTensor& tensor,
+                                            std::span<const int64_t> batch_sizes) {
+  MG_RETURN_IF_ERROR(CheckBatchOutput(tensor, batch_sizes));
   std::vector<int64_t> inner(tensor.shape.begin() + 1, tensor.shape.end());
   uint64_t row_elements = 0;
   { MG_ASSIGN_OR_RETURN(row_elements, ElementCount(inner)); }

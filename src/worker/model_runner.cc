@@ -225,26 +225,22 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const ipc::InferMessage
   std::shared_ptr<const ipc::SharedMemory> arena = context_->arena();
   if (!arena) return Status::Unavailable(context_->Who() + ": no arena attached");
 
-  // InferTensor holds its bytes in a std::string, so each input is copied
-  // once out of the arena here (the backend then wraps that copy without
-  // another: torch::from_blob).
-  std::vector<InferTensor> inputs;
+  // The model runs on views of the arena: the request bytes are not copied
+  // in the worker (torch::from_blob aliases them). The frontend frees the
+  // input regions only after this request's reply, so they stay put.
+  std::vector<InferTensorView> inputs;
   inputs.reserve(infer.inputs.size());
   for (const ipc::TensorRef& ref : infer.inputs) {
     auto bytes = arena->Bytes(ref.region());
     if (!bytes.ok()) {
       return bytes.status().WithPrefix("model '" + model_ + "': input '" + ref.name + "'");
     }
-    InferTensor t;
-    t.name = ref.name;
-    t.datatype = ref.datatype;
-    t.shape = ref.shape;
-    t.data.assign(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-    inputs.push_back(std::move(t));
+    inputs.push_back(InferTensorView{
+        ref.name, ref.datatype, ref.shape,
+        std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size())});
   }
   const uint64_t refusals_before = context_->Refusals();
-  auto run = backend_.Run(infer.task, inputs, infer.params);
-  inputs.clear();
+  auto run = backend_.Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
   if (!run.ok()) return LimitOrError(run.status(), infer.task, refusals_before);
   std::vector<InferTensor> all = std::move(run).value();
   MG_ASSIGN_OR_RETURN(std::vector<InferTensor> outputs,

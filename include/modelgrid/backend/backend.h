@@ -11,10 +11,11 @@
 //   <custom>   every `tasks: {task: method}` entry of config.yaml calls that
 //              TorchScript method (an entry may also re-point infer/encode).
 //
-// Tensors: inputs and outputs are InferTensors (modelgrid/kserve/tensor.h):
-// raw little-endian row-major bytes. Inputs are wrapped without a copy
-// (torch::from_blob over InferTensor::data on the CPU); outputs are copied
-// into fresh contiguous bytes.
+// Tensors: inputs are InferTensors or InferTensorViews, outputs InferTensors
+// (modelgrid/kserve/tensor.h): raw little-endian row-major bytes. Inputs are
+// wrapped without a copy (torch::from_blob over the bytes where they lie, an
+// InferTensor or a worker's shared-memory arena, on the CPU); outputs are
+// copied into fresh contiguous bytes.
 //
 // Memory: on the CPU the backend relies on the process-wide counting
 // allocator (modelgrid/torch/counting_allocator.h), which Load installs. Its
@@ -31,6 +32,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -139,6 +141,12 @@ class TorchScriptBackend {
   //   kInternal          any other LibTorch or C++ exception (never a crash).
   Result<std::vector<InferTensor>> Run(const std::string& task,
                                        const std::vector<InferTensor>& inputs,
+                                       const nlohmann::json& params = nlohmann::json::object());
+  // The same on views: the tensors alias the viewed bytes, which the caller
+  // keeps alive and unchanged until Run returns (the worker passes views of
+  // its shared-memory arena, so request bytes are never copied in it).
+  Result<std::vector<InferTensor>> Run(const std::string& task,
+                                       std::span<const InferTensorView> inputs,
                                        const nlohmann::json& params = nlohmann::json::object());
 
   // Sets the limit on allocator bytes in use (rounded blocks; nullopt removes

@@ -45,6 +45,22 @@ struct InferTensor {
   bool operator==(const InferTensor&) const = default;
 };
 
+// A read-only view of one tensor whose bytes live elsewhere: in an
+// InferTensor, or in a worker's shared-memory arena (src/worker/), so that a
+// model can run on request bytes where they already are, without a copy.
+// Every field is a view: the owner of the name, shape and bytes keeps them
+// alive and unchanged while the view is used. The layout of `data` is the
+// one described at the top of this file.
+struct InferTensorView {
+  std::string_view name;
+  DataType datatype = DataType::kFP32;
+  std::span<const int64_t> shape;  // outermost first; empty = scalar
+  std::string_view data;           // the element bytes
+};
+
+// A view of `tensor` (valid while `tensor` lives and is not modified).
+InferTensorView ViewOf(const InferTensor& tensor);
+
 // The number of elements of `shape` (the product of its dimensions; 1 for an
 // empty shape). Errors: kInvalidArgument when a dimension is negative or the
 // product overflows uint64_t; the message shows the shape.
@@ -78,5 +94,7 @@ Result<std::vector<std::string_view>> SplitBytesElements(std::string_view data);
 // with "<kind> '<name>': " (kind is e.g. "input" or "output") and gives the
 // expected and actual sizes.
 Status ValidateTensorData(const InferTensor& tensor, std::string_view kind = "input");
+// The same checks on a view.
+Status ValidateTensorData(const InferTensorView& tensor, std::string_view kind = "input");
 
 }  // namespace modelgrid

@@ -40,4 +40,11 @@ Result<InferTensor> ConcatBatch(std::span<const InferTensor* const> parts);
 Result<std::vector<InferTensor>> SplitBatch(const InferTensor& tensor,
                                             std::span<const int64_t> batch_sizes);
 
+// The checks of SplitBatch without the split: `tensor` has rank >= 1, no
+// batch size is negative, its dimension 0 is the sum of `batch_sizes`, and
+// its data is well-formed. What the scheduler calls on a batch of one
+// request, whose outputs it then passes on whole (no copy).
+// Errors: as SplitBatch.
+Status CheckBatchOutput(const InferTensor& tensor, std::span<const int64_t> batch_sizes);
+
 }  // namespace modelgrid
