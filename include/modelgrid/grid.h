@@ -60,6 +60,11 @@ struct GridOptions {
   // TorchScript walk (modelgrid/torch/graph_walk.h). Not owned; must
   // outlive the grid.
   GraphWalker* walker = nullptr;
+  // Where the grid writes the folders of models added from loaded modules
+  // (NewModelFolder, modelgrid/grid_module.h); it must exist. Empty = a
+  // private directory made under the system temp dir on first use and
+  // removed, with everything in it, when the grid is destroyed.
+  std::filesystem::path scratch_dir;
   std::chrono::milliseconds load_timeout{120'000};  // per model load in a worker
   std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
   std::chrono::milliseconds max_backoff{5'000};
@@ -154,6 +159,15 @@ class Grid {
   // Adds every model folder of a repository (ScanRepository). A folder that
   // fails to open is an error of the whole call, naming it.
   Status AddRepository(const std::filesystem::path& root);
+  // A new, empty model folder for a model called `name`, which the grid
+  // keeps for its whole life (workers read it again at a watchdog restart
+  // or a later Load): GridOptions::scratch_dir/<name>-<n>, or the same in
+  // the grid's private temp directory. What AddModule
+  // (modelgrid/grid_module.h) saves a loaded module into before AddModel.
+  // Errors: kInvalidArgument for an empty name, ".", "..", or one holding
+  // '/' or a NUL; kAlreadyExists when a model of that name was added;
+  // kInternal naming the path when a directory cannot be made.
+  Result<std::filesystem::path> NewModelFolder(const std::string& name);
 
   // Estimates and plans every added model that is not loaded, starts the
   // workers and loads each placed instance. A model that does not fit or

@@ -29,6 +29,8 @@ struct TensorSpec {
   std::string name;
   DataType datatype = DataType::kFP32;
   std::vector<int64_t> dims;
+
+  bool operator==(const TensorSpec&) const = default;
 };
 
 // Dynamic batching settings of a model (Triton's dynamic_batching block).
@@ -41,6 +43,8 @@ struct BatchingConfig {
   std::vector<int64_t> preferred_batch_sizes;  // empty: any size up to max_batch_size
   uint64_t max_queue_size = 256;            // queued requests past which new ones get 503
   uint64_t default_timeout_us = 30'000'000; // per-request timeout when the client sets none
+
+  bool operator==(const BatchingConfig&) const = default;
 };
 
 // How a model's memory collisions are settled (design.md, "Memory model").
@@ -81,6 +85,8 @@ struct ModelConfig {
   double expected_load = 0.0;
   BatchingConfig batching;
   std::map<std::string, std::string> tasks;
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 // How a model's files are laid out.
@@ -106,6 +112,14 @@ struct ModelEntry {
 // Errors: kInvalidArgument naming the file and the field (unknown field,
 // wrong type, bad value such as a negative max_batch_size or unknown datatype).
 Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file);
+
+// Writes `config` as config.yaml text that ParseModelConfig reads back into
+// an equal ModelConfig (every field written; strings double-quoted; bytes
+// as plain integers; expected_load with 17 significant digits). Used to give
+// a model added from a loaded module (modelgrid/grid_module.h) its folder.
+// `config` must be one ParseModelConfig could have produced (e.g. platform
+// empty or a known one); the text is emitted as is otherwise.
+std::string ModelConfigToYaml(const ModelConfig& config);
 
 // Resolves one model folder (or a direct path to a model.pt / .safetensors
 // file, named after its stem) into a ModelEntry, reading config.yaml if present.

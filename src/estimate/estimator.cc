@@ -169,6 +169,19 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
     e.notes.push_back("workspace includes the 32 MiB cuBLAS workspace");
   }
 
+  // Loading peaks at the weights plus the archive records LibTorch reads
+  // alongside them; a model whose run needs less than that (a tiny model)
+  // would be refused its own load by a limit set from the run alone.
+  if (options.device == DeviceKind::kCpu && w.load_transient_bytes > 0 &&
+      e.weights + w.load_transient_bytes > e.instance_peak()) {
+    const uint64_t raise = e.weights + w.load_transient_bytes - e.instance_peak();
+    e.workspace += raise;
+    e.notes.push_back("workspace raised by " + std::to_string(raise) +
+                      " bytes to the load peak: weights + " +
+                      std::to_string(w.load_transient_bytes) +
+                      " bytes of code and pickle records read while loading");
+  }
+
   // Rounded to the nearest byte: ceil would turn 49,920 × 0.1 (0.1 is not
   // exact in binary) into 4,993.
   e.margin = static_cast<uint64_t>(

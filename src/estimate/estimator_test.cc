@@ -230,6 +230,38 @@ TEST(EstimatorTest, TorchScriptWithoutWalkerIsWeightsOnly) {
   EXPECT_THAT(r->notes, Contains("no graph walker: activations not estimated"));
 }
 
+// Loading holds the weights and the archive's code and pickle records at
+// once; when the run needs less on top of the weights than those records,
+// the request is raised to the load peak (else the limit refuses the load).
+TEST(EstimatorTest, LoadPeakFloorsTheRequestOfSmallModels) {
+  TempDir dir;
+  ModelEntry m;
+  m.name = "tiny";
+  m.dir = dir / "tiny";
+  m.torchscript = dir / "tiny/1/model.pt";
+  const std::string pickle = StoragePickle({{"0", 25}});
+  ASSERT_TRUE(WriteZip(*m.torchscript, {{"tiny/data.pkl", pickle},
+                                        {"tiny/data/0", std::string(100, '\0')},
+                                        {"tiny/code/__torch__.py.debug_pkl", std::string(kMiB + 1, 'd')},
+                                        {"tiny/version", "3"}}));
+  auto r = EstimateModel(m, Cpu(), nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto round64 = [](uint64_t n) { return (n + 63) / 64 * 64; };
+  const uint64_t records = round64(pickle.size()) + round64(kMiB + 1) + 64;
+  EXPECT_EQ(r->weights, 100u);
+  EXPECT_EQ(r->instance_peak(), 100u + records);
+  EXPECT_EQ(r->workspace, 100u + records - 100u - r->allocator_slack);
+  EXPECT_THAT(r->notes, Contains(HasSubstr("workspace raised by")));
+
+  // A run that needs more than the records leaves the workspace alone.
+  m.config.inputs = {TensorSpec{"x", DataType::kFP32, {4}}};
+  FakeWalker walker;
+  auto walked = EstimateModel(m, Cpu(), &walker);
+  ASSERT_TRUE(walked.ok()) << walked.status().ToString();
+  EXPECT_EQ(walked->workspace, 1'000u);
+  for (const std::string& n : walked->notes) EXPECT_THAT(n, ::testing::Not(HasSubstr("raised")));
+}
+
 TEST(EstimatorTest, TorchScriptWalkOnCuda) {
   TempDir dir;
   ModelEntry m;

@@ -163,6 +163,7 @@ Result<ModelWeights> GatherWeights(const ModelEntry& model) {
     w.source = "model.pt";
     w.bytes = a.weight_bytes();
     w.allocations = a.record_sizes;
+    w.load_transient_bytes = a.other_record_bytes;
     w.parameters = st ? st->elements : a.storage_elements();
     w.compute_dtype_bytes = ArchiveFloatSize(a);
     w.notes.insert(w.notes.end(), a.notes.begin(), a.notes.end());

@@ -20,6 +20,9 @@ struct ModelWeights {
   uint64_t compute_dtype_bytes = 4;   // element size of the floating weights that run
   std::optional<HfConfig> config;     // parsed config.json, when the model has one
   std::string source;                 // "model.pt", "safetensors" or "none"
+  // Bytes loading holds on top of the weights, transiently: for model.pt the
+  // archive's non-tensor records (TorchScriptArchive::other_record_bytes).
+  uint64_t load_transient_bytes = 0;
   std::vector<std::string> notes;
 };
 

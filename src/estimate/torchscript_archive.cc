@@ -146,8 +146,9 @@ Status ListEntries(zip_t* z, TorchScriptArchive* a, std::map<std::string, Entry>
     } else if (rel.rfind("constants/", 0) == 0) {
       a->constants_bytes += st.size;
       a->record_sizes.push_back(st.size);
-    } else if (rel.rfind("code/", 0) == 0) {
-      a->code_files.push_back(rel);
+    } else {
+      if (rel.rfind("code/", 0) == 0) a->code_files.push_back(rel);
+      a->other_record_bytes += (st.size + 63) / 64 * 64;
     }
   }
   if (a->root.empty()) return Corrupt(file, "the zip archive is empty");

@@ -52,6 +52,12 @@ struct TorchScriptArchive {
   std::vector<uint64_t> record_sizes;        // every data/* and constants/* record, in zip order
   std::vector<TorchScriptStorage> storages;  // from data.pkl, then constants.pkl
   std::vector<std::string> code_files;       // entries under code/, below the root
+  // Every other record (code/, data.pkl, constants.pkl, *.debug_pkl,
+  // version, ...), each rounded up to c10's 64-byte CPU block: LibTorch's
+  // loader reads these whole through the CPU allocator while the weights
+  // are being created (caffe2/serialize/inline_container.cc getRecord), so
+  // they bound what loading holds on top of the weights.
+  uint64_t other_record_bytes = 0;
   std::vector<std::string> notes;            // oddities that are not errors
 
   // Bytes the archive's tensors take once loaded: data_bytes + constants_bytes.

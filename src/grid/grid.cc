@@ -5,13 +5,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <thread>
+
+#include <spdlog/spdlog.h>
 
 #include "grid/grid_internal.h"
 #include "modelgrid/bytes.h"
@@ -83,6 +87,8 @@ struct ModelRecord {
 
 struct Grid::Impl {
   GridOptions options;
+  std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
+  uint64_t next_folder = 0;
   std::vector<Device> devices;
   std::unique_ptr<GraphWalker> own_walker;  // when options.walker was null
 
@@ -533,7 +539,17 @@ struct Grid::Impl {
 
 Grid::Grid(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Grid::~Grid() { Shutdown(); }
+Grid::~Grid() {
+  Shutdown();
+  if (impl_ && !impl_->private_scratch.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(impl_->private_scratch, ec);
+    if (ec) {
+      spdlog::warn("cannot remove the grid's model folders {}: {}", impl_->private_scratch.string(),
+                   ec.message());
+    }
+  }
+}
 
 Result<std::unique_ptr<Grid>> Grid::Create(GridOptions options) {
   auto impl = std::make_unique<Impl>();
@@ -594,6 +610,42 @@ Status Grid::AddModel(const ModelSpec& spec) {
   impl_->order.push_back(rec.status.name);
   impl_->models.emplace(rec.status.name, std::move(rec));
   return Status::Ok();
+}
+
+Result<std::filesystem::path> Grid::NewModelFolder(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("model name '" + name +
+                                   "' cannot name a folder (empty, '.', '..', or holds '/')");
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->models.count(name)) {
+    return Status::AlreadyExists("model '" + name + "' was already added");
+  }
+  std::filesystem::path base = impl_->options.scratch_dir;
+  if (base.empty()) {
+    if (impl_->private_scratch.empty()) {
+      std::error_code ec;
+      std::string tmpl =
+          (std::filesystem::temp_directory_path(ec) / "modelgrid-models-XXXXXX").string();
+      if (ec) return Status::Internal("no temp directory for model folders: " + ec.message());
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return Status::Internal("cannot make a directory for model folders from " + tmpl + ": " +
+                                std::strerror(errno));
+      }
+      impl_->private_scratch = tmpl;
+    }
+    base = impl_->private_scratch;
+  }
+  for (;;) {
+    std::filesystem::path folder = base / (name + "-" + std::to_string(impl_->next_folder++));
+    std::error_code ec;
+    if (std::filesystem::create_directory(folder, ec)) return folder;
+    if (ec) {
+      return Status::Internal("cannot make model folder " + folder.string() + ": " + ec.message());
+    }
+    // It existed already (a folder left in scratch_dir): take the next number.
+  }
 }
 
 Status Grid::AddRepository(const std::filesystem::path& root) {

@@ -105,5 +105,66 @@ RC_GTEST_PROP(ModelConfigProperty, BatchSizeRoundTrips, (uint16_t batch, uint8_t
   RC_ASSERT(r->replicas == reps);
 }
 
+
+// A config as ParseModelConfig could return it, with every field drawn.
+rc::Gen<ModelConfig> ValidConfig() {
+  const auto text = rc::gen::container<std::string>(rc::gen::inRange<char>(32, 127));
+  const auto tensor = rc::gen::apply(
+      [](std::string name, int type, std::vector<int64_t> dims) {
+        TensorSpec t;
+        t.name = std::move(name);
+        t.datatype = static_cast<DataType>(type);
+        t.dims = std::move(dims);
+        return t;
+      },
+      text, rc::gen::inRange<int>(0, static_cast<int>(DataType::kBytes) + 1),
+      rc::gen::container<std::vector<int64_t>>(rc::gen::oneOf(
+          rc::gen::just<int64_t>(-1), rc::gen::inRange<int64_t>(1, int64_t{1} << 40))));
+  return rc::gen::exec([=] {
+    ModelConfig c;
+    c.platform = *rc::gen::element<std::string>("", "pytorch_torchscript", "huggingface");
+    c.max_batch_size = *rc::gen::inRange<int64_t>(0, 1 << 20);
+    c.sequence_length = *rc::gen::inRange<int64_t>(1, 1 << 20);
+    c.inputs = *rc::gen::container<std::vector<TensorSpec>>(tensor);
+    c.outputs = *rc::gen::container<std::vector<TensorSpec>>(tensor);
+    if (*rc::gen::arbitrary<bool>()) c.memory_request = *rc::gen::inRange<uint64_t>(1, uint64_t{1} << 50);
+    if (*rc::gen::arbitrary<bool>()) {
+      c.memory_limit = c.memory_request.value_or(1) + *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 50);
+    }
+    c.devices = *rc::gen::container<std::vector<std::string>>(text);
+    c.replicas = *rc::gen::inRange<int>(1, 1025);
+    c.priority = *rc::gen::arbitrary<int>();
+    c.resolver = *rc::gen::element(Resolver::kWait, Resolver::kPriority, Resolver::kSwap);
+    c.latency_sensitive = *rc::gen::arbitrary<bool>();
+    c.expected_load = *rc::gen::inRange<int>(0, 1 << 30) / 7.0;
+    c.batching.enabled = *rc::gen::arbitrary<bool>();
+    c.batching.max_queue_delay_us = *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 62);
+    c.batching.preferred_batch_sizes =
+        *rc::gen::container<std::vector<int64_t>>(rc::gen::inRange<int64_t>(0, 1 << 20));
+    c.batching.max_queue_size = *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 62);
+    c.batching.default_timeout_us = *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 62);
+    c.tasks = *rc::gen::container<std::map<std::string, std::string>>(text, text);
+    return c;
+  });
+}
+
+// What ModelConfigToYaml writes, ParseModelConfig reads back equal.
+RC_GTEST_PROP(ModelConfigProperty, WrittenYamlParsesBackEqual, ()) {
+  const ModelConfig c = *ValidConfig();
+  const std::string yaml = ModelConfigToYaml(c);
+  auto back = ParseModelConfig(yaml, "written.yaml");
+  RC_ASSERT(back.ok());
+  RC_ASSERT(*back == c);
+}
+
+TEST(ModelConfigTest, DefaultsWrittenAndReadBackStayDefaults) {
+  const ModelConfig defaults;
+  const std::string yaml = ModelConfigToYaml(defaults);
+  EXPECT_NE(yaml.find("max_batch_size: 1"), std::string::npos) << yaml;
+  auto back = ParseModelConfig(yaml, "written.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << yaml;
+  EXPECT_EQ(*back, defaults);
+}
+
 }  // namespace
 }  // namespace modelgrid
