@@ -173,9 +173,14 @@ class Grid {
   // workers and loads each placed instance. A model that does not fit or
   // fails to load is not an error of the call: its status says why, and the
   // others serve. `on_model` (optional) is called once per model as it
-  // becomes ready, unplaced or failed. Returns the plan made.
+  // becomes ready, unplaced or failed. `on_plan` (optional) is called once
+  // with the plan after placement and before any worker starts (Devices()
+  // already shows the reservations then), so a caller can show the plan
+  // ahead of the slow loads. Neither callback may call LoadAll, Load or
+  // Unload. Returns the plan made.
   // Errors: MakePlan's (no devices).
-  Result<Plan> LoadAll(std::function<void(const ModelStatus&)> on_model = {});
+  Result<Plan> LoadAll(std::function<void(const ModelStatus&)> on_model = {},
+                       std::function<void(const Plan&)> on_plan = {});
 
   // Loads one added or unloaded model, placing it with the grid's strategy
   // on what the loaded models leave free. Errors: kNotFound for an unknown

@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <thread>
 
@@ -172,9 +173,10 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
   return o;
 }
 
+std::mutex print_mu;  // startup lines come from several loading threads
+
 // "ready    digits on cpu (request 1.20 MiB, limit 1.20 MiB, worker pid 123)".
 void PrintModelLine(const ModelStatus& m) {
-  static std::mutex print_mu;
   std::string line;
   if (m.state == ModelState::kReady) {
     line = fmt::format(
@@ -189,11 +191,8 @@ void PrintModelLine(const ModelStatus& m) {
   std::cout << line << std::endl;
 }
 
-void PrintDevices(const Grid& grid, const Plan& plan) {
-  std::cout << fmt::format(
-      "\nPlan: strategy {}, isolation {}: {} instance(s) placed, {} unplaced\n",
-      StrategyName(plan.strategy), IsolationName(plan.isolation), plan.placed.size(),
-      plan.unplaced.size());
+// Per device: total, reserved, free, buffer, workers and models.
+void PrintDevices(const Grid& grid, std::ostream& out) {
   Table table({"DEVICE", "TOTAL", "RESERVED", "FREE", "BUFFER", "WORKERS", "MODELS"},
               {1, 2, 3, 4, 5});
   for (const DeviceStatus& d : grid.Devices()) {
@@ -203,9 +202,31 @@ void PrintDevices(const Grid& grid, const Plan& plan) {
                   FormatBytes(d.free_bytes), FormatBytes(d.buffer_bytes), std::to_string(d.workers),
                   names.empty() ? "-" : names});
   }
-  table.Print(std::cout);
-  std::cout << std::endl;
+  table.Print(out);
+  out << "\n";
 }
+
+// The plan, before the workers start: each placed instance, then the devices.
+void PrintPlan(const Grid& grid, const Plan& plan) {
+  std::ostringstream out;
+  out << fmt::format("Plan: strategy {}, isolation {}: {} instance(s) placed, {} unplaced\n",
+                     StrategyName(plan.strategy), IsolationName(plan.isolation),
+                     plan.placed.size(), plan.unplaced.size());
+  Table placed({"MODEL", "REPLICA", "DEVICE", "REQUEST"}, {1, 3});
+  for (const Assignment& a : plan.placed) {
+    placed.AddRow({a.model, std::to_string(a.replica), a.device, FormatBytes(a.request_bytes)});
+  }
+  for (const Unplaced& u : plan.unplaced) {
+    placed.AddRow({u.model, std::to_string(u.replica), "-", "unplaced: " + u.reason});
+  }
+  placed.Print(out);
+  out << "\n";
+  PrintDevices(grid, out);
+  out << "Loading...\n";
+  std::lock_guard lock(print_mu);
+  std::cout << out.str() << std::flush;
+}
+
 
 int Serve(const ServeFlags& flags) {
   SignalWaiter signals;  // first: threads created from here on block the signals
@@ -231,12 +252,15 @@ int Serve(const ServeFlags& flags) {
     std::cerr << "error: " << s.message() << "\n";
     return kExitStartup;
   }
-  auto plan = (*grid)->LoadAll(PrintModelLine);
+  auto plan = (*grid)->LoadAll(PrintModelLine,
+                               [&](const Plan& p) { PrintPlan(**grid, p); });
   if (!plan.ok()) {
     std::cerr << "error: " << plan.status().message() << "\n";
     return kExitStartup;
   }
-  PrintDevices(**grid, *plan);
+  std::cout << "\nAfter loading:\n";
+  PrintDevices(**grid, std::cout);
+  std::cout << std::flush;
   if (signals.stopped()) {
     (*grid)->Shutdown();
     return 0;

@@ -83,7 +83,25 @@ struct ModelRecord {
   ModelEntry entry;
   ModelStatus status;
   std::vector<std::shared_ptr<Instance>> instances;
+  // Counters of instances released by Unload or a reload, so that the
+  // model's statistics keep counting across them (queued excluded).
+  ModelCounters retired;
 };
+
+// Adds `s` to `c`; the queue length only when `live` (a released
+// scheduler's queue is empty or failed).
+void AddCounters(const SchedulerStats& s, bool live, ModelCounters* c) {
+  c->success += s.succeeded;
+  c->failure += s.failed + s.timed_out;
+  c->executions += s.executed_batches;
+  c->inferences += s.executed_inferences;
+  c->queue_us += s.queue_duration_us;
+  c->compute_us += s.compute_duration_us;
+  c->request_us += s.request_duration_us;
+  if (live) c->queued += s.queued;
+  c->rejected += s.rejected;
+  c->timed_out += s.timed_out;
+}
 
 struct Grid::Impl {
   GridOptions options;
@@ -243,7 +261,8 @@ struct Grid::Impl {
   // Estimates and places `names` on top of the loaded models, then starts
   // and loads them. load_mu held.
   Result<Plan> PlaceAndLoad(const std::vector<std::string>& names,
-                            const std::function<void(const ModelStatus&)>& on_model) {
+                            const std::function<void(const ModelStatus&)>& on_model,
+                            const std::function<void(const Plan&)>& on_plan = {}) {
     std::vector<ModelEntry> entries;
     std::vector<Device> devs;
     {
@@ -270,6 +289,9 @@ struct Grid::Impl {
         rec.status.estimate = out.estimate;
         rec.status.request_bytes = out.request_bytes;
         rec.status.limit_bytes = out.limit_bytes;
+        for (const auto& inst : rec.instances) {
+          if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, &rec.retired);
+        }
         rec.instances.clear();
       }
       for (const auto& u : rp.plan.unplaced) {
@@ -312,6 +334,7 @@ struct Grid::Impl {
         todo.emplace_back(&rec.entry, inst);
       }
     }
+    if (on_plan) on_plan(rp.plan);  // before any worker starts
     for (const auto& u : rp.plan.unplaced) {
       if (on_model) {
         std::lock_guard<std::mutex> lock(mu);
@@ -659,7 +682,8 @@ Status Grid::AddRepository(const std::filesystem::path& root) {
   return Status::Ok();
 }
 
-Result<Plan> Grid::LoadAll(std::function<void(const ModelStatus&)> on_model) {
+Result<Plan> Grid::LoadAll(std::function<void(const ModelStatus&)> on_model,
+                           std::function<void(const Plan&)> on_plan) {
   std::lock_guard<std::mutex> guard(impl_->load_mu);
   std::vector<std::string> names;
   {
@@ -678,7 +702,7 @@ Result<Plan> Grid::LoadAll(std::function<void(const ModelStatus&)> on_model) {
     empty.isolation = impl_->options.isolation;
     return empty;
   }
-  return impl_->PlaceAndLoad(names, on_model);
+  return impl_->PlaceAndLoad(names, on_model, on_plan);
 }
 
 Status Grid::Load(const std::string& model) {
@@ -725,6 +749,11 @@ Status Grid::Unload(const std::string& model) {
     impl_->Summarize(it->second);
   }
   impl_->ReleaseInstances(instances);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  ModelRecord& rec = impl_->models.at(model);
+  for (const auto& inst : instances) {
+    if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, &rec.retired);
+  }
   return Status::Ok();
 }
 
@@ -854,20 +883,9 @@ Result<ModelCounters> Grid::Counters(const std::string& model) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->models.find(model);
   if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
-  ModelCounters c;
+  ModelCounters c = it->second.retired;
   for (const auto& inst : it->second.instances) {
-    if (!inst->scheduler) continue;
-    SchedulerStats s = inst->scheduler->Stats();
-    c.success += s.succeeded;
-    c.failure += s.failed + s.timed_out;
-    c.executions += s.executed_batches;
-    c.inferences += s.executed_inferences;
-    c.queue_us += s.queue_duration_us;
-    c.compute_us += s.compute_duration_us;
-    c.request_us += s.request_duration_us;
-    c.queued += s.queued;
-    c.rejected += s.rejected;
-    c.timed_out += s.timed_out;
+    if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/true, &c);
   }
   return c;
 }

@@ -158,9 +158,25 @@ TEST(GridTest, WorkersServeSeveralModelsAndReportMeasuredMemory) {
   ASSERT_TRUE(grid->AddModel({"", zoo / "digits", {}, {}}).ok());
   ASSERT_TRUE(grid->AddModel({"", zoo / "gpt2", {}, {}}).ok());
   std::vector<std::string> reported;
-  auto plan = grid->LoadAll([&](const ModelStatus& s) { reported.push_back(s.name); });
+  std::optional<Plan> shown;  // what on_plan saw, before any model reported
+  uint64_t reserved_when_shown = 0;
+  size_t reported_when_shown = 99;
+  auto plan = grid->LoadAll([&](const ModelStatus& s) { reported.push_back(s.name); },
+                            [&](const Plan& p) {
+                              shown = p;
+                              reported_when_shown = reported.size();
+                              reserved_when_shown = grid->Devices().at(0).reserved_bytes;
+                              for (const auto& st : grid->Models()) {
+                                EXPECT_EQ(st.state, ModelState::kLoading) << st.name;
+                                EXPECT_EQ(st.worker_pid, 0) << "no worker before the plan is shown";
+                              }
+                            });
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   EXPECT_EQ(reported.size(), 2u);
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_EQ(reported_when_shown, 0u);
+  EXPECT_EQ(shown->placed.size(), plan->placed.size());
+  EXPECT_EQ(reserved_when_shown, grid->Devices().at(0).reserved_bytes);
   EXPECT_TRUE(grid->Ready());
 
   std::set<int64_t> pids;
@@ -242,8 +258,13 @@ TEST(GridTest, UnloadFreesTheReservationAndLoadBringsTheModelBack) {
   ASSERT_TRUE(grid->LoadAll().ok());
   const uint64_t reserved_before = grid->Devices()[0].reserved_bytes;
   const int64_t old_pid = grid->Model("digits")->worker_pid;
+  InferCall first;
+  first.inputs = {FloatRows(DigitsInputName(*grid), {std::vector<float>(64, 0.f)})};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(grid->Infer("digits", first).ok());
+  EXPECT_EQ(grid->Counters("digits")->success, 3u);
 
   ASSERT_TRUE(grid->Unload("digits").ok());
+  EXPECT_EQ(grid->Counters("digits")->success, 3u) << "statistics outlive an unload";
   EXPECT_EQ(grid->Model("digits")->state, ModelState::kUnloaded);
   EXPECT_LT(grid->Devices()[0].reserved_bytes, reserved_before);
   EXPECT_EQ(grid->Devices()[0].workers, 1);
@@ -258,6 +279,8 @@ TEST(GridTest, UnloadFreesTheReservationAndLoadBringsTheModelBack) {
   EXPECT_EQ(grid->Model("digits")->state, ModelState::kReady);
   EXPECT_EQ(grid->Devices()[0].reserved_bytes, reserved_before);
   EXPECT_TRUE(grid->Infer("digits", call).ok());
+  EXPECT_EQ(grid->Counters("digits")->success, 4u) << "and a reload";
+  EXPECT_EQ(grid->Counters("digits")->inferences, 4u);
 }
 
 TEST(GridTest, AModelThatDoesNotFitIsReportedAndLoadSaysWhy) {
