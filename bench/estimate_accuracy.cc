@@ -2,7 +2,7 @@
 // measured peak, per model of a zoo repository and batch.
 //
 //   estimate_accuracy [ZOO] [--batches 1,8,32] [--models a,b] [--probe PATH]
-//                     [--threads N] [--timeout-s S]
+//                     [--threads N] [--timeout-s S] [--device cpu|cuda:N]
 //
 // For each TorchScript model and batch: the estimate (EstimateModel with the
 // TorchScript graph walk, instance_peak(), no margin), the peak measured by
@@ -11,6 +11,13 @@
 // (parameters × 4 bytes × 1.2 × 1.1) with its error as the baseline.
 // Prints the machine, the date and the LibTorch version, the table, then the
 // median and worst |error| of both.
+//
+// With --device cuda:N (a build whose LibTorch has CUDA) the estimate is the
+// CUDA one (EstimateOptions::device = kCuda: allocator rounding, cuBLAS
+// workspace) and the measured figure is the CUDA caching allocator's
+// reserved peak (what the GPU gives the process for tensors), with two more
+// columns: the allocated peak and NVML's bytes for the probe process (which
+// include its CUDA context, charged apart by the planner).
 
 #include <CLI/CLI.hpp>
 
@@ -102,6 +109,7 @@ int main(int argc, char** argv) {
   std::string probe = MODELGRID_PROBE_PATH;
   int threads = 0;
   int timeout_s = 900;
+  std::string device = "cpu";
   CLI::App app{"Static memory estimate vs measured peak, per zoo model and batch"};
   app.add_option("zoo", zoo, "model repository (default /tmp/zoo-full)");
   app.add_option("--batches", batches_text, "comma-separated batches");
@@ -109,7 +117,14 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe, "modelgrid-probe executable");
   app.add_option("--threads", threads, "intra-op threads for the probe and the walk (default: LibTorch's)");
   app.add_option("--timeout-s", timeout_s, "per-measurement timeout");
+  app.add_option("--device", device, "cpu, or cuda:N (a LibTorch with CUDA)");
   CLI11_PARSE(app, argc, argv);
+  const bool cuda = device.rfind("cuda:", 0) == 0;
+  if (!cuda && device != "cpu") {
+    std::fprintf(stderr, "estimate_accuracy: --device '%s': expected cpu or cuda:N\n", device.c_str());
+    return 2;
+  }
+  const DeviceKind kind = cuda ? DeviceKind::kCuda : DeviceKind::kCpu;
   const std::vector<int64_t> batches = ParseList(batches_text);
   std::vector<std::string> only;
   {
@@ -126,14 +141,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("# estimate_accuracy\n\n");
-  std::printf("machine: %s\ndate:    %s\ntorch:   LibTorch %s (CPU)\nzoo:     %s\n", Machine().c_str(), Now().c_str(),
-              TorchVersion().c_str(), zoo.c_str());
+  std::printf("machine: %s\ndate:    %s\ntorch:   LibTorch %s\ndevice:  %s\nzoo:     %s\n", Machine().c_str(),
+              Now().c_str(), TorchVersion().c_str(), device.c_str(), zoo.c_str());
   std::printf("estimate = EstimateModel(graph walk).instance_peak(), margin 0; walk = walker weights + "
               "activations + workspace; measured = modelgrid-probe peak_bytes (load + one forward, own process); "
               "seed = parameters x 4 x 1.2 x 1.1\n\n");
+  if (cuda) {
+    std::printf("on %s, measured = the CUDA caching allocator's reserved peak; allocated = its allocated peak; "
+                "NVML = the probe process's bytes as NVML reports them (context included)\n\n",
+                device.c_str());
+  }
   std::printf("| model | batch | measured MiB | estimate MiB | error | walk MiB | walk error | seed MiB | seed error |"
-              " walk - measured (bytes) | weights (walk/probe) |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+              " walk - measured (bytes) | weights (walk/probe) |%s\n",
+              cuda ? " allocated MiB | NVML MiB |" : "");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|%s\n", cuda ? "---:|---:|" : "");
   std::fflush(stdout);
 
   GraphWalkOptions walk_options;
@@ -153,8 +174,9 @@ int main(int argc, char** argv) {
         problems.push_back(model.name + " b" + std::to_string(batch) + ": " + inputs.status().message());
         continue;
       }
-      auto walk = walker.Walk(*model.torchscript, inputs->shapes, inputs->types, DeviceKind::kCpu);
+      auto walk = walker.Walk(*model.torchscript, inputs->shapes, inputs->types, kind);
       EstimateOptions eo;
+      eo.device = kind;
       eo.batch = batch;
       eo.sequence_length = seq;
       eo.margin_fraction = 0;
@@ -166,13 +188,15 @@ int main(int argc, char** argv) {
       req.shapes = inputs->shapes;
       req.types = inputs->types;
       req.threads = threads;
+      req.device = device;
       req.timeout = std::chrono::seconds(timeout_s);
       auto measured = RunProbeProcess(req);
       if (!measured.ok()) {
         problems.push_back(model.name + " b" + std::to_string(batch) + ": " + measured.status().message());
         continue;
       }
-      const double m = static_cast<double>(measured->peak_bytes);
+      const uint64_t measured_bytes = cuda ? measured->peak_reserved_bytes : measured->peak_bytes;
+      const double m = static_cast<double>(measured_bytes);
       std::string est_cell = "n/a", est_err = "n/a", walk_cell = "n/a", walk_err = "n/a", weights = "n/a";
       std::string walk_diff = "n/a";
       if (est.ok()) {
@@ -189,7 +213,7 @@ int main(int argc, char** argv) {
         walk_errors.push_back(std::fabs(e));
         walk_cell = MiB(total);
         walk_err = Pct(e);
-        walk_diff = std::to_string(static_cast<int64_t>(total) - static_cast<int64_t>(measured->peak_bytes));
+        walk_diff = std::to_string(static_cast<int64_t>(total) - static_cast<int64_t>(measured_bytes));
         weights = walk->weight_bytes == measured->weights_bytes ? "equal"
                                                                 : std::to_string(walk->weight_bytes) + "/" +
                                                                       std::to_string(measured->weights_bytes);
@@ -199,10 +223,16 @@ int main(int argc, char** argv) {
       }
       const double se = seed > 0 ? (static_cast<double>(seed) - m) / m : 0;
       if (seed > 0) seed_errors.push_back(std::fabs(se));
-      std::printf("| %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", model.name.c_str(),
-                  static_cast<long long>(batch), MiB(measured->peak_bytes).c_str(), est_cell.c_str(), est_err.c_str(),
+      std::string extra;
+      if (cuda) {
+        extra = " " + MiB(measured->peak_bytes) + " | " +
+                (measured->nvml_process_bytes > 0 ? MiB(measured->nvml_process_bytes) : std::string("n/a")) +
+                " |";
+      }
+      std::printf("| %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s\n", model.name.c_str(),
+                  static_cast<long long>(batch), MiB(measured_bytes).c_str(), est_cell.c_str(), est_err.c_str(),
                   walk_cell.c_str(), walk_err.c_str(), seed > 0 ? MiB(seed).c_str() : "n/a",
-                  seed > 0 ? Pct(se).c_str() : "n/a", walk_diff.c_str(), weights.c_str());
+                  seed > 0 ? Pct(se).c_str() : "n/a", walk_diff.c_str(), weights.c_str(), extra.c_str());
       std::fflush(stdout);
     }
   }

@@ -22,7 +22,9 @@ case "${1:-}" in
     echo "$out" | grep -q "ctest --test-dir .* -L gpu" || fail "the GPU tests are not run"
     echo "$out" | grep -q "estimate_accuracy .*--batches 1,8,32" || fail "no estimate accuracy at batch 1/8/32"
     echo "$out" | grep -q "modelgrid plan --repository .*--strategy S --isolation I" || fail "no density step"
-    [ "$(echo "$out" | grep -c 'TODO(gpu)')" -ge 3 ] || fail "the unmeasured parts are not marked TODO(gpu)"
+    echo "$out" | grep -q "estimate_accuracy .*--device cuda:0" || fail "the accuracy step does not measure on CUDA"
+    echo "$out" | grep -q "^step [0-9]*: context: .*served_density.py" || fail "no worker context measured as served"
+    echo "$out" | grep -q "^step [0-9]*: density: .*served_density.py.*load run" || fail "no served density with a load run"
     [ -e /tmp/gpu-check-dry ] && fail "--dry-run wrote into the output folder"
     out="$(bash "$SCRIPT" --dry-run --steps build,density 2>&1)"
     echo "$out" | grep -q "^step 1: build: " && echo "$out" | grep -q "^step 2: density: " &&

@@ -30,7 +30,11 @@
 # into BUILD/deps-prefix (never into /), CMake and pkg-config are pointed at it.
 #
 # Environment: OUT (default output folder), MODELGRID_NVIDIA_SMI (the
-# nvidia-smi to use, default `nvidia-smi`), PYTHON (default python3).
+# nvidia-smi to use, default `nvidia-smi`), PYTHON (default python3);
+# STRATEGIES, ISOLATIONS (space-separated subsets for the density step) and
+# DENSITY_SECONDS (load run per served configuration, default 20): the
+# served density runs one `modelgrid serve` per pair, so split it over calls
+# under the 10-minute limit, e.g. STRATEGIES=memory-optimized --steps density.
 # Exit codes: 0 every step ran and passed; 1 a step failed (see results.md);
 # 2 bad arguments; 3 a prerequisite is missing (no nvidia-smi, no GPU, no
 # CUDA-enabled torch, no cmake/ninja).
@@ -49,8 +53,9 @@ FETCH_DEBS=""
 NVIDIA_SMI="${MODELGRID_NVIDIA_SMI:-nvidia-smi}"
 PYTHON="${PYTHON:-python3}"
 ALL_STEPS="machine deps configure build gpu-tests tests zoo accuracy context density"
-STRATEGIES="fill-first balance memory-optimized latency-sensitive optimal"
-ISOLATIONS="model device"
+STRATEGIES="${STRATEGIES:-fill-first balance memory-optimized latency-sensitive optimal}"
+ISOLATIONS="${ISOLATIONS:-model device}"
+DENSITY_SECONDS="${DENSITY_SECONDS:-20}"
 # Debian 12 packages the build needs beyond CMake, ninja, g++ and LibTorch
 # (scripts/install-deps.sh), with the runtime libraries of the compiled ones.
 DEB_PACKAGES=(
@@ -117,9 +122,9 @@ describe() {  # describe STEP: what the step runs, for --dry-run
     gpu-tests) echo "ctest --test-dir $BUILD_DIR -L gpu --output-on-failure" ;;
     tests) echo "ctest --test-dir $BUILD_DIR -j $JOBS --output-on-failure --timeout 900 (MODELGRID_TEST_ZOO=$BUILD_DIR/zoo-small)" ;;
     zoo) echo "$PYTHON tools/zoo/generate.py --profile $ZOO_PROFILE --out $ZOO_DIR" ;;
-    accuracy) echo "$BUILD_DIR/bin/estimate_accuracy $ZOO_DIR --batches 1,8,32 --device cuda (TODO(gpu): estimate_accuracy and modelgrid-probe measure the CPU only; until they take --device, the step records 'not measured')" ;;
-    context) echo "per CUDA_MODULE_LOADING in LAZY EAGER: a $PYTHON process creates a CUDA context (torch.zeros(1, device='cuda')); $NVIDIA_SMI --query-compute-apps=pid,used_memory and memory.used before/after (TODO(gpu): the same for modelgrid-worker once it runs on CUDA)" ;;
-    density) echo "replicate $ZOO_DIR x$REPLICAS into $REPLICATED_DIR; for strategy in $STRATEGIES, isolation in $ISOLATIONS: $BUILD_DIR/bin/modelgrid plan --repository $REPLICATED_DIR --strategy S --isolation I --json (placed / unplaced on the discovered GPUs) (TODO(gpu): the same through modelgrid serve, loaded instances and NVML-measured bytes)" ;;
+    accuracy) echo "$BUILD_DIR/bin/estimate_accuracy $ZOO_DIR --batches 1,8,32 --device cuda:0 (estimate on CUDA vs modelgrid-probe on cuda:0: caching-allocator reserved and allocated peaks, NVML process bytes; the seed's formula beside them)" ;;
+    context) echo "per CUDA_MODULE_LOADING in LAZY EAGER: a $PYTHON process creates a CUDA context (torch.zeros(1, device='cuda')); $NVIDIA_SMI --query-compute-apps=pid,used_memory and memory.used before/after; then scripts/served_density.py serves $ZOO_DIR on cuda:0 (isolation model) and reports each worker's NVML-measured context_bytes" ;;
+    density) echo "replicate $ZOO_DIR x$REPLICAS into $REPLICATED_DIR; for strategy in $STRATEGIES, isolation in $ISOLATIONS: $BUILD_DIR/bin/modelgrid plan --repository $REPLICATED_DIR --strategy S --isolation I --json (placed / unplaced on the discovered GPUs), then scripts/served_density.py: modelgrid serve on cuda:0, a ${DENSITY_SECONDS}s load run across all ready models (507 / 5xx counted), utilization = held bytes / device bytes" ;;
   esac
 }
 
@@ -247,14 +252,9 @@ step_zoo() { "$PYTHON" "$ROOT/tools/zoo/generate.py" --profile "$ZOO_PROFILE" --
 step_accuracy() {
   section "Estimate accuracy on CUDA (batch 1, 8, 32)"
   local tool="$BUILD_DIR/bin/estimate_accuracy"
-  # TODO(gpu): estimate_accuracy and modelgrid-probe measure the CPU only
-  # (bench/estimate_accuracy.cc has no --device; src/torch/probe.cc refuses
-  # any device but cpu). When they take --device cuda, this runs as is.
-  if ! "$tool" --help 2>&1 | grep -q -- '--device'; then
-    echo "not measured: $tool has no --device option (TODO(gpu))" | tee -a "$SECTIONS"
-    return 0
-  fi
-  "$tool" "$ZOO_DIR" --batches 1,8,32 --device cuda | tee "$OUT_DIR/estimate_accuracy_cuda.md" || return 1
+  # modelgrid-probe measures on cuda:0 when the build has CUDA (probe.h):
+  # the caching allocator's peaks and NVML's bytes for the probe process.
+  "$tool" "$ZOO_DIR" --batches 1,8,32 --device cuda:0 | tee "$OUT_DIR/estimate_accuracy_cuda.md" || return 1
   cat "$OUT_DIR/estimate_accuracy_cuda.md" >> "$SECTIONS"
 }
 
@@ -311,11 +311,20 @@ step_context() {
     row="$(context_once "$loading")" || return 1
     echo "$row" | tee -a "$SECTIONS"
   done
-  # TODO(gpu): the same for `modelgrid-worker --device cuda:0` once the worker
-  # runs on CUDA (src/worker is being written): that is the figure placement
-  # charges per worker process (DefaultContextBytes(kCuda) = 512 MiB today).
-  echo >> "$SECTIONS"
-  echo "modelgrid-worker: not measured (TODO(gpu): worker on CUDA)" >> "$SECTIONS"
+  # The figure placement charges: modelgrid-worker's own context, measured
+  # by the grid through NVML (per-process bytes minus the caching
+  # allocator's reserve) once each worker has loaded (MeasureWorkerContext).
+  {
+    echo
+    echo "modelgrid-worker (isolation model, one worker per $ZOO_PROFILE-zoo model on cuda:0; context_bytes as /v2/modelgrid/models reports it):"
+    echo
+    echo "| device | strategy | isolation | models | ready | requests | 2xx | 507 | 5xx other | held bytes | device bytes | utilization | contexts |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  } >> "$SECTIONS"
+  "$PYTHON" "$ROOT/scripts/served_density.py" --modelgrid "$BUILD_DIR/bin/modelgrid" \
+      --repository "$ZOO_DIR" --device cuda:0 --isolation model --seconds 10 \
+      --json "$LOG_DIR/context-worker.json" 2>> "$LOG_DIR/context-worker.log" | tee -a "$SECTIONS"
+  return "${PIPESTATUS[0]}"
 }
 
 replicate_zoo() {
@@ -360,13 +369,28 @@ print(f"| {sys.argv[2]} | {sys.argv[3]} | {len(j['placed'])} | {len(j['unplaced'
 EOF
     done
   done
-  # TODO(gpu): density as served: `modelgrid serve` on $REPLICATED_DIR per
-  # strategy and isolation, then the loaded instances and the bytes NVML sees
-  # per worker (AuditDeviceProcesses) next to the plan. The serve command and
-  # its device endpoints are being written (src/server); add the run here once
-  # `modelgrid serve --help` lists --strategy and --isolation.
-  echo >> "$SECTIONS"
-  echo "served density: not measured (TODO(gpu): modelgrid serve on CUDA)" >> "$SECTIONS"
+  # Density as served: the same replicated zoo through `modelgrid serve` on
+  # cuda:0 alone, per strategy and isolation: models ready, a load run across
+  # all of them (zero 507 / 5xx expected), and the memory utilization reached.
+  {
+    echo
+    echo "Served on cuda:0 (scripts/served_density.py: serve, a ${DENSITY_SECONDS}s load run across every ready model, SIGTERM):"
+    echo
+    echo "| device | strategy | isolation | models | ready | requests | 2xx | 507 | 5xx other | held bytes | device bytes | utilization | contexts |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  } >> "$SECTIONS"
+  for strategy in $STRATEGIES; do
+    for isolation in $ISOLATIONS; do
+      if ! "$PYTHON" "$ROOT/scripts/served_density.py" --modelgrid "$BUILD_DIR/bin/modelgrid" \
+            --repository "$REPLICATED_DIR" --device cuda:0 --strategy "$strategy" \
+            --isolation "$isolation" --seconds "$DENSITY_SECONDS" \
+            --json "$LOG_DIR/served-$strategy-$isolation.json" \
+            2>> "$LOG_DIR/served-$strategy-$isolation.log" >> "$SECTIONS"; then
+        echo "| cuda:0 | $strategy | $isolation | failed or errors: logs/served-$strategy-$isolation.log | | | | | | | | | |" >> "$SECTIONS"
+        rc=1
+      fi
+    done
+  done
   return $rc
 }
 

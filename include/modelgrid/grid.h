@@ -105,6 +105,12 @@ struct ModelStatus {
   uint64_t current_bytes = 0;   // measured by the worker's allocator (last report)
   uint64_t peak_bytes = 0;      // measured peak
   int64_t worker_pid = 0;       // 0 when in-process or not running
+  // The per-process overhead charged for this model's worker: on a GPU the
+  // CUDA context as measured through NVML once the worker has loaded
+  // (context_measured), else the device's configured charge (design.md,
+  // "Memory model"); 0 in-process or while not placed.
+  uint64_t context_bytes = 0;
+  bool context_measured = false;
   int restarts = 0;             // watchdog restarts so far
   int64_t max_batch_size = 0;
   std::vector<std::string> tasks;  // tasks the loaded model answers
@@ -121,6 +127,10 @@ struct DeviceStatus {
   uint64_t buffer_bytes = 0;
   int workers = 0;
   std::vector<std::string> models;
+  // device.context_bytes (charged per worker here, by the planner too) is a
+  // measured figure: NVML per-process bytes of a worker minus its caching
+  // allocator's reserve (MeasureWorkerContext), not the configured default.
+  bool context_measured = false;
 };
 
 // One inference call.

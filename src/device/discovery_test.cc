@@ -239,6 +239,26 @@ TEST(DiscoveryTest, AuditFindsTheDeviceAgainByUuid) {
   EXPECT_TRUE(Contains(gone.status().message(), kGpu1Uuid)) << gone.status().message();
 }
 
+// A worker's context: NVML's bytes for its pid minus its allocator's reserve.
+TEST(DiscoveryTest, WorkerContextIsNvmlProcessBytesMinusAllocatorReserve) {
+  FakeNvmlEnv env(FAKE_NVML_PATH, TwoGpus());
+  auto gpu = ParseDeviceSpec("cuda:0");  // NVML GPU 0: pid 4242 holds 1 GiB, pid 17 n/a
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  auto ctx = MeasureWorkerContext(*gpu, 4242, 600 * kMiB);
+  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+  EXPECT_EQ(*ctx, 424 * kMiB);
+  EXPECT_EQ(*MeasureWorkerContext(*gpu, 4242, 2 * kGiB), 0u);  // never below zero
+
+  auto na = MeasureWorkerContext(*gpu, 17, 0);
+  EXPECT_EQ(na.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(Contains(na.status().message(), "pid 17")) << na.status().message();
+  auto absent = MeasureWorkerContext(*gpu, 5, 0);
+  EXPECT_EQ(absent.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(absent.status().message(), "no process 5")) << absent.status().message();
+  EXPECT_EQ(MeasureWorkerContext(*ParseDeviceSpec("cpu"), 1, 0).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 // Planning on discovered GPUs subtracts what NVML says others use.
 TEST(DiscoveryTest, PlanOnDiscoveredGpusSubtractsNvmlUsedBytes) {
   // cuda:0: 16 GiB with 10 GiB used; cuda:1: 16 GiB with 2 GiB used.

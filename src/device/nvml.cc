@@ -298,4 +298,22 @@ Result<std::vector<NvmlProcess>> AuditDeviceProcesses(const Device& device,
                           " among the " + std::to_string(count) + " NVML sees");
 }
 
+Result<uint64_t> MeasureWorkerContext(const Device& device, uint32_t pid,
+                                      uint64_t allocator_reserved_bytes,
+                                      const std::string& library) {
+  MG_ASSIGN_OR_RETURN(std::vector<NvmlProcess> processes, AuditDeviceProcesses(device, library));
+  for (const NvmlProcess& p : processes) {
+    if (p.pid != pid) continue;
+    if (!p.used_bytes) {
+      return Status::Unavailable("device '" + device.id + "': NVML reports the memory of pid " +
+                                 std::to_string(pid) + " as not available");
+    }
+    return *p.used_bytes > allocator_reserved_bytes ? *p.used_bytes - allocator_reserved_bytes
+                                                    : uint64_t{0};
+  }
+  return Status::NotFound("device '" + device.id + "': NVML lists no process " +
+                          std::to_string(pid) + " (" + std::to_string(processes.size()) +
+                          " compute process(es) there)");
+}
+
 }  // namespace modelgrid

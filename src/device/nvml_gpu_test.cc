@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "device/fake_nvml/fake_nvml_env.h"
+#include "device/gpu_test_listener.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/device.h"
 #include "modelgrid/device/nvml.h"
@@ -106,23 +107,6 @@ TEST_F(NvmlGpuTest, DiscoveryNumbersTheVisibleGpus) {
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->uuid, *last);
 }
-
-// When every test skipped (no GPU here) the program exits with 77, which
-// CTest reports as "Skipped" (SKIP_RETURN_CODE), so the skip shows in the
-// summary instead of passing silently. Any failure keeps gtest's exit code.
-class ExitSkippedWhenNothingRan : public ::testing::EmptyTestEventListener {
-  void OnTestProgramEnd(const ::testing::UnitTest& unit) override {
-    if (unit.test_to_run_count() > 0 && unit.skipped_test_count() == unit.test_to_run_count()) {
-      std::fflush(stdout);
-      std::_Exit(77);
-    }
-  }
-};
-
-const bool kListenerAdded = [] {
-  ::testing::UnitTest::GetInstance()->listeners().Append(new ExitSkippedWhenNothingRan);
-  return true;
-}();
 
 }  // namespace
 }  // namespace modelgrid

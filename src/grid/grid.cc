@@ -13,12 +13,14 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "grid/grid_internal.h"
 #include "modelgrid/bytes.h"
+#include "modelgrid/device/nvml.h"
 #include "modelgrid/repository_plan.h"
 #include "modelgrid/torch/graph_walk.h"
 
@@ -109,6 +111,7 @@ struct Grid::Impl {
   uint64_t next_folder = 0;
   std::vector<Device> devices;
   std::unique_ptr<GraphWalker> own_walker;  // when options.walker was null
+  std::set<std::string> measured_context;    // guarded by mu: devices whose context_bytes is measured
 
   std::mutex load_mu;  // serializes LoadAll / Load / Unload (placement decisions)
 
@@ -187,6 +190,57 @@ struct Grid::Impl {
         if (auto c = inst->slot->Client()) s.worker_pid = c->pid();
       }
     }
+    s.context_bytes = 0;
+    s.context_measured = false;
+    if (!rec.instances.empty() && rec.instances.front()->slot) {
+      const auto& first = rec.instances.front();
+      const Device* d = FindDevice(first->device);
+      s.context_measured = first->slot->context_measured;
+      s.context_bytes = s.context_measured ? first->slot->context_bytes
+                                           : (d ? d->context_bytes : 0);
+    }
+  }
+
+  // On a CUDA device, measures the worker's context once it has loaded:
+  // NVML's bytes for its pid minus its caching allocator's reserve. The
+  // device's per-worker charge becomes the measured figure, so later plans
+  // charge it instead of the configured default. Failures are logged: the
+  // default charge stays. mu not held.
+  void MeasureContext(const std::shared_ptr<WorkerSlot>& slot, WorkerClient& client) {
+    Device device;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const Device* d = FindDevice(slot->device);
+      if (d == nullptr || d->kind != DeviceKind::kCuda) return;
+      device = *d;
+    }
+    auto stats = client.Stats(std::chrono::milliseconds{5'000});
+    if (!stats.ok()) {
+      spdlog::warn("{}: no allocator figures to measure its context: {}", slot->key,
+                   stats.status().ToString());
+      return;
+    }
+    uint64_t reserved = 0;
+    const std::string index = device.id.substr(device.id.find(':') + 1);
+    for (const ipc::CudaMemory& c : stats->cuda) {
+      if (std::to_string(c.index) == index) reserved = c.reserved_bytes;
+    }
+    auto ctx = MeasureWorkerContext(device, static_cast<uint32_t>(client.pid()), reserved);
+    if (!ctx.ok()) {
+      spdlog::warn("{} on {}: context not measured, charging the default {} bytes: {}", slot->key,
+                   device.id, device.context_bytes, ctx.status().ToString());
+      return;
+    }
+    spdlog::info("{} on {}: measured context {} bytes (NVML per-process minus {} reserved by "
+                 "the allocator); the planner now charges it per worker",
+                 slot->key, device.id, *ctx, reserved);
+    std::lock_guard<std::mutex> lock(mu);
+    slot->context_bytes = *ctx;
+    slot->context_measured = true;
+    for (Device& d : devices) {
+      if (d.id == device.id) d.context_bytes = *ctx;
+    }
+    measured_context.insert(device.id);
   }
 
   // ---- loading (load_mu held, mu not held) ----
@@ -240,6 +294,7 @@ struct Grid::Impl {
     MG_ASSIGN_OR_RETURN(ipc::LoadedMessage loaded, client->Load(load, options.load_timeout));
     inst.current_bytes = loaded.current_bytes;
     inst.peak_bytes = loaded.peak_bytes;
+    if (load.device != "cpu") MeasureContext(inst.slot, *client);
     std::lock_guard<std::mutex> lock(mu);
     ModelStatus& s = models.at(inst.model).status;
     s.tasks = loaded.tasks;
@@ -871,6 +926,7 @@ std::vector<DeviceStatus> Grid::Devices() const {
       if (slot->device == d.id && !slot->retired) ++ds.workers;
     }
     ds.reserved_bytes = requests + static_cast<uint64_t>(ds.workers) * d.context_bytes;
+    ds.context_measured = impl_->measured_context.count(d.id) > 0;
     ds.used_bytes = d.used_bytes + measured;
     uint64_t committed = d.used_bytes + ds.buffer_bytes + ds.reserved_bytes;
     ds.free_bytes = d.total_bytes > committed ? d.total_bytes - committed : 0;

@@ -32,6 +32,8 @@ struct WorkerSlot {
   std::chrono::milliseconds backoff{0};  // guarded by the grid's mu: next restart delay
   Clock::time_point started;             // guarded by the grid's mu
   bool retired = false;                  // guarded by the grid's mu: unloaded, never restart
+  uint64_t context_bytes = 0;            // guarded by the grid's mu: measured (CUDA)
+  bool context_measured = false;         // guarded by the grid's mu
 
   std::shared_ptr<WorkerClient> Client() {
     std::lock_guard<std::mutex> lock(mu);

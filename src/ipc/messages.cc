@@ -355,9 +355,20 @@ std::string ToJson(const ResultMessage& m) {
 std::string ToJson(const StatsMessage& m) {
   json models = json::array();
   for (const ModelMemory& mm : m.models) models.push_back(ModelMemoryToJson(mm));
-  return Dump({{"current_bytes", m.current_bytes},
-               {"peak_bytes", m.peak_bytes},
-               {"models", std::move(models)}});
+  json out = {{"current_bytes", m.current_bytes},
+              {"peak_bytes", m.peak_bytes},
+              {"models", std::move(models)}};
+  if (!m.cuda.empty()) {
+    json cuda = json::array();
+    for (const CudaMemory& c : m.cuda) {
+      cuda.push_back({{"index", c.index},
+                      {"allocated_bytes", c.allocated_bytes},
+                      {"reserved_bytes", c.reserved_bytes},
+                      {"peak_reserved_bytes", c.peak_reserved_bytes}});
+    }
+    out["cuda"] = std::move(cuda);
+  }
+  return Dump(out);
 }
 
 std::string ToJson(const UnloadMessage& m) { return Dump({{"model", m.model}}); }
@@ -519,7 +530,21 @@ Status FromJson(std::string_view json_text, StatsMessage* out) {
       out->models.push_back(std::move(m));
     }
   }
-  r.RejectUnknown({"current_bytes", "peak_bytes", "models"});
+  out->cuda.clear();
+  if (const json* cuda = r.Array("cuda", /*optional=*/true)) {
+    for (size_t i = 0; i < cuda->size() && r.ok(); ++i) {
+      JsonReader cr((*cuda)[i], context + ": cuda[" + std::to_string(i) + "]");
+      CudaMemory c;
+      c.index = static_cast<int32_t>(cr.Uint64("index"));
+      c.allocated_bytes = cr.Uint64("allocated_bytes");
+      c.reserved_bytes = cr.Uint64("reserved_bytes");
+      c.peak_reserved_bytes = cr.Uint64("peak_reserved_bytes");
+      cr.RejectUnknown({"index", "allocated_bytes", "reserved_bytes", "peak_reserved_bytes"});
+      r.Adopt(cr.status());
+      out->cuda.push_back(c);
+    }
+  }
+  r.RejectUnknown({"current_bytes", "peak_bytes", "models", "cuda"});
   return r.status();
 }
 

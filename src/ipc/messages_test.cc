@@ -192,8 +192,12 @@ TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   const LoadFailedMessage load_failed{"bert", ErrorInfo{StatusCode::kNotFound, "no model.pt"}};
   EXPECT_EQ(RoundTrip(load_failed), load_failed);
   EXPECT_EQ(RoundTrip(GetStatsMessage{}), GetStatsMessage{});
-  const StatsMessage stats{1000, 2000, {{"a", 600, 900}, {"b", 400, 1100}}};
+  const StatsMessage stats{1000, 2000, {{"a", 600, 900}, {"b", 400, 1100}}, {}};
   EXPECT_EQ(RoundTrip(stats), stats);
+  const StatsMessage cuda{0, 0, {}, {{0, 10, 2 << 20, 4 << 20}, {3, 0, 0, 1}}};
+  EXPECT_EQ(RoundTrip(cuda), cuda);
+  EXPECT_EQ(Decode<StatsMessage>(R"({"current_bytes":1,"peak_bytes":2,"cuda":[{"index":0}]})").code(),
+            StatusCode::kCorruption);
   EXPECT_EQ(RoundTrip(UnloadMessage{"bert"}), UnloadMessage{"bert"});
   EXPECT_EQ(RoundTrip(UnloadedMessage{"bert"}), UnloadedMessage{"bert"});
   EXPECT_EQ(RoundTrip(ShutdownMessage{}), ShutdownMessage{});

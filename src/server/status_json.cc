@@ -94,6 +94,8 @@ json ModelView(const ModelStatus& s) {
           {"current_bytes", s.current_bytes},
           {"peak_bytes", s.peak_bytes},
           {"worker_pid", s.worker_pid},
+          {"context_bytes", s.context_bytes},
+          {"context_measured", s.context_measured},
           {"restarts", s.restarts},
           {"max_batch_size", s.max_batch_size},
           {"tasks", s.tasks}};
@@ -110,6 +112,7 @@ json DeviceView(const DeviceStatus& s) {
           {"reserved_bytes", s.reserved_bytes},
           {"buffer_bytes", s.buffer_bytes},
           {"context_bytes", s.device.context_bytes},
+          {"context_measured", s.context_measured},
           {"workers", s.workers},
           {"models", s.models}};
 }

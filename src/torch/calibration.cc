@@ -159,6 +159,10 @@ Result<ProbeMeasurement> RunProbeProcess(const ProbeRequest& request) {
     argv.push_back("--threads");
     argv.push_back(std::to_string(request.threads));
   }
+  if (request.device != "cpu") {
+    argv.push_back("--device");
+    argv.push_back(request.device);
+  }
   MG_ASSIGN_OR_RETURN(ChildResult child, RunChild(argv, request.timeout));
   if (child.timed_out) {
     return Status::Unavailable(model + ": the probe did not finish within " +
@@ -182,6 +186,9 @@ Result<ProbeMeasurement> RunProbeProcess(const ProbeRequest& request) {
     m.peak_forward_bytes = j.at("peak_forward_bytes").get<uint64_t>();
     m.torch_version = j.at("torch_version").get<std::string>();
     if (j.contains("forward_ms")) m.forward_ms = j["forward_ms"].get<double>();
+    m.device = j.value("device", std::string("cpu"));
+    m.peak_reserved_bytes = j.value("peak_reserved_bytes", uint64_t{0});
+    m.nvml_process_bytes = j.value("nvml_process_bytes", uint64_t{0});
     return m;
   } catch (const std::exception& e) {
     return Status::Internal(model + ": the probe's output is not the expected JSON (" + e.what() +

@@ -13,9 +13,14 @@
 #include <cstdio>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "counting_allocator.h"
 #include "dtype_map.h"
 #include "modelgrid/bytes.h"
+#include "modelgrid/device.h"
+#include "modelgrid/device/nvml.h"
+#include "modelgrid/torch/cuda_memory.h"
 #include "modelgrid/torch/torch_info.h"
 
 namespace modelgrid {
@@ -33,6 +38,9 @@ std::string ProbeReport::ToJson() const {
   j["forward_ms"] = forward_ms;
   j["threads"] = threads;
   j["torch_version"] = torch_version;
+  j["device"] = device;
+  j["peak_reserved_bytes"] = peak_reserved_bytes;
+  j["nvml_process_bytes"] = nvml_process_bytes;
   return j.dump();
 }
 
@@ -133,13 +141,105 @@ at::Tensor MakeInput(const std::vector<int64_t>& shape, c10::ScalarType st) {
   return torch::zeros(shape, torch::TensorOptions().dtype(st));
 }
 
+Result<torch::jit::Module> LoadModule(const std::string& name, const c10::Device& device) {
+  try {
+    torch::jit::Module module = torch::jit::load(name, device);
+    module.eval();
+    return module;
+  } catch (const c10::Error& e) {
+    return Status::Corruption(name + ": cannot load the TorchScript module: " +
+                              e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what());
+  }
+}
+
+// The forward passes of `options` on `inputs`; errors name the model.
+Status RunForward(torch::jit::Module& module, const ProbeOptions& options,
+                  const std::vector<c10::IValue>& inputs) {
+  const std::string name = options.model_pt.string();
+  try {
+    torch::jit::Method method = module.get_method(options.method);
+    for (int run = 0; run < std::max(1, options.runs); ++run) {
+      c10::InferenceMode guard;
+      c10::IValue output = method(inputs);
+    }
+  } catch (const c10::OutOfMemoryError& e) {
+    return Status::ResourceExhausted(name + ": " + e.what_without_backtrace());
+  } catch (const c10::Error& e) {
+    return Status::Internal(name + ": forward failed: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Internal(name + ": forward failed: " + e.what());
+  }
+  return Status::Ok();
+}
+
+// The probe on cuda:`index`: the figures of the CUDA caching allocator
+// (allocated bytes for weights and peaks, the reserved peak) and NVML's
+// bytes for this process, which include the CUDA context.
+Result<ProbeReport> RunCudaProbe(const ProbeOptions& options, int index) {
+  const std::string name = options.model_pt.string();
+  const c10::Device device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  ProbeReport report;
+  report.device = options.device;
+  report.torch_version = TorchVersion();
+  report.threads = at::get_num_threads();
+  MG_ASSIGN_OR_RETURN(CudaAllocatorStats before, CudaStats(index));
+  MG_RETURN_IF_ERROR(ResetCudaPeak(index));
+  MG_ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(name, device));
+  MG_ASSIGN_OR_RETURN(CudaAllocatorStats loaded, CudaStats(index));
+  report.weights_bytes = loaded.allocated_bytes - std::min(loaded.allocated_bytes, before.allocated_bytes);
+  report.load_peak_bytes = loaded.peak_allocated_bytes;
+
+  std::vector<c10::IValue> inputs;
+  for (size_t i = 0; i < options.shapes.size(); ++i) {
+    auto st = ToScalarType(options.types[i]);
+    if (!st.ok()) return st.status().WithPrefix(name + ": input " + std::to_string(i));
+    inputs.emplace_back(MakeInput(options.shapes[i], *st).to(device));
+  }
+  MG_ASSIGN_OR_RETURN(CudaAllocatorStats with_inputs, CudaStats(index));
+  report.input_bytes = with_inputs.allocated_bytes - loaded.allocated_bytes;
+  MG_RETURN_IF_ERROR(ResetCudaPeak(index));
+  const auto start = std::chrono::steady_clock::now();
+  Status failure = RunForward(module, options, inputs);
+  if (failure.ok()) {
+    failure = SynchronizeCuda(index).WithPrefix(name);
+  }
+  const auto stop = std::chrono::steady_clock::now();
+  if (!failure.ok()) return failure;
+  report.forward_ms = std::chrono::duration<double, std::milli>(stop - start).count();
+  MG_ASSIGN_OR_RETURN(CudaAllocatorStats after, CudaStats(index));
+  report.peak_forward_bytes = after.peak_allocated_bytes;
+  report.peak_forward_requested_bytes = after.peak_allocated_bytes;
+  report.peak_bytes = std::max(report.load_peak_bytes, report.peak_forward_bytes);
+  report.peak_reserved_bytes = std::max(loaded.peak_reserved_bytes, after.peak_reserved_bytes);
+  // NVML's view of this process (context included), matched by UUID.
+  auto found = ParseDeviceSpec(options.device);
+  if (found.ok()) {
+    auto processes = AuditDeviceProcesses(*found);
+    if (processes.ok()) {
+      for (const NvmlProcess& p : *processes) {
+        if (p.pid == static_cast<uint32_t>(::getpid()) && p.used_bytes) {
+          report.nvml_process_bytes = *p.used_bytes;
+        }
+      }
+    }
+  }
+  return report;
+}
+
 }  // namespace
 
 Result<ProbeReport> RunProbe(const ProbeOptions& options) {
   CountingAllocator& counters = CountingAllocator::Install();
   const std::string name = options.model_pt.string();
-  if (options.device != "cpu") {
-    return Status::Unsupported("device '" + options.device + "': this probe measures the CPU only");
+  const int cuda = CudaIndex(options.device);
+  if (options.device != "cpu" && cuda < 0) {
+    return Status::Unsupported("device '" + options.device + "': expected cpu or cuda:N");
+  }
+  if (cuda >= 0 && !CudaBuild()) {
+    return Status::Unsupported("device '" + options.device +
+                               "': this build's LibTorch has no CUDA (MODELGRID_WITH_CUDA is OFF)");
   }
   if (options.shapes.size() != options.types.size()) {
     return Status::InvalidArgument("shapes and types differ in number");
@@ -150,6 +250,8 @@ Result<ProbeReport> RunProbe(const ProbeOptions& options) {
 
   TraceScope trace;
   if (!options.trace_file.empty()) MG_RETURN_IF_ERROR(trace.Open(options.trace_file));
+
+  if (cuda >= 0) return RunCudaProbe(options, cuda);
 
   ProbeReport report;
   report.torch_version = TorchVersion();

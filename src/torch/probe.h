@@ -38,6 +38,13 @@ struct ProbeReport {
   uint64_t peak_forward_requested_bytes = 0;  // the same in requested (unaligned) bytes
   uint64_t input_bytes = 0;         // aligned bytes of the inputs
   double forward_ms = 0;            // wall time of the forward passes
+  // On cuda:N the byte figures above are the CUDA caching allocator's
+  // allocated bytes (c10 stats), and these are added:
+  std::string device = "cpu";
+  uint64_t peak_reserved_bytes = 0;   // the allocator's reserved peak (what the GPU sees)
+  // NVML's bytes for this process on the device after the forward (context
+  // included); 0 when NVML could not tell (no NVML, pid not listed, n/a).
+  uint64_t nvml_process_bytes = 0;
   int threads = 0;                  // intra-op threads used
   std::string torch_version;
 
@@ -50,7 +57,10 @@ struct ProbeReport {
 Status ParseShapeSpec(const std::string& text, std::vector<int64_t>* shape, DataType* type);
 
 // Installs the counting allocator (it must be the first LibTorch work of the
-// process), loads the model and runs it. Errors: kNotFound / kCorruption for
+// process), loads the model and runs it: on the CPU, or on options.device
+// "cuda:N" when the build has CUDA (cuda_memory.h; the figures then come
+// from the CUDA caching allocator and NVML). Errors: kUnsupported for a
+// CUDA device in a build without CUDA or any other device; kNotFound / kCorruption for
 // the file, kInvalidArgument for bad options, kResourceExhausted or kInternal
 // when the forward pass throws (the message names the model).
 Result<ProbeReport> RunProbe(const ProbeOptions& options);

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   app.add_option("--method", options.method, "method to run");
   app.add_option("--threads", options.threads, "intra-op threads (default: LibTorch's)");
   app.add_option("--runs", options.runs, "forward passes (the peak is over all)")->check(CLI::PositiveNumber);
-  app.add_option("--device", options.device, "cpu (the only device of this build)");
+  app.add_option("--device", options.device,
+                 "cpu, or cuda:N when LibTorch has CUDA (figures from the CUDA caching allocator and NVML)");
   app.add_option("--trace", options.trace_file, "write every allocation and free of the forward pass there");
   app.add_flag("--json", json, "print JSON (the only output format; accepted for clarity)");
   CLI11_PARSE(app, argc, argv);

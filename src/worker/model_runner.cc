@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "modelgrid/repository.h"
+#include "modelgrid/torch/cuda_memory.h"
 
 namespace modelgrid::worker {
 namespace {
@@ -131,26 +132,49 @@ bool ModelRunner::RunLoad(const LoadJob& job) {
       if (load.max_batch_size > 0 && entry->config.max_batch_size > 0) {
         entry->config.max_batch_size = load.max_batch_size;
       }
+      uint64_t before = 0;
       if (IsCuda(load.device)) {
-        spdlog::warn("model '{}' on {}: the limit of {} bytes is not enforced on CUDA devices yet",
-                     model_, load.device, load.limit_bytes);
+        // The device's caching allocator is capped at the sum of the limits
+        // of this worker's models there (cuda_memory.h).
+        cuda_index_ = CudaIndex(load.device);
+        cuda_limit_ = load.limit_bytes;
+        cuda_request_ = load.request_bytes == 0 ? load.limit_bytes : load.request_bytes;
+        status = cuda_index_ < 0
+                     ? Status::InvalidArgument("device '" + load.device + "' is not cuda:N")
+                     : context_->AddCudaBudget(cuda_index_, load.limit_bytes, cuda_request_);
+        if (status.ok()) {
+          cuda_budget_added_ = true;
+          (void)ResetCudaPeak(cuda_index_);
+          if (auto st = CudaStats(cuda_index_); st.ok()) before = st->allocated_bytes;
+        } else {
+          status = status.WithPrefix("model '" + model_ + "' on " + load.device);
+        }
       } else {
         limit_bytes_ = load.limit_bytes;
         context_->AddLimit(limit_bytes_);
         limit_added_ = true;
+        before = context_->Memory().current_bytes;
+        context_->BeginPeakWindow();
       }
-      const uint64_t before = context_->Memory().current_bytes;
-      context_->BeginPeakWindow();
-      status = backend_.Load(*entry, load.device, context_->options().threads);
-      const uint64_t after = context_->Memory().current_bytes;
-      const uint64_t window_peak = std::max(context_->WindowPeakBytes(), after);
+      if (status.ok()) status = backend_.Load(*entry, load.device, context_->options().threads);
+      uint64_t after = 0, window_peak = 0;
+      if (cuda_index_ >= 0) {
+        if (auto st = CudaStats(cuda_index_); st.ok()) {
+          after = st->allocated_bytes;
+          window_peak = std::max(st->peak_allocated_bytes, after);
+        }
+      } else {
+        after = context_->Memory().current_bytes;
+        window_peak = std::max(context_->WindowPeakBytes(), after);
+      }
       if (status.ok()) {
         loaded.current_bytes = after > before ? after - before : 0;
         loaded.peak_bytes = window_peak > before ? window_peak - before : 0;
         loaded.tasks = backend_.Tasks();
         loaded.inputs = backend_.Inputs("infer");
         loaded.outputs = backend_.Outputs();
-      } else if (status.message().find("memory limit exceeded") != std::string::npos) {
+      } else if (status.message().find("memory limit exceeded") != std::string::npos ||
+                 IsCudaOutOfMemory(status.message())) {
         // LibTorch's loader reports the refused allocation as a load error.
         status = Status::ResourceExhausted(status.message());
       }
@@ -169,10 +193,7 @@ bool ModelRunner::RunLoad(const LoadJob& job) {
     context_->Send(ipc::ToFrame(loaded, job.request_id));
     return true;
   }
-  if (limit_added_) {
-    context_->RemoveLimit(limit_bytes_);
-    limit_added_ = false;
-  }
+  RemoveBudgets();
   spdlog::warn("loading model '{}' failed: {}", model_, status.ToString());
   // Unrouted before the reply, so a load sent right after it finds the name free.
   on_retire_(this);
@@ -241,6 +262,13 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const ipc::InferMessage
   }
   const uint64_t refusals_before = context_->Refusals();
   auto run = backend_.Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
+  if (cuda_index_ >= 0) {
+    ReleaseCudaBurst();
+    if (!run.ok() && (run.status().code() == StatusCode::kResourceExhausted ||
+                      IsCudaOutOfMemory(run.status().message()))) {
+      return CudaLimitError(run.status(), infer.task);
+    }
+  }
   if (!run.ok()) return LimitOrError(run.status(), infer.task, refusals_before);
   std::vector<InferTensor> all = std::move(run).value();
   MG_ASSIGN_OR_RETURN(std::vector<InferTensor> outputs,
@@ -273,6 +301,46 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const ipc::InferMessage
   return refs;
 }
 
+void ModelRunner::RemoveBudgets() {
+  if (limit_added_) {
+    context_->RemoveLimit(limit_bytes_);
+    limit_added_ = false;
+  }
+  if (cuda_budget_added_) {
+    context_->RemoveCudaBudget(cuda_index_, cuda_limit_, cuda_request_);
+    cuda_budget_added_ = false;
+  }
+}
+
+void ModelRunner::ReleaseCudaBurst() {
+  const uint64_t keep = context_->cuda_budget(cuda_index_).request_sum;
+  auto released = ReleaseCudaCache(cuda_index_, keep);
+  if (released.ok() && *released > 0) {
+    spdlog::debug("model '{}': gave {} cached bytes of cuda:{} back (above the requests' {})",
+                  model_, *released, cuda_index_, keep);
+  }
+}
+
+Status ModelRunner::CudaLimitError(const Status& error, const std::string& task) const {
+  const WorkerContext::CudaBudget b = context_->cuda_budget(cuda_index_);
+  std::string use = "unknown";
+  if (auto st = CudaStats(cuda_index_); st.ok()) use = std::to_string(st->allocated_bytes);
+  // PyTorch's text names the refused size ("Tried to allocate 20.00 MiB").
+  std::string asked = "unknown";
+  const std::string& text = error.message();
+  if (size_t at = text.find("Tried to allocate "); at != std::string::npos) {
+    const size_t from = at + 18;
+    const size_t end = text.find_first_of(";(", from);
+    asked = text.substr(from, end == std::string::npos ? std::string::npos : end - from);
+    while (!asked.empty() && asked.back() == ' ') asked.pop_back();
+  }
+  const std::string cap = b.unlimited_models > 0 ? std::string("none") : std::to_string(b.limit_sum);
+  return Status::ResourceExhausted("model '" + model_ + "': memory limit exceeded on cuda:" +
+                                   std::to_string(cuda_index_) + ": limit " + cap +
+                                   " bytes (the worker's cap on this device), in use " + use +
+                                   " bytes, requested " + asked + " (task '" + task + "')");
+}
+
 Status ModelRunner::LimitOrError(const Status& error, const std::string& task,
                                  uint64_t refusals_before) const {
   if (error.code() != StatusCode::kInternal || context_->Refusals() == refusals_before) {
@@ -300,10 +368,8 @@ void ModelRunner::ReplyError(const ipc::InferMessage& infer, const Status& error
 void ModelRunner::RunUnload(const UnloadJob& job) {
   backend_ = TorchScriptBackend();
   loaded_.store(false);
-  if (limit_added_) {
-    context_->RemoveLimit(limit_bytes_);
-    limit_added_ = false;
-  }
+  RemoveBudgets();
+  if (cuda_index_ >= 0) (void)ReleaseCudaCache(cuda_index_, context_->cuda_budget(cuda_index_).request_sum);
   spdlog::info("unloaded model '{}'", model_);
   context_->Send(ipc::ToFrame(ipc::UnloadedMessage{model_}, job.request_id));
 }

@@ -91,6 +91,16 @@ class ModelRunner {
   TorchScriptBackend backend_;  // used by the runner's thread only
   uint64_t limit_bytes_ = 0;    // the limit added for this model (runner's thread)
   bool limit_added_ = false;    // runner's thread
+  int cuda_index_ = -1;         // N for a model on cuda:N, else -1 (runner's thread)
+  uint64_t cuda_limit_ = 0;     // the limit added to cuda:N's budget
+  uint64_t cuda_request_ = 0;   // the request added to cuda:N's budget
+  bool cuda_budget_added_ = false;
+  // A CUDA allocator refusal as the 507 message (model, device, cap, use).
+  Status CudaLimitError(const Status& error, const std::string& task) const;
+  // Gives cached CUDA blocks above the device's request sum back (a burst's).
+  void ReleaseCudaBurst();
+  // Undoes the limit and CUDA budget this model added.
+  void RemoveBudgets();
 
   std::mutex mu_;
   std::condition_variable cv_;

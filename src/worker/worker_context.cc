@@ -1,5 +1,7 @@
 #include "worker/worker_context.h"
 
+#include "modelgrid/torch/cuda_memory.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -63,6 +65,62 @@ void WorkerContext::RemoveLimit(uint64_t limit_bytes) {
   CountingAllocator::Install().SetLimit(unlimited_models_ > 0 || limited_models_ == 0
                                             ? std::nullopt
                                             : std::optional<uint64_t>(limit_sum_));
+}
+
+namespace {
+uint64_t CudaCap(const WorkerContext::CudaBudget& b) {
+  return b.unlimited_models > 0 ? 0 : b.limit_sum;
+}
+}  // namespace
+
+Status WorkerContext::AddCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  CudaBudget next = cuda_budgets_[index];
+  ++next.models;
+  if (limit_bytes == 0) {
+    ++next.unlimited_models;
+  } else {
+    next.limit_sum += limit_bytes;
+  }
+  next.request_sum += request_bytes;
+  Status s = SetCudaLimit(index, CudaCap(next));
+  if (!s.ok()) {
+    if (cuda_budgets_[index].models == 0) cuda_budgets_.erase(index);
+    return s;
+  }
+  cuda_budgets_[index] = next;
+  return Status::Ok();
+}
+
+void WorkerContext::RemoveCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  auto it = cuda_budgets_.find(index);
+  if (it == cuda_budgets_.end()) return;
+  CudaBudget& b = it->second;
+  b.models = std::max(0, b.models - 1);
+  if (limit_bytes == 0) {
+    b.unlimited_models = std::max(0, b.unlimited_models - 1);
+  } else {
+    b.limit_sum -= std::min(b.limit_sum, limit_bytes);
+  }
+  b.request_sum -= std::min(b.request_sum, request_bytes);
+  const uint64_t cap = b.models == 0 ? 0 : CudaCap(b);
+  if (b.models == 0) cuda_budgets_.erase(it);
+  Status s = SetCudaLimit(index, cap);
+  if (!s.ok()) spdlog::warn("cuda:{}: cannot lower the allocator cap: {}", index, s.ToString());
+}
+
+WorkerContext::CudaBudget WorkerContext::cuda_budget(int index) const {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  auto it = cuda_budgets_.find(index);
+  return it == cuda_budgets_.end() ? CudaBudget{} : it->second;
+}
+
+std::vector<int> WorkerContext::CudaDevices() const {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  std::vector<int> out;
+  for (const auto& [index, budget] : cuda_budgets_) out.push_back(index);
+  return out;
 }
 
 std::optional<uint64_t> WorkerContext::limit() const {

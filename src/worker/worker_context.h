@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "modelgrid/ipc/channel.h"
 #include "modelgrid/ipc/region_allocator.h"
@@ -56,6 +57,28 @@ class WorkerContext {
   // The limit in force; nullopt = none.
   std::optional<uint64_t> limit() const;
 
+  // ---- CUDA: per device, the sums of the limits and requests of the
+  // models held there (cuda_memory.h). The limit sum caps the device's
+  // caching allocator; cached bytes above the request sum are given back
+  // after each request.
+
+  // A CUDA device's budget, integer bytes.
+  struct CudaBudget {
+    uint64_t limit_sum = 0;    // 0 with unlimited_models > 0 means no cap
+    uint64_t request_sum = 0;
+    int unlimited_models = 0;
+    int models = 0;
+  };
+  // Adds a model's limit and request on cuda:`index` and applies the new cap
+  // (SetCudaLimit). Errors: SetCudaLimit's; the budget is unchanged then.
+  Status AddCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes);
+  // Takes back what AddCudaBudget added and applies the new cap.
+  void RemoveCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes);
+  // The budget of cuda:`index` (all zero when no model is held there).
+  CudaBudget cuda_budget(int index) const;
+  // The CUDA devices with models held, ascending.
+  std::vector<int> CudaDevices() const;
+
   // Serializes loads, so that the figures of one load are not mixed with
   // another's (loads are rare; requests of other models still run).
   std::mutex& load_mutex() { return load_mu_; }
@@ -96,6 +119,8 @@ class WorkerContext {
   int unlimited_models_ = 0;  // guarded by limit_mu_
   int limited_models_ = 0;    // guarded by limit_mu_
   uint64_t folded_peak_ = 0;  // guarded by limit_mu_: peaks of past windows
+
+  std::map<int, CudaBudget> cuda_budgets_;  // guarded by limit_mu_
 
   std::mutex load_mu_;
 

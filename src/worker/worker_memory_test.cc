@@ -3,6 +3,7 @@
 // in the same process; a load past it fails the same way.
 #include <gtest/gtest.h>
 
+#include "modelgrid/torch/cuda_memory.h"
 #include "modelgrid/worker/worker_client.h"
 #include "worker/worker_test_util.h"
 
@@ -122,6 +123,31 @@ TEST(WorkerMemoryTest, ModelsOfOneWorkerShareTheSumOfTheirLimits) {
   auto short_again = worker->Infer("resnet18", "infer", Images(8), {}, kGenerous);
   EXPECT_EQ(short_again.status().code(), StatusCode::kResourceExhausted)
       << short_again.status().ToString();
+}
+
+// A model placed on cuda:N: in a build whose LibTorch has CUDA the worker
+// caps the device's caching allocator at the model's limit; in a CPU-only
+// build the load fails naming the device and why, no cap is left behind,
+// and the same worker loads the next model. (The CUDA path runs on a lent
+// GPU machine: scripts/gpu-check.sh.)
+TEST(WorkerMemoryTest, ACudaModelInACpuBuildFailsItsLoadAndTheWorkerServesOn) {
+  REQUIRE_ZOO();
+  if (CudaBuild()) GTEST_SKIP() << "this build has CUDA: the GPU tests cover cuda:N";
+  ExitRecord exits;
+  START_WORKER(worker, Options("cuda-in-cpu-build"), exits);
+  ipc::LoadMessage load = LoadOf(zoo, "digits", uint64_t{64} << 20);
+  load.device = "cuda:0";
+  auto failed = worker->Load(load, kGenerous);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnsupported) << failed.status().ToString();
+  EXPECT_TRUE(Contains(failed.status(), "model 'digits' on cuda:0")) << failed.status().ToString();
+  EXPECT_TRUE(Contains(failed.status(), "no CUDA")) << failed.status().ToString();
+  auto stats = worker->Stats(kGenerous);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->cuda.empty()) << "no CUDA budget is left behind";
+  ASSERT_TRUE(worker->Load(LoadOf(zoo, "digits"), kGenerous).ok());
+  EXPECT_TRUE(worker->alive());
+  EXPECT_EQ(exits.Calls(), 0);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "modelgrid/ipc/messages.h"
 #include "modelgrid/torch/counting_allocator.h"
 #include "worker/model_runner.h"
+#include "modelgrid/torch/cuda_memory.h"
 #include "worker/worker_context.h"
 
 namespace modelgrid::worker {
@@ -212,6 +213,12 @@ class WorkerService {
     for (const auto& [name, runner] : models_) {
       if (!runner->loaded()) continue;
       stats.models.push_back({name, runner->loaded_bytes(), memory.peak_bytes});
+    }
+    for (int index : context_.CudaDevices()) {
+      auto st = CudaStats(index);
+      if (!st.ok()) continue;
+      stats.cuda.push_back(ipc::CudaMemory{index, st->allocated_bytes, st->reserved_bytes,
+                                           st->peak_reserved_bytes});
     }
     context_.Send(ipc::ToFrame(stats, frame.request_id));
   }

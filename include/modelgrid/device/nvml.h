@@ -162,4 +162,16 @@ VisibleGpus SelectVisibleGpus(const std::optional<std::string>& value,
 Result<std::vector<NvmlProcess>> AuditDeviceProcesses(
     const Device& device, const std::string& library = DefaultNvmlLibrary());
 
+// The per-process overhead of one worker on `device` (a discovered kCuda
+// device): NVML's used bytes for `pid` minus `allocator_reserved_bytes`, what
+// the worker's caching allocator reserves there (the rest is the CUDA
+// context, cuBLAS/cuDNN handles and workspaces). How ModelGrid measures the
+// context instead of guessing it (reference/gpu_runtime.md, "CUDA context per
+// process"); 0 when the allocator reserves more than NVML reports.
+// Errors: AuditDeviceProcesses's; kNotFound when NVML does not list `pid`
+// on the device; kUnavailable when NVML reports its bytes as not available.
+Result<uint64_t> MeasureWorkerContext(const Device& device, uint32_t pid,
+                                      uint64_t allocator_reserved_bytes,
+                                      const std::string& library = DefaultNvmlLibrary());
+
 }  // namespace modelgrid

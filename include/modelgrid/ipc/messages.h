@@ -262,12 +262,25 @@ struct ModelMemory {
   bool operator==(const ModelMemory&) const = default;
 };
 
+// What the worker's CUDA caching allocator holds on one device (absent in
+// workers without CUDA models). `reserved_bytes` is what the GPU sees of the
+// allocator; NVML's per-process figure minus it is the worker's CUDA
+// context and library overhead.
+struct CudaMemory {
+  int32_t index = 0;  // N of cuda:N, as the worker sees it
+  uint64_t allocated_bytes = 0;
+  uint64_t reserved_bytes = 0;
+  uint64_t peak_reserved_bytes = 0;
+  bool operator==(const CudaMemory&) const = default;
+};
+
 // Memory of the whole worker process, and per instance when it hosts several.
 struct StatsMessage {
   static constexpr MessageType kType = MessageType::kStats;
   uint64_t current_bytes = 0;
   uint64_t peak_bytes = 0;
   std::vector<ModelMemory> models;
+  std::vector<CudaMemory> cuda;  // optional on the wire ("cuda": [...])
   bool operator==(const StatsMessage&) const = default;
 };
 

@@ -28,6 +28,10 @@ struct ProbeMeasurement {
   uint64_t peak_forward_bytes = 0;  // peak during forward, weights and inputs included
   double forward_ms = 0;
   std::string torch_version;
+  // On cuda:N (the byte figures above are then the CUDA allocator's allocated bytes):
+  std::string device = "cpu";
+  uint64_t peak_reserved_bytes = 0;  // the caching allocator's reserved peak
+  uint64_t nvml_process_bytes = 0;   // NVML's bytes for the probe process (context included); 0 = unknown
 };
 
 struct ProbeRequest {
@@ -38,6 +42,7 @@ struct ProbeRequest {
   std::vector<DataType> types;
   std::string method = "forward";
   int threads = 0;                 // 0: the probe's default
+  std::string device = "cpu";      // or "cuda:N" (a build with CUDA; else the probe refuses)
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
 };
 

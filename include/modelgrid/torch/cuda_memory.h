@@ -1,0 +1,70 @@
+// Control and figures of the PyTorch CUDA caching allocator on one device,
+// for the worker's per-device cap and for modelgrid-probe's CUDA peaks
+// (issue 4 §3; reference/gpu_runtime.md, "PyTorch CUDA caching allocator").
+// Torch-free declarations; src/torch/cuda_memory.cc calls c10/cuda when the
+// build's LibTorch has CUDA (MODELGRID_WITH_CUDA) and is a set of
+// kUnsupported stubs otherwise. The CUDA code is also compiled (not linked) on machines whose
+// LibTorch lacks CUDA but whose CUDA toolkit is present (the
+// modelgrid_cuda_compile_check target), so it cannot rot unseen.
+//
+// Model: a worker's models on device N share one caching allocator, so the
+// worker caps it at the sum of their limits (setMemoryFraction(limit /
+// total, N)): growth past it raises the allocator's OutOfMemoryError in the
+// request that asked, which the worker answers with 507, and the process
+// lives on. After a request, cached blocks above the sum of the requests are
+// given back (emptyCache) so a burst does not keep the device's memory.
+// The cap does not cover the CUDA context, cuBLAS/cuDNN workspaces or raw
+// cudaMalloc calls (reference/gpu_runtime.md); the context is measured by
+// the frontend through NVML and charged apart.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "modelgrid/status.h"
+
+namespace modelgrid {
+
+// The caching allocator's figures for one device, integer bytes
+// (c10::cuda::CUDACachingAllocator::getDeviceStats, aggregate pool).
+struct CudaAllocatorStats {
+  uint64_t allocated_bytes = 0;       // held by live tensors
+  uint64_t reserved_bytes = 0;        // allocated + cached segments (what the GPU sees)
+  uint64_t peak_allocated_bytes = 0;  // since the last ResetCudaPeak
+  uint64_t peak_reserved_bytes = 0;
+  uint64_t total_bytes = 0;           // the device's memory (cudaMemGetInfo)
+};
+
+// True when this build can run CUDA (LibTorch with CUDA).
+bool CudaBuild();
+
+// The device index of "cuda:N" (N >= 0), or -1 for any other string.
+int CudaIndex(const std::string& device);
+
+// Caps device `index`'s caching allocator at `limit_bytes` (0 = no cap: the
+// fraction goes back to 1.0). The fraction is limit / total device memory,
+// clamped to [0, 1]. Errors: kUnsupported without CUDA; kNotFound for a
+// device index that does not exist; kInternal with the CUDA error text.
+Status SetCudaLimit(int index, uint64_t limit_bytes);
+
+// The allocator's figures for device `index`. Errors: as SetCudaLimit.
+Result<CudaAllocatorStats> CudaStats(int index);
+
+// Gives cached (reserved but unallocated) blocks back to the driver when
+// device `index` reserves more than `keep_bytes`. Returns the bytes released
+// (0 when nothing was above `keep_bytes`). emptyCache releases every unused
+// cached block of the process, on every device. Errors: as SetCudaLimit.
+Result<uint64_t> ReleaseCudaCache(int index, uint64_t keep_bytes);
+
+// Sets the peaks of device `index` to the current figures. Errors: as SetCudaLimit.
+Status ResetCudaPeak(int index);
+
+// Waits for every kernel queued on device `index` (cudaDeviceSynchronize),
+// so that a measured forward has really finished. Errors: as SetCudaLimit.
+Status SynchronizeCuda(int index);
+
+// True when `message` is the CUDA caching allocator's out-of-memory text
+// ("CUDA out of memory" / "out of memory" raised as c10::OutOfMemoryError).
+bool IsCudaOutOfMemory(const std::string& message);
+
+}  // namespace modelgrid

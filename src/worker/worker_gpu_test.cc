@@ -1,0 +1,120 @@
+// The worker on a real GPU (label `gpu`; scripts/gpu-check.sh runs `ctest -L
+// gpu`): a model on cuda:0 answers like the CPU model, its limit caps the
+// device's caching allocator so a batch past it fails alone with 507 while
+// the next request succeeds in the same process, cached blocks above the
+// request are given back after the burst, and the stats report the device.
+// Skips (CTest "Skipped") without a CUDA build or a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "device/gpu_test_listener.h"
+#include "modelgrid/backend/backend.h"
+#include "modelgrid/torch/cuda_memory.h"
+#include "modelgrid/worker/worker_client.h"
+#include "worker/worker_test_util.h"
+
+namespace modelgrid {
+namespace {
+
+using namespace modelgrid::testing;  // NOLINT(google-build-using-namespace)
+
+#define REQUIRE_GPU()                                                                  \
+  if (!CudaBuild()) GTEST_SKIP() << "LibTorch has no CUDA (MODELGRID_WITH_CUDA OFF)"; \
+  if (!CudaStats(0).ok()) GTEST_SKIP() << "no GPU: " << CudaStats(0).status().ToString()
+
+std::vector<InferTensor> Images(int64_t batch) {
+  std::vector<float> pixels(static_cast<size_t>(batch) * 3 * 64 * 64);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>(i % 97) / 97.0f;
+  return {MakeTensor("input", DataType::kFP32, {batch, 3, 64, 64}, pixels)};
+}
+
+ipc::LoadMessage OnGpu(const std::filesystem::path& zoo, const std::string& model,
+                       uint64_t limit = 0) {
+  ipc::LoadMessage load = LoadOf(zoo, model, limit);
+  load.device = "cuda:0";
+  load.request_bytes = limit;
+  return load;
+}
+
+uint64_t Reserved(WorkerClient& worker) {
+  auto stats = worker.Stats(kGenerous);
+  EXPECT_TRUE(stats.ok()) << stats.status().ToString();
+  if (!stats.ok()) return 0;
+  for (const ipc::CudaMemory& c : stats->cuda) {
+    if (c.index == 0) return c.reserved_bytes;
+  }
+  ADD_FAILURE() << "no cuda:0 entry in the worker's stats";
+  return 0;
+}
+
+TEST(WorkerGpuTest, AModelOnCuda0AnswersLikeTheCpuModel) {
+  REQUIRE_ZOO();
+  REQUIRE_GPU();
+  ExitRecord exits;
+  START_WORKER(worker, Options("resnet18-gpu"), exits);
+  auto loaded = worker->Load(OnGpu(zoo, "resnet18"), kGenerous);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_GT(loaded->current_bytes, uint64_t{40} << 20) << "resnet18's weights are on the GPU";
+  auto gpu = worker->Infer("resnet18", "infer", Images(2), {}, kGenerous);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  TorchScriptBackend cpu;
+  ASSERT_TRUE(cpu.Load(OpenEntry(zoo, "resnet18")).ok());
+  auto want = cpu.Run("infer", Images(2));
+  ASSERT_TRUE(want.ok());
+  ASSERT_EQ(gpu->at(0).shape, want->at(0).shape);
+  const auto* a = reinterpret_cast<const float*>(gpu->at(0).data.data());
+  const auto* b = reinterpret_cast<const float*>(want->at(0).data.data());
+  const size_t n = gpu->at(0).data.size() / sizeof(float);
+  for (size_t i = 0; i < n; ++i) ASSERT_NEAR(a[i], b[i], 1e-3f + 1e-3f * std::fabs(b[i])) << i;
+  EXPECT_GT(Reserved(*worker), 0u);
+}
+
+TEST(WorkerGpuTest, TheLimitCapsTheCachingAllocatorAndTheBurstIsGivenBack) {
+  REQUIRE_ZOO();
+  REQUIRE_GPU();
+  // Reserved bytes after the load + a batch of 1, and after a batch of 256,
+  // in a worker without a limit.
+  uint64_t small = 0, big = 0;
+  {
+    ExitRecord exits;
+    START_WORKER(probe, Options("resnet18-gpu-probe"), exits);
+    ASSERT_TRUE(probe->Load(OnGpu(zoo, "resnet18"), kGenerous).ok());
+    ASSERT_TRUE(probe->Infer("resnet18", "infer", Images(1), {}, kGenerous).ok());
+    auto s1 = probe->Stats(kGenerous);
+    ASSERT_TRUE(s1.ok() && !s1->cuda.empty());
+    small = s1->cuda[0].peak_reserved_bytes;
+    ASSERT_TRUE(probe->Infer("resnet18", "infer", Images(256), {}, kGenerous).ok());
+    auto s2 = probe->Stats(kGenerous);
+    ASSERT_TRUE(s2.ok() && !s2->cuda.empty());
+    big = s2->cuda[0].peak_reserved_bytes;
+  }
+  ASSERT_GT(big, small + (uint64_t{64} << 20)) << "batch 256 should reserve far more";
+  const uint64_t limit = small + (big - small) / 4;
+
+  ExitRecord exits;
+  START_WORKER(worker, Options("resnet18-gpu-capped"), exits);
+  ipc::LoadMessage load = OnGpu(zoo, "resnet18", limit);
+  load.request_bytes = small;
+  ASSERT_TRUE(worker->Load(load, kGenerous).ok());
+  const pid_t pid = worker->pid();
+  auto refused = worker->Infer("resnet18", "infer", Images(256), {}, kGenerous);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted) << refused.status().ToString();
+  EXPECT_TRUE(Contains(refused.status(), "model 'resnet18': memory limit exceeded on cuda:0: limit " +
+                                             std::to_string(limit) + " bytes"))
+      << refused.status().ToString();
+  for (int i = 0; i < 3; ++i) {
+    auto ok = worker->Infer("resnet18", "infer", Images(1), {}, kGenerous);
+    ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  }
+  EXPECT_EQ(worker->pid(), pid);
+  EXPECT_EQ(exits.Calls(), 0);
+  // A burst below the cap (batch 64) is given back down to the request.
+  ASSERT_TRUE(worker->Infer("resnet18", "infer", Images(64), {}, kGenerous).ok());
+  EXPECT_LE(Reserved(*worker), small + (uint64_t{20} << 20))
+      << "cached blocks above the request stay reserved after the burst";
+}
+
+}  // namespace
+}  // namespace modelgrid
