@@ -151,8 +151,9 @@ class TorchScriptBackend {
 
   // Sets the limit on allocator bytes in use (rounded blocks; nullopt removes
   // it), installing the counting allocator if needed. Process-wide: it caps
-  // every tensor of this process. Errors: kUnsupported for a CUDA device
-  // (the caching-allocator cap belongs to the worker, not yet written).
+  // every tensor of this process. Errors: kUnsupported for a CUDA device:
+  // there the worker caps the device's caching allocator at the sum of its
+  // models' limits (modelgrid/torch/cuda_memory.h, SetCudaLimit).
   Status SetMemoryLimit(std::optional<uint64_t> limit_bytes);
   // The allocator's figures (all zero before the allocator is installed).
   BackendMemoryStats MemoryStats() const;
