@@ -257,15 +257,7 @@ Result<ProbeReport> RunProbe(const ProbeOptions& options) {
   report.torch_version = TorchVersion();
   report.threads = at::get_num_threads();
   counters.ResetPeak();
-  torch::jit::Module module;
-  try {
-    module = torch::jit::load(name, torch::kCPU);
-    module.eval();
-  } catch (const c10::Error& e) {
-    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return Status::Corruption(name + ": cannot load the TorchScript module: " + e.what());
-  }
+  MG_ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(name, c10::Device(c10::kCPU)));
   report.weights_bytes = counters.current_aligned_bytes();
   report.load_peak_bytes = counters.peak_aligned_bytes();
 
@@ -281,20 +273,7 @@ Result<ProbeReport> RunProbe(const ProbeOptions& options) {
   counters.ResetPeak();
   if (g_trace != nullptr) std::fprintf(g_trace, "=== forward\n");
   const auto start = std::chrono::steady_clock::now();
-  Status failure;
-  try {
-    torch::jit::Method method = module.get_method(options.method);
-    for (int run = 0; run < std::max(1, options.runs); ++run) {
-      c10::InferenceMode guard;
-      c10::IValue output = method(inputs);
-    }
-  } catch (const c10::OutOfMemoryError& e) {
-    failure = Status::ResourceExhausted(name + ": " + e.what_without_backtrace());
-  } catch (const c10::Error& e) {
-    failure = Status::Internal(name + ": forward failed: " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    failure = Status::Internal(name + ": forward failed: " + e.what());
-  }
+  Status failure = RunForward(module, options, inputs);
   const auto stop = std::chrono::steady_clock::now();
   trace.Close();
   if (!failure.ok()) return failure;
