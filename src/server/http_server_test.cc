@@ -542,5 +542,32 @@ TEST_F(HttpServerTest, ModelGridDevicesAndModels) {
   EXPECT_EQ(cpu["models"].size(), 3u);
 }
 
+// GET /metrics: the Prometheus text, with counters that follow the requests.
+TEST_F(HttpServerTest, PrometheusMetricsFollowTheRequests) {
+  auto successes = [&]() -> int64_t {
+    Reply r = Get(port_, "/metrics");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Header("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u)
+        << r.Header("Content-Type");
+    const std::string key = "modelgrid_model_requests_total{model=\"digits\",outcome=\"success\"} ";
+    const size_t at = r.body.find(key);
+    if (at == std::string::npos) {
+      ADD_FAILURE() << "no " << key << " in\n" << r.body;
+      return -1;
+    }
+    EXPECT_NE(r.body.find("modelgrid_model_ready{model=\"digits\"} 1"), std::string::npos);
+    EXPECT_NE(r.body.find("modelgrid_device_memory_bytes{device=\"cpu\",kind=\"total\"}"),
+              std::string::npos);
+    return std::stoll(r.body.substr(at + key.size()));
+  };
+  const int64_t before = successes();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(
+        Post(port_, "/v2/models/digits/infer", DigitsRequest(*digits_, 0, 1, true).dump()).status,
+        200);
+  }
+  EXPECT_EQ(successes(), before + 4);
+}
+
 }  // namespace
 }  // namespace modelgrid::server_test

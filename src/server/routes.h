@@ -38,6 +38,8 @@ std::vector<Route> RepositoryRoutes(Grid* grid);
 std::vector<Route> StatsRoutes(Grid* grid);
 // GET /v2/modelgrid/devices, /v2/modelgrid/models.
 std::vector<Route> ModelGridRoutes(Grid* grid);
+// GET /metrics (Prometheus text format, server/metrics.h).
+std::vector<Route> MetricsRoutes(Grid* grid);
 // Every route above, literal paths first.
 std::vector<Route> AllRoutes(Grid* grid);
 

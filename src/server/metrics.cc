@@ -1,0 +1,173 @@
+// FormatMetrics: the Prometheus text format of the grid (metrics.h), and the
+// GET /metrics route.
+#include "server/metrics.h"
+
+#include <cstdint>
+#include <functional>
+#include <sstream>
+
+#include "server/routes.h"
+
+namespace modelgrid::server {
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Writes one family: HELP, TYPE, then a sample per call of `add`.
+class Family {
+ public:
+  Family(std::ostringstream* out, const std::string& name, const char* type, const char* help)
+      : out_(out), name_(name) {
+    *out_ << "# HELP " << name << ' ' << help << '\n' << "# TYPE " << name << ' ' << type << '\n';
+  }
+  void Sample(const Labels& labels, uint64_t value) {
+    *out_ << name_;
+    if (!labels.empty()) {
+      *out_ << '{';
+      for (size_t i = 0; i < labels.size(); ++i) {
+        *out_ << (i ? "," : "") << labels[i].first << "=\"" << EscapeLabelValue(labels[i].second)
+              << '"';
+      }
+      *out_ << '}';
+    }
+    *out_ << ' ' << value << '\n';
+  }
+
+ private:
+  std::ostringstream* out_;
+  std::string name_;
+};
+
+// A per-model family of one value taken from each model.
+void ModelFamily(std::ostringstream* out, const std::vector<ModelMetrics>& models,
+                 const std::string& name, const char* type, const char* help,
+                 const std::function<uint64_t(const ModelMetrics&)>& value) {
+  Family f(out, name, type, help);
+  for (const ModelMetrics& m : models) f.Sample({{"model", m.status.name}}, value(m));
+}
+
+}  // namespace
+
+std::string FormatMetrics(const std::vector<ModelMetrics>& models,
+                          const std::vector<DeviceStatus>& devices) {
+  std::ostringstream out;
+  ModelFamily(&out, models, "modelgrid_model_ready", "gauge", "1 when the model serves, else 0.",
+              [](const ModelMetrics& m) { return m.status.state == ModelState::kReady ? 1 : 0; });
+  ModelFamily(&out, models, "modelgrid_model_restarts_total", "counter",
+              "Restarts of the model's worker by the watchdog.",
+              [](const ModelMetrics& m) { return static_cast<uint64_t>(m.status.restarts); });
+  {
+    Family f(&out, "modelgrid_model_requests_total", "counter",
+             "Inference requests completed, by outcome.");
+    for (const ModelMetrics& m : models) {
+      f.Sample({{"model", m.status.name}, {"outcome", "success"}}, m.counters.success);
+      f.Sample({{"model", m.status.name}, {"outcome", "failure"}}, m.counters.failure);
+    }
+  }
+  ModelFamily(&out, models, "modelgrid_model_inferences_total", "counter",
+              "Rows executed (a batch of n rows counts n).",
+              [](const ModelMetrics& m) { return m.counters.inferences; });
+  ModelFamily(&out, models, "modelgrid_model_executions_total", "counter",
+              "Batches executed.", [](const ModelMetrics& m) { return m.counters.executions; });
+  ModelFamily(&out, models, "modelgrid_model_rejected_total", "counter",
+              "Requests refused because the queue was full (HTTP 503).",
+              [](const ModelMetrics& m) { return m.counters.rejected; });
+  ModelFamily(&out, models, "modelgrid_model_timed_out_total", "counter",
+              "Requests whose deadline passed in the queue.",
+              [](const ModelMetrics& m) { return m.counters.timed_out; });
+  ModelFamily(&out, models, "modelgrid_model_queue_microseconds_total", "counter",
+              "Time requests spent queued, summed.",
+              [](const ModelMetrics& m) { return m.counters.queue_us; });
+  ModelFamily(&out, models, "modelgrid_model_compute_microseconds_total", "counter",
+              "Time spent executing batches, summed per request.",
+              [](const ModelMetrics& m) { return m.counters.compute_us; });
+  ModelFamily(&out, models, "modelgrid_model_request_microseconds_total", "counter",
+              "End-to-end time of requests in the grid, summed.",
+              [](const ModelMetrics& m) { return m.counters.request_us; });
+  ModelFamily(&out, models, "modelgrid_model_queued", "gauge", "Requests waiting now.",
+              [](const ModelMetrics& m) { return m.counters.queued; });
+  {
+    Family f(&out, "modelgrid_model_memory_bytes", "gauge",
+             "Model memory: placement request, enforced limit, measured current and peak bytes.");
+    for (const ModelMetrics& m : models) {
+      const ModelStatus& s = m.status;
+      f.Sample({{"model", s.name}, {"kind", "request"}}, s.request_bytes);
+      f.Sample({{"model", s.name}, {"kind", "limit"}}, s.limit_bytes);
+      f.Sample({{"model", s.name}, {"kind", "current"}}, s.current_bytes);
+      f.Sample({{"model", s.name}, {"kind", "peak"}}, s.peak_bytes);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_model_context_bytes", "gauge",
+             "Per-process overhead charged for the model's worker; measured=true when taken "
+             "from NVML, else the configured default.");
+    for (const ModelMetrics& m : models) {
+      f.Sample({{"model", m.status.name}, {"measured", m.status.context_measured ? "true" : "false"}},
+               m.status.context_bytes);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_device_memory_bytes", "gauge",
+             "Device memory: total, used (others + our measured), free for placement, reserved "
+             "by placed instances and their workers, buffer kept free.");
+    for (const DeviceStatus& d : devices) {
+      f.Sample({{"device", d.device.id}, {"kind", "total"}}, d.device.total_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "used"}}, d.used_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "free"}}, d.free_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "reserved"}}, d.reserved_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "buffer"}}, d.buffer_bytes);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_device_context_bytes", "gauge",
+             "Per-worker context charge on the device; measured=true once taken from NVML.");
+    for (const DeviceStatus& d : devices) {
+      f.Sample({{"device", d.device.id}, {"measured", d.context_measured ? "true" : "false"}},
+               d.device.context_bytes);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_device_workers", "gauge", "Worker processes on the device.");
+    for (const DeviceStatus& d : devices) {
+      f.Sample({{"device", d.device.id}}, static_cast<uint64_t>(d.workers));
+    }
+  }
+  return out.str();
+}
+
+std::vector<Route> MetricsRoutes(Grid* grid) {
+  return {{"GET", "/metrics", [grid](const HttpRequest&) {
+             std::vector<ModelMetrics> models;
+             for (const ModelStatus& s : grid->Models()) {
+               ModelMetrics m;
+               m.status = s;
+               if (auto c = grid->Counters(s.name); c.ok()) m.counters = *c;
+               models.push_back(std::move(m));
+             }
+             HttpReply reply;
+             reply.status = 200;
+             reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+             reply.body = FormatMetrics(models, grid->Devices());
+             return reply;
+           }}};
+}
+
+}  // namespace modelgrid::server

@@ -1,0 +1,48 @@
+// GET /metrics: the grid's state in the Prometheus text exposition format,
+// version 0.0.4 (prometheus.io/docs/instrumenting/exposition_formats: one
+// "# HELP" and one "# TYPE" line per family, then `name{label="value"} number`
+// samples; label values escape backslash, double quote and newline). Debian
+// ships no C++ Prometheus client, and the format is a few lines of text, so
+// it is written here.
+//
+// Families (every byte figure an integer, in bytes):
+//   modelgrid_model_ready{model}                         gauge 1/0
+//   modelgrid_model_restarts_total{model}                counter: watchdog restarts
+//   modelgrid_model_requests_total{model,outcome}        counter: success / failure
+//   modelgrid_model_inferences_total{model}              counter: rows executed
+//   modelgrid_model_executions_total{model}              counter: batches executed
+//   modelgrid_model_rejected_total{model}                counter: queue full (503)
+//   modelgrid_model_timed_out_total{model}               counter
+//   modelgrid_model_queue_microseconds_total{model}      counter
+//   modelgrid_model_compute_microseconds_total{model}    counter
+//   modelgrid_model_request_microseconds_total{model}    counter
+//   modelgrid_model_queued{model}                        gauge: requests waiting
+//   modelgrid_model_memory_bytes{model,kind}             gauge: request, limit, current, peak
+//   modelgrid_model_context_bytes{model,measured}        gauge: its worker's context charge
+//   modelgrid_device_memory_bytes{device,kind}           gauge: total, used, free, reserved, buffer
+//   modelgrid_device_context_bytes{device,measured}      gauge: per-worker charge
+//   modelgrid_device_workers{device}                     gauge
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modelgrid/grid.h"
+
+namespace modelgrid::server {
+
+// One model's figures as the grid reports them.
+struct ModelMetrics {
+  ModelStatus status;
+  ModelCounters counters;
+};
+
+// The exposition text for `models` and `devices` (ends with a newline).
+std::string FormatMetrics(const std::vector<ModelMetrics>& models,
+                          const std::vector<DeviceStatus>& devices);
+
+// `value` escaped for a label value: \\ for \, \" for ", \n for a newline.
+std::string EscapeLabelValue(std::string_view value);
+
+}  // namespace modelgrid::server

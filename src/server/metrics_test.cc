@@ -1,0 +1,119 @@
+// FormatMetrics: the Prometheus text exposition of models and devices.
+#include "server/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace modelgrid::server {
+namespace {
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) out.push_back(line);
+  return out;
+}
+
+std::vector<ModelMetrics> TwoModels() {
+  ModelMetrics a;
+  a.status.name = "digits";
+  a.status.state = ModelState::kReady;
+  a.status.request_bytes = 1000;
+  a.status.limit_bytes = 2000;
+  a.status.current_bytes = 900;
+  a.status.peak_bytes = 1500;
+  a.status.restarts = 2;
+  a.status.context_bytes = 134217728;
+  a.counters.success = 7;
+  a.counters.failure = 1;
+  a.counters.inferences = 9;
+  a.counters.queued = 3;
+  ModelMetrics b;
+  b.status.name = "odd \"name\"\\with\nnewline";
+  b.status.state = ModelState::kUnplaced;
+  return {a, b};
+}
+
+std::vector<DeviceStatus> OneGpu() {
+  DeviceStatus d;
+  d.device.id = "cuda:0";
+  d.device.total_bytes = 80ull << 30;
+  d.device.context_bytes = 446693376;
+  d.context_measured = true;
+  d.reserved_bytes = 5000;
+  d.used_bytes = 6000;
+  d.free_bytes = 7000;
+  d.buffer_bytes = 8000;
+  d.workers = 2;
+  return {d};
+}
+
+TEST(MetricsTest, SamplesCarryTheGridsFigures) {
+  const std::string text = FormatMetrics(TwoModels(), OneGpu());
+  std::set<std::string> lines;
+  for (const std::string& l : Lines(text)) lines.insert(l);
+  for (const char* want : {
+           "modelgrid_model_ready{model=\"digits\"} 1",
+           "modelgrid_model_restarts_total{model=\"digits\"} 2",
+           "modelgrid_model_requests_total{model=\"digits\",outcome=\"success\"} 7",
+           "modelgrid_model_requests_total{model=\"digits\",outcome=\"failure\"} 1",
+           "modelgrid_model_inferences_total{model=\"digits\"} 9",
+           "modelgrid_model_queued{model=\"digits\"} 3",
+           "modelgrid_model_memory_bytes{model=\"digits\",kind=\"request\"} 1000",
+           "modelgrid_model_memory_bytes{model=\"digits\",kind=\"limit\"} 2000",
+           "modelgrid_model_memory_bytes{model=\"digits\",kind=\"current\"} 900",
+           "modelgrid_model_memory_bytes{model=\"digits\",kind=\"peak\"} 1500",
+           "modelgrid_model_context_bytes{model=\"digits\",measured=\"false\"} 134217728",
+           "modelgrid_device_memory_bytes{device=\"cuda:0\",kind=\"total\"} 85899345920",
+           "modelgrid_device_memory_bytes{device=\"cuda:0\",kind=\"reserved\"} 5000",
+           "modelgrid_device_context_bytes{device=\"cuda:0\",measured=\"true\"} 446693376",
+           "modelgrid_device_workers{device=\"cuda:0\"} 2",
+           "modelgrid_model_ready{model=\"odd \\\"name\\\"\\\\with\\nnewline\"} 0",
+       }) {
+    EXPECT_TRUE(lines.count(want)) << "missing: " << want << "\n" << text;
+  }
+}
+
+// Every line is a HELP or TYPE comment or a sample of the family declared
+// just before it; every family is declared once.
+TEST(MetricsTest, TextFollowsTheExpositionFormat) {
+  const std::string text = FormatMetrics(TwoModels(), OneGpu());
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  const std::regex help(R"(# HELP ([a-z_]+) \S.*)");
+  const std::regex type(R"(# TYPE ([a-z_]+) (counter|gauge))");
+  const std::regex sample(
+      R"re(([a-z_]+)(\{([a-z_]+="([^"\\\n]|\\["\\n])*")(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? [0-9]+)re");
+  std::map<std::string, int> declared;
+  std::string family;
+  std::smatch m;
+  for (const std::string& line : Lines(text)) {
+    if (std::regex_match(line, m, help)) {
+      family = m[1];
+      EXPECT_EQ(++declared[family], 1) << family << " declared twice";
+    } else if (std::regex_match(line, m, type)) {
+      EXPECT_EQ(m[1], family) << line;
+      const bool counter = family.size() > 6 && family.substr(family.size() - 6) == "_total";
+      EXPECT_EQ(m[2] == "counter", counter) << line;
+    } else {
+      ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample: " << line;
+      EXPECT_EQ(m[1], family) << line;
+    }
+  }
+  EXPECT_GE(declared.size(), 16u);
+}
+
+TEST(MetricsTest, LabelValuesAreEscaped) {
+  EXPECT_EQ(EscapeLabelValue("plain"), "plain");
+  EXPECT_EQ(EscapeLabelValue("a\"b"), "a\\\"b");
+  EXPECT_EQ(EscapeLabelValue("a\\b"), "a\\\\b");
+  EXPECT_EQ(EscapeLabelValue("a\nb"), "a\\nb");
+}
+
+}  // namespace
+}  // namespace modelgrid::server
