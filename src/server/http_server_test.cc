@@ -549,7 +549,7 @@ TEST_F(HttpServerTest, PrometheusMetricsFollowTheRequests) {
     EXPECT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.Header("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u)
         << r.Header("Content-Type");
-    const std::string key = "modelgrid_model_requests_total{model=\"digits\",outcome=\"success\"} ";
+    const std::string key = "nv_inference_request_success{model=\"digits\",version=\"1\"} ";
     const size_t at = r.body.find(key);
     if (at == std::string::npos) {
       ADD_FAILURE() << "no " << key << " in\n" << r.body;

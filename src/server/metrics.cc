@@ -64,46 +64,58 @@ void ModelFamily(std::ostringstream* out, const std::vector<ModelMetrics>& model
   for (const ModelMetrics& m : models) f.Sample({{"model", m.status.name}}, value(m));
 }
 
+// The same for a Triton family: labels model and version ("" when none).
+void TritonFamily(std::ostringstream* out, const std::vector<ModelMetrics>& models,
+                  const std::string& name, const char* type, const char* help,
+                  const std::function<uint64_t(const ModelMetrics&)>& value) {
+  Family f(out, name, type, help);
+  for (const ModelMetrics& m : models) {
+    f.Sample({{"model", m.status.name}, {"version", m.status.version}}, value(m));
+  }
+}
+
 }  // namespace
 
 std::string FormatMetrics(const std::vector<ModelMetrics>& models,
                           const std::vector<DeviceStatus>& devices) {
   std::ostringstream out;
+  // Triton's families (nv_inference_*, labels model and version) where the
+  // meaning is the same: design.md, "Interfaces" → Metrics.
+  TritonFamily(&out, models, "nv_inference_request_success", "counter",
+               "Inference requests that succeeded.",
+               [](const ModelMetrics& m) { return m.counters.success; });
+  TritonFamily(&out, models, "nv_inference_request_failure", "counter",
+               "Inference requests that failed (errors and timeouts).",
+               [](const ModelMetrics& m) { return m.counters.failure; });
+  TritonFamily(&out, models, "nv_inference_count", "counter",
+               "Inferences performed (a batch of n rows counts n).",
+               [](const ModelMetrics& m) { return m.counters.inferences; });
+  TritonFamily(&out, models, "nv_inference_exec_count", "counter",
+               "Batches executed.", [](const ModelMetrics& m) { return m.counters.executions; });
+  TritonFamily(&out, models, "nv_inference_request_duration_us", "counter",
+               "Cumulative end-to-end time of requests in the grid, microseconds.",
+               [](const ModelMetrics& m) { return m.counters.request_us; });
+  TritonFamily(&out, models, "nv_inference_queue_duration_us", "counter",
+               "Cumulative time requests spent queued, microseconds.",
+               [](const ModelMetrics& m) { return m.counters.queue_us; });
+  TritonFamily(&out, models, "nv_inference_compute_infer_duration_us", "counter",
+               "Cumulative time spent executing the model, microseconds.",
+               [](const ModelMetrics& m) { return m.counters.compute_us; });
+  TritonFamily(&out, models, "nv_inference_pending_request_count", "gauge",
+               "Requests waiting in the queue now.",
+               [](const ModelMetrics& m) { return m.counters.queued; });
+  // What only ModelGrid knows.
   ModelFamily(&out, models, "modelgrid_model_ready", "gauge", "1 when the model serves, else 0.",
               [](const ModelMetrics& m) { return m.status.state == ModelState::kReady ? 1 : 0; });
   ModelFamily(&out, models, "modelgrid_model_restarts_total", "counter",
               "Restarts of the model's worker by the watchdog.",
               [](const ModelMetrics& m) { return static_cast<uint64_t>(m.status.restarts); });
-  {
-    Family f(&out, "modelgrid_model_requests_total", "counter",
-             "Inference requests completed, by outcome.");
-    for (const ModelMetrics& m : models) {
-      f.Sample({{"model", m.status.name}, {"outcome", "success"}}, m.counters.success);
-      f.Sample({{"model", m.status.name}, {"outcome", "failure"}}, m.counters.failure);
-    }
-  }
-  ModelFamily(&out, models, "modelgrid_model_inferences_total", "counter",
-              "Rows executed (a batch of n rows counts n).",
-              [](const ModelMetrics& m) { return m.counters.inferences; });
-  ModelFamily(&out, models, "modelgrid_model_executions_total", "counter",
-              "Batches executed.", [](const ModelMetrics& m) { return m.counters.executions; });
   ModelFamily(&out, models, "modelgrid_model_rejected_total", "counter",
               "Requests refused because the queue was full (HTTP 503).",
               [](const ModelMetrics& m) { return m.counters.rejected; });
   ModelFamily(&out, models, "modelgrid_model_timed_out_total", "counter",
               "Requests whose deadline passed in the queue.",
               [](const ModelMetrics& m) { return m.counters.timed_out; });
-  ModelFamily(&out, models, "modelgrid_model_queue_microseconds_total", "counter",
-              "Time requests spent queued, summed.",
-              [](const ModelMetrics& m) { return m.counters.queue_us; });
-  ModelFamily(&out, models, "modelgrid_model_compute_microseconds_total", "counter",
-              "Time spent executing batches, summed per request.",
-              [](const ModelMetrics& m) { return m.counters.compute_us; });
-  ModelFamily(&out, models, "modelgrid_model_request_microseconds_total", "counter",
-              "End-to-end time of requests in the grid, summed.",
-              [](const ModelMetrics& m) { return m.counters.request_us; });
-  ModelFamily(&out, models, "modelgrid_model_queued", "gauge", "Requests waiting now.",
-              [](const ModelMetrics& m) { return m.counters.queued; });
   {
     Family f(&out, "modelgrid_model_memory_bytes", "gauge",
              "Model memory: placement request, enforced limit, measured current and peak bytes.");

@@ -5,18 +5,20 @@
 // ships no C++ Prometheus client, and the format is a few lines of text, so
 // it is written here.
 //
-// Families (every byte figure an integer, in bytes):
+// Families (every byte figure an integer, in bytes). Triton's names where
+// the meaning is the same (design.md, "Interfaces"; labels model, version):
+//   nv_inference_request_success / _failure              counter: requests by outcome
+//   nv_inference_count                                   counter: rows executed
+//   nv_inference_exec_count                              counter: batches executed
+//   nv_inference_request_duration_us                     counter: end-to-end time, summed
+//   nv_inference_queue_duration_us                       counter: time queued, summed
+//   nv_inference_compute_infer_duration_us               counter: execution time, summed
+//   nv_inference_pending_request_count                   gauge: requests waiting
+// What only ModelGrid knows (label model or device):
 //   modelgrid_model_ready{model}                         gauge 1/0
 //   modelgrid_model_restarts_total{model}                counter: watchdog restarts
-//   modelgrid_model_requests_total{model,outcome}        counter: success / failure
-//   modelgrid_model_inferences_total{model}              counter: rows executed
-//   modelgrid_model_executions_total{model}              counter: batches executed
 //   modelgrid_model_rejected_total{model}                counter: queue full (503)
 //   modelgrid_model_timed_out_total{model}               counter
-//   modelgrid_model_queue_microseconds_total{model}      counter
-//   modelgrid_model_compute_microseconds_total{model}    counter
-//   modelgrid_model_request_microseconds_total{model}    counter
-//   modelgrid_model_queued{model}                        gauge: requests waiting
 //   modelgrid_model_memory_bytes{model,kind}             gauge: request, limit, current, peak
 //   modelgrid_model_context_bytes{model,measured}        gauge: its worker's context charge
 //   modelgrid_device_memory_bytes{device,kind}           gauge: total, used, free, reserved, buffer

@@ -22,6 +22,7 @@ std::vector<std::string> Lines(const std::string& text) {
 std::vector<ModelMetrics> TwoModels() {
   ModelMetrics a;
   a.status.name = "digits";
+  a.status.version = "1";
   a.status.state = ModelState::kReady;
   a.status.request_bytes = 1000;
   a.status.limit_bytes = 2000;
@@ -60,10 +61,10 @@ TEST(MetricsTest, SamplesCarryTheGridsFigures) {
   for (const char* want : {
            "modelgrid_model_ready{model=\"digits\"} 1",
            "modelgrid_model_restarts_total{model=\"digits\"} 2",
-           "modelgrid_model_requests_total{model=\"digits\",outcome=\"success\"} 7",
-           "modelgrid_model_requests_total{model=\"digits\",outcome=\"failure\"} 1",
-           "modelgrid_model_inferences_total{model=\"digits\"} 9",
-           "modelgrid_model_queued{model=\"digits\"} 3",
+           "nv_inference_request_success{model=\"digits\",version=\"1\"} 7",
+           "nv_inference_request_failure{model=\"digits\",version=\"1\"} 1",
+           "nv_inference_count{model=\"digits\",version=\"1\"} 9",
+           "nv_inference_pending_request_count{model=\"digits\",version=\"1\"} 3",
            "modelgrid_model_memory_bytes{model=\"digits\",kind=\"request\"} 1000",
            "modelgrid_model_memory_bytes{model=\"digits\",kind=\"limit\"} 2000",
            "modelgrid_model_memory_bytes{model=\"digits\",kind=\"current\"} 900",
@@ -98,8 +99,13 @@ TEST(MetricsTest, TextFollowsTheExpositionFormat) {
       EXPECT_EQ(++declared[family], 1) << family << " declared twice";
     } else if (std::regex_match(line, m, type)) {
       EXPECT_EQ(m[1], family) << line;
-      const bool counter = family.size() > 6 && family.substr(family.size() - 6) == "_total";
-      EXPECT_EQ(m[2] == "counter", counter) << line;
+      // modelgrid_* counters end in _total (Prometheus naming); Triton's keep its names.
+      if (family.rfind("modelgrid_", 0) == 0) {
+        const bool total = family.size() > 6 && family.substr(family.size() - 6) == "_total";
+        EXPECT_EQ(m[2] == "counter", total) << line;
+      } else {
+        EXPECT_EQ(family.rfind("nv_inference_", 0), 0u) << line;
+      }
     } else {
       ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample: " << line;
       EXPECT_EQ(m[1], family) << line;
