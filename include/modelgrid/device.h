@@ -34,6 +34,9 @@ struct Device {
   bool is_accelerator() const { return kind != DeviceKind::kCpu; }
 };
 
+// "cpu", "cuda" or "simulated".
+const char* DeviceKindName(DeviceKind kind);
+
 // Default per-process context charge, in bytes, by device kind:
 // kCpu 128 MiB (private memory of a LibTorch worker process), kCuda and
 // kSimulated 512 MiB (a CUDA context costs 274–636 MiB per process, see

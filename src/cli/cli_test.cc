@@ -2,38 +2,25 @@
 // of its models: every bad input must give a clear error, never a crash.
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "testing/run_command.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
-  int exit_code = -1;   // -1: killed by a signal
-  std::string out;      // stdout and stderr together
-};
+using Run = modelgrid::testing::CommandResult;
 
 // Runs `modelgrid ARGS` through the shell with `redirect` appended
 // ("2>&1" to keep stderr, "2>/dev/null" to drop it).
 Run ExecWith(const std::string& args, const char* redirect) {
-  const std::string cmd =
-      std::string(MODELGRID_BINARY_DIR) + "/bin/modelgrid " + args + " " + redirect;
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return modelgrid::testing::RunCommand(std::string(MODELGRID_BINARY_DIR) + "/bin/modelgrid " +
+                                        args + " " + redirect);
 }
 
 Run Exec(const std::string& args) { return ExecWith(args, "2>&1"); }

@@ -22,6 +22,12 @@ void AddPlanCommand(CLI::App& app, int* exit_code);
 // (exit 0); exit 2 for bad flags or config, 1 when startup fails.
 void AddServeCommand(CLI::App& app, int* exit_code);
 
+// `modelgrid status [--url http://127.0.0.1:8000] [--json]`: a running
+// server's devices (reservations, contexts, workers) and models (state,
+// memory, worker); when none answers, this machine's discovered devices.
+// Exit 0 either way; 2 for a malformed --url; 1 when neither works.
+void AddStatusCommand(CLI::App& app, int* exit_code);
+
 // The absolute path of this executable (/proc/self/exe), else `argv0`;
 // sibling executables (modelgrid-probe) are found next to it.
 std::string SelfPath(const char* argv0);

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   modelgrid::cli::AddEstimateCommand(app, &exit_code);
   modelgrid::cli::AddPlanCommand(app, &exit_code);
   modelgrid::cli::AddServeCommand(app, &exit_code);
+  modelgrid::cli::AddStatusCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -136,4 +136,16 @@ Result<std::vector<Device>> ParseDeviceSpecs(const std::vector<std::string>& spe
   return devices;
 }
 
+const char* DeviceKindName(DeviceKind kind) {
+  switch (kind) {
+    case DeviceKind::kCpu:
+      return "cpu";
+    case DeviceKind::kCuda:
+      return "cuda";
+    case DeviceKind::kSimulated:
+      return "simulated";
+  }
+  return "cpu";
+}
+
 }  // namespace modelgrid

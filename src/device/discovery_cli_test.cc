@@ -2,13 +2,12 @@
 // discovered cuda:0 and cuda:1 appear with NVML's figures and receive models.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 
 #include "device/fake_nvml/fake_nvml_env.h"
+#include "testing/run_command.h"
 #include "modelgrid/bytes.h"
 
 namespace modelgrid {
@@ -17,23 +16,11 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FakeNvmlEnv;
 
-struct RunResult {
-  int exit_code = -1;  // -1: killed by a signal
-  std::string out;
-};
+using RunResult = modelgrid::testing::CommandResult;
 
 // Runs `modelgrid ARGS` with `redirect` ("2>&1" or "2>/dev/null").
 RunResult Exec(const std::string& args, const char* redirect = "2>&1") {
-  const std::string cmd = std::string(MODELGRID_EXE) + " " + args + " " + redirect;
-  RunResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return modelgrid::testing::RunCommand(std::string(MODELGRID_EXE) + " " + args + " " + redirect);
 }
 
 // Two 16 GiB GPUs; cuda:0 has 1 GiB used (+256 MiB reserved), cuda:1 3 GiB.
@@ -114,6 +101,29 @@ TEST_F(DiscoveryCliTest, BrokenNvmlLeavesTheCpuAndSaysWhy) {
   EXPECT_NE(r.out.find("no GPU discovered, using the CPU only"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Driver Not Loaded"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("cuda:0"), std::string::npos) << r.out;
+}
+
+// Without a server, `modelgrid status` shows the GPUs NVML discovers.
+TEST(DiscoveryStatusTest, StatusWithoutAServerShowsTheDiscoveredGpus) {
+  FakeNvmlEnv env(FAKE_NVML_PATH, TwoSmallGpus());
+  RunResult text = Exec("status --url http://127.0.0.1:1 --timeout-ms 500");
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("No server at http://127.0.0.1:1"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\ncuda:0 "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Fake GPU B"), std::string::npos) << text.out;
+
+  RunResult json = Exec("status --url http://127.0.0.1:1 --timeout-ms 500 --json", "2>/dev/null");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  auto j = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json.out;
+  EXPECT_TRUE(j["server"].is_null());
+  ASSERT_EQ(j["devices"].size(), 3u) << j.dump();
+  EXPECT_EQ(j["devices"][1]["id"], "cuda:0");
+  EXPECT_EQ(j["devices"][1]["uuid"], "GPU-a0");
+  EXPECT_EQ(j["devices"][2]["total_bytes"].get<uint64_t>(), 16 * kGiB);
+  EXPECT_EQ(j["devices"][2]["used_bytes"].get<uint64_t>(), 3 * kGiB);
+
+  EXPECT_EQ(Exec("status --url ftp://x").exit_code, 2);
 }
 
 }  // namespace

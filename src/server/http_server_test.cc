@@ -18,6 +18,7 @@
 
 #include "modelgrid/kserve/infer_codec.h"
 #include "server/serve_test_util.h"
+#include "testing/run_command.h"
 
 namespace modelgrid::server_test {
 namespace {
@@ -567,6 +568,27 @@ TEST_F(HttpServerTest, PrometheusMetricsFollowTheRequests) {
         200);
   }
   EXPECT_EQ(successes(), before + 4);
+}
+
+// `modelgrid status` reads the running server's devices and models.
+TEST_F(HttpServerTest, StatusCommandShowsTheServersModels) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(port_);
+  auto run = modelgrid::testing::RunCommand(std::string(MODELGRID_CLI_PATH) + " status --url " +
+                                            url + " --json 2>/dev/null");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  auto j = json::parse(run.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << run.out;
+  EXPECT_EQ(j["server"], url);
+  ASSERT_EQ(j["models"].size(), 3u) << j.dump();
+  for (const json& m : j["models"]) EXPECT_EQ(m["state"], "ready") << m.dump();
+  ASSERT_EQ(j["devices"].size(), 1u);
+  EXPECT_EQ(j["devices"][0]["id"], "cpu");
+
+  auto text = modelgrid::testing::RunCommand(std::string(MODELGRID_CLI_PATH) + " status --url " +
+                                             url + " 2>&1");
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("Server " + url), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\ndigits "), std::string::npos) << text.out;
 }
 
 }  // namespace

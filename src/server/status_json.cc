@@ -26,18 +26,6 @@ const DeviceStatus* FindDevice(const std::vector<DeviceStatus>& devices, const s
 
 }  // namespace
 
-const char* DeviceKindName(DeviceKind kind) {
-  switch (kind) {
-    case DeviceKind::kCpu:
-      return "cpu";
-    case DeviceKind::kCuda:
-      return "cuda";
-    case DeviceKind::kSimulated:
-      return "simulated";
-  }
-  return "cpu";
-}
-
 int64_t DeviceOrdinal(const std::string& device_id) {
   const size_t sep = device_id.find_last_of(":#");
   if (sep == std::string::npos) return 0;

@@ -22,9 +22,6 @@ namespace modelgrid::server {
 // ../shared/reference/kserve_v2.md ("model metadata") names it.
 inline constexpr const char* kPlatform = "pytorch_torchscript";
 
-// "cpu", "cuda", "simulated".
-const char* DeviceKindName(DeviceKind kind);
-
 // The number after the last ':' or '#' of a device id ("cuda:1" -> 1,
 // "sim:a100#2" -> 2); 0 when there is none ("cpu").
 int64_t DeviceOrdinal(const std::string& device_id);
