@@ -3,7 +3,6 @@
 #include "server/metrics.h"
 
 #include <cstdint>
-#include <functional>
 #include <sstream>
 
 #include "server/routes.h"
@@ -57,65 +56,68 @@ class Family {
 };
 
 // A per-model family of one value taken from each model.
-void ModelFamily(std::ostringstream* out, const std::vector<ModelMetrics>& models,
-                 const std::string& name, const char* type, const char* help,
-                 const std::function<uint64_t(const ModelMetrics&)>& value) {
-  Family f(out, name, type, help);
-  for (const ModelMetrics& m : models) f.Sample({{"model", m.status.name}}, value(m));
-}
+// A family with one sample per model, its value read by `value`. Triton's
+// families are labelled with the model and its version ("" when none),
+// ModelGrid's with the model alone.
+struct PerModelFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  uint64_t (*value)(const ModelMetrics&);
+};
 
-// The same for a Triton family: labels model and version ("" when none).
-void TritonFamily(std::ostringstream* out, const std::vector<ModelMetrics>& models,
-                  const std::string& name, const char* type, const char* help,
-                  const std::function<uint64_t(const ModelMetrics&)>& value) {
-  Family f(out, name, type, help);
-  for (const ModelMetrics& m : models) {
-    f.Sample({{"model", m.status.name}, {"version", m.status.version}}, value(m));
-  }
-}
+constexpr PerModelFamily kTritonFamilies[] = {
+    {"nv_inference_request_success", "counter", "Inference requests that succeeded.",
+     [](const ModelMetrics& m) { return m.counters.success; }},
+    {"nv_inference_request_failure", "counter",
+     "Inference requests that failed (errors and timeouts).",
+     [](const ModelMetrics& m) { return m.counters.failure; }},
+    {"nv_inference_count", "counter", "Inferences performed (a batch of n rows counts n).",
+     [](const ModelMetrics& m) { return m.counters.inferences; }},
+    {"nv_inference_exec_count", "counter", "Batches executed.",
+     [](const ModelMetrics& m) { return m.counters.executions; }},
+    {"nv_inference_request_duration_us", "counter",
+     "Cumulative end-to-end time of requests in the grid, microseconds.",
+     [](const ModelMetrics& m) { return m.counters.request_us; }},
+    {"nv_inference_queue_duration_us", "counter",
+     "Cumulative time requests spent queued, microseconds.",
+     [](const ModelMetrics& m) { return m.counters.queue_us; }},
+    {"nv_inference_compute_infer_duration_us", "counter",
+     "Cumulative time spent executing the model, microseconds.",
+     [](const ModelMetrics& m) { return m.counters.compute_us; }},
+    {"nv_inference_pending_request_count", "gauge", "Requests waiting in the queue now.",
+     [](const ModelMetrics& m) { return m.counters.queued; }},
+};
+
+constexpr PerModelFamily kModelFamilies[] = {
+    {"modelgrid_model_ready", "gauge", "1 when the model serves, else 0.",
+     [](const ModelMetrics& m) -> uint64_t { return m.status.state == ModelState::kReady ? 1 : 0; }},
+    {"modelgrid_model_restarts_total", "counter", "Restarts of the model's worker by the watchdog.",
+     [](const ModelMetrics& m) { return static_cast<uint64_t>(m.status.restarts); }},
+    {"modelgrid_model_rejected_total", "counter",
+     "Requests refused because the queue was full (HTTP 503).",
+     [](const ModelMetrics& m) { return m.counters.rejected; }},
+    {"modelgrid_model_timed_out_total", "counter", "Requests whose deadline passed in the queue.",
+     [](const ModelMetrics& m) { return m.counters.timed_out; }},
+};
 
 }  // namespace
 
 std::string FormatMetrics(const std::vector<ModelMetrics>& models,
                           const std::vector<DeviceStatus>& devices) {
   std::ostringstream out;
-  // Triton's families (nv_inference_*, labels model and version) where the
-  // meaning is the same: design.md, "Interfaces" → Metrics.
-  TritonFamily(&out, models, "nv_inference_request_success", "counter",
-               "Inference requests that succeeded.",
-               [](const ModelMetrics& m) { return m.counters.success; });
-  TritonFamily(&out, models, "nv_inference_request_failure", "counter",
-               "Inference requests that failed (errors and timeouts).",
-               [](const ModelMetrics& m) { return m.counters.failure; });
-  TritonFamily(&out, models, "nv_inference_count", "counter",
-               "Inferences performed (a batch of n rows counts n).",
-               [](const ModelMetrics& m) { return m.counters.inferences; });
-  TritonFamily(&out, models, "nv_inference_exec_count", "counter",
-               "Batches executed.", [](const ModelMetrics& m) { return m.counters.executions; });
-  TritonFamily(&out, models, "nv_inference_request_duration_us", "counter",
-               "Cumulative end-to-end time of requests in the grid, microseconds.",
-               [](const ModelMetrics& m) { return m.counters.request_us; });
-  TritonFamily(&out, models, "nv_inference_queue_duration_us", "counter",
-               "Cumulative time requests spent queued, microseconds.",
-               [](const ModelMetrics& m) { return m.counters.queue_us; });
-  TritonFamily(&out, models, "nv_inference_compute_infer_duration_us", "counter",
-               "Cumulative time spent executing the model, microseconds.",
-               [](const ModelMetrics& m) { return m.counters.compute_us; });
-  TritonFamily(&out, models, "nv_inference_pending_request_count", "gauge",
-               "Requests waiting in the queue now.",
-               [](const ModelMetrics& m) { return m.counters.queued; });
+  // Triton's names where the meaning is the same (design.md, "Interfaces").
+  for (const PerModelFamily& spec : kTritonFamilies) {
+    Family f(&out, spec.name, spec.type, spec.help);
+    for (const ModelMetrics& m : models) {
+      f.Sample({{"model", m.status.name}, {"version", m.status.version}}, spec.value(m));
+    }
+  }
   // What only ModelGrid knows.
-  ModelFamily(&out, models, "modelgrid_model_ready", "gauge", "1 when the model serves, else 0.",
-              [](const ModelMetrics& m) { return m.status.state == ModelState::kReady ? 1 : 0; });
-  ModelFamily(&out, models, "modelgrid_model_restarts_total", "counter",
-              "Restarts of the model's worker by the watchdog.",
-              [](const ModelMetrics& m) { return static_cast<uint64_t>(m.status.restarts); });
-  ModelFamily(&out, models, "modelgrid_model_rejected_total", "counter",
-              "Requests refused because the queue was full (HTTP 503).",
-              [](const ModelMetrics& m) { return m.counters.rejected; });
-  ModelFamily(&out, models, "modelgrid_model_timed_out_total", "counter",
-              "Requests whose deadline passed in the queue.",
-              [](const ModelMetrics& m) { return m.counters.timed_out; });
+  for (const PerModelFamily& spec : kModelFamilies) {
+    Family f(&out, spec.name, spec.type, spec.help);
+    for (const ModelMetrics& m : models) f.Sample({{"model", m.status.name}}, spec.value(m));
+  }
   {
     Family f(&out, "modelgrid_model_memory_bytes", "gauge",
              "Model memory: placement request, enforced limit, measured current and peak bytes.");
