@@ -70,10 +70,9 @@ Status SetCudaLimit(int index, uint64_t limit_bytes) {
   return Status::Ok();
 }
 
-Result<CudaAllocatorStats> CudaStats(int index) {
-  MG_RETURN_IF_ERROR(CheckIndex(index));
+// The allocator's counters for `index` (total_bytes left 0: no driver call).
+static CudaAllocatorStats AllocatorStats(int index) {
   CudaAllocatorStats out;
-  MG_ASSIGN_OR_RETURN(out.total_bytes, TotalBytes(index));
   const auto stats =
       c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
   constexpr size_t kAggregate = 0;  // StatType::AGGREGATE in every LibTorch since 1.8
@@ -84,13 +83,20 @@ Result<CudaAllocatorStats> CudaStats(int index) {
   return out;
 }
 
+Result<CudaAllocatorStats> CudaStats(int index) {
+  MG_RETURN_IF_ERROR(CheckIndex(index));
+  CudaAllocatorStats out = AllocatorStats(index);
+  MG_ASSIGN_OR_RETURN(out.total_bytes, TotalBytes(index));
+  return out;
+}
+
 Result<uint64_t> ReleaseCudaCache(int index, uint64_t keep_bytes) {
-  MG_ASSIGN_OR_RETURN(const CudaAllocatorStats before, CudaStats(index));
-  if (before.reserved_bytes <= keep_bytes) return uint64_t{0};
+  MG_RETURN_IF_ERROR(CheckIndex(index));
+  const uint64_t before = AllocatorStats(index).reserved_bytes;
+  if (before <= keep_bytes + kCudaReleaseSlackBytes) return uint64_t{0};
   c10::cuda::CUDACachingAllocator::emptyCache();
-  MG_ASSIGN_OR_RETURN(const CudaAllocatorStats after, CudaStats(index));
-  return before.reserved_bytes > after.reserved_bytes ? before.reserved_bytes - after.reserved_bytes
-                                                      : uint64_t{0};
+  const uint64_t after = AllocatorStats(index).reserved_bytes;
+  return before > after ? before - after : uint64_t{0};
 }
 
 Status ResetCudaPeak(int index) {

@@ -112,7 +112,7 @@ TEST(WorkerGpuTest, TheLimitCapsTheCachingAllocatorAndTheBurstIsGivenBack) {
   EXPECT_EQ(exits.Calls(), 0);
   // A burst below the cap (batch 64) is given back down to the request.
   ASSERT_TRUE(worker->Infer("resnet18", "infer", Images(64), {}, kGenerous).ok());
-  EXPECT_LE(Reserved(*worker), small + (uint64_t{20} << 20))
+  EXPECT_LE(Reserved(*worker), small + kCudaReleaseSlackBytes)
       << "cached blocks above the request stay reserved after the burst";
 }
 

@@ -50,10 +50,18 @@ Status SetCudaLimit(int index, uint64_t limit_bytes);
 // The allocator's figures for device `index`. Errors: as SetCudaLimit.
 Result<CudaAllocatorStats> CudaStats(int index);
 
+// How far reserved bytes may exceed what a worker keeps before a burst is
+// given back: 32 MiB, above the caching allocator's 2 MiB and 20 MiB
+// segments (reference/gpu_runtime.md), so that a model whose steady state
+// sits a little above its request is not made to cudaMalloc every request.
+inline constexpr uint64_t kCudaReleaseSlackBytes = uint64_t{32} << 20;
+
 // Gives cached (reserved but unallocated) blocks back to the driver when
-// device `index` reserves more than `keep_bytes`. Returns the bytes released
-// (0 when nothing was above `keep_bytes`). emptyCache releases every unused
-// cached block of the process, on every device. Errors: as SetCudaLimit.
+// device `index` reserves more than `keep_bytes` + kCudaReleaseSlackBytes.
+// Returns the bytes released (0 when it was not above that). emptyCache
+// releases every unused cached block of the process, on every device. Reads
+// only the allocator's own counters (no driver call) when there is nothing to
+// release: the worker calls it after every request. Errors: as SetCudaLimit.
 Result<uint64_t> ReleaseCudaCache(int index, uint64_t keep_bytes);
 
 // Sets the peaks of device `index` to the current figures. Errors: as SetCudaLimit.
