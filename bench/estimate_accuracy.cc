@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/estimate.h"
 #include "modelgrid/repository.h"
@@ -42,34 +43,6 @@
 namespace {
 
 using namespace modelgrid;
-
-std::string ReadLineStartingWith(const char* file, const std::string& prefix) {
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return line;
-  }
-  return "";
-}
-
-std::string Machine() {
-  std::string cpu = ReadLineStartingWith("/proc/cpuinfo", "model name");
-  if (auto colon = cpu.find(':'); colon != std::string::npos) cpu = cpu.substr(colon + 2);
-  std::string mem = ReadLineStartingWith("/proc/meminfo", "MemTotal:");
-  uint64_t kib = 0;
-  std::sscanf(mem.c_str(), "MemTotal: %lu", &kib);
-  return (cpu.empty() ? std::string("unknown CPU") : cpu) + ", " + std::to_string(std::thread::hardware_concurrency()) +
-         " cores, " + FormatBytes(kib * 1024) + " RAM";
-}
-
-std::string Now() {
-  char buf[32];
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
 
 std::string MiB(uint64_t bytes) {
   char buf[32];
@@ -141,8 +114,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("# estimate_accuracy\n\n");
-  std::printf("machine: %s\ndate:    %s\ntorch:   LibTorch %s\ndevice:  %s\nzoo:     %s\n", Machine().c_str(),
-              Now().c_str(), TorchVersion().c_str(), device.c_str(), zoo.c_str());
+  std::printf("machine: %s\ndate:    %s\ntorch:   LibTorch %s\ndevice:  %s\nzoo:     %s\n", bench::MachineLine().c_str(),
+              bench::NowUtc().c_str(), TorchVersion().c_str(), device.c_str(), zoo.c_str());
   std::printf("estimate = EstimateModel(graph walk).instance_peak(), margin 0; walk = walker weights + "
               "activations + workspace; measured = modelgrid-probe peak_bytes (load + one forward, own process); "
               "seed = parameters x 4 x 1.2 x 1.1\n\n");

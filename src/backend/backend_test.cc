@@ -2,6 +2,7 @@
 // digits classifier against its recorded test set, input checks, memory
 // limits, generate against a decode loop written here, encode and custom
 // tasks, and outputs against the module run directly.
+#include "testing/zoo.h"
 #include "modelgrid/backend/backend.h"
 
 #include <gtest/gtest.h>
@@ -16,17 +17,6 @@
 
 namespace modelgrid {
 namespace {
-
-std::optional<std::filesystem::path> Zoo() {
-  const char* zoo = std::getenv("MODELGRID_TEST_ZOO");
-  if (!zoo || !std::filesystem::is_directory(zoo)) return std::nullopt;
-  return std::filesystem::path(zoo);
-}
-
-#define REQUIRE_ZOO()                                                            \
-  auto zoo_opt = Zoo();                                                          \
-  if (!zoo_opt) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder"; \
-  const std::filesystem::path zoo = *zoo_opt
 
 ModelEntry Open(const std::filesystem::path& zoo, const std::string& name) {
   auto entry = OpenModel(zoo / name);
@@ -195,12 +185,12 @@ TEST(BackendTest, LoadErrorsNameTheFile) {
   EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
 
   ModelEntry missing = entry;
-  missing.torchscript = std::filesystem::path(testing::TempDir()) / "no-such-dir" / "model.pt";
+  missing.torchscript = std::filesystem::path(::testing::TempDir()) / "no-such-dir" / "model.pt";
   Status s = backend.Load(missing);
   EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
   EXPECT_NE(s.message().find("no-such-dir"), std::string::npos);
 
-  const auto garbage = std::filesystem::path(testing::TempDir()) / "backend_test_garbage.pt";
+  const auto garbage = std::filesystem::path(::testing::TempDir()) / "backend_test_garbage.pt";
   std::ofstream(garbage) << "this is not a zip archive";
   ModelEntry corrupt = entry;
   corrupt.torchscript = garbage;

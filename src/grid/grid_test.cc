@@ -1,6 +1,7 @@
 // modelgrid::Grid on the small zoo (MODELGRID_TEST_ZOO): in-process and
 // worker isolation, dynamic batching end to end, explicit load/unload, the
 // memory limit in a worker, and the watchdog after kill -9.
+#include "testing/zoo.h"
 #include "modelgrid/grid.h"
 
 #include <gtest/gtest.h>
@@ -21,17 +22,6 @@ namespace modelgrid {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::optional<std::filesystem::path> Zoo() {
-  const char* zoo = std::getenv("MODELGRID_TEST_ZOO");
-  if (!zoo || !std::filesystem::is_directory(zoo)) return std::nullopt;
-  return std::filesystem::path(zoo);
-}
-
-#define REQUIRE_ZOO()                                                            \
-  auto zoo_opt = Zoo();                                                          \
-  if (!zoo_opt) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder"; \
-  const std::filesystem::path zoo = *zoo_opt
 
 GridOptions Options(Isolation isolation, std::vector<std::string> devices = {"cpu=8GiB"}) {
   GridOptions o;

@@ -21,22 +21,13 @@
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/worker/worker_client.h"
+#include "testing/zoo.h"
 
 namespace modelgrid::testing {
 
 // Long enough never to fire on a loaded machine; bounds a wrong test.
 inline constexpr std::chrono::milliseconds kGenerous{60'000};
 
-inline std::optional<std::filesystem::path> Zoo() {
-  const char* zoo = std::getenv("MODELGRID_TEST_ZOO");
-  if (!zoo || !std::filesystem::is_directory(zoo)) return std::nullopt;
-  return std::filesystem::path(zoo);
-}
-
-#define REQUIRE_ZOO()                                                            \
-  auto zoo_opt = ::modelgrid::testing::Zoo();                                    \
-  if (!zoo_opt) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder"; \
-  const std::filesystem::path zoo = *zoo_opt
 
 // What on_exit saw: how many calls, and the last WorkerExit.
 struct ExitRecord {
