@@ -85,36 +85,22 @@ class HttpServerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto zoo = Zoo();
     if (!zoo) return;
-    dir_ = new fs::path(MakeTempDir("suite"));
-    CopyModels(*zoo, *dir_ / "models", {"digits", "bert-base", "gpt2"});
-    server_ = new ServeProcess();
-    if (!server_->Start(
-            {"serve", "--repository", (*dir_ / "models").string(), "--device", "cpu", "--isolation",
-             "none", "--http-port", "0", "--max-body-bytes", std::to_string(kMaxBody)},
-            *dir_ / "serve.log")) {
-      return;
-    }
-    if (auto port = server_->WaitServing(kStartTimeout)) port_ = *port;
+    suite_.Start(*zoo, "suite", {"digits", "bert-base", "gpt2"},
+                 {"--device", "cpu", "--isolation", "none", "--http-port", "0", "--max-body-bytes",
+                  std::to_string(kMaxBody)});
+    port_ = suite_.port();
     digits_ = new DigitsSet(LoadDigits(*zoo));
   }
   static void TearDownTestSuite() {
-    if (server_) {
-      if (port_ > 0) {
-        EXPECT_EQ(server_->SignalAndWait(SIGTERM, kExitTimeout), 0) << server_->Output();
-      }
-      delete server_;
-      server_ = nullptr;
-    }
-    if (dir_) fs::remove_all(*dir_);
-    delete dir_;
+    suite_.Stop();
+    port_ = 0;
     delete digits_;
-    dir_ = nullptr;
     digits_ = nullptr;
   }
   void SetUp() override {
     if (!Zoo())
       GTEST_SKIP() << "small zoo not generated (make zoo-small); MODELGRID_TEST_ZOO unset";
-    ASSERT_GT(port_, 0) << "modelgrid serve did not start:\n" << server_->Output();
+    ASSERT_GT(port_, 0) << "modelgrid serve did not start:\n" << suite_.Output();
   }
   // The server still answers (after an error).
   void ExpectAlive() {
@@ -135,8 +121,7 @@ class HttpServerTest : public ::testing::Test {
     ExpectAlive();
   }
 
-  static inline fs::path* dir_ = nullptr;
-  static inline ServeProcess* server_ = nullptr;
+  static inline SuiteServer suite_;
   static inline DigitsSet* digits_ = nullptr;
   static inline int port_ = 0;
 };

@@ -31,31 +31,18 @@ class ServeE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto zoo = Zoo();
     if (!zoo) return;
-    dir_ = new fs::path(MakeTempDir("e2e"));
-    CopyModels(*zoo, *dir_ / "models", {"digits", "gpt2"});
-    server_ = new ServeProcess();
-    if (!server_->Start({"serve", "--repository", (*dir_ / "models").string(), "--device", "cpu",
-                         "--isolation", "model", "--worker-threads", "1", "--http-port", "0"},
-                        *dir_ / "serve.log")) {
-      return;
-    }
-    if (auto port = server_->WaitServing(kStartTimeout)) port_ = *port;
+    suite_.Start(*zoo, "e2e", {"digits", "gpt2"},
+                 {"--device", "cpu", "--isolation", "model", "--worker-threads", "1",
+                  "--http-port", "0"});
+    port_ = suite_.port();
   }
   static void TearDownTestSuite() {
-    if (server_) {
-      if (port_ > 0) {
-        EXPECT_EQ(server_->SignalAndWait(SIGTERM, kExitTimeout), 0) << server_->Output();
-      }
-      delete server_;
-      server_ = nullptr;
-    }
-    if (dir_) fs::remove_all(*dir_);
-    delete dir_;
-    dir_ = nullptr;
+    suite_.Stop();
+    port_ = 0;
   }
   void SetUp() override {
     if (!Zoo()) GTEST_SKIP() << "small zoo not generated (make zoo-small)";
-    ASSERT_GT(port_, 0) << "modelgrid serve did not start:\n" << server_->Output();
+    ASSERT_GT(port_, 0) << "modelgrid serve did not start:\n" << suite_.Output();
   }
 
   // The model's entry of GET /v2/modelgrid/models.
@@ -68,8 +55,7 @@ class ServeE2eTest : public ::testing::Test {
     return json();
   }
 
-  static inline fs::path* dir_ = nullptr;
-  static inline ServeProcess* server_ = nullptr;
+  static inline SuiteServer suite_;
   static inline int port_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -175,6 +177,44 @@ class ServeProcess {
 };
 
 // One HTTP answer; `json` is parsed from the body when it is JSON (else null).
+// A `modelgrid serve` shared by a test suite, over a temporary repository
+// holding copies of some zoo models: Start in SetUpTestSuite, Stop in
+// TearDownTestSuite.
+class SuiteServer {
+ public:
+  // Copies `models` of `zoo` into a fresh temp folder tagged `tag`, runs
+  // `modelgrid serve --repository <it> FLAGS...` and waits until it serves.
+  // port() is then > 0; it stays 0 when the server did not start.
+  void Start(const fs::path& zoo, const std::string& tag, const std::vector<std::string>& models,
+             const std::vector<std::string>& flags) {
+    dir_ = MakeTempDir(tag);
+    CopyModels(zoo, *dir_ / "models", models);
+    std::vector<std::string> args = {"serve", "--repository", (*dir_ / "models").string()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    server_ = std::make_unique<ServeProcess>();
+    if (!server_->Start(args, *dir_ / "serve.log")) return;
+    if (auto port = server_->WaitServing(kStartTimeout)) port_ = *port;
+  }
+  // SIGTERM, expecting exit 0 when it served, then removes the folder.
+  void Stop() {
+    if (server_ && port_ > 0) {
+      EXPECT_EQ(server_->SignalAndWait(SIGTERM, kExitTimeout), 0) << server_->Output();
+    }
+    server_.reset();
+    if (dir_) fs::remove_all(*dir_);
+    dir_.reset();
+    port_ = 0;
+  }
+  int port() const { return port_; }
+  // What the server wrote (empty before Start).
+  std::string Output() { return server_ ? server_->Output() : std::string(); }
+
+ private:
+  std::optional<fs::path> dir_;
+  std::unique_ptr<ServeProcess> server_;
+  int port_ = 0;
+};
+
 struct Reply {
   int status = 0;  // 0: no answer (connection error, see `body`)
   std::string body;
