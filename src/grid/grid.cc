@@ -105,6 +105,14 @@ void AddCounters(const SchedulerStats& s, bool live, ModelCounters* c) {
   c->timed_out += s.timed_out;
 }
 
+// Folds the statistics of released `instances` into `c` (their queues are
+// empty or failed, so queued is left out).
+void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances, ModelCounters* c) {
+  for (const auto& inst : instances) {
+    if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, c);
+  }
+}
+
 struct Grid::Impl {
   GridOptions options;
   std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
@@ -344,9 +352,7 @@ struct Grid::Impl {
         rec.status.estimate = out.estimate;
         rec.status.request_bytes = out.request_bytes;
         rec.status.limit_bytes = out.limit_bytes;
-        for (const auto& inst : rec.instances) {
-          if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, &rec.retired);
-        }
+        RetireCounters(rec.instances, &rec.retired);
         rec.instances.clear();
       }
       for (const auto& u : rp.plan.unplaced) {
@@ -805,10 +811,7 @@ Status Grid::Unload(const std::string& model) {
   }
   impl_->ReleaseInstances(instances);
   std::lock_guard<std::mutex> lock(impl_->mu);
-  ModelRecord& rec = impl_->models.at(model);
-  for (const auto& inst : instances) {
-    if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, &rec.retired);
-  }
+  RetireCounters(instances, &impl_->models.at(model).retired);
   return Status::Ok();
 }
 

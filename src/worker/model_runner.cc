@@ -369,7 +369,7 @@ void ModelRunner::RunUnload(const UnloadJob& job) {
   backend_ = TorchScriptBackend();
   loaded_.store(false);
   RemoveBudgets();
-  if (cuda_index_ >= 0) (void)ReleaseCudaCache(cuda_index_, context_->cuda_budget(cuda_index_).request_sum);
+  if (cuda_index_ >= 0) ReleaseCudaBurst();  // what the model held goes back too
   spdlog::info("unloaded model '{}'", model_);
   context_->Send(ipc::ToFrame(ipc::UnloadedMessage{model_}, job.request_id));
 }
