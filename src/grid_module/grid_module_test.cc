@@ -38,6 +38,15 @@ ModelConfig ScalerConfig() {
   return c;
 }
 
+// A spec without memory overrides.
+ModuleSpec Spec(const std::string& name, torch::jit::Module module, ModelConfig config) {
+  ModuleSpec spec;
+  spec.name = name;
+  spec.module = std::move(module);
+  spec.config = std::move(config);
+  return spec;
+}
+
 GridOptions Options(Isolation isolation) {
   GridOptions o;
   o.isolation = isolation;
@@ -76,8 +85,8 @@ class AddModuleTest : public ::testing::TestWithParam<Isolation> {};
 TEST_P(AddModuleTest, LoadedModulesServeTheirForwardAndCustomTasks) {
   auto grid = Grid::Create(Options(GetParam()));
   ASSERT_TRUE(grid.ok()) << grid.status().ToString();
-  ASSERT_TRUE(AddModule(**grid, ModuleSpec{"triple", MakeScaler(3.0f), ScalerConfig()}).ok());
-  ASSERT_TRUE(AddModule(**grid, ModuleSpec{"half", MakeScaler(0.5f), ScalerConfig()}).ok());
+  ASSERT_TRUE(AddModule(**grid, Spec("triple", MakeScaler(3.0f), ScalerConfig())).ok());
+  ASSERT_TRUE(AddModule(**grid, Spec("half", MakeScaler(0.5f), ScalerConfig())).ok());
   auto plan = (*grid)->LoadAll();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
 
@@ -92,7 +101,9 @@ TEST_P(AddModuleTest, LoadedModulesServeTheirForwardAndCustomTasks) {
   EXPECT_EQ(status->inputs, ScalerConfig().inputs);
   ASSERT_TRUE(status->estimate.has_value());
   EXPECT_EQ(status->estimate->parameters, 4u);  // the saved weight, read from the archive
-  if (GetParam() != Isolation::kNone) EXPECT_GT(status->worker_pid, 0);
+  if (GetParam() != Isolation::kNone) {
+    EXPECT_GT(status->worker_pid, 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolations, AddModuleTest,
@@ -105,22 +116,22 @@ TEST(AddModuleErrorsTest, BadSpecsAddNothing) {
   auto grid = Grid::Create(Options(Isolation::kNone));
   ASSERT_TRUE(grid.ok()) << grid.status().ToString();
   Grid& g = **grid;
-  ASSERT_TRUE(AddModule(g, ModuleSpec{"m", MakeScaler(1.0f), ScalerConfig()}).ok());
+  ASSERT_TRUE(AddModule(g, Spec("m", MakeScaler(1.0f), ScalerConfig())).ok());
 
-  Status taken = AddModule(g, ModuleSpec{"m", MakeScaler(2.0f), ScalerConfig()});
+  Status taken = AddModule(g, Spec("m", MakeScaler(2.0f), ScalerConfig()));
   EXPECT_EQ(taken.code(), StatusCode::kAlreadyExists) << taken.ToString();
 
-  Status slash = AddModule(g, ModuleSpec{"a/b", MakeScaler(1.0f), ScalerConfig()});
+  Status slash = AddModule(g, Spec("a/b", MakeScaler(1.0f), ScalerConfig()));
   EXPECT_EQ(slash.code(), StatusCode::kInvalidArgument) << slash.ToString();
   EXPECT_NE(slash.message().find("'a/b'"), std::string::npos) << slash.message();
 
   ModelConfig bad_task = ScalerConfig();
   bad_task.tasks["embed"] = "no_such_method";
-  Status missing = AddModule(g, ModuleSpec{"t", MakeScaler(1.0f), bad_task});
+  Status missing = AddModule(g, Spec("t", MakeScaler(1.0f), bad_task));
   EXPECT_EQ(missing.code(), StatusCode::kInvalidArgument) << missing.ToString();
   EXPECT_NE(missing.message().find("no_such_method"), std::string::npos) << missing.message();
 
-  ModuleSpec low{"low", MakeScaler(1.0f), ScalerConfig()};
+  ModuleSpec low = Spec("low", MakeScaler(1.0f), ScalerConfig());
   low.memory_request = 1 << 20;
   low.memory_limit = 1 << 10;
   EXPECT_EQ(AddModule(g, low).code(), StatusCode::kInvalidArgument);
@@ -142,7 +153,7 @@ TEST(AddModuleErrorsTest, ScratchDirHoldsTheSavedFolder) {
     ASSERT_TRUE(grid.ok());
     ModelConfig config = ScalerConfig();
     config.priority = 7;
-    ASSERT_TRUE(AddModule(**grid, ModuleSpec{"saved", MakeScaler(1.0f), config}).ok());
+    ASSERT_TRUE(AddModule(**grid, Spec("saved", MakeScaler(1.0f), config)).ok());
     const std::filesystem::path folder = scratch / "saved-0";
     ASSERT_TRUE(std::filesystem::exists(folder / "1" / "model.pt"));
     auto entry = OpenModel(folder);
