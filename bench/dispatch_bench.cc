@@ -2,7 +2,7 @@
 // forward, in-process and through a worker (issue 3, section 9).
 //
 //   dispatch_bench [--zoo DIR] [--iterations N] [--warmup N] [--round N]
-//                  [--queue-delay-us D] [--worker PATH]
+//                  [--queue-delay-us D] [--spin-us S] [--worker PATH]
 //
 // Two models of the zoo: echo_image (a nearly free forward on a
 // 1x3x224x224 FP32 input, 602,112 bytes) and digits (1x64 FP32, 256 bytes).
@@ -100,8 +100,10 @@ Status CopyWithQueueDelay(const std::filesystem::path& from, const std::filesyst
 // `walker` (the graph walk, as `modelgrid serve` uses) sizes each model's
 // memory request and limit; it must outlive the grid.
 std::unique_ptr<Grid> StartGrid(Isolation isolation, const std::string& worker, GraphWalker* walker,
+                                std::chrono::microseconds spin,
                                 const std::vector<std::unique_ptr<Subject>>& subjects) {
   GridOptions options;
+  options.spin = spin;
   options.walker = walker;
   options.isolation = isolation;
   options.devices = {"cpu"};
@@ -227,6 +229,9 @@ int main(int argc, char** argv) {
   app.add_option("--queue-delay-us", queue_delay_us,
                  "dynamic_batching.max_queue_delay_us of both models");
   app.add_option("--worker", worker, "modelgrid-worker executable");
+  int64_t spin_us = GridOptions{}.spin.count();
+  app.add_option("--spin-us", spin_us, "GridOptions::spin of the worker grid (0 = always sleep)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   CLI11_PARSE(app, argc, argv);
   // The grids' log lines go to stderr: stdout carries the table.
   spdlog::set_default_logger(std::make_shared<spdlog::logger>(
@@ -254,8 +259,9 @@ int main(int argc, char** argv) {
     subjects.push_back(std::move(s));
   }
   TorchScriptGraphWalker walker;
-  std::unique_ptr<Grid> in_process = StartGrid(Isolation::kNone, worker, &walker, subjects);
-  std::unique_ptr<Grid> workers = StartGrid(Isolation::kModel, worker, &walker, subjects);
+  const std::chrono::microseconds spin(spin_us);
+  std::unique_ptr<Grid> in_process = StartGrid(Isolation::kNone, worker, &walker, spin, subjects);
+  std::unique_ptr<Grid> workers = StartGrid(Isolation::kModel, worker, &walker, spin, subjects);
 
   std::vector<std::string> checks;
   for (auto& s : subjects) checks.push_back(CheckOutputs(*s, in_process.get(), workers.get()));
@@ -305,9 +311,9 @@ int main(int argc, char** argv) {
       "         in-process = Grid isolation none: Grid::Infer -> BatchScheduler -> backend in this "
       "process\n"
       "         worker     = Grid isolation model: Grid::Infer -> BatchScheduler -> shared memory "
-      "+ socket ->\n"
-      "                      modelgrid-worker (echo_image's pid %lld)\n",
-      static_cast<long long>(worker_pid));
+      "+ the model's lane ->\n"
+      "                      modelgrid-worker (echo_image's pid %lld), spin %lld us\n",
+      static_cast<long long>(worker_pid), static_cast<long long>(spin_us));
   for (const auto& c : checks) std::printf("check:   %s\n", c.c_str());
   std::printf("\n%-12s %-11s %7s %10s %10s %10s\n", "model", "column", "calls", "p50 us", "p99 us",
               "mean us");

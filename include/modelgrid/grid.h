@@ -54,6 +54,10 @@ struct GridOptions {
   // cores divided by the number of workers, at least 1.
   int worker_threads = 0;
   uint64_t arena_bytes = uint64_t{256} << 20;  // shared-memory arena per worker
+  // How long a request to a worker polls for its answer, and a worker's
+  // model thread for its next request, before sleeping (WorkerOptions::spin
+  // in modelgrid/worker/worker_client.h). 0 = always sleep.
+  std::chrono::microseconds spin{50};
   // Estimation (batch, sequence, margin). The device kind is set from the devices.
   EstimateOptions estimate;
   // The graph walk for activation estimates; null = the built-in LibTorch

@@ -259,6 +259,7 @@ struct Grid::Impl {
     wo.executable = options.worker_executable;
     wo.name = slot->key;
     wo.arena_bytes = options.arena_bytes;
+    wo.spin = options.spin;
     wo.threads = threads;
     std::weak_ptr<WorkerSlot> weak = slot;
     auto client = WorkerClient::Start(std::move(wo), [this, weak](const WorkerExit& exit) {

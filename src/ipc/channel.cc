@@ -241,6 +241,12 @@ Status Channel::ReadExact(uint8_t* dst, uint64_t len, uint64_t* got,
   return Status::Ok();
 }
 
+bool Channel::Readable() const {
+  if (!socket_.valid()) return false;
+  pollfd p{socket_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
 void Channel::Shutdown() {
   shut_down_.store(true);
   if (socket_.valid()) ::shutdown(socket_.get(), SHUT_RDWR);

@@ -2,7 +2,7 @@
 // WorkerClient with a connected socket as descriptor --fd; not meant to be
 // run by hand.
 //
-//   modelgrid-worker --fd N --name NAME [--threads T]
+//   modelgrid-worker --fd N --name NAME [--threads T] [--spin-us S]
 //
 // Exit codes: 0 after `shutdown` or when the frontend went away; 1 when the
 // control stream failed (corrupt or a socket error); 2 for bad arguments.
@@ -26,12 +26,17 @@ int main(int argc, char** argv) {
   app.add_option("--name", options.name, "the worker's name, for logs and errors")->required();
   app.add_option("--threads", options.threads, "LibTorch intra-op threads; 0 = LibTorch's default")
       ->check(CLI::NonNegativeNumber);
+  int64_t spin_us = 0;
+  app.add_option("--spin-us", spin_us,
+                 "microseconds a model's thread polls for its next request before sleeping")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  options.spin = std::chrono::microseconds(spin_us);
   if (::fcntl(fd, F_GETFD) < 0) {
     std::fprintf(stderr, "modelgrid-worker: --fd %d is not an open descriptor\n", fd);
     return 2;

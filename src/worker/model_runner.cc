@@ -2,13 +2,18 @@
 // round trip) and unload.
 #include "worker/model_runner.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <optional>
 
+#include "modelgrid/ipc/spin.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/torch/cuda_memory.h"
 
@@ -16,6 +21,11 @@ namespace modelgrid::worker {
 namespace {
 
 constexpr uint64_t kAlign = ipc::kRegionAlignment;
+// Bound on writing one reply on the lane (the frontend reads it at once, or
+// has given up and closed it).
+constexpr std::chrono::milliseconds kLaneSendTimeout{5'000};
+// Bound on the rest of a lane frame whose first bytes have arrived.
+constexpr std::chrono::milliseconds kLaneFrameTimeout{5'000};
 
 uint64_t AlignUp(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -59,7 +69,11 @@ Result<std::vector<InferTensor>> SelectOutputs(std::vector<InferTensor> outputs,
 }  // namespace
 
 ModelRunner::ModelRunner(std::string model, WorkerContext* context, RetireFn on_retire)
-    : model_(std::move(model)), context_(context), on_retire_(std::move(on_retire)) {
+    : model_(std::move(model)),
+      context_(context),
+      on_retire_(std::move(on_retire)),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (!wake_.valid()) spdlog::error("model '{}': eventfd failed: {}", model_, strerror(errno));
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -68,11 +82,13 @@ ModelRunner::~ModelRunner() {
   if (thread_.joinable()) thread_.join();
 }
 
-void ModelRunner::EnqueueLoad(ipc::LoadMessage load, uint64_t request_id) {
-  Enqueue(LoadJob{std::move(load), request_id});
+void ModelRunner::EnqueueLoad(ipc::LoadMessage load, uint64_t request_id, ipc::UniqueFd lane) {
+  Enqueue(LoadJob{std::move(load), request_id, std::move(lane)});
 }
 
-void ModelRunner::EnqueueInfer(ipc::InferMessage infer) { Enqueue(std::move(infer)); }
+void ModelRunner::EnqueueInfer(ipc::InferMessage infer) {
+  Enqueue(InferJob{std::move(infer), false});
+}
 
 void ModelRunner::EnqueueUnload(uint64_t request_id) { Enqueue(UnloadJob{request_id}); }
 
@@ -81,7 +97,9 @@ void ModelRunner::Enqueue(Job job) {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  poke_.store(true);
+  const uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof(one));
 }
 
 void ModelRunner::Stop() {
@@ -90,34 +108,114 @@ void ModelRunner::Stop() {
     stop_ = true;
     jobs_.clear();
   }
-  cv_.notify_one();
+  poke_.store(true);
+  const uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof(one));
 }
 
 void ModelRunner::Loop() {
   for (;;) {
-    Job job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-      if (stop_) break;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
+    std::optional<Job> job = NextJob();
+    if (!job) break;
     bool keep_serving = true;
-    if (auto* load = std::get_if<LoadJob>(&job)) {
+    if (auto* load = std::get_if<LoadJob>(&*job)) {
       keep_serving = RunLoad(*load);
-    } else if (auto* infer = std::get_if<ipc::InferMessage>(&job)) {
+    } else if (auto* infer = std::get_if<InferJob>(&*job)) {
       RunInfer(*infer);
     } else {
-      RunUnload(std::get<UnloadJob>(job));
+      RunUnload(std::get<UnloadJob>(*job));
       keep_serving = false;
     }
     if (!keep_serving) break;
   }
+  lane_.reset();
   finished_.store(true);
 }
 
-bool ModelRunner::RunLoad(const LoadJob& job) {
+std::optional<ModelRunner::Job> ModelRunner::NextJob() {
+  for (;;) {
+    poke_.store(false);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return std::nullopt;
+      if (!jobs_.empty()) {
+        Job job = std::move(jobs_.front());
+        jobs_.pop_front();
+        return job;
+      }
+    }
+    if (!lane_backlog_.empty()) {
+      ipc::Frame frame = std::move(lane_backlog_.front());
+      lane_backlog_.pop_front();
+      if (auto job = FromLane(std::move(frame))) return job;
+      continue;
+    }
+    if (lane_ && lane_->Readable()) {
+      if (auto frame = ReadLane()) {
+        if (auto job = FromLane(std::move(*frame))) return job;
+      }
+      continue;
+    }
+    // Nothing yet: spin a little (a caller waiting for this model usually
+    // sends its next request within microseconds), then sleep.
+    if (ipc::SpinUntil(context_->options().spin,
+                       [&] { return poke_.load() || (lane_ && lane_->Readable()); })) {
+      continue;
+    }
+    pollfd fds[2] = {{wake_.get(), POLLIN, 0}, {lane_ ? lane_->fd() : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) {
+      spdlog::error("model '{}': poll failed: {}", model_, strerror(errno));
+      return std::nullopt;
+    }
+    if (fds[0].revents != 0) {
+      uint64_t count = 0;
+      (void)!::read(wake_.get(), &count, sizeof(count));
+    }
+  }
+}
+
+std::optional<ipc::Frame> ModelRunner::ReadLane() {
+  auto frame = lane_->Receive(kLaneFrameTimeout);
+  if (!frame.ok()) {
+    // The frontend closed the lane (unload, its own end) or broke it: the
+    // control socket still carries requests, and its end ends the worker.
+    spdlog::info("model '{}': lane closed: {}", model_, frame.status().message());
+    lane_.reset();
+    return std::nullopt;
+  }
+  return std::move(frame).value();
+}
+
+std::optional<ModelRunner::Job> ModelRunner::FromLane(ipc::Frame frame) {
+  InferJob job;
+  job.on_lane = true;
+  if (frame.type == static_cast<uint16_t>(ipc::MessageType::kInfer)) {
+    auto infer = ipc::FromFrame<ipc::InferMessage>(frame);
+    if (infer.ok()) {
+      job.infer = std::move(infer).value();
+      return job;
+    }
+    spdlog::warn("model '{}': rejecting a malformed infer on the lane (request {}): {}", model_,
+                 frame.request_id, infer.status().ToString());
+    job.infer.request_id = frame.request_id;
+    if (frame.request_id != 0) ReplyError(job, infer.status());
+    return std::nullopt;
+  }
+  // An output_region for a request that stopped waiting, or a message that
+  // does not belong on a lane.
+  const std::string what = context_->Who() + ": model '" + model_ +
+                           "': unexpected message type " + std::to_string(frame.type) +
+                           " on the lane";
+  spdlog::warn("{} (request {})", what, frame.request_id);
+  if (frame.type != static_cast<uint16_t>(ipc::MessageType::kOutputRegion) &&
+      frame.request_id != 0) {
+    job.infer.request_id = frame.request_id;
+    ReplyError(job, Status::InvalidArgument(what));
+  }
+  return std::nullopt;
+}
+
+bool ModelRunner::RunLoad(LoadJob& job) {
   const ipc::LoadMessage& load = job.load;
   Status status;
   ipc::LoadedMessage loaded;
@@ -190,6 +288,7 @@ bool ModelRunner::RunLoad(const LoadJob& job) {
     spdlog::info("loaded model '{}' from {} on {}: {} bytes (peak {}), limit {}", model_, load.path,
                  load.device, loaded.current_bytes, loaded.peak_bytes,
                  load.limit_bytes == 0 ? std::string("none") : std::to_string(load.limit_bytes));
+    if (job.lane.valid()) lane_ = std::make_unique<ipc::Channel>(std::move(job.lane));
     context_->Send(ipc::ToFrame(loaded, job.request_id));
     return true;
   }
@@ -210,7 +309,7 @@ void ModelRunner::FailQueued(const Status& error) {
     jobs.swap(jobs_);
   }
   for (const Job& job : jobs) {
-    if (const auto* infer = std::get_if<ipc::InferMessage>(&job)) {
+    if (const auto* infer = std::get_if<InferJob>(&job)) {
       ReplyError(*infer,
                  Status::Unavailable("model '" + model_ +
                                      "' is not loaded: its load failed: " + error.message()));
@@ -220,10 +319,11 @@ void ModelRunner::FailQueued(const Status& error) {
   }
 }
 
-void ModelRunner::RunInfer(const ipc::InferMessage& infer) {
+void ModelRunner::RunInfer(const InferJob& job) {
+  const ipc::InferMessage& infer = job.infer;
   Result<std::vector<ipc::TensorRef>> outputs = Status::Internal("not run");
   try {
-    outputs = Execute(infer);
+    outputs = Execute(job);
   } catch (const std::bad_alloc&) {
     outputs = Status::ResourceExhausted("model '" + model_ + "': task '" + infer.task +
                                         "': out of memory in the worker");
@@ -232,17 +332,66 @@ void ModelRunner::RunInfer(const ipc::InferMessage& infer) {
                                "' failed in the worker: " + e.what());
   }
   if (!outputs.ok()) {
-    ReplyError(infer, outputs.status());
+    ReplyError(job, outputs.status());
     return;
   }
   ipc::ResultMessage result;
   result.request_id = infer.request_id;
   result.model = model_;
   result.outputs = std::move(outputs).value();
-  context_->Send(ipc::ToFrame(result));
+  Reply(job, ipc::ToFrame(result));
 }
 
-Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const ipc::InferMessage& infer) {
+void ModelRunner::Reply(const InferJob& job, const ipc::Frame& frame) {
+  if (!job.on_lane) {
+    context_->Send(frame);
+    return;
+  }
+  if (!lane_) return;  // closed while the request ran: nobody waits on it
+  Status sent = lane_->Send(frame, {}, kLaneSendTimeout);
+  if (!sent.ok()) {
+    spdlog::warn("model '{}': cannot answer request {} on the lane: {}", model_, frame.request_id,
+                 sent.ToString());
+    lane_.reset();
+  }
+}
+
+Result<ipc::Region> ModelRunner::AskOutputRegion(const InferJob& job, uint64_t needed) {
+  const uint64_t id = job.infer.request_id;
+  const ipc::Frame ask = ipc::ToFrame(ipc::OutputNeededMessage{id, model_, needed});
+  if (!job.on_lane) {
+    context_->ExpectOutputRegion(id);
+    context_->Send(ask);
+    return context_->WaitOutputRegion(id, context_->options().output_region_timeout);
+  }
+  Reply(job, ask);
+  const auto deadline =
+      std::chrono::steady_clock::now() + context_->options().output_region_timeout;
+  while (lane_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    auto frame = lane_->Receive(left);
+    if (!frame.ok()) {
+      if (frame.status().message().find("timed out") != std::string::npos) break;
+      spdlog::info("model '{}': lane closed: {}", model_, frame.status().message());
+      lane_.reset();
+      break;
+    }
+    if (frame->type == static_cast<uint16_t>(ipc::MessageType::kOutputRegion) &&
+        frame->request_id == id) {
+      auto region = ipc::FromFrame<ipc::OutputRegionMessage>(*frame);
+      if (!region.ok()) return region.status();
+      return region->region();
+    }
+    lane_backlog_.push_back(std::move(frame).value());  // a later request: after this one
+  }
+  return Status::Unavailable(context_->Who() + ": model '" + model_ +
+                             "': no output_region for request " + std::to_string(id));
+}
+
+Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
+  const ipc::InferMessage& infer = job.infer;
   std::shared_ptr<const ipc::SharedMemory> arena = context_->arena();
   if (!arena) return Status::Unavailable(context_->Who() + ": no arena attached");
 
@@ -278,10 +427,7 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const ipc::InferMessage
   const std::vector<uint64_t> offsets = LayOut(outputs, &needed);
   ipc::Region region = infer.output;
   if (needed > region.size) {
-    context_->ExpectOutputRegion(infer.request_id);
-    context_->Send(ipc::ToFrame(ipc::OutputNeededMessage{infer.request_id, model_, needed}));
-    MG_ASSIGN_OR_RETURN(region, context_->WaitOutputRegion(
-                                    infer.request_id, context_->options().output_region_timeout));
+    MG_ASSIGN_OR_RETURN(region, AskOutputRegion(job, needed));
     if (region.size < needed) {
       return Status::ResourceExhausted(
           "model '" + model_ + "': the outputs need " + std::to_string(needed) +
@@ -357,12 +503,12 @@ Status ModelRunner::LimitOrError(const Status& error, const std::string& task,
                                    "')");
 }
 
-void ModelRunner::ReplyError(const ipc::InferMessage& infer, const Status& error) {
+void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
   ipc::ResultMessage result;
-  result.request_id = infer.request_id;
+  result.request_id = job.infer.request_id;
   result.model = model_;
   result.error = ipc::ErrorInfo::FromStatus(error);
-  context_->Send(ipc::ToFrame(result));
+  Reply(job, ipc::ToFrame(result));
 }
 
 void ModelRunner::RunUnload(const UnloadJob& job) {

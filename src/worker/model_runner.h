@@ -1,20 +1,29 @@
 // Internal to modelgrid-worker: one model instance of the worker with its own
 // thread and job queue (load, infer, unload), so that the models of one
 // worker run concurrently and the receive loop never waits for a model.
+//
+// Lane (messages.h, "Lanes"): when the load brought one, the runner's thread
+// also reads `infer` frames from the lane itself and answers on it, so a
+// request on the lane reaches the model without the receive loop. Between
+// jobs the thread spins for WorkerServiceOptions::spin on both sources
+// before it sleeps in poll(2).
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
 
 #include "modelgrid/backend/backend.h"
+#include "modelgrid/ipc/channel.h"
 #include "modelgrid/ipc/messages.h"
+#include "modelgrid/ipc/unique_fd.h"
 #include "worker/worker_context.h"
 
 namespace modelgrid::worker {
@@ -41,8 +50,9 @@ class ModelRunner {
 
   // `load`: OpenModel(load.path), the limit added to the process's, then
   // TorchScriptBackend::Load; replies `loaded` or `load_failed` under the
-  // header id `request_id`.
-  void EnqueueLoad(ipc::LoadMessage load, uint64_t request_id);
+  // header id `request_id`. `lane` (may be invalid) is the model's lane: the
+  // runner serves it once the load succeeded, and closes it otherwise.
+  void EnqueueLoad(ipc::LoadMessage load, uint64_t request_id, ipc::UniqueFd lane = {});
   // Runs the request and replies `result` (after an `output_needed` round
   // trip when the outputs do not fit its output region).
   void EnqueueInfer(ipc::InferMessage infer);
@@ -64,22 +74,44 @@ class ModelRunner {
   struct LoadJob {
     ipc::LoadMessage load;
     uint64_t request_id;
+    ipc::UniqueFd lane;
+  };
+  // A request and where it came from: the control socket (through the
+  // receive loop) or the lane; its replies go back the same way.
+  struct InferJob {
+    ipc::InferMessage infer;
+    bool on_lane = false;
   };
   struct UnloadJob {
     uint64_t request_id;
   };
-  using Job = std::variant<LoadJob, ipc::InferMessage, UnloadJob>;
+  using Job = std::variant<LoadJob, InferJob, UnloadJob>;
 
   void Enqueue(Job job);
   void Loop();
+  // The next job: a queued one first, then a frame of the lane; spins, then
+  // sleeps until one arrives. nullopt after Stop.
+  std::optional<Job> NextJob();
+  // Turns a frame read from the lane into a job, or answers it at once
+  // (malformed, or not an `infer`): nullopt then.
+  std::optional<Job> FromLane(ipc::Frame frame);
+  // Reads one frame of the lane (it is readable); closes the lane at its
+  // end or on an error.
+  std::optional<ipc::Frame> ReadLane();
   // Each returns false when the runner stops serving after the job.
-  bool RunLoad(const LoadJob& job);
-  void RunInfer(const ipc::InferMessage& infer);
+  bool RunLoad(LoadJob& job);
+  void RunInfer(const InferJob& job);
   void RunUnload(const UnloadJob& job);
   // Answers queued jobs with `error` (after a failed load).
   void FailQueued(const Status& error);
-  Result<std::vector<ipc::TensorRef>> Execute(const ipc::InferMessage& infer);
-  void ReplyError(const ipc::InferMessage& infer, const Status& error);
+  Result<std::vector<ipc::TensorRef>> Execute(const InferJob& job);
+  // The region for outputs of `needed` bytes that did not fit: asks the
+  // frontend with `output_needed` on the request's path and waits for
+  // `output_region`.
+  Result<ipc::Region> AskOutputRegion(const InferJob& job, uint64_t needed);
+  // Sends a reply of `job` back the way the job came.
+  void Reply(const InferJob& job, const ipc::Frame& frame);
+  void ReplyError(const InferJob& job, const Status& error);
   // `error` of a Run, as kResourceExhausted naming the limit when the
   // allocator refused an allocation during it but the backend reported
   // kInternal.
@@ -103,9 +135,17 @@ class ModelRunner {
   void RemoveBudgets();
 
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Job> jobs_;  // guarded by mu_
   bool stop_ = false;     // guarded by mu_
+  // Set by Enqueue and Stop, cleared by the runner's thread: what its spin
+  // watches without the lock.
+  std::atomic<bool> poke_{false};
+  ipc::UniqueFd wake_;  // eventfd written by Enqueue and Stop: wakes poll(2)
+
+  // The lane, and frames read from it while waiting for an output_region
+  // (runner's thread only).
+  std::unique_ptr<ipc::Channel> lane_;
+  std::deque<ipc::Frame> lane_backlog_;
 
   std::atomic<bool> finished_{false};
   std::atomic<bool> loaded_{false};

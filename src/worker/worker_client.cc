@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "modelgrid/ipc/channel.h"
+#include "modelgrid/ipc/spin.h"
 #include "modelgrid/ipc/tensor_arena.h"
 #include "modelgrid/ipc/unix_socket.h"
 #include "worker/spawn.h"
@@ -77,6 +78,15 @@ struct PendingCall {
   Status output_error;
 };
 
+// The frontend's end of one model's lane. One call at a time holds `mu`.
+struct Lane {
+  std::mutex mu;
+  std::unique_ptr<ipc::Channel> channel;  // guarded by mu; null once broken
+  // Calls that gave up waiting (timeout) with their arena regions, freed
+  // when their `result` arrives or the lane goes. Guarded by mu.
+  std::map<uint64_t, std::vector<ipc::Region>> abandoned;
+};
+
 struct WorkerClient::Impl {
   WorkerOptions options;
   pid_t pid = 0;
@@ -97,6 +107,8 @@ struct WorkerClient::Impl {
   bool ended = false;  // guarded by mu: calls fail with `death` from now on
   Status death;        // guarded by mu
   std::function<void(const WorkerExit&)> on_exit;  // guarded by mu
+
+  std::map<std::string, std::shared_ptr<Lane>> lanes;  // guarded by mu
 
   std::mutex guess_mu;
   std::map<std::pair<std::string, std::string>, uint64_t> bytes_per_row;  // guarded by guess_mu
@@ -221,14 +233,20 @@ struct WorkerClient::Impl {
   // {0, 0} when the request was abandoned or the arena has no room (the
   // worker then answers the request with an error).
   void OnOutputNeeded(const ipc::Frame& frame) {
-    ipc::OutputRegionMessage answer{frame.request_id, 0, 0};
-    auto needed = ipc::FromFrame<ipc::OutputNeededMessage>(frame);
     std::shared_ptr<PendingCall> call;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = pending.find(frame.request_id);
       if (it != pending.end()) call = it->second;
     }
+    AnswerOutputNeeded(frame, call.get(), *channel);
+  }
+
+  // Answers `output_needed` on `on` with a region for `call` (null, or
+  // abandoned: an empty region).
+  void AnswerOutputNeeded(const ipc::Frame& frame, PendingCall* call, ipc::Channel& on) {
+    ipc::OutputRegionMessage answer{frame.request_id, 0, 0};
+    auto needed = ipc::FromFrame<ipc::OutputNeededMessage>(frame);
     if (!needed.ok()) {
       spdlog::error("{}: {}", Who(), needed.status().ToString());
     } else if (call) {
@@ -247,8 +265,86 @@ struct WorkerClient::Impl {
         }
       }
     }
-    Status s = channel->Send(ipc::ToFrame(answer), {}, kSendTimeout);
+    Status s = on.Send(ipc::ToFrame(answer), {}, kSendTimeout);
     if (!s.ok()) spdlog::warn("{}: cannot send output_region: {}", Who(), s.ToString());
+  }
+
+  // ---- lanes (messages.h, "Lanes") ----
+
+  std::shared_ptr<Lane> LaneOf(const std::string& model) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = lanes.find(model);
+    return it == lanes.end() ? nullptr : it->second;
+  }
+
+  void DropLane(const std::string& model) {
+    std::shared_ptr<Lane> lane;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = lanes.find(model);
+      if (it == lanes.end()) return;
+      lane = std::move(it->second);
+      lanes.erase(it);
+    }
+    std::lock_guard<std::mutex> lock(lane->mu);
+    lane->channel.reset();
+    for (auto& [id, regions] : lane->abandoned) FreeRegions(regions);
+    lane->abandoned.clear();
+  }
+
+  // The error of a call whose lane failed: the worker's death as the reader
+  // records it (waiting up to kExitGrace for it), else the lane's own error.
+  Status LaneFailed(Lane& lane, const std::string& model, const Status& error) {
+    lane.channel.reset();
+    std::unique_lock<std::mutex> lock(mu);
+    if (reaped_cv.wait_for(lock, kExitGrace, [&] { return ended; })) return death;
+    return Status::Unavailable(Who() + ": the lane of model '" + model +
+                               "' failed: " + error.message());
+  }
+
+  // Sends `frame` (the `infer` of `call`) on `lane` and waits for its result
+  // until `deadline`, spinning for options.spin first (spin.h), answering
+  // the call's output_needed and freeing the regions of earlier abandoned
+  // calls whose results come in. On timeout the call is abandoned: its
+  // regions stay with the lane until its result arrives.
+  Result<ipc::Frame> LaneRoundtrip(Lane& lane, const std::string& model,
+                                   const std::shared_ptr<PendingCall>& pending_call,
+                                   const ipc::Frame& frame, Clock::time_point deadline) {
+    PendingCall& call = *pending_call;
+    // A lane busy with another call, or broken: the control socket, whose
+    // requests queue in the worker behind the one running.
+    std::unique_lock<std::mutex> lock(lane.mu, std::try_to_lock);
+    if (!lock.owns_lock() || !lane.channel) return Roundtrip(pending_call, frame, deadline);
+    Status sent = lane.channel->Send(frame, {}, kSendTimeout);
+    if (!sent.ok()) return LaneFailed(lane, model, sent);
+    for (;;) {
+      ipc::SpinUntil(options.spin, [&] { return lane.channel->Readable(); });
+      const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+      Result<ipc::Frame> got = left.count() > 0 ? lane.channel->Receive(left)
+                                                : Status::Unavailable("timed out");
+      if (!got.ok()) {
+        if (Clock::now() < deadline) return LaneFailed(lane, model, got.status());
+        lane.abandoned[call.id] = std::move(call.regions);
+        call.regions.clear();
+        call.abandoned = true;
+        return Status::Unavailable(Who() + ": no reply to 'infer' (request " +
+                                   std::to_string(call.id) + ") within the timeout");
+      }
+      if (got->type == static_cast<uint16_t>(ipc::MessageType::kOutputNeeded)) {
+        AnswerOutputNeeded(*got, got->request_id == call.id ? &call : nullptr, *lane.channel);
+        continue;
+      }
+      if (got->request_id == call.id) return std::move(got).value();
+      auto it = lane.abandoned.find(got->request_id);
+      if (it != lane.abandoned.end()) {
+        FreeRegions(it->second);
+        lane.abandoned.erase(it);
+      } else {
+        spdlog::warn("{}: lane of model '{}': message type {} for request {}, which nobody waits "
+                     "for",
+                     Who(), model, got->type, got->request_id);
+      }
+    }
   }
 
   // Waits for the process to end (killing it when it lingers), then records
@@ -396,6 +492,10 @@ Result<std::unique_ptr<WorkerClient>> WorkerClient::Start(
     args.push_back("--threads");
     args.push_back(std::to_string(o.threads));
   }
+  if (o.spin.count() > 0) {
+    args.push_back("--spin-us");
+    args.push_back(std::to_string(o.spin.count()));
+  }
   MG_ASSIGN_OR_RETURN(impl->pid,
                       worker_internal::SpawnChild(o.executable, args, theirs.get(), kWorkerFd));
   theirs.reset();
@@ -454,12 +554,24 @@ bool WorkerClient::alive() const { return impl_->alive.load(); }
 
 Result<ipc::LoadedMessage> WorkerClient::Load(const ipc::LoadMessage& load,
                                               std::chrono::milliseconds timeout) {
+  // The model's lane: the worker gets one end with the load; this end is
+  // kept once the load succeeded.
+  auto pair = ipc::SocketPair();
+  if (!pair.ok()) return pair.status().WithPrefix(impl_->Who() + ": lane of '" + load.model + "'");
+  auto [mine, theirs] = std::move(pair).value();
   auto call = std::make_shared<PendingCall>(impl_->next_id++);
-  MG_ASSIGN_OR_RETURN(ipc::Frame reply,
-                      impl_->Roundtrip(call, ipc::ToFrame(load, call->id), Clock::now() + timeout));
+  auto sent = impl_->Roundtrip(call, ipc::ToFrame(load, call->id), Clock::now() + timeout,
+                               std::array<int, 1>{theirs.get()});
+  theirs.reset();  // the worker's copy alone must keep its end open
+  MG_ASSIGN_OR_RETURN(ipc::Frame reply, std::move(sent));
   if (reply.type == static_cast<uint16_t>(ipc::MessageType::kLoaded)) {
     auto loaded = ipc::FromFrame<ipc::LoadedMessage>(reply);
     if (!loaded.ok()) return loaded.status().WithPrefix(impl_->Who());
+    auto lane = std::make_shared<Lane>();
+    lane->channel = std::make_unique<ipc::Channel>(std::move(mine));
+    impl_->DropLane(load.model);  // a lane left by an earlier instance of the name
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->lanes[load.model] = std::move(lane);
     return std::move(loaded).value();
   }
   if (reply.type == static_cast<uint16_t>(ipc::MessageType::kLoadFailed)) {
@@ -475,6 +587,7 @@ Status WorkerClient::Unload(const std::string& model, std::chrono::milliseconds 
   MG_ASSIGN_OR_RETURN(ipc::Frame reply,
                       impl_->Roundtrip(call, ipc::ToFrame(ipc::UnloadMessage{model}, call->id),
                                        Clock::now() + timeout));
+  impl_->DropLane(model);
   if (reply.type == static_cast<uint16_t>(ipc::MessageType::kUnloaded)) return Status::Ok();
   if (reply.type == static_cast<uint16_t>(ipc::MessageType::kLoadFailed)) {
     auto failed = ipc::FromFrame<ipc::LoadFailedMessage>(reply);
@@ -551,7 +664,9 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   call->output = *output;
   msg.output = *output;
 
-  auto reply = im.Roundtrip(call, ipc::ToFrame(msg), deadline);
+  std::shared_ptr<Lane> lane = im.LaneOf(model);
+  auto reply = lane ? im.LaneRoundtrip(*lane, model, call, ipc::ToFrame(msg), deadline)
+                    : im.Roundtrip(call, ipc::ToFrame(msg), deadline);
   if (!reply.ok()) {
     // Not abandoned (a timeout hands the regions to the reader): free here.
     std::vector<ipc::Region> regions;

@@ -5,8 +5,13 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <array>
+#include <cstring>
+
+#include "modelgrid/backend/backend.h"
 #include "modelgrid/ipc/channel.h"
 #include "modelgrid/ipc/messages.h"
+#include "modelgrid/ipc/tensor_arena.h"
 #include "modelgrid/ipc/unix_socket.h"
 #include "worker/spawn.h"
 #include "worker/worker_test_util.h"
@@ -126,6 +131,83 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   ASSERT_EQ(::waitpid(w->pid, &status, 0), w->pid);
   w->pid = 0;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// messages.h, "Lanes": a load that brings a socket makes the model's thread
+// answer `infer` frames sent on it, on it, with nothing on the control
+// socket; once the lane is closed the control socket still serves.
+TEST(WorkerProtocolTest, InferOnTheLaneIsAnsweredOnTheLane) {
+  REQUIRE_ZOO();
+  auto w = StartRaw();
+  ASSERT_TRUE(w);
+  auto arena = ipc::TensorArena::Create("lane-test", uint64_t{1} << 20);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  ASSERT_TRUE(w->channel
+                  ->Send(ipc::ToFrame(ipc::AttachArenaMessage{"lane-test", (*arena)->capacity()}),
+                         std::array<int, 1>{(*arena)->fd()})
+                  .ok());
+  auto pair = ipc::SocketPair();
+  ASSERT_TRUE(pair.ok());
+  auto [mine, theirs] = std::move(pair).value();
+  ASSERT_TRUE(w->channel
+                  ->Send(ipc::ToFrame(LoadOf(zoo, "digits"), 1), std::array<int, 1>{theirs.get()})
+                  .ok());
+  theirs.reset();
+  auto loaded = w->channel->Receive(kGenerous);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_EQ(loaded->type, static_cast<uint16_t>(MessageType::kLoaded));
+  ipc::Channel lane(std::move(mine));
+
+  // Two rows of the test set; the expected logits come from the model run here.
+  const InferTensor input = DigitsRows(zoo, 0, 2);
+  TorchScriptBackend local;
+  ASSERT_TRUE(local.Load(OpenEntry(zoo, "digits")).ok());
+  auto want = local.Run("infer", {input});
+  ASSERT_TRUE(want.ok());
+  auto in = (*arena)->Allocate(input.data.size(), "input");
+  auto out = (*arena)->Allocate(4096, "output");
+  ASSERT_TRUE(in.ok() && out.ok());
+  std::memcpy((*arena)->Bytes(*in)->data(), input.data.data(), input.data.size());
+  auto infer = [&](uint64_t id) {
+    ipc::InferMessage m;
+    m.request_id = id;
+    m.model = "digits";
+    m.task = "infer";
+    m.inputs = {ipc::TensorRef{"input", input.datatype, input.shape, in->offset, in->size}};
+    m.output = *out;
+    return ipc::ToFrame(m);
+  };
+  auto check = [&](const Frame& reply, uint64_t id) {
+    ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kResult));
+    auto result = ipc::FromFrame<ipc::ResultMessage>(reply);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(result->request_id, id);
+    ASSERT_FALSE(result->error) << result->error->message;
+    ASSERT_EQ(result->outputs.size(), 1u);
+    auto bytes = (*arena)->Bytes(result->outputs[0].region());
+    ASSERT_TRUE(bytes.ok());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size()),
+              want->at(0).data);
+  };
+
+  ASSERT_TRUE(lane.Send(infer(21)).ok());
+  auto reply = lane.Receive(kGenerous);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  check(*reply, 21);
+  EXPECT_FALSE(w->channel->Readable()) << "a lane request was answered on the control socket";
+
+  // Something that is not an infer, on the lane: an error under its id.
+  ASSERT_TRUE(lane.Send(ipc::ToFrame(ipc::PingMessage{}, 22)).ok());
+  reply = lane.Receive(kGenerous);
+  ASSERT_TRUE(reply.ok());
+  auto refused = ipc::FromFrame<ipc::ResultMessage>(*reply);
+  ASSERT_TRUE(refused.ok() && refused->error);
+  EXPECT_EQ(refused->request_id, 22u);
+  EXPECT_NE(refused->error->message.find("on the lane"), std::string::npos);
+
+  // The frontend closes its end: the control socket still serves the model.
+  lane.Shutdown();
+  check(w->Ask(infer(23)), 23);
 }
 
 TEST(WorkerProtocolTest, ACorruptStreamEndsTheWorkerWithCodeOne) {

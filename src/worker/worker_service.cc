@@ -76,7 +76,7 @@ class WorkerService {
         OnAttachArena(received);
         return;
       case MessageType::kLoad:
-        OnLoad(frame);
+        OnLoad(received);
         return;
       case MessageType::kInfer:
         OnInfer(frame);
@@ -139,7 +139,9 @@ class WorkerService {
     spdlog::info("attached arena '{}' of {} bytes", attach->name, attach->capacity_bytes);
   }
 
-  void OnLoad(const ipc::Frame& frame) {
+  // The frame's one descriptor, when it carries one, is the model's lane.
+  void OnLoad(ipc::ReceivedFrame& received) {
+    const ipc::Frame& frame = received.frame;
     auto load = ipc::FromFrame<ipc::LoadMessage>(frame);
     if (!load.ok()) {
       context_.Send(ipc::ToFrame(
@@ -159,7 +161,15 @@ class WorkerService {
     auto runner = std::make_shared<ModelRunner>(load->model, &context_,
                                                 [this](ModelRunner* r) { Retire(r); });
     models_[load->model] = runner;
-    runner->EnqueueLoad(std::move(load).value(), frame.request_id);
+    ipc::UniqueFd lane;
+    if (received.fds.size() == 1) {
+      lane = std::move(received.fds[0]);
+    } else if (!received.fds.empty()) {
+      spdlog::warn("load '{}' carried {} descriptors; expected at most 1, the lane; serving "
+                   "without one",
+                   load->model, received.fds.size());
+    }
+    runner->EnqueueLoad(std::move(load).value(), frame.request_id, std::move(lane));
   }
 
   void OnInfer(const ipc::Frame& frame) {

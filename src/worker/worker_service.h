@@ -27,6 +27,9 @@ struct WorkerServiceOptions {
   // they are computing. Past it the process ends at once (std::_Exit(0)),
   // since a LibTorch call cannot be interrupted.
   std::chrono::milliseconds drain_timeout{1'000};
+  // How long a model's thread polls for its next job before it sleeps
+  // (ipc/spin.h; the frontend's WorkerOptions::spin says why). 0 = never.
+  std::chrono::microseconds spin{0};
 };
 
 // Serves frames arriving on `socket` (a connected AF_UNIX stream socket,

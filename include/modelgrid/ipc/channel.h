@@ -102,6 +102,11 @@ class Channel {
   // (close-on-exec, owned by the caller).
   Result<ReceivedFrame> ReceiveWithFds(std::chrono::milliseconds timeout);
 
+  // True when the socket has bytes to read or the peer has closed: Receive
+  // would find something at once. One poll(2) with a zero timeout, for spin
+  // waits (ipc/spin.h). The bytes may be only part of a frame.
+  bool Readable() const;
+
   // Shuts the socket down in both directions: a Receive blocked in another
   // thread returns kUnavailable, later Sends fail, and the peer sees end of
   // stream. The descriptor stays open until the Channel is destroyed.

@@ -22,7 +22,8 @@
 //                                 carries the arena's memfd (SCM_RIGHTS)
 // load (10)           F -> W      {"model": str, "path": str, "device": str,
 //                                  "limit_bytes": u64, "request_bytes": u64 opt 0,
-//                                  "max_batch_size": u32 opt 0}
+//                                  "max_batch_size": u32 opt 0}; the frame may
+//                                 carry one descriptor, the model's lane (below)
 // loaded (11)         W -> F      {"model": str, "current_bytes": u64, "peak_bytes": u64,
 //                                  "tasks": [str] opt [], "inputs": [spec] opt [],
 //                                  "outputs": [spec] opt []}
@@ -62,6 +63,20 @@
 // frontend could not allocate it, or gave up on the request) makes the
 // worker drop the outputs and answer `result` with a RESOURCE_EXHAUSTED
 // error. So every `infer` gets exactly one `result`, whatever happens.
+//
+// Lanes: a `load` frame may carry one end of a connected AF_UNIX stream
+// socket, the instance's lane. Once `loaded` has been answered, the frontend
+// may send that model's `infer` frames on the lane instead of the control
+// socket; the worker's thread for the model reads them itself and answers
+// `result` and `output_needed` on the lane, and the frontend answers
+// `output_region` there too. The messages are the same. What a lane saves is
+// two thread hand-offs per request: the worker's receive loop and the
+// frontend's reader thread are not on its path. The frontend sends at most
+// one `infer` at a time on a lane and waits for its `result` (the model runs
+// one request at a time anyway); a `result` for a request the frontend gave
+// up on may still arrive and is matched by request id. The worker closes
+// its end when the model is unloaded or its load fails; `load`, `unload`
+// and `get_stats` stay on the control socket.
 #pragma once
 
 #include <cstdint>
@@ -80,7 +95,7 @@
 namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 
 enum class MessageType : uint16_t {
   kPing = 1,

@@ -22,6 +22,16 @@
 // kResourceExhausted. A request's regions are freed when its result (or the
 // worker's death) arrives, whichever path it took.
 //
+// Lanes (modelgrid/ipc/messages.h): Load gives each model a socket of its
+// own to the worker's thread for that model; Infer sends the request there
+// and reads the result itself, one request at a time per model, so neither
+// the worker's receive loop nor this client's reader thread is on the
+// request's path. An Infer that finds its model's lane busy with another
+// call takes the control socket instead (its request queues in the worker
+// behind the running one, as before lanes). Load, Unload, Stats and death detection stay on
+// the control socket; when the worker dies, a call on a lane fails with the
+// same "worker ... exited" error as the others.
+//
 // Thread-safety: every method may be called from any thread, concurrently
 // (many Infer calls may be in flight at once; replies are matched by request
 // id). The destructor calls Shutdown.
@@ -65,6 +75,13 @@ struct WorkerOptions {
   int threads = 0;
   // How long Start waits for the worker to answer ping.
   std::chrono::milliseconds start_timeout{10'000};
+  // Spin budget of the request path (modelgrid/ipc/spin.h): how long Infer
+  // polls its model's lane for the result before it sleeps, and how long
+  // the worker's model threads poll for their next request before they
+  // sleep (passed as --spin-us). At most this much CPU time is spent per
+  // wait; it saves the two wake-ups of a request that answers within it
+  // (docs/benchmarks.md, "Dispatch cost"). 0 = always sleep.
+  std::chrono::microseconds spin{50};
 };
 
 // A running worker process. Create with Start.
