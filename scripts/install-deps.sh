@@ -12,6 +12,7 @@ PACKAGES=(
   libopenblas0-pthread               # fast BLAS for LibTorch (else the reference BLAS: ~1 GFLOP/s)
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
   libcli11-dev libzip-dev libxxhash-dev
+  protobuf-compiler libprotobuf-dev  # worker request payloads (src/ipc/request.proto)
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   pkg-config curl procps
 )

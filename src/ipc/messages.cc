@@ -5,18 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "ipc/json_reader.h"
+#include "ipc/message_checks.h"
 
 namespace modelgrid::ipc {
-namespace {
 
-using internal::JsonReader;
-using nlohmann::json;
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::string Context(MessageType type) {
-  return "'" + std::string(MessageTypeName(type)) + "' message";
-}
+namespace internal {
 
 std::optional<StatusCode> ParseStatusCode(const std::string& name) {
   for (StatusCode code :
@@ -26,6 +19,21 @@ std::optional<StatusCode> ParseStatusCode(const std::string& name) {
     if (name == StatusCodeName(code)) return code;
   }
   return std::nullopt;
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::ParseStatusCode;
+
+using internal::JsonReader;
+using nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string Context(MessageType type) {
+  return "'" + std::string(MessageTypeName(type)) + "' message";
 }
 
 json ErrorToJson(const ErrorInfo& e) {
@@ -235,6 +243,17 @@ Status ModelOnlyFromJson(std::string_view text, MessageType type, std::string* m
 }
 
 }  // namespace
+
+namespace internal {
+
+Status CheckTensorRef(const TensorRef& tensor, const std::string& context) {
+  static const json kNoFields = json::object();
+  JsonReader r(kNoFields, context);
+  CheckTensor(r, tensor);
+  return r.status();
+}
+
+}  // namespace internal
 
 std::string_view MessageTypeName(MessageType type) {
   switch (type) {

@@ -282,6 +282,49 @@ TEST(MessagesTest, FromFrameChecksTypeAndRequestId) {
   EXPECT_TRUE(Mentions(mismatch.status(), "request_id 5 disagrees"));
 }
 
+// infer and result travel as protobuf (request.proto) and get the checks of
+// their JSON form when decoded.
+TEST(MessagesTest, InferAndResultPayloadsAreCheckedProtobufs) {
+  InferMessage infer;
+  infer.request_id = 5;
+  infer.model = "digits";
+  infer.task = "infer";
+  infer.inputs = {TensorRef{"input", DataType::kFP32, {1, 64}, 128, 256}};
+  infer.output = {4096, 1024};
+  infer.params = json{{"max_new_tokens", 3}};
+  const Frame frame = ToFrame(infer);
+  ASSERT_FALSE(frame.payload.empty());
+  EXPECT_NE(frame.payload.front(), '{') << "infer is JSON again";
+  auto back = FromFrame<InferMessage>(frame);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, infer);
+
+  InferMessage bad;
+  EXPECT_EQ(DecodePayload("\xff\xff\xff", &bad).code(), StatusCode::kCorruption);
+  infer.inputs[0].offset = 100;  // not 64-byte aligned
+  Status s = DecodePayload(EncodePayload(infer), &bad);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("'infer' message: inputs[0]: field 'offset'"), std::string::npos)
+      << s.ToString();
+  infer.inputs[0] = TensorRef{"input", DataType::kInt64, {3}, 0, 16};  // 3 INT64 = 24 bytes
+  s = DecodePayload(EncodePayload(infer), &bad);
+  EXPECT_NE(s.message().find("field 'size': 16 bytes, but the shape holds 3 INT64"),
+            std::string::npos)
+      << s.ToString();
+
+  ResultMessage result;
+  result.request_id = 5;
+  result.error = ErrorInfo{StatusCode::kOk, "not an error"};
+  ResultMessage decoded;
+  s = DecodePayload(EncodePayload(result), &decoded);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("'OK' is not an error code"), std::string::npos) << s.ToString();
+  // Bytes that are not UTF-8 survive: text fields are protobuf `bytes`.
+  result.error = ErrorInfo{StatusCode::kInvalidArgument, "input '\xc3\x28' is unknown"};
+  ASSERT_TRUE(DecodePayload(EncodePayload(result), &decoded).ok());
+  EXPECT_EQ(decoded, result);
+}
+
 TEST(MessagesTest, CheckTensorsWithinTheOutputRegion) {
   const Region out{1024, 1024};
   EXPECT_TRUE(CheckTensorsWithin({{"a", DataType::kUInt8, {1024}, 1024, 1024}}, out).ok());

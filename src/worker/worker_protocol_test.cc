@@ -64,7 +64,8 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   auto w = StartRaw();
   ASSERT_TRUE(w);
 
-  // An infer that is not JSON: a result error under the same request id.
+  // An infer that is not a protobuf Infer (request.proto): a result error
+  // under the same request id.
   Frame reply = w->Ask(RawFrame(MessageType::kInfer, 7, "{not json"));
   ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kResult));
   EXPECT_EQ(reply.request_id, 7u);
@@ -74,18 +75,25 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   EXPECT_EQ(result->error->code, StatusCode::kCorruption);
   EXPECT_NE(result->error->message.find("'infer' message"), std::string::npos);
 
-  // An infer with an unknown field.
-  reply = w->Ask(RawFrame(MessageType::kInfer, 8,
-                          R"({"request_id":8,"model":"m","task":"t","inputs":[],)"
-                          R"("output":{"offset":0,"size":0},"colour":"red"})"));
+  // An infer whose input's size disagrees with its shape (ToFrame does not
+  // check; the worker does).
+  ipc::InferMessage infer;
+  infer.request_id = 8;
+  infer.model = "m";
+  infer.task = "t";
+  infer.inputs = {ipc::TensorRef{"x", DataType::kFP32, {2, 3}, 0, 20}};
+  reply = w->Ask(ipc::ToFrame(infer));
   result = ipc::FromFrame<ipc::ResultMessage>(reply);
   ASSERT_TRUE(result.ok() && result->error);
-  EXPECT_NE(result->error->message.find("field 'colour': unknown field"), std::string::npos);
+  EXPECT_EQ(result->error->code, StatusCode::kCorruption);
+  EXPECT_NE(result->error->message.find("field 'size': 20 bytes, but the shape holds 6 FP32"),
+            std::string::npos)
+      << result->error->message;
 
   // A well-formed infer before any arena or model: NOT_FOUND for the model.
-  reply = w->Ask(RawFrame(MessageType::kInfer, 9,
-                          R"({"request_id":9,"model":"m","task":"t","inputs":[],)"
-                          R"("output":{"offset":0,"size":0}})"));
+  infer.request_id = 9;
+  infer.inputs.clear();
+  reply = w->Ask(ipc::ToFrame(infer));
   result = ipc::FromFrame<ipc::ResultMessage>(reply);
   ASSERT_TRUE(result.ok() && result->error);
   EXPECT_EQ(result->error->code, StatusCode::kNotFound);

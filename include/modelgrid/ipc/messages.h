@@ -4,7 +4,11 @@
 // the worker component.
 //
 // Conventions for every payload:
-// - a JSON object; all sizes and offsets are integer bytes (unsigned);
+// - a JSON object, except for `infer` and `result`, which are on every
+//   request's path and are protocol buffers (src/ipc/request.proto) with
+//   the same fields and the same checks (EncodePayload / DecodePayload);
+//   their JSON form (ToJson / FromJson) remains for logs and tests;
+// - all sizes and offsets are integer bytes (unsigned);
 // - unknown fields are an error (both ends are built from the same tree, so
 //   an unknown field is a bug or a version mix-up, never silently dropped);
 // - optional fields are marked "opt" below and take the default shown;
@@ -366,6 +370,29 @@ Status FromJson(std::string_view json, ShutdownMessage* out);
 // region before reading them. Errors: kCorruption naming the tensor.
 Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds);
 
+// The frame payload of a message: protobuf bytes for `infer` and `result`
+// (request.proto), the JSON text of ToJson for the others.
+std::string EncodePayload(const InferMessage& m);
+std::string EncodePayload(const ResultMessage& m);
+template <typename M>
+std::string EncodePayload(const M& m) {
+  return ToJson(m);
+}
+
+// Parses a frame payload made by EncodePayload. Errors: kCorruption naming
+// the message type: for `infer` and `result` bytes that are not the
+// protobuf message, a missing output region, then the same
+// field checks as FromJson (datatypes, shapes against sizes, alignment,
+// params an object, an error code known); fields the schema does not have
+// are skipped, as protobuf does (LITE_RUNTIME cannot list them). For the
+// others as FromJson.
+Status DecodePayload(std::string_view payload, InferMessage* out);
+Status DecodePayload(std::string_view payload, ResultMessage* out);
+template <typename M>
+Status DecodePayload(std::string_view payload, M* out) {
+  return FromJson(payload, out);
+}
+
 // A frame carrying `m`. Messages with a `request_id` field (infer, result,
 // output_needed, output_region)
 // put it in the header and ignore `request_id`; the others use `request_id`.
@@ -378,13 +405,13 @@ Frame ToFrame(const M& m, uint64_t request_id = 0) {
   } else {
     frame.request_id = request_id;
   }
-  frame.payload = ToJson(m);
+  frame.payload = EncodePayload(m);
   return frame;
 }
 
 // Decodes `frame` as an M. Errors: kInvalidArgument when the frame's type is
 // not M::kType (an unexpected message, both types named); kCorruption as
-// FromJson, or when the JSON request_id disagrees with the header's.
+// DecodePayload, or when the payload's request_id disagrees with the header's.
 template <typename M>
 Result<M> FromFrame(const Frame& frame) {
   if (frame.type != static_cast<uint16_t>(M::kType)) {
@@ -395,7 +422,7 @@ Result<M> FromFrame(const Frame& frame) {
                                         : "unknown type " + std::to_string(frame.type)));
   }
   M m;
-  Status s = FromJson(frame.payload, &m);
+  Status s = DecodePayload(frame.payload, &m);
   if (!s.ok()) return s;
   if constexpr (requires { m.request_id; }) {
     if (m.request_id != frame.request_id) {
