@@ -32,6 +32,7 @@
 
 #include "modelgrid/device.h"
 #include "modelgrid/estimate.h"
+#include "modelgrid/ipc/shm_registry.h"
 #include "modelgrid/kserve/tensor.h"
 #include "modelgrid/placement.h"
 #include "modelgrid/repository.h"
@@ -140,6 +141,12 @@ struct DeviceStatus {
 // One inference call.
 struct InferCall {
   std::string task = "infer";
+  // The inputs. An input whose bytes a client placed in a registered
+  // system shared-memory region (Grid::RegisterSharedMemory) has no `data`
+  // and these `parameters` (Triton's names): "shared_memory_region" (the
+  // registered name), "shared_memory_byte_size" (bytes) and, optionally,
+  // "shared_memory_offset" (bytes from the region's start, default 0). The
+  // grid resolves them and the model reads the client's bytes in place.
   std::vector<InferTensor> inputs;
   nlohmann::json params = nlohmann::json::object();  // task parameters (generate's)
   int priority = 0;
@@ -233,6 +240,22 @@ class Grid {
 
   // True when every placed model is ready (the readiness probe).
   bool Ready() const;
+
+  // ---- system shared memory (Triton's extension; modelgrid/ipc/shm_registry.h) ----
+
+  // Registers the POSIX shared memory object `key` (shm_open name) as
+  // region `name`: byte_size bytes from `offset`. Errors: those of
+  // SharedMemoryRegistry::Register (kAlreadyExists, kNotFound for an
+  // unknown key, kInvalidArgument for sizes).
+  Status RegisterSharedMemory(const std::string& name, const std::string& key, uint64_t offset,
+                              uint64_t byte_size);
+  // Unregisters `name` ("" = every region) and has the workers unmap it.
+  // Requests in flight that read it keep their mapping until they end.
+  // Errors: kNotFound for an unknown name.
+  Status UnregisterSharedMemory(const std::string& name);
+  // The registered regions by name; or the one named (kNotFound).
+  std::vector<ipc::SharedMemoryRegion> SharedMemoryRegions() const;
+  Result<ipc::SharedMemoryRegion> SharedMemoryRegion(const std::string& name) const;
 
   // Fails queued requests (kUnavailable "server shutting down"), waits for
   // batches in flight, stops every worker and reaps it. Idempotent.

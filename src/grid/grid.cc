@@ -79,6 +79,46 @@ bool IsPlaced(ModelState s) {
   return s == ModelState::kLoading || s == ModelState::kReady || s == ModelState::kRestarting;
 }
 
+
+// Resolves the inputs of a call to `model` that name a registered
+// shared-memory region (InferCall, grid.h): sets InferTensor::shared and
+// removes the three parameters. Errors: kInvalidArgument for data next to a
+// region, a parameter of the wrong type or a range outside the region;
+// kNotFound for an unknown region. Every message names the model and input.
+Status ResolveSharedInputs(const ipc::SharedMemoryRegistry& registry, const std::string& model,
+                          std::vector<InferTensor>* inputs) {
+  for (InferTensor& in : *inputs) {
+    const auto region = in.parameters.find("shared_memory_region");
+    if (region == in.parameters.end()) continue;
+    const std::string who = "model '" + model + "': input '" + in.name + "'";
+    if (!in.data.empty()) {
+      return Status::InvalidArgument(who + ": has both data and shared_memory_region");
+    }
+    const auto size = in.parameters.find("shared_memory_byte_size");
+    const auto offset = in.parameters.find("shared_memory_offset");
+    if (!region->is_string()) {
+      return Status::InvalidArgument(who + ": shared_memory_region must be a string");
+    }
+    if (size == in.parameters.end() || !size->is_number_unsigned()) {
+      return Status::InvalidArgument(
+          who + ": shared_memory_byte_size must be a non-negative integer next to "
+                "shared_memory_region");
+    }
+    if (offset != in.parameters.end() && !offset->is_number_unsigned()) {
+      return Status::InvalidArgument(who + ": shared_memory_offset must be a non-negative integer");
+    }
+    auto slice = registry.Slice(region->get<std::string>(),
+                                offset == in.parameters.end() ? 0 : offset->get<uint64_t>(),
+                                size->get<uint64_t>());
+    if (!slice.ok()) return slice.status().WithPrefix(who);
+    in.shared = std::move(slice).value();
+    in.parameters.erase("shared_memory_region");
+    in.parameters.erase("shared_memory_byte_size");
+    in.parameters.erase("shared_memory_offset");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 struct ModelRecord {
@@ -115,6 +155,7 @@ void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances, Mod
 
 struct Grid::Impl {
   GridOptions options;
+  ipc::SharedMemoryRegistry shared_memory;  // thread-safe on its own
   std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
   uint64_t next_folder = 0;
   std::vector<Device> devices;
@@ -133,6 +174,21 @@ struct Grid::Impl {
   std::condition_variable watchdog_cv;
   std::deque<std::pair<Clock::time_point, std::shared_ptr<WorkerSlot>>> restarts;
   std::thread watchdog;
+
+  // Has every running worker forget the shared-memory regions `ids`.
+  // Takes mu itself.
+  void DetachFromWorkers(const std::vector<uint64_t>& ids) {
+    std::vector<std::shared_ptr<WorkerClient>> clients;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& [key, slot] : slots) {
+        if (auto client = slot->Client()) clients.push_back(std::move(client));
+      }
+    }
+    for (const auto& client : clients) {
+      for (uint64_t id : ids) client->DetachRegion(id);
+    }
+  }
 
   // ---- helpers (mu held unless said otherwise) ----
 
@@ -853,6 +909,11 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
     done(Status::Unavailable("model '" + model + "' has no running instance"));
     return;
   }
+  if (Status shared = ResolveSharedInputs(impl_->shared_memory, model, &call.inputs);
+      !shared.ok()) {
+    done(shared);
+    return;
+  }
   SchedulerRequest req;
   req.id = std::move(call.id);
   req.task = std::move(call.task);
@@ -864,6 +925,32 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
   Status s = inst->scheduler->Submit(
       std::move(req), [shared_done](Result<std::vector<InferTensor>> r) { (*shared_done)(std::move(r)); });
   if (!s.ok()) (*shared_done)(s);
+}
+
+Status Grid::RegisterSharedMemory(const std::string& name, const std::string& key,
+                                  uint64_t offset, uint64_t byte_size) {
+  return impl_->shared_memory.Register(name, key, offset, byte_size);
+}
+
+Status Grid::UnregisterSharedMemory(const std::string& name) {
+  std::vector<uint64_t> ids;
+  if (name.empty()) {
+    ids = impl_->shared_memory.UnregisterAll();
+  } else {
+    const uint64_t id = impl_->shared_memory.IdOf(name);
+    MG_RETURN_IF_ERROR(impl_->shared_memory.Unregister(name));
+    ids.push_back(id);
+  }
+  impl_->DetachFromWorkers(ids);
+  return Status::Ok();
+}
+
+std::vector<ipc::SharedMemoryRegion> Grid::SharedMemoryRegions() const {
+  return impl_->shared_memory.Regions();
+}
+
+Result<ipc::SharedMemoryRegion> Grid::SharedMemoryRegion(const std::string& name) const {
+  return impl_->shared_memory.Region(name);
 }
 
 Result<std::vector<InferTensor>> Grid::Infer(const std::string& model, InferCall call) {

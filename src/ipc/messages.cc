@@ -81,17 +81,19 @@ Region ReadRegion(JsonReader& r, const char* field) {
 }
 
 json TensorToJson(const TensorRef& t) {
-  return json{{"name", t.name},
-              {"datatype", DataTypeName(t.datatype)},
-              {"shape", t.shape},
-              {"offset", t.offset},
-              {"size", t.size}};
+  json j{{"name", t.name},
+         {"datatype", DataTypeName(t.datatype)},
+         {"shape", t.shape},
+         {"offset", t.offset},
+         {"size", t.size}};
+  if (t.region_id != 0) j["region"] = t.region_id;
+  return j;
 }
 
 // Checks what a tensor's fields must satisfy together.
 void CheckTensor(JsonReader& r, const TensorRef& t) {
   if (t.name.empty()) r.Fail("name", "empty");
-  if (t.offset % kRegionAlignment != 0) {
+  if (t.region_id == 0 && t.offset % kRegionAlignment != 0) {  // arena offsets only
     r.Fail("offset",
            std::to_string(t.offset) + " is not a multiple of " + std::to_string(kRegionAlignment));
   }
@@ -139,7 +141,8 @@ std::vector<TensorRef> ReadTensors(JsonReader& r, const char* field) {
     }
     t.offset = tr.Uint64("offset");
     t.size = tr.Uint64("size");
-    tr.RejectUnknown({"name", "datatype", "shape", "offset", "size"});
+    t.region_id = tr.OptionalUint64("region", 0);
+    tr.RejectUnknown({"name", "datatype", "shape", "offset", "size", "region"});
     if (tr.ok()) {
       const auto type = ParseDataType(datatype);
       if (!type) {
@@ -287,6 +290,12 @@ std::string_view MessageTypeName(MessageType type) {
       return "unloaded";
     case MessageType::kShutdown:
       return "shutdown";
+    case MessageType::kAttachRegion:
+      return "attach_region";
+    case MessageType::kRegionAttached:
+      return "region_attached";
+    case MessageType::kDetachRegion:
+      return "detach_region";
   }
   return "unknown";
 }
@@ -302,6 +311,18 @@ std::optional<MessageType> ToMessageType(uint16_t value) {
 std::string ToJson(const PingMessage&) { return "{}"; }
 std::string ToJson(const GetStatsMessage&) { return "{}"; }
 std::string ToJson(const ShutdownMessage&) { return "{}"; }
+
+std::string ToJson(const AttachRegionMessage& m) {
+  return Dump({{"id", m.id}, {"map_bytes", m.map_bytes}});
+}
+
+std::string ToJson(const RegionAttachedMessage& m) {
+  json j = {{"id", m.id}};
+  if (m.error) j["error"] = ErrorToJson(*m.error);
+  return Dump(j);
+}
+
+std::string ToJson(const DetachRegionMessage& m) { return Dump({{"id", m.id}}); }
 
 std::string ToJson(const PongMessage& m) {
   return Dump({{"protocol_version", m.protocol_version}, {"pid", m.pid}});
@@ -403,6 +424,37 @@ Status FromJson(std::string_view json_text, GetStatsMessage*) {
 }
 Status FromJson(std::string_view json_text, ShutdownMessage*) {
   return EmptyFromJson(json_text, MessageType::kShutdown);
+}
+
+Status FromJson(std::string_view json_text, AttachRegionMessage* out) {
+  const std::string context = Context(MessageType::kAttachRegion);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->id = r.Uint64("id");
+  out->map_bytes = r.Uint64("map_bytes");
+  r.RejectUnknown({"id", "map_bytes"});
+  if (r.ok() && out->id == 0) r.Fail("id", "must be at least 1 (0 is the arena)");
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, RegionAttachedMessage* out) {
+  const std::string context = Context(MessageType::kRegionAttached);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->id = r.Uint64("id");
+  out->error.reset();
+  if (r.Has("error")) out->error = ReadError(r, "error");
+  r.RejectUnknown({"id", "error"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, DetachRegionMessage* out) {
+  const std::string context = Context(MessageType::kDetachRegion);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->id = r.Uint64("id");
+  r.RejectUnknown({"id"});
+  return r.status();
 }
 Status FromJson(std::string_view json_text, UnloadMessage* out) {
   return ModelOnlyFromJson(json_text, MessageType::kUnload, &out->model);

@@ -19,6 +19,7 @@ void ToProto(const TensorRef& t, pb::Tensor* out) {
   for (int64_t d : t.shape) out->add_shape(d);
   out->set_offset(t.offset);
   out->set_size(t.size);
+  out->set_region(t.region_id);
 }
 
 // A decoded tensor list, checked as FromJson checks it.
@@ -40,6 +41,7 @@ Status FromProto(const google::protobuf::RepeatedPtrField<pb::Tensor>& tensors,
     t.shape.assign(p.shape().begin(), p.shape().end());
     t.offset = p.offset();
     t.size = p.size();
+    t.region_id = p.region();
     MG_RETURN_IF_ERROR(internal::CheckTensorRef(t, where));
     out->push_back(std::move(t));
   }

@@ -132,7 +132,7 @@ Status CheckTensorPayload(const InferTensorView& tensor) {
 }  // namespace kserve_internal
 
 InferTensorView ViewOf(const InferTensor& tensor) {
-  return InferTensorView{tensor.name, tensor.datatype, tensor.shape, tensor.data};
+  return InferTensorView{tensor.name, tensor.datatype, tensor.shape, TensorBytes(tensor)};
 }
 
 Status ValidateTensorData(const InferTensorView& tensor, std::string_view kind) {

@@ -53,12 +53,12 @@ Result<InferTensor> ConcatBatch(std::span<const InferTensor* const> parts) {
     Status valid = ValidateTensorData(p, "input");
     if (!valid.ok()) return valid.WithPrefix(fmt::format("batch part {}", i));
     out.shape[0] += p.shape[0];
-    bytes += p.data.size();
+    bytes += TensorBytes(p).size();
   }
   out.data.reserve(bytes);
   // Row-major layout (and BYTES' back-to-back elements): rows of part i+1
   // follow the rows of part i, so the bytes simply follow too.
-  for (const InferTensor* p : parts) out.data += p->data;
+  for (const InferTensor* p : parts) out.data += TensorBytes(*p);
   return out;
 }
 

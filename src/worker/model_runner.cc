@@ -400,8 +400,21 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
   // input regions only after this request's reply, so they stay put.
   std::vector<InferTensorView> inputs;
   inputs.reserve(infer.inputs.size());
+  // Registered shared-memory regions the inputs point into, held while the
+  // model reads them (an unregister meanwhile does not unmap them).
+  std::vector<std::shared_ptr<const ipc::SharedMemory>> regions;
   for (const ipc::TensorRef& ref : infer.inputs) {
-    auto bytes = arena->Bytes(ref.region());
+    const ipc::SharedMemory* memory = arena.get();
+    if (ref.region_id != 0) {
+      regions.push_back(context_->Region(ref.region_id));
+      memory = regions.back().get();
+      if (memory == nullptr) {
+        return Status::InvalidArgument("model '" + model_ + "': input '" + ref.name +
+                                       "': shared memory region " + std::to_string(ref.region_id) +
+                                       " is not attached to " + context_->Who());
+      }
+    }
+    auto bytes = memory->Bytes(ref.region());
     if (!bytes.ok()) {
       return bytes.status().WithPrefix("model '" + model_ + "': input '" + ref.name + "'");
     }

@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <thread>
 #include <utility>
@@ -109,6 +110,34 @@ struct WorkerClient::Impl {
   std::function<void(const WorkerExit&)> on_exit;  // guarded by mu
 
   std::map<std::string, std::shared_ptr<Lane>> lanes;  // guarded by mu
+
+  std::mutex regions_mu;             // serializes attach_region round trips
+  std::set<uint64_t> attached;       // guarded by regions_mu: region ids the worker maps
+
+  // Makes sure the worker maps the shared-memory region of `bytes` (one
+  // attach_region round trip the first time). Errors: the worker's, or
+  // kUnavailable as Roundtrip.
+  Status EnsureRegion(const SharedTensorBytes& bytes, Clock::time_point deadline) {
+    std::lock_guard<std::mutex> lock(regions_mu);
+    if (attached.contains(bytes.region_id)) return Status::Ok();
+    auto call = std::make_shared<PendingCall>(next_id++);
+    MG_ASSIGN_OR_RETURN(
+        ipc::Frame reply,
+        Roundtrip(call, ipc::ToFrame(ipc::AttachRegionMessage{bytes.region_id, bytes.map_bytes},
+                                     call->id),
+                  deadline, std::array<int, 1>{bytes.fd}));
+    if (reply.type != static_cast<uint16_t>(ipc::MessageType::kRegionAttached)) {
+      return UnexpectedReply(reply, "'region_attached'");
+    }
+    auto attached_reply = ipc::FromFrame<ipc::RegionAttachedMessage>(reply);
+    if (!attached_reply.ok()) return attached_reply.status().WithPrefix(Who());
+    if (attached_reply->error) {
+      return attached_reply->error->ToStatus().WithPrefix("shared memory region '" + bytes.region +
+                                                          "'");
+    }
+    attached.insert(bytes.region_id);
+    return Status::Ok();
+  }
 
   std::mutex guess_mu;
   std::map<std::pair<std::string, std::string>, uint64_t> bytes_per_row;  // guarded by guess_mu
@@ -638,17 +667,29 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
       im.FreeRegions(call->regions);
       return valid.WithPrefix("model '" + model + "'");
     }
-    auto region = im.arena->Allocate(in.data.size(), request + " input " + Quote(in.name));
+    if (in.shared) {
+      // In a registered shared-memory region: the worker reads it in place.
+      Status mapped = im.EnsureRegion(*in.shared, deadline);
+      if (!mapped.ok()) {
+        im.FreeRegions(call->regions);
+        return mapped.WithPrefix("model '" + model + "': input '" + in.name + "'");
+      }
+      msg.inputs.push_back(ipc::TensorRef{in.name, in.datatype, in.shape, in.shared->offset,
+                                          in.shared->bytes.size(), in.shared->region_id});
+      input_bytes += in.shared->bytes.size();
+      continue;
+    }
+    const std::string_view data = TensorBytes(in);
+    auto region = im.arena->Allocate(data.size(), request + " input " + Quote(in.name));
     if (!region.ok()) {
       im.FreeRegions(call->regions);
       return region.status();
     }
     call->regions.push_back(*region);
     auto bytes = im.arena->Bytes(*region);
-    if (!in.data.empty()) std::memcpy(bytes->data(), in.data.data(), in.data.size());
-    msg.inputs.push_back(
-        ipc::TensorRef{in.name, in.datatype, in.shape, region->offset, in.data.size()});
-    input_bytes += in.data.size();
+    if (!data.empty()) std::memcpy(bytes->data(), data.data(), data.size());
+    msg.inputs.push_back(ipc::TensorRef{in.name, in.datatype, in.shape, region->offset, data.size()});
+    input_bytes += data.size();
   }
   // Output: the guess, or a minimal region when the guess does not fit (the
   // worker then asks for the exact size with output_needed).
@@ -694,6 +735,16 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   }
   im.FreeRegions(call->regions);
   return outcome;
+}
+
+void WorkerClient::DetachRegion(uint64_t region_id) {
+  Impl& im = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(im.regions_mu);
+    if (im.attached.erase(region_id) == 0) return;
+  }
+  Status s = im.channel->Send(ipc::ToFrame(ipc::DetachRegionMessage{region_id}), {}, kSendTimeout);
+  if (!s.ok()) spdlog::info("{}: cannot send detach_region: {}", im.Who(), s.message());
 }
 
 void WorkerClient::Shutdown(std::chrono::milliseconds grace) {

@@ -41,6 +41,26 @@ std::shared_ptr<const ipc::SharedMemory> WorkerContext::arena() const {
   return arena_;
 }
 
+void WorkerContext::AttachRegion(uint64_t id, std::shared_ptr<const ipc::SharedMemory> memory) {
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  regions_[id] = std::move(memory);
+}
+
+void WorkerContext::DetachRegion(uint64_t id) {
+  std::shared_ptr<const ipc::SharedMemory> gone;  // unmapped outside the lock
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  auto it = regions_.find(id);
+  if (it == regions_.end()) return;
+  gone = std::move(it->second);
+  regions_.erase(it);
+}
+
+std::shared_ptr<const ipc::SharedMemory> WorkerContext::Region(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  auto it = regions_.find(id);
+  return it == regions_.end() ? nullptr : it->second;
+}
+
 void WorkerContext::AddLimit(uint64_t limit_bytes) {
   std::lock_guard<std::mutex> lock(limit_mu_);
   if (limit_bytes == 0) {

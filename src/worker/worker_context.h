@@ -47,6 +47,15 @@ class WorkerContext {
   void SetArena(std::shared_ptr<const ipc::SharedMemory> arena);
   std::shared_ptr<const ipc::SharedMemory> arena() const;
 
+  // ---- registered shared-memory regions (attach_region / detach_region) ----
+
+  // Records the mapping of region `id` (replacing an earlier one).
+  void AttachRegion(uint64_t id, std::shared_ptr<const ipc::SharedMemory> memory);
+  // Forgets region `id`; requests holding its mapping keep it.
+  void DetachRegion(uint64_t id);
+  // The mapping of region `id`; nullptr when it is not attached.
+  std::shared_ptr<const ipc::SharedMemory> Region(uint64_t id) const;
+
   // ---- memory limit: the sum of the limits of the models held ----
 
   // Adds a model's limit (0 = unlimited: then the process has no limit while
@@ -113,6 +122,8 @@ class WorkerContext {
 
   mutable std::mutex arena_mu_;
   std::shared_ptr<const ipc::SharedMemory> arena_;  // guarded by arena_mu_
+
+  std::map<uint64_t, std::shared_ptr<const ipc::SharedMemory>> regions_;  // guarded by arena_mu_
 
   mutable std::mutex limit_mu_;
   uint64_t limit_sum_ = 0;    // guarded by limit_mu_

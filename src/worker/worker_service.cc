@@ -93,6 +93,16 @@ class WorkerService {
       case MessageType::kShutdown:
         OnShutdown(frame);
         return;
+      case MessageType::kAttachRegion:
+        OnAttachRegion(received);
+        return;
+      case MessageType::kDetachRegion:
+        if (auto detach = ipc::FromFrame<ipc::DetachRegionMessage>(frame); detach.ok()) {
+          context_.DetachRegion(detach->id);
+        } else {
+          spdlog::warn("ignoring a malformed detach_region: {}", detach.status().ToString());
+        }
+        return;
       default:
         Unexpected(frame);
         return;
@@ -140,6 +150,31 @@ class WorkerService {
   }
 
   // The frame's one descriptor, when it carries one, is the model's lane.
+  // Maps a registered shared-memory region from the frame's descriptor;
+  // answers region_attached (with the error when it cannot).
+  void OnAttachRegion(ipc::ReceivedFrame& received) {
+    auto attach = ipc::FromFrame<ipc::AttachRegionMessage>(received.frame);
+    ipc::RegionAttachedMessage reply;
+    if (!attach.ok()) {
+      reply.error = ipc::ErrorInfo::FromStatus(attach.status());
+    } else {
+      reply.id = attach->id;
+      Result<ipc::SharedMemory> memory =
+          received.fds.size() == 1
+              ? ipc::SharedMemory::MapFromFd(std::move(received.fds[0]), attach->map_bytes)
+              : Result<ipc::SharedMemory>(Status::InvalidArgument(
+                    "attach_region " + std::to_string(attach->id) + ": expected 1 descriptor, got " +
+                    std::to_string(received.fds.size())));
+      if (memory.ok()) {
+        context_.AttachRegion(attach->id, std::make_shared<const ipc::SharedMemory>(
+                                              std::move(memory).value()));
+      } else {
+        reply.error = ipc::ErrorInfo::FromStatus(memory.status().WithPrefix(context_.Who()));
+      }
+    }
+    context_.Send(ipc::ToFrame(reply, received.frame.request_id));
+  }
+
   void OnLoad(ipc::ReceivedFrame& received) {
     const ipc::Frame& frame = received.frame;
     auto load = ipc::FromFrame<ipc::LoadMessage>(frame);

@@ -46,9 +46,16 @@
 // unload (40)         F -> W      {"model": str}
 // unloaded (41)       W -> F      {"model": str}
 // shutdown (50)       F -> W      {}  (no reply: the worker closes its socket and exits)
+// attach_region (60)  F -> W      {"id": u64 >= 1, "map_bytes": u64}; the frame carries
+//                                 the descriptor of a registered system shared-memory
+//                                 region (shm_registry.h), mapped read-only [0, map_bytes)
+// region_attached (61) W -> F     {"id": u64, "error": error opt}
+// detach_region (62)  F -> W      {"id": u64}  (no reply; requests in flight keep it)
 //
 // tensor = {"name": str, "datatype": KServe v2 name ("FP32", ...),
-//           "shape": [i64 >= 0], "offset": u64, "size": u64}
+//           "shape": [i64 >= 0], "offset": u64, "size": u64, "region": u64 opt 0}
+//          region 0: the bytes lie in the arena (offset 64-byte aligned);
+//          region N: in attached shared-memory region N (any offset; inputs only)
 // region = {"offset": u64, "size": u64}
 // spec   = {"name": str, "datatype": KServe v2 name, "dims": [i64 >= -1]}
 //          (a repository TensorSpec: dims exclude the batch dim, -1 = any)
@@ -117,6 +124,9 @@ enum class MessageType : uint16_t {
   kUnload = 40,
   kUnloaded = 41,
   kShutdown = 50,
+  kAttachRegion = 60,
+  kRegionAttached = 61,
+  kDetachRegion = 62,
 };
 
 // The lower-case name used in the table above ("load_failed"); "unknown" for
@@ -144,6 +154,9 @@ struct TensorRef {
   std::vector<int64_t> shape;
   uint64_t offset = 0;
   uint64_t size = 0;
+  // 0: the bytes lie in the arena; N: in the shared-memory region attached
+  // as N (`attach_region`), `offset` bytes from the start of its file.
+  uint64_t region_id = 0;
 
   Region region() const { return {offset, size}; }
   bool operator==(const TensorRef&) const = default;
@@ -170,6 +183,31 @@ struct AttachArenaMessage {
   std::string name;
   uint64_t capacity_bytes = 0;  // pass to SharedMemory::MapFromFd with the received fd
   bool operator==(const AttachArenaMessage&) const = default;
+};
+
+// F -> W: map a registered system shared-memory region (its descriptor rides
+// on the frame) under `id`, so that input tensors may point into it.
+// Answered by `region_attached`.
+struct AttachRegionMessage {
+  static constexpr MessageType kType = MessageType::kAttachRegion;
+  uint64_t id = 0;
+  uint64_t map_bytes = 0;  // bytes of the file to map, from offset 0
+  bool operator==(const AttachRegionMessage&) const = default;
+};
+
+// W -> F: the answer to `attach_region`; `error` set when the mapping failed.
+struct RegionAttachedMessage {
+  static constexpr MessageType kType = MessageType::kRegionAttached;
+  uint64_t id = 0;
+  std::optional<ErrorInfo> error;
+  bool operator==(const RegionAttachedMessage&) const = default;
+};
+
+// F -> W: forget region `id` (unregistered). No reply.
+struct DetachRegionMessage {
+  static constexpr MessageType kType = MessageType::kDetachRegion;
+  uint64_t id = 0;
+  bool operator==(const DetachRegionMessage&) const = default;
 };
 
 // F -> W: load a model instance under a memory limit. Answered by `loaded`
@@ -340,6 +378,9 @@ std::string ToJson(const StatsMessage& m);
 std::string ToJson(const UnloadMessage& m);
 std::string ToJson(const UnloadedMessage& m);
 std::string ToJson(const ShutdownMessage& m);
+std::string ToJson(const AttachRegionMessage& m);
+std::string ToJson(const RegionAttachedMessage& m);
+std::string ToJson(const DetachRegionMessage& m);
 
 // Parses a payload into `*out` (left unspecified on error). Errors:
 // kCorruption naming the message type and, where one is at fault, the field:
@@ -363,6 +404,9 @@ Status FromJson(std::string_view json, StatsMessage* out);
 Status FromJson(std::string_view json, UnloadMessage* out);
 Status FromJson(std::string_view json, UnloadedMessage* out);
 Status FromJson(std::string_view json, ShutdownMessage* out);
+Status FromJson(std::string_view json, AttachRegionMessage* out);
+Status FromJson(std::string_view json, RegionAttachedMessage* out);
+Status FromJson(std::string_view json, DetachRegionMessage* out);
 
 // Checks that every tensor lies inside `bounds` ([offset, offset + size) of
 // each within [bounds.offset, bounds.offset + bounds.size)) — what the

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -24,6 +25,22 @@ namespace modelgrid {
 // rejected by the codec before any memory is reserved for it (the server's
 // body-size limit is the real guard; this one stops absurd shapes early).
 inline constexpr uint64_t kMaxTensorElements = uint64_t{1} << 40;
+
+// The bytes of an input tensor that lie in a registered system shared-memory
+// region (Triton's system shared memory extension,
+// docs/protocol/extension_shared_memory.md) instead of in InferTensor::data:
+// the client wrote them there, and they reach the model without a copy
+// (a worker maps the same region). Made by SharedMemoryRegistry::Slice
+// (modelgrid/ipc/shm_registry.h); immutable.
+struct SharedTensorBytes {
+  std::string region;      // the name the region was registered under
+  uint64_t region_id = 0;  // unique per registration (workers cache mappings by it)
+  int fd = -1;             // the region's descriptor, open while `keep` lives
+  uint64_t map_bytes = 0;  // bytes of the file a worker maps (from offset 0)
+  uint64_t offset = 0;     // of `bytes` from the start of the file
+  std::string_view bytes;  // the mapped bytes of the tensor
+  std::shared_ptr<const void> keep;  // holds the mapping and the descriptor
+};
 
 // One named input or output tensor of an inference request or response.
 // A plain value type: copyable, movable, thread-compatible.
@@ -41,9 +58,18 @@ struct InferTensor {
   // codec removes the transport-only "binary_data_size" when decoding and
   // adds it when encoding binary data.
   nlohmann::json parameters = nlohmann::json::object();
+  // Set for an input whose bytes are in a registered shared-memory region;
+  // `data` is then empty. Read the bytes with TensorBytes().
+  std::shared_ptr<const SharedTensorBytes> shared;
 
   bool operator==(const InferTensor&) const = default;
 };
+
+// The element bytes of `tensor`: those in shared memory when it has them,
+// else `data`.
+inline std::string_view TensorBytes(const InferTensor& tensor) {
+  return tensor.shared ? tensor.shared->bytes : std::string_view(tensor.data);
+}
 
 // A read-only view of one tensor whose bytes live elsewhere: in an
 // InferTensor, or in a worker's shared-memory arena (src/worker/), so that a

@@ -125,8 +125,9 @@ class WorkerClient {
   Status Unload(const std::string& model, std::chrono::milliseconds timeout);
 
   // Runs `task` of `model` on `inputs` in the worker: copies the inputs into
-  // the arena (one copy, no socket transfer), waits for the result and copies
-  // the outputs out. `params` is a JSON object handed to the backend's Run
+  // the arena (one copy, no socket transfer; none for an input in a
+  // registered shared-memory region), waits for the result and copies the
+  // outputs out. `params` is a JSON object handed to the backend's Run
   // (e.g. generate's max_new_tokens); null means {}.
   // Errors: the worker's error for the request (e.g. kInvalidArgument for a
   // wrong shape, kResourceExhausted for the memory limit, kNotFound for an
@@ -142,6 +143,13 @@ class WorkerClient {
                                          const std::vector<InferTensor>& inputs,
                                          const nlohmann::json& params,
                                          std::chrono::milliseconds timeout);
+
+  // Has the worker forget shared-memory region `region_id` (messages.h
+  // detach_region; no reply): the grid calls it when the region is
+  // unregistered. Inputs in a registered region (InferTensor::shared) are
+  // attached on first use by Infer, which sends their place instead of
+  // copying them into the arena. A no-op for a region never attached.
+  void DetachRegion(uint64_t region_id);
 
   // The worker's memory figures (`stats`, bytes): the process's allocator
   // current and peak, and per model the bytes it held right after its load

@@ -1,0 +1,148 @@
+// SharedMemoryRegistry (modelgrid/ipc/shm_registry.h): POSIX shared memory
+// objects opened by key and mapped read-only.
+#include "modelgrid/ipc/shm_registry.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "modelgrid/ipc/unique_fd.h"
+
+namespace modelgrid::ipc {
+
+// One registration's descriptor and mapping of [0, bytes) of the object.
+struct SharedMemoryRegistry::Mapping {
+  UniqueFd fd;
+  const char* data = nullptr;
+  uint64_t bytes = 0;
+  ~Mapping() {
+    if (data != nullptr) ::munmap(const_cast<char*>(data), bytes);
+  }
+};
+
+namespace {
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+Status SharedMemoryRegistry::Register(const std::string& name, const std::string& key,
+                                      uint64_t offset, uint64_t byte_size) {
+  const std::string who = "shared memory region " + Quote(name);
+  if (name.empty()) return Status::InvalidArgument("a shared memory region needs a name");
+  if (key.empty()) return Status::InvalidArgument(who + ": empty key");
+  if (byte_size == 0) return Status::InvalidArgument(who + ": byte_size must be at least 1");
+  if (offset > UINT64_MAX - byte_size) {
+    return Status::InvalidArgument(who + ": offset + byte_size overflows 64 bits");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entries_.contains(name)) {
+      return Status::AlreadyExists(who + " is already registered (unregister it first)");
+    }
+  }
+  UniqueFd fd(::shm_open(key.c_str(), O_RDWR | O_CLOEXEC, 0));
+  if (!fd.valid()) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::NotFound(who + ": no shared memory object has key " + Quote(key));
+    }
+    return Status::InvalidArgument(who + ": cannot open shared memory key " + Quote(key) + ": " +
+                                   std::strerror(err));
+  }
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) {
+    return Status::Internal(who + ": fstat of key " + Quote(key) + ": " + std::strerror(errno));
+  }
+  const uint64_t need = offset + byte_size;
+  if (static_cast<uint64_t>(st.st_size) < need) {
+    return Status::InvalidArgument(who + ": key " + Quote(key) + " holds " +
+                                   std::to_string(st.st_size) + " bytes, fewer than offset " +
+                                   std::to_string(offset) + " + byte_size " +
+                                   std::to_string(byte_size));
+  }
+  void* data = ::mmap(nullptr, need, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (data == MAP_FAILED) {
+    return Status::Internal(who + ": mmap of key " + Quote(key) + ": " + std::strerror(errno));
+  }
+  auto mapping = std::make_shared<Mapping>();
+  mapping->fd = std::move(fd);
+  mapping->data = static_cast<const char*>(data);
+  mapping->bytes = need;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.contains(name)) {
+    return Status::AlreadyExists(who + " is already registered (unregister it first)");
+  }
+  entries_[name] = Entry{SharedMemoryRegion{name, key, offset, byte_size}, next_id_++,
+                         std::move(mapping)};
+  return Status::Ok();
+}
+
+Status SharedMemoryRegistry::Unregister(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.erase(name) == 0) {
+    return Status::NotFound("shared memory region " + Quote(name) + " is not registered");
+  }
+  return Status::Ok();
+}
+
+std::vector<uint64_t> SharedMemoryRegistry::UnregisterAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint64_t> ids;
+  for (const auto& [name, entry] : entries_) ids.push_back(entry.id);
+  entries_.clear();
+  return ids;
+}
+
+uint64_t SharedMemoryRegistry::IdOf(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? 0 : it->second.id;
+}
+
+std::vector<SharedMemoryRegion> SharedMemoryRegistry::Regions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SharedMemoryRegion> out;
+  for (const auto& [name, entry] : entries_) out.push_back(entry.region);
+  return out;
+}
+
+Result<SharedMemoryRegion> SharedMemoryRegistry::Region(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    return Status::NotFound("shared memory region " + Quote(name) + " is not registered");
+  }
+  return it->second.region;
+}
+
+Result<std::shared_ptr<const SharedTensorBytes>> SharedMemoryRegistry::Slice(
+    const std::string& name, uint64_t offset, uint64_t byte_size) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    return Status::NotFound("shared memory region " + Quote(name) + " is not registered");
+  }
+  const Entry& e = it->second;
+  if (offset > e.region.byte_size || byte_size > e.region.byte_size - offset) {
+    return Status::InvalidArgument(
+        "shared memory region " + Quote(name) + ": offset " + std::to_string(offset) +
+        " + byte_size " + std::to_string(byte_size) + " runs past its " +
+        std::to_string(e.region.byte_size) + " bytes");
+  }
+  auto slice = std::make_shared<SharedTensorBytes>();
+  slice->region = name;
+  slice->region_id = e.id;
+  slice->fd = e.mapping->fd.get();
+  slice->map_bytes = e.mapping->bytes;
+  slice->offset = e.region.offset + offset;
+  slice->bytes = std::string_view(e.mapping->data + slice->offset, byte_size);
+  slice->keep = e.mapping;
+  return std::shared_ptr<const SharedTensorBytes>(std::move(slice));
+}
+
+}  // namespace modelgrid::ipc
