@@ -202,6 +202,24 @@ TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   EXPECT_EQ(RoundTrip(UnloadedMessage{"bert"}), UnloadedMessage{"bert"});
   EXPECT_EQ(RoundTrip(ShutdownMessage{}), ShutdownMessage{});
   EXPECT_EQ(ToFrame(UnloadMessage{"bert"}, 12).request_id, 12u);
+  EXPECT_EQ(RoundTrip(AttachRegionMessage{7, 4096}), (AttachRegionMessage{7, 4096}));
+  EXPECT_EQ(Decode<AttachRegionMessage>(R"({"id":0,"map_bytes":1})").code(),
+            StatusCode::kCorruption);  // 0 is the arena
+  const RegionAttachedMessage attached{7, ErrorInfo{StatusCode::kInvalidArgument, "too small"}};
+  EXPECT_EQ(RoundTrip(attached), attached);
+  EXPECT_EQ(RoundTrip(RegionAttachedMessage{8, std::nullopt}),
+            (RegionAttachedMessage{8, std::nullopt}));
+  EXPECT_EQ(RoundTrip(DetachRegionMessage{7}), DetachRegionMessage{7});
+  // A tensor in a shared-memory region may sit at any offset; in the arena not.
+  InferMessage infer;
+  infer.request_id = 3;
+  infer.model = "m";
+  infer.task = "infer";
+  infer.inputs = {TensorRef{"x", DataType::kFP32, {2}, 100, 8, 7}};
+  EXPECT_EQ(RoundTrip(infer), infer);
+  EXPECT_EQ(json::parse(ToJson(infer))["inputs"][0]["region"], 7);
+  infer.inputs[0].region_id = 0;
+  EXPECT_EQ(Decode<InferMessage>(ToJson(infer)).code(), StatusCode::kCorruption);
 }
 
 TEST(MessagesTest, DecodeErrorsNameTheMessageAndField) {

@@ -8,7 +8,11 @@
 
 #include <thread>
 
+#include <cstring>
+
+#include "modelgrid/ipc/shm_registry.h"
 #include "modelgrid/worker/worker_client.h"
+#include "testing/posix_shm.h"
 #include "worker/worker_test_util.h"
 
 namespace modelgrid {
@@ -131,6 +135,45 @@ TEST(WorkerTest, OutputsTheArenaCannotHoldFailAndTheWorkerServesOn) {
   auto ok = worker->Infer("gpt2", "infer", inputs, {}, kGenerous);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_TRUE(SameTensors(*ok, *local.Run("infer", inputs)));
+}
+
+// An input in a registered shared-memory region is read in place: it needs
+// no room in the arena. 64 digits rows (16,384 bytes) do not fit an 8 KiB
+// arena when copied, and run when they lie in the region; after
+// DetachRegion the worker maps the region again on the next use.
+TEST(WorkerTest, SharedMemoryInputsNeedNoRoomInTheArena) {
+  REQUIRE_ZOO();
+  ExitRecord exits;
+  START_WORKER(worker, Options("digits-shm", uint64_t{8} << 10), exits);
+  ASSERT_TRUE(worker->Load(LoadOf(zoo, "digits"), kGenerous).ok());
+  const InferTensor rows = DigitsRows(zoo, 0, 64);
+  auto copied = worker->Infer("digits", "infer", {rows}, {}, kGenerous);
+  EXPECT_EQ(copied.status().code(), StatusCode::kResourceExhausted) << copied.status().ToString();
+
+  const std::string key = "/mg_worker_shm_test_" + std::to_string(::getpid());
+  auto shm = PosixSharedMemory::Create(key, rows.data.size() + 128);
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  std::memcpy((*shm)->data() + 128, rows.data.data(), rows.data.size());
+  ipc::SharedMemoryRegistry registry;
+  ASSERT_TRUE(registry.Register("rows", key, 128, rows.data.size()).ok());
+  InferTensor shared = rows;
+  shared.data.clear();
+  auto slice = registry.Slice("rows", 0, rows.data.size());
+  ASSERT_TRUE(slice.ok()) << slice.status().ToString();
+  shared.shared = *slice;
+
+  TorchScriptBackend local;
+  ASSERT_TRUE(local.Load(OpenEntry(zoo, "digits")).ok());
+  const auto want = local.Run("infer", {rows});
+  ASSERT_TRUE(want.ok());
+  // The outputs (64 x 10 FP32 = 2,560 bytes) still go through the arena.
+  auto got = worker->Infer("digits", "infer", {shared}, {}, kGenerous);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(SameTensors(*got, *want));
+  worker->DetachRegion((*slice)->region_id);
+  got = worker->Infer("digits", "infer", {shared}, {}, kGenerous);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(SameTensors(*got, *want));
 }
 
 TEST(WorkerTest, ATimedOutRequestFreesItsRegionsOnlyWhenItsAnswerComes) {

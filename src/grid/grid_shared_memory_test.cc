@@ -1,0 +1,140 @@
+// Grid with inputs in registered system shared memory (Triton's extension,
+// grid.h InferCall): read in place in-process and by a worker, errors named,
+// and unregistering.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "modelgrid/grid.h"
+#include "testing/posix_shm.h"
+#include "testing/zoo.h"
+
+namespace modelgrid {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::PosixSharedMemory;
+
+// Rows [first, first + count) of the digits test set as FP32 bytes.
+std::string DigitsBytes(const std::filesystem::path& zoo, size_t first, size_t count) {
+  std::ifstream in(zoo / "digits" / "test_set.json");
+  const nlohmann::json set = nlohmann::json::parse(in);
+  std::string bytes;
+  for (size_t i = first; i < first + count; ++i) {
+    const std::vector<float> row = set["inputs"][i].get<std::vector<float>>();
+    bytes.append(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(float));
+  }
+  return bytes;
+}
+
+InferTensor Rows(const std::string& name, int64_t rows, std::string data) {
+  InferTensor t;
+  t.name = name;
+  t.datatype = DataType::kFP32;
+  t.shape = {rows, 64};
+  t.data = std::move(data);
+  return t;
+}
+
+InferTensor InShm(const std::string& name, int64_t rows, const std::string& region,
+                  uint64_t offset, uint64_t bytes) {
+  InferTensor t = Rows(name, rows, "");
+  t.parameters = {{"shared_memory_region", region},
+                  {"shared_memory_offset", offset},
+                  {"shared_memory_byte_size", bytes}};
+  return t;
+}
+
+class GridSharedMemoryTest : public ::testing::TestWithParam<Isolation> {};
+
+TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
+  REQUIRE_ZOO();
+  GridOptions o;
+  o.isolation = GetParam();
+  o.devices = {"cpu=8GiB"};
+  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
+  o.worker_threads = 1;
+  auto created = Grid::Create(o);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  std::unique_ptr<Grid> grid = std::move(created).value();
+  ASSERT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  auto st = grid->Model("digits");
+  ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
+  const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;
+
+  // The object holds 4 rows at byte 512 of a region that starts at byte 256.
+  const std::string key = "/mg_grid_shm_test_" + std::to_string(::getpid()) + "_" +
+                          std::string(IsolationName(GetParam()));
+  auto shm = PosixSharedMemory::Create(key, 4096);
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  const std::string first = DigitsBytes(zoo, 0, 4), second = DigitsBytes(zoo, 4, 4);
+  std::memcpy((*shm)->data() + 512, first.data(), first.size());
+  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 256, 3000).ok());
+  EXPECT_EQ(grid->SharedMemoryRegions(),
+            (std::vector<ipc::SharedMemoryRegion>{{"rows", key, 256, 3000}}));
+
+  auto expected = [&](const std::string& bytes) {
+    InferCall call;
+    call.inputs = {Rows(input, 4, bytes)};
+    auto out = grid->Infer("digits", std::move(call));
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : std::vector<InferTensor>{};
+  };
+  auto from_shm = [&](uint64_t offset, uint64_t bytes) {
+    InferCall call;
+    call.inputs = {InShm(input, 4, "rows", offset, bytes)};
+    return grid->Infer("digits", std::move(call));
+  };
+  auto got = from_shm(256, first.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, expected(first));
+  // The client writes new rows in place: the next call reads them.
+  std::memcpy((*shm)->data() + 512, second.data(), second.size());
+  got = from_shm(256, second.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, expected(second));
+  EXPECT_NE(expected(first), expected(second));
+
+  // Errors name the model, the input and the problem.
+  got = from_shm(2000, first.size());  // 2000 + 1024 > 3000
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("runs past its 3000 bytes"), std::string::npos)
+      << got.status().ToString();
+  got = from_shm(256, 1000);  // not 4 x 64 FP32
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << got.status().ToString();
+  InferCall both;
+  both.inputs = {InShm(input, 4, "rows", 256, first.size())};
+  both.inputs[0].data = first;
+  got = grid->Infer("digits", std::move(both));
+  EXPECT_NE(got.status().message().find("has both data and shared_memory_region"),
+            std::string::npos)
+      << got.status().ToString();
+  EXPECT_EQ(grid->RegisterSharedMemory("rows", key, 0, 16).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(grid->RegisterSharedMemory("other", "/mg_no_such_key", 0, 16).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(grid->RegisterSharedMemory("big", key, 0, 8192).code(), StatusCode::kInvalidArgument);
+
+  // Unregistered: a call naming it fails; registered again, it serves again.
+  ASSERT_TRUE(grid->UnregisterSharedMemory("rows").ok());
+  EXPECT_TRUE(grid->SharedMemoryRegions().empty());
+  got = from_shm(256, first.size());
+  EXPECT_EQ(got.status().code(), StatusCode::kNotFound) << got.status().ToString();
+  EXPECT_EQ(grid->UnregisterSharedMemory("rows").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 256, 3000).ok());
+  got = from_shm(256, second.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, expected(second));
+  EXPECT_TRUE(grid->UnregisterSharedMemory("").ok());
+  EXPECT_TRUE(grid->SharedMemoryRegions().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Isolations, GridSharedMemoryTest,
+                         ::testing::Values(Isolation::kNone, Isolation::kModel),
+                         [](const auto& info) { return std::string(IsolationName(info.param)); });
+
+}  // namespace
+}  // namespace modelgrid
