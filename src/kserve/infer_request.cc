@@ -1,4 +1,7 @@
-// Infer request bodies (modelgrid/kserve/infer_codec.h).
+// Infer request bodies (modelgrid/kserve/infer_codec.h), including inputs
+// that name a registered system shared-memory region instead of carrying
+// their bytes (Triton's system shared memory extension; the grid resolves
+// them, InferCall in modelgrid/grid.h).
 #include <set>
 #include <string>
 
@@ -13,6 +16,10 @@ namespace {
 using kserve_internal::BinaryPart;
 using nlohmann::json;
 
+// The request's "outputs" list (empty when absent). Errors: kInvalidArgument
+// for a malformed entry, a repeated name, a non-boolean binary_data, or
+// "output '<name>': shared memory outputs are not supported" for an entry
+// whose parameters name "shared_memory_region".
 Result<std::vector<RequestedOutput>> DecodeRequestedOutputs(const json& root) {
   std::vector<RequestedOutput> outputs;
   const auto it = root.find("outputs");
@@ -42,6 +49,10 @@ Result<std::vector<RequestedOutput>> DecodeRequestedOutputs(const json& root) {
       }
       out.binary_data = b->get<bool>();
       out.parameters.erase(b);
+    }
+    if (out.parameters.contains("shared_memory_region")) {
+      return Status::InvalidArgument("output '" + out.name +
+                                     "': shared memory outputs are not supported");
     }
     outputs.push_back(std::move(out));
   }

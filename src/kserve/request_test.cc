@@ -221,10 +221,6 @@ TEST(DecodeRequestTest, StructureErrors) {
   ExpectRequestError(
       R"({"inputs":[{"name":"a","datatype":"INT8","shape":[1],"parameters":3,"data":[1]}]})",
       "input 'a': \"parameters\" must be a JSON object");
-  ExpectRequestError(
-      R"({"inputs":[{"name":"a","datatype":"INT8","shape":[1],
-          "parameters":{"shared_memory_region":"r"}}]})",
-      "input 'a': shared memory tensors are not supported", std::nullopt, StatusCode::kUnsupported);
   ExpectRequestError(R"({"inputs":[],"outputs":[{"name":"y","parameters":{"binary_data":"yes"}}]})",
                      "requested output 'y': binary_data must be true or false");
   ExpectRequestError(R"({"inputs":[],"outputs":[{"name":"y"},{"name":"y"}]})",
@@ -234,6 +230,84 @@ TEST(DecodeRequestTest, StructureErrors) {
                      "malformed JSON at byte 64: nested deeper than 64 levels");
   ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":[1e400]}]})",
                      "malformed JSON");
+}
+
+// Inputs in system shared memory: no data, parameters kept for the grid.
+TEST(DecodeRequestTest, SharedMemoryInputsKeepTheirParameters) {
+  // Binary, shared-memory and JSON inputs mixed: order kept, binary bytes
+  // taken by the binary input only.
+  const std::string json_part = R"({"inputs":[
+      {"name":"b","datatype":"INT8","shape":[2],"parameters":{"binary_data_size":2}},
+      {"name":"s","datatype":"FP32","shape":[2,3],"parameters":{"shared_memory_region":"r1",
+        "shared_memory_byte_size":24,"shared_memory_offset":8,"note":"x"}},
+      {"name":"j","datatype":"INT8","shape":[1],"data":[7]}]})";
+  auto r = Decode(json_part + std::string("\x01\x02", 2), json_part.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->inputs.size(), 3u);
+  EXPECT_EQ(r->inputs[0].name, "b");
+  EXPECT_EQ(r->inputs[0].data, std::string("\x01\x02", 2));
+  const InferTensor& s = r->inputs[1];
+  EXPECT_EQ(s.name, "s");
+  EXPECT_EQ(s.datatype, DataType::kFP32);
+  EXPECT_EQ(s.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(s.data.empty());
+  EXPECT_EQ(s.shared, nullptr);
+  EXPECT_EQ(s.parameters, json({{"shared_memory_region", "r1"},
+                                {"shared_memory_byte_size", 24},
+                                {"shared_memory_offset", 8},
+                                {"note", "x"}}));
+  EXPECT_EQ(r->inputs[2].name, "j");
+  EXPECT_EQ(r->inputs[2].data, std::string("\x07", 1));
+
+  // Only a region: no offset, no size (the grid reports the missing size).
+  auto only = Decode(R"({"inputs":[{"name":"a","datatype":"INT8","shape":[4],
+      "parameters":{"shared_memory_region":"r"}}]})");
+  ASSERT_TRUE(only.ok()) << only.status().ToString();
+  EXPECT_EQ(only->inputs[0].parameters, json({{"shared_memory_region", "r"}}));
+  EXPECT_TRUE(only->inputs[0].data.empty());
+}
+
+TEST(DecodeRequestTest, SharedMemoryErrors) {
+  ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"INT8","shape":[1],"data":[1],
+      "parameters":{"shared_memory_region":"r","shared_memory_byte_size":1}}]})",
+                     "input 'a': has both \"data\" and shared_memory_region");
+  const std::string binary = R"({"inputs":[{"name":"a","datatype":"INT8","shape":[1],
+      "parameters":{"shared_memory_region":"r","binary_data_size":1}}]})";
+  ExpectRequestError(binary + "x", "input 'a': has both binary_data_size and shared_memory_region",
+                     binary.size());
+  ExpectRequestError(R"({"inputs":[{"name":"a","shape":[1],
+      "parameters":{"shared_memory_region":"r"}}]})",
+                     "input 'a': missing \"datatype\" string");
+  ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"INT9","shape":[1],
+      "parameters":{"shared_memory_region":"r"}}]})",
+                     "input 'a': unknown datatype 'INT9'");
+  ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"INT8","shape":[1.5],
+      "parameters":{"shared_memory_region":"r"}}]})",
+                     "input 'a': \"shape\" must be an array of integers, found 1.5");
+  ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"INT8",
+      "parameters":{"shared_memory_region":"r"}}]})",
+                     "input 'a': missing \"shape\"");
+  ExpectRequestError(R"({"inputs":[{"name":"a","datatype":"INT8","shape":[-1],
+      "parameters":{"shared_memory_region":"r"}}]})",
+                     "input 'a'");
+  // The structure checks keep their messages and indices next to a shared input.
+  const std::string shared = R"({"name":"a","datatype":"INT8","shape":[1],
+      "parameters":{"shared_memory_region":"r"}})";
+  ExpectRequestError(R"({"inputs":[)" + shared + ",5]}", "inputs[1] must be a JSON object");
+  ExpectRequestError(R"({"inputs":[)" + shared + R"(,{"shape":[1]}]})",
+                     "inputs[1] has no \"name\" string");
+  ExpectRequestError(R"({"inputs":[)" + shared + "," + shared + "]}",
+                     "input 'a' appears more than once");
+  ExpectRequestError(
+      R"({"inputs":[)" + shared + R"(,{"name":"a","datatype":"INT8","shape":[1],"data":[1]}]})",
+      "input 'a' appears more than once");
+  // A plain input next to a shared one still needs its data.
+  ExpectRequestError(R"({"inputs":[)" + shared + R"(,{"name":"b","datatype":"INT8","shape":[1]}]})",
+                     "input 'b': has no \"data\" and no binary_data_size");
+  // Outputs are always written into the response.
+  ExpectRequestError(R"({"inputs":[],"outputs":[{"name":"y","parameters":
+      {"shared_memory_region":"out","shared_memory_byte_size":40}}]})",
+                     "output 'y': shared memory outputs are not supported");
 }
 
 TEST(DecodeRequestTest, RequestedOutputsAndParameters) {

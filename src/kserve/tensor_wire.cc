@@ -74,8 +74,12 @@ Status TakeBinary(uint64_t size, BinaryPart* binary, InferTensor* tensor) {
   return CheckTensorPayload(ViewOf(*tensor));
 }
 
+// `shared_inputs`: an input whose parameters name "shared_memory_region"
+// carries no bytes here (Triton's system shared memory extension; the grid
+// resolves it, InferCall in modelgrid/grid.h), so it is decoded without data
+// and keeps its parameters. False for outputs of a response.
 Result<InferTensor> DecodeTensorBody(const json& t, InferTensor tensor, BinaryPart* binary,
-                                     const DecodeOptions& options) {
+                                     const DecodeOptions& options, bool shared_inputs) {
   const auto dt = t.find("datatype");
   if (dt == t.end() || !dt->is_string()) {
     return Status::InvalidArgument("missing \"datatype\" string");
@@ -93,12 +97,17 @@ Result<InferTensor> DecodeTensorBody(const json& t, InferTensor tensor, BinaryPa
                                    std::to_string(options.max_tensor_elements));
   }
   MG_ASSIGN_OR_RETURN(tensor.parameters, OptionalObject(t, "parameters", ""));
+  const auto data = t.find("data");
   if (tensor.parameters.contains("shared_memory_region")) {
-    return Status::Unsupported("shared memory tensors are not supported");
+    if (!shared_inputs) return Status::Unsupported("shared memory tensors are not supported");
+    if (data != t.end()) return Status::InvalidArgument("has both \"data\" and shared_memory_region");
+    if (tensor.parameters.contains(kBinaryDataSize)) {
+      return Status::InvalidArgument("has both binary_data_size and shared_memory_region");
+    }
+    return tensor;
   }
   MG_ASSIGN_OR_RETURN(const std::optional<uint64_t> binary_size,
                       DecodeBinarySize(tensor.parameters));
-  const auto data = t.find("data");
   if (binary_size) {
     if (data != t.end()) {
       return Status::InvalidArgument("has both \"data\" and binary_data_size");
@@ -173,7 +182,7 @@ Result<std::vector<InferTensor>> DecodeTensors(const json& list, std::string_vie
     if (!names.insert(tensor.name).second) {
       return Status::InvalidArgument(prefix + " appears more than once");
     }
-    auto decoded = DecodeTensorBody(t, std::move(tensor), binary, options);
+    auto decoded = DecodeTensorBody(t, std::move(tensor), binary, options, kind == "input");
     if (!decoded.ok()) return decoded.status().WithPrefix(prefix);
     tensors.push_back(std::move(decoded).value());
   }

@@ -30,8 +30,11 @@ Result<nlohmann::json> ParseBody(std::string_view body, std::optional<size_t> js
 
 // Decodes the array `list` of tensor objects; `kind` ("input" / "output")
 // names them in messages. Binary tensors take their bytes from `binary` in
-// order. Errors: kInvalidArgument naming the tensor; kUnsupported for
-// shared-memory tensors.
+// order. An input (kind "input") whose parameters name
+// "shared_memory_region" is decoded without data, its parameters kept (the
+// grid resolves them). Errors: kInvalidArgument naming the tensor (also for
+// "data" or binary_data_size next to shared_memory_region); kUnsupported
+// for a shared-memory output.
 Result<std::vector<InferTensor>> DecodeTensors(const nlohmann::json& list, std::string_view kind,
                                                BinaryPart* binary, const DecodeOptions& options);
 

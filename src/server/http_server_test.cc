@@ -6,7 +6,8 @@
 // starting with the prompt), every client error with its status and message
 // and that the server still answers after it, and a clean exit on SIGTERM at
 // the end. Load/unload and exit codes: serve_lifecycle_test.cc. Every wait
-// is bounded.
+// is bounded. Triton's system shared memory extension: inputs read from a
+// POSIX shared memory object that the test creates.
 
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 
 #include "modelgrid/kserve/infer_codec.h"
 #include "server/serve_test_util.h"
+#include "testing/posix_shm.h"
 #include "testing/run_command.h"
 
 namespace modelgrid::server_test {
@@ -59,6 +61,33 @@ json DigitsRequest(const DigitsSet& set, size_t first, size_t count, bool flat) 
            {{{"name", "input"}, {"shape", {count, 64}}, {"datatype", "FP32"}, {"data", data}}}}};
 }
 
+// Rows [first, first + count) of the test set, back to back (row-major FP32).
+std::vector<float> RowValues(const DigitsSet& set, size_t first, size_t count) {
+  std::vector<float> values;
+  for (size_t i = first; i < first + count; ++i) {
+    values.insert(values.end(), set.inputs[i].begin(), set.inputs[i].end());
+  }
+  return values;
+}
+
+// A digits request of `rows` rows whose input lies in shared memory region
+// `region` at `offset` (within the region), `byte_size` bytes.
+json SharedDigitsRequest(const std::string& region, uint64_t offset, uint64_t byte_size,
+                         int64_t rows) {
+  const json params = {{"shared_memory_region", region},
+                       {"shared_memory_offset", offset},
+                       {"shared_memory_byte_size", byte_size}};
+  return {
+      {"inputs",
+       {{{"name", "input"}, {"shape", {rows, 64}}, {"datatype", "FP32"}, {"parameters", params}}}}};
+}
+
+// Writes `values` (FP32, native = little-endian) at byte `offset` of `shm`.
+void WriteFloats(testing::PosixSharedMemory& shm, size_t offset, const std::vector<float>& values) {
+  ASSERT_LE(offset + values.size() * sizeof(float), shm.bytes());
+  std::memcpy(shm.data() + offset, values.data(), values.size() * sizeof(float));
+}
+
 InferTensor FloatTensor(const std::string& name, std::vector<int64_t> shape,
                         const std::vector<float>& values) {
   InferTensor t;
@@ -79,6 +108,13 @@ std::vector<float> Floats(const InferTensor& t) {
 int ArgMax(const std::vector<float>& row) {
   return static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
 }
+
+// Unregisters every shared memory region of the server on `port` when it
+// goes out of scope, so that a failed test leaves no region behind.
+struct UnregisterAllAtExit {
+  int port;
+  ~UnregisterAllAtExit() { Post(port, "/v2/systemsharedmemory/unregister", ""); }
+};
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -137,7 +173,8 @@ TEST_F(HttpServerTest, HealthAndServerMetadata) {
   ASSERT_EQ(meta.status, 200);
   EXPECT_EQ(meta.json["name"], "modelgrid");
   EXPECT_FALSE(meta.json["version"].get<std::string>().empty());
-  for (const char* ext : {"binary_tensor_data", "model_repository", "statistics", "modelgrid"}) {
+  for (const char* ext : {"binary_tensor_data", "model_repository", "statistics",
+                          "system_shared_memory", "modelgrid"}) {
     EXPECT_NE(std::find(meta.json["extensions"].begin(), meta.json["extensions"].end(), ext),
               meta.json["extensions"].end())
         << ext;
@@ -553,6 +590,141 @@ TEST_F(HttpServerTest, PrometheusMetricsFollowTheRequests) {
         200);
   }
   EXPECT_EQ(successes(), before + 4);
+}
+
+// Triton's system shared memory extension: register an object, read the
+// status, infer on rows written into it (the same outputs as the same rows
+// sent as JSON), write other rows and infer again, unregister.
+TEST_F(HttpServerTest, SharedMemoryInputsGiveTheOutputsOfJsonData) {
+  constexpr uint64_t kRegionOffset = 1024;  // where the region starts in the object
+  constexpr uint64_t kRegionBytes = 4096;
+  constexpr uint64_t kTensorOffset = 512;  // where the tensor starts in the region
+  constexpr uint64_t kTensorBytes = 4 * 64 * sizeof(float);
+  auto created = testing::PosixSharedMemory::Create("/mg_http_test_" + std::to_string(::getpid()),
+                                                    kRegionOffset + kRegionBytes);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  testing::PosixSharedMemory& shm = **created;
+  UnregisterAllAtExit cleanup{port_};
+  WriteFloats(shm, kRegionOffset + kTensorOffset, RowValues(*digits_, 20, 4));
+
+  Reply empty = Get(port_, "/v2/systemsharedmemory/status");
+  ASSERT_EQ(empty.status, 200) << empty.body;
+  EXPECT_EQ(empty.json, json::array());
+  const std::string region_path = "/v2/systemsharedmemory/region/digits_in";
+  Reply reg = Post(
+      port_, region_path + "/register",
+      json({{"key", shm.key()}, {"offset", kRegionOffset}, {"byte_size", kRegionBytes}}).dump());
+  ASSERT_EQ(reg.status, 200) << reg.body;
+  EXPECT_EQ(reg.json, json::object());
+  const json entry = {{"name", "digits_in"},
+                      {"key", shm.key()},
+                      {"offset", kRegionOffset},
+                      {"byte_size", kRegionBytes}};
+  Reply all = Get(port_, "/v2/systemsharedmemory/status");
+  EXPECT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(all.json, json::array({entry}));
+  Reply one = Get(port_, region_path + "/status");
+  EXPECT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.json, json::array({entry}));
+
+  const std::string infer = "/v2/models/digits/infer";
+  const std::string shared_request =
+      SharedDigitsRequest("digits_in", kTensorOffset, kTensorBytes, 4).dump();
+  Reply from_json = Post(port_, infer, DigitsRequest(*digits_, 20, 4, true).dump());
+  Reply from_shm = Post(port_, infer, shared_request);
+  ASSERT_EQ(from_json.status, 200) << from_json.body;
+  ASSERT_EQ(from_shm.status, 200) << from_shm.body;
+  EXPECT_EQ(from_shm.json["outputs"][0]["shape"], json({4, 10}));
+  EXPECT_EQ(from_shm.json["outputs"], from_json.json["outputs"]);
+
+  // The model reads what the object holds at request time.
+  WriteFloats(shm, kRegionOffset + kTensorOffset, RowValues(*digits_, 40, 4));
+  Reply json_40 = Post(port_, infer, DigitsRequest(*digits_, 40, 4, true).dump());
+  Reply shm_40 = Post(port_, infer, shared_request);
+  ASSERT_EQ(json_40.status, 200) << json_40.body;
+  ASSERT_EQ(shm_40.status, 200) << shm_40.body;
+  EXPECT_EQ(shm_40.json["outputs"], json_40.json["outputs"]);
+  EXPECT_NE(shm_40.json["outputs"], from_shm.json["outputs"]);
+
+  Reply unreg = Post(port_, region_path + "/unregister", "");
+  EXPECT_EQ(unreg.status, 200) << unreg.body;
+  EXPECT_EQ(unreg.json, json::object());
+  Reply after = Get(port_, "/v2/systemsharedmemory/status");
+  EXPECT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(after.json, json::array());
+  Reply gone = Get(port_, region_path + "/status");
+  EXPECT_EQ(gone.status, 404) << gone.body;
+  EXPECT_NE(gone.Error().find("'digits_in' is not registered"), std::string::npos) << gone.body;
+  ExpectInferError(infer, shared_request, 404, "'digits_in' is not registered");
+}
+
+// Every shared-memory error with its status and message: registration,
+// inputs that name a region badly, outputs in shared memory, unregistration.
+TEST_F(HttpServerTest, SharedMemoryErrorsNameTheProblem) {
+  constexpr uint64_t kBytes = 4096;
+  const std::string key = "/mg_http_test_" + std::to_string(::getpid()) + "_err";
+  auto shm = testing::PosixSharedMemory::Create(key, kBytes);  // unlinked at the end
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  UnregisterAllAtExit cleanup{port_};
+  const std::string region = "/v2/systemsharedmemory/region/";
+  auto reg = [&](const std::string& name, const json& body) {
+    return Post(port_, region + name + "/register", body.dump());
+  };
+  auto expect_error = [](const Reply& r, int status, const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_NE(r.Error().find(needle), std::string::npos) << r.body << "\nexpected: " << needle;
+  };
+
+  expect_error(reg("r", {{"key", key + "_missing"}, {"byte_size", 16}}), 404,
+               "no shared memory object has key '" + key + "_missing'");
+  expect_error(reg("r", {{"key", key}, {"byte_size", kBytes + 1}}), 400,
+               "holds 4096 bytes, fewer than offset 0 + byte_size 4097");
+  expect_error(reg("r", {{"key", key}, {"offset", 4000}, {"byte_size", 100}}), 400,
+               "fewer than offset 4000 + byte_size 100");
+  expect_error(reg("r", {{"byte_size", 16}}), 400, "missing \"key\"");
+  expect_error(reg("r", {{"key", 5}, {"byte_size", 16}}), 400, "\"key\" must be a string");
+  expect_error(reg("r", {{"key", key}}), 400, "missing \"byte_size\"");
+  expect_error(reg("r", {{"key", key}, {"byte_size", "16"}}), 400,
+               "\"byte_size\" must be a non-negative integer, got \"16\"");
+  expect_error(reg("r", {{"key", key}, {"offset", -1}, {"byte_size", 16}}), 400,
+               "\"offset\" must be a non-negative integer, got -1");
+  expect_error(Post(port_, region + "r/register", R"({"key": )"), 400, "malformed JSON");
+  Reply none = Get(port_, "/v2/systemsharedmemory/status");
+  EXPECT_EQ(none.json, json::array()) << "a failed register left a region: " << none.body;
+
+  Reply ok = reg("r", {{"key", key}, {"byte_size", kBytes}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  expect_error(reg("r", {{"key", key}, {"byte_size", 16}}), 400,
+               "shared memory region 'r' is already registered");
+  expect_error(Get(port_, region + "nosuch/status"), 404, "'nosuch' is not registered");
+
+  const std::string infer = "/v2/models/digits/infer";
+  ExpectInferError(infer, SharedDigitsRequest("nosuch", 0, 256, 1).dump(), 404,
+                   "shared memory region 'nosuch' is not registered");
+  ExpectInferError(infer, SharedDigitsRequest("r", 0, 252, 1).dump(), 400,
+                   "data has 252 bytes but shape [1,64] FP32 needs 256 bytes");
+  ExpectInferError(infer, SharedDigitsRequest("r", 4000, 256, 1).dump(), 400,
+                   "offset 4000 + byte_size 256 runs past its 4096 bytes");
+  json with_data = SharedDigitsRequest("r", 0, 256, 1);
+  with_data["inputs"][0]["data"] = std::vector<float>(64, 0.5f);
+  ExpectInferError(infer, with_data.dump(), 400,
+                   "input 'input': has both \"data\" and shared_memory_region");
+  json shared_output = DigitsRequest(*digits_, 0, 1, true);
+  shared_output["outputs"] = {
+      {{"name", "logits"},
+       {"parameters", {{"shared_memory_region", "r"}, {"shared_memory_byte_size", 40}}}}};
+  ExpectInferError(infer, shared_output.dump(), 400,
+                   "output 'logits': shared memory outputs are not supported");
+
+  expect_error(Post(port_, region + "nosuch/unregister", ""), 404, "'nosuch' is not registered");
+  ASSERT_EQ(reg("r2", {{"key", key}, {"offset", 16}, {"byte_size", 16}}).status, 200);
+  EXPECT_EQ(Get(port_, "/v2/systemsharedmemory/status").json.size(), 2u);
+  Reply all = Post(port_, "/v2/systemsharedmemory/unregister", "");
+  EXPECT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(all.json, json::object());
+  EXPECT_EQ(Get(port_, "/v2/systemsharedmemory/status").json, json::array());
+  // Nothing left to unregister is not an error (as Triton).
+  EXPECT_EQ(Post(port_, "/v2/systemsharedmemory/unregister", "").status, 200);
 }
 
 // `modelgrid status` reads the running server's devices and models.

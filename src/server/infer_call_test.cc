@@ -1,4 +1,5 @@
-// Request parameters -> InferCall: task selection, priority, timeout, task params.
+// Request parameters -> InferCall: task selection, priority, timeout, task
+// params; inputs (shared-memory ones included) passed through.
 #include "server/infer_call.h"
 
 #include <gtest/gtest.h>
@@ -32,6 +33,23 @@ TEST(InferCallTest, DefaultsToInferWithModelDefaults) {
   ASSERT_EQ(call->inputs.size(), 1u);
   EXPECT_EQ(call->inputs[0].name, "input_ids");
   EXPECT_EQ(call->inputs[0].data.size(), 16u);
+}
+
+// An input in shared memory (no data) reaches the grid as decoded: the grid
+// resolves its parameters and checks the bytes against the shape.
+TEST(InferCallTest, SharedMemoryInputsPassThrough) {
+  InferRequest r = WithParameters(json::object());
+  InferTensor shared;
+  shared.name = "mask";
+  shared.datatype = DataType::kInt64;
+  shared.shape = {1, 2};
+  shared.parameters = {{"shared_memory_region", "in"}, {"shared_memory_byte_size", 16}};
+  r.inputs.push_back(shared);
+  auto call = MakeInferCall(std::move(r));
+  ASSERT_TRUE(call.ok()) << call.status().ToString();
+  ASSERT_EQ(call->inputs.size(), 2u);
+  EXPECT_EQ(call->inputs[1], shared);
+  EXPECT_EQ(call->params, json::object());
 }
 
 TEST(InferCallTest, TaskPriorityTimeoutAndTaskParams) {

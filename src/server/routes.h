@@ -38,6 +38,11 @@ std::vector<Route> RepositoryRoutes(Grid* grid);
 std::vector<Route> StatsRoutes(Grid* grid);
 // GET /v2/modelgrid/devices, /v2/modelgrid/models.
 std::vector<Route> ModelGridRoutes(Grid* grid);
+// Triton's system shared memory extension (routes_shared_memory.cc):
+// GET /v2/systemsharedmemory/status, .../region/{name}/status; POST
+// .../region/{name}/register, .../region/{name}/unregister,
+// /v2/systemsharedmemory/unregister.
+std::vector<Route> SharedMemoryRoutes(Grid* grid);
 // GET /metrics (Prometheus text format, server/metrics.h).
 std::vector<Route> MetricsRoutes(Grid* grid);
 // Every route above, literal paths first.

@@ -35,7 +35,8 @@ std::vector<Route> HealthRoutes(Grid* grid) {
        [](const HttpRequest&) {
          return JsonReply(200, ServerMetadataJson("modelgrid", MODELGRID_VERSION,
                                                   {"binary_tensor_data", "model_repository",
-                                                   "statistics", "modelgrid"}));
+                                                   "statistics", "system_shared_memory",
+                                                   "modelgrid"}));
        }},
   };
 }

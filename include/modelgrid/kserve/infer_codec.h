@@ -100,12 +100,22 @@ struct DecodeOptions {
 // Each input carries either "data" or "parameters.binary_data_size", whose
 // size must match shape x datatype (for BYTES: exactly ElementCount
 // well-formed elements). Element counts must equal the product of the shape.
+// Inputs in system shared memory (Triton's extension): an input with
+// neither "data" nor binary_data_size whose "parameters" contain
+// "shared_memory_region" is decoded with empty `data` and its parameters
+// kept as given ("shared_memory_region", "shared_memory_byte_size",
+// "shared_memory_offset"); the grid checks and resolves them (InferCall in
+// modelgrid/grid.h), and the byte count is checked against the shape there.
 // Errors: kInvalidArgument with a message such as
 //   "malformed JSON at byte 17: ..." (0-based offset where parsing failed),
 //   "input 'x': shape [2,3] needs 6 elements, got 5",
 //   "input 'x': value 300 out of range for UINT8 (element 2)",
-//   "input 'x': binary_data_size 24 but shape [2,2] FP32 needs 16 bytes";
-// kUnsupported for inputs in shared memory (Triton's shared memory extension).
+//   "input 'x': binary_data_size 24 but shape [2,2] FP32 needs 16 bytes",
+//   "input 'x': has both \"data\" and shared_memory_region" (or
+//   "has both binary_data_size and shared_memory_region"),
+//   "output 'y': shared memory outputs are not supported" (a requested
+//   output whose parameters name "shared_memory_region": outputs are
+//   always sent in the response body).
 Result<InferRequest> DecodeInferRequest(std::string_view body,
                                         std::optional<size_t> json_header_length,
                                         const DecodeOptions& options = {});
