@@ -122,6 +122,9 @@ void ModelRunner::Loop() {
       keep_serving = RunLoad(*load);
     } else if (auto* infer = std::get_if<InferJob>(&*job)) {
       RunInfer(*infer);
+      uint64_t input_bytes = 0;
+      for (const ipc::TensorRef& ref : infer->infer.inputs) input_bytes += ref.size;
+      spin_next_ = input_bytes <= ipc::kSpinMaxInputBytes;
     } else {
       RunUnload(std::get<UnloadJob>(*job));
       keep_serving = false;
@@ -158,7 +161,7 @@ std::optional<ModelRunner::Job> ModelRunner::NextJob() {
     }
     // Nothing yet: spin a little (a caller waiting for this model usually
     // sends its next request within microseconds), then sleep.
-    if (ipc::SpinUntil(context_->options().spin,
+    if (ipc::SpinUntil(spin_next_ ? context_->options().spin : std::chrono::microseconds{0},
                        [&] { return poke_.load() || (lane_ && lane_->Readable()); })) {
       continue;
     }

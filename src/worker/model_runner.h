@@ -146,6 +146,9 @@ class ModelRunner {
   // (runner's thread only).
   std::unique_ptr<ipc::Channel> lane_;
   std::deque<ipc::Frame> lane_backlog_;
+  // Whether to spin before sleeping: the last request's inputs were at most
+  // ipc::kSpinMaxInputBytes (runner's thread).
+  bool spin_next_ = true;
 
   std::atomic<bool> finished_{false};
   std::atomic<bool> loaded_{false};

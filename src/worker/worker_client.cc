@@ -332,13 +332,14 @@ struct WorkerClient::Impl {
   }
 
   // Sends `frame` (the `infer` of `call`) on `lane` and waits for its result
-  // until `deadline`, spinning for options.spin first (spin.h), answering
+  // until `deadline`, spinning for `spin` first (spin.h), answering
   // the call's output_needed and freeing the regions of earlier abandoned
   // calls whose results come in. On timeout the call is abandoned: its
   // regions stay with the lane until its result arrives.
   Result<ipc::Frame> LaneRoundtrip(Lane& lane, const std::string& model,
                                    const std::shared_ptr<PendingCall>& pending_call,
-                                   const ipc::Frame& frame, Clock::time_point deadline) {
+                                   const ipc::Frame& frame, Clock::time_point deadline,
+                                   std::chrono::microseconds spin) {
     PendingCall& call = *pending_call;
     // A lane busy with another call, or broken: the control socket, whose
     // requests queue in the worker behind the one running.
@@ -347,7 +348,7 @@ struct WorkerClient::Impl {
     Status sent = lane.channel->Send(frame, {}, kSendTimeout);
     if (!sent.ok()) return LaneFailed(lane, model, sent);
     for (;;) {
-      ipc::SpinUntil(options.spin, [&] { return lane.channel->Readable(); });
+      ipc::SpinUntil(spin, [&] { return lane.channel->Readable(); });
       const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
       Result<ipc::Frame> got = left.count() > 0 ? lane.channel->Receive(left)
                                                 : Status::Unavailable("timed out");
@@ -706,7 +707,9 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   msg.output = *output;
 
   std::shared_ptr<Lane> lane = im.LaneOf(model);
-  auto reply = lane ? im.LaneRoundtrip(*lane, model, call, ipc::ToFrame(msg), deadline)
+  const auto spin = input_bytes <= ipc::kSpinMaxInputBytes ? im.options.spin
+                                                           : std::chrono::microseconds{0};
+  auto reply = lane ? im.LaneRoundtrip(*lane, model, call, ipc::ToFrame(msg), deadline, spin)
                     : im.Roundtrip(call, ipc::ToFrame(msg), deadline);
   if (!reply.ok()) {
     // Not abandoned (a timeout hands the regions to the reader): free here.

@@ -11,8 +11,19 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace modelgrid::ipc {
+
+// Requests whose inputs exceed this many bytes are not spun for, on either
+// side. A thread that spins stays on its own core, so the model then reads
+// the input from the cache of the core that wrote it; a thread that sleeps
+// is usually woken on the waker's core, where the input is hot. On the
+// 2-core VM (docs/benchmarks.md, "Dispatch cost") a 602,112-byte input read
+// across cores cost about 35 µs more than on the writing core, more than
+// the two wake-ups that spinning saves (about 25 µs); for a 256-byte input
+// spinning saved about 25 µs. 64 KiB sits between the two.
+inline constexpr uint64_t kSpinMaxInputBytes = uint64_t{64} << 10;
 
 // Tells the CPU that this is a spin loop (x86 `pause`, ARM `yield`), which
 // lets a hyper-thread sibling run and saves power; a no-op elsewhere.

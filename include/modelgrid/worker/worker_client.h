@@ -80,7 +80,9 @@ struct WorkerOptions {
   // the worker's model threads poll for their next request before they
   // sleep (passed as --spin-us). At most this much CPU time is spent per
   // wait; it saves the two wake-ups of a request that answers within it
-  // (docs/benchmarks.md, "Dispatch cost"). 0 = always sleep.
+  // (docs/benchmarks.md, "Dispatch cost"). Requests with more than
+  // ipc::kSpinMaxInputBytes of inputs are not spun for (spin.h says why).
+  // 0 = always sleep.
   std::chrono::microseconds spin{50};
 };
 
