@@ -28,8 +28,9 @@
 // columns alike. Prints per model and column the p50/p99/mean latency, the
 // scheduler's cost (in-process − direct) and the worker's (worker −
 // in-process, worker-shm − in-process), and the goal: the worker adds ≤ 50
-// µs at p50 for the large input, for both ways of passing it. Exit status 1 on any error (a failed call, outputs that differ);
-// a missed goal is reported, not an error.
+// µs at p50 for the large input, for both ways of passing it. Exit status 1
+// on any error (a failed call, outputs that differ); a missed goal is
+// reported, not an error.
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>

@@ -79,14 +79,13 @@ bool IsPlaced(ModelState s) {
   return s == ModelState::kLoading || s == ModelState::kReady || s == ModelState::kRestarting;
 }
 
-
 // Resolves the inputs of a call to `model` that name a registered
 // shared-memory region (InferCall, grid.h): sets InferTensor::shared and
 // removes the three parameters. Errors: kInvalidArgument for data next to a
 // region, a parameter of the wrong type or a range outside the region;
 // kNotFound for an unknown region. Every message names the model and input.
 Status ResolveSharedInputs(const ipc::SharedMemoryRegistry& registry, const std::string& model,
-                          std::vector<InferTensor>* inputs) {
+                           std::vector<InferTensor>* inputs) {
   for (InferTensor& in : *inputs) {
     const auto region = in.parameters.find("shared_memory_region");
     if (region == in.parameters.end()) continue;
@@ -101,8 +100,9 @@ Status ResolveSharedInputs(const ipc::SharedMemoryRegistry& registry, const std:
     }
     if (size == in.parameters.end() || !size->is_number_unsigned()) {
       return Status::InvalidArgument(
-          who + ": shared_memory_byte_size must be a non-negative integer next to "
-                "shared_memory_region");
+          who +
+          ": shared_memory_byte_size must be a non-negative integer next to "
+          "shared_memory_region");
     }
     if (offset != in.parameters.end() && !offset->is_number_unsigned()) {
       return Status::InvalidArgument(who + ": shared_memory_offset must be a non-negative integer");
@@ -927,8 +927,8 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
   if (!s.ok()) (*shared_done)(s);
 }
 
-Status Grid::RegisterSharedMemory(const std::string& name, const std::string& key,
-                                  uint64_t offset, uint64_t byte_size) {
+Status Grid::RegisterSharedMemory(const std::string& name, const std::string& key, uint64_t offset,
+                                  uint64_t byte_size) {
   return impl_->shared_memory.Register(name, key, offset, byte_size);
 }
 

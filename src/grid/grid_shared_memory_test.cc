@@ -39,8 +39,8 @@ InferTensor Rows(const std::string& name, int64_t rows, std::string data) {
   return t;
 }
 
-InferTensor InShm(const std::string& name, int64_t rows, const std::string& region,
-                  uint64_t offset, uint64_t bytes) {
+InferTensor InShm(const std::string& name, int64_t rows, const std::string& region, uint64_t offset,
+                  uint64_t bytes) {
   InferTensor t = Rows(name, rows, "");
   t.parameters = {{"shared_memory_region", region},
                   {"shared_memory_offset", offset},

@@ -456,6 +456,7 @@ Status FromJson(std::string_view json_text, DetachRegionMessage* out) {
   r.RejectUnknown({"id"});
   return r.status();
 }
+
 Status FromJson(std::string_view json_text, UnloadMessage* out) {
   return ModelOnlyFromJson(json_text, MessageType::kUnload, &out->model);
 }

@@ -54,7 +54,7 @@ Status SharedMemoryRegistry::Register(const std::string& name, const std::string
     return Status::InvalidArgument(who + ": cannot open shared memory key " + Quote(key) + ": " +
                                    std::strerror(err));
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     return Status::Internal(who + ": fstat of key " + Quote(key) + ": " + std::strerror(errno));
   }
@@ -77,8 +77,8 @@ Status SharedMemoryRegistry::Register(const std::string& name, const std::string
   if (entries_.contains(name)) {
     return Status::AlreadyExists(who + " is already registered (unregister it first)");
   }
-  entries_[name] = Entry{SharedMemoryRegion{name, key, offset, byte_size}, next_id_++,
-                         std::move(mapping)};
+  entries_[name] =
+      Entry{SharedMemoryRegion{name, key, offset, byte_size}, next_id_++, std::move(mapping)};
   return Status::Ok();
 }
 
@@ -129,10 +129,10 @@ Result<std::shared_ptr<const SharedTensorBytes>> SharedMemoryRegistry::Slice(
   }
   const Entry& e = it->second;
   if (offset > e.region.byte_size || byte_size > e.region.byte_size - offset) {
-    return Status::InvalidArgument(
-        "shared memory region " + Quote(name) + ": offset " + std::to_string(offset) +
-        " + byte_size " + std::to_string(byte_size) + " runs past its " +
-        std::to_string(e.region.byte_size) + " bytes");
+    return Status::InvalidArgument("shared memory region " + Quote(name) + ": offset " +
+                                   std::to_string(offset) + " + byte_size " +
+                                   std::to_string(byte_size) + " runs past its " +
+                                   std::to_string(e.region.byte_size) + " bytes");
   }
   auto slice = std::make_shared<SharedTensorBytes>();
   slice->region = name;

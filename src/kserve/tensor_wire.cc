@@ -100,7 +100,8 @@ Result<InferTensor> DecodeTensorBody(const json& t, InferTensor tensor, BinaryPa
   const auto data = t.find("data");
   if (tensor.parameters.contains("shared_memory_region")) {
     if (!shared_inputs) return Status::Unsupported("shared memory tensors are not supported");
-    if (data != t.end()) return Status::InvalidArgument("has both \"data\" and shared_memory_region");
+    if (data != t.end())
+      return Status::InvalidArgument("has both \"data\" and shared_memory_region");
     if (tensor.parameters.contains(kBinaryDataSize)) {
       return Status::InvalidArgument("has both binary_data_size and shared_memory_region");
     }

@@ -18,9 +18,9 @@ Result<ModelStatus> FindModelVersion(const Grid& grid, const std::string& model,
 std::vector<Route> AllRoutes(Grid* grid) {
   std::vector<Route> all;
   // Literal paths first: /v2/models/stats must not be read as model "stats".
-  for (auto group : {HealthRoutes(grid), StatsRoutes(grid), ModelGridRoutes(grid), MetricsRoutes(grid),
-                     RepositoryRoutes(grid), SharedMemoryRoutes(grid), InferRoutes(grid),
-                     ModelRoutes(grid)}) {
+  for (auto group :
+       {HealthRoutes(grid), StatsRoutes(grid), ModelGridRoutes(grid), MetricsRoutes(grid),
+        RepositoryRoutes(grid), SharedMemoryRoutes(grid), InferRoutes(grid), ModelRoutes(grid)}) {
     for (Route& r : group) all.push_back(std::move(r));
   }
   return all;

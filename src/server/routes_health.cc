@@ -33,10 +33,10 @@ std::vector<Route> HealthRoutes(Grid* grid) {
        }},
       {"GET", "/v2",
        [](const HttpRequest&) {
-         return JsonReply(200, ServerMetadataJson("modelgrid", MODELGRID_VERSION,
-                                                  {"binary_tensor_data", "model_repository",
-                                                   "statistics", "system_shared_memory",
-                                                   "modelgrid"}));
+         return JsonReply(
+             200, ServerMetadataJson("modelgrid", MODELGRID_VERSION,
+                                     {"binary_tensor_data", "model_repository", "statistics",
+                                      "system_shared_memory", "modelgrid"}));
        }},
   };
 }

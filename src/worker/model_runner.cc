@@ -206,9 +206,8 @@ std::optional<ModelRunner::Job> ModelRunner::FromLane(ipc::Frame frame) {
   }
   // An output_region for a request that stopped waiting, or a message that
   // does not belong on a lane.
-  const std::string what = context_->Who() + ": model '" + model_ +
-                           "': unexpected message type " + std::to_string(frame.type) +
-                           " on the lane";
+  const std::string what = context_->Who() + ": model '" + model_ + "': unexpected message type " +
+                           std::to_string(frame.type) + " on the lane";
   spdlog::warn("{} (request {})", what, frame.request_id);
   if (frame.type != static_cast<uint16_t>(ipc::MessageType::kOutputRegion) &&
       frame.request_id != 0) {

@@ -111,8 +111,8 @@ struct WorkerClient::Impl {
 
   std::map<std::string, std::shared_ptr<Lane>> lanes;  // guarded by mu
 
-  std::mutex regions_mu;             // serializes attach_region round trips
-  std::set<uint64_t> attached;       // guarded by regions_mu: region ids the worker maps
+  std::mutex regions_mu;        // serializes attach_region round trips
+  std::set<uint64_t> attached;  // guarded by regions_mu: region ids the worker maps
 
   // Makes sure the worker maps the shared-memory region of `bytes` (one
   // attach_region round trip the first time). Errors: the worker's, or
@@ -123,9 +123,10 @@ struct WorkerClient::Impl {
     auto call = std::make_shared<PendingCall>(next_id++);
     MG_ASSIGN_OR_RETURN(
         ipc::Frame reply,
-        Roundtrip(call, ipc::ToFrame(ipc::AttachRegionMessage{bytes.region_id, bytes.map_bytes},
-                                     call->id),
-                  deadline, std::array<int, 1>{bytes.fd}));
+        Roundtrip(
+            call,
+            ipc::ToFrame(ipc::AttachRegionMessage{bytes.region_id, bytes.map_bytes}, call->id),
+            deadline, std::array<int, 1>{bytes.fd}));
     if (reply.type != static_cast<uint16_t>(ipc::MessageType::kRegionAttached)) {
       return UnexpectedReply(reply, "'region_attached'");
     }
@@ -350,8 +351,8 @@ struct WorkerClient::Impl {
     for (;;) {
       ipc::SpinUntil(spin, [&] { return lane.channel->Readable(); });
       const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-      Result<ipc::Frame> got = left.count() > 0 ? lane.channel->Receive(left)
-                                                : Status::Unavailable("timed out");
+      Result<ipc::Frame> got =
+          left.count() > 0 ? lane.channel->Receive(left) : Status::Unavailable("timed out");
       if (!got.ok()) {
         if (Clock::now() < deadline) return LaneFailed(lane, model, got.status());
         lane.abandoned[call.id] = std::move(call.regions);
@@ -370,9 +371,10 @@ struct WorkerClient::Impl {
         FreeRegions(it->second);
         lane.abandoned.erase(it);
       } else {
-        spdlog::warn("{}: lane of model '{}': message type {} for request {}, which nobody waits "
-                     "for",
-                     Who(), model, got->type, got->request_id);
+        spdlog::warn(
+            "{}: lane of model '{}': message type {} for request {}, which nobody waits "
+            "for",
+            Who(), model, got->type, got->request_id);
       }
     }
   }
@@ -689,7 +691,8 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
     call->regions.push_back(*region);
     auto bytes = im.arena->Bytes(*region);
     if (!data.empty()) std::memcpy(bytes->data(), data.data(), data.size());
-    msg.inputs.push_back(ipc::TensorRef{in.name, in.datatype, in.shape, region->offset, data.size()});
+    msg.inputs.push_back(
+        ipc::TensorRef{in.name, in.datatype, in.shape, region->offset, data.size()});
     input_bytes += data.size();
   }
   // Output: the guess, or a minimal region when the guess does not fit (the
@@ -707,8 +710,8 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   msg.output = *output;
 
   std::shared_ptr<Lane> lane = im.LaneOf(model);
-  const auto spin = input_bytes <= ipc::kSpinMaxInputBytes ? im.options.spin
-                                                           : std::chrono::microseconds{0};
+  const auto spin =
+      input_bytes <= ipc::kSpinMaxInputBytes ? im.options.spin : std::chrono::microseconds{0};
   auto reply = lane ? im.LaneRoundtrip(*lane, model, call, ipc::ToFrame(msg), deadline, spin)
                     : im.Roundtrip(call, ipc::ToFrame(msg), deadline);
   if (!reply.ok()) {

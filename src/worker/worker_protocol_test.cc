@@ -157,9 +157,9 @@ TEST(WorkerProtocolTest, InferOnTheLaneIsAnsweredOnTheLane) {
   auto pair = ipc::SocketPair();
   ASSERT_TRUE(pair.ok());
   auto [mine, theirs] = std::move(pair).value();
-  ASSERT_TRUE(w->channel
-                  ->Send(ipc::ToFrame(LoadOf(zoo, "digits"), 1), std::array<int, 1>{theirs.get()})
-                  .ok());
+  ASSERT_TRUE(
+      w->channel->Send(ipc::ToFrame(LoadOf(zoo, "digits"), 1), std::array<int, 1>{theirs.get()})
+          .ok());
   theirs.reset();
   auto loaded = w->channel->Receive(kGenerous);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();

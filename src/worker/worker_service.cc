@@ -163,11 +163,11 @@ class WorkerService {
           received.fds.size() == 1
               ? ipc::SharedMemory::MapFromFd(std::move(received.fds[0]), attach->map_bytes)
               : Result<ipc::SharedMemory>(Status::InvalidArgument(
-                    "attach_region " + std::to_string(attach->id) + ": expected 1 descriptor, got " +
-                    std::to_string(received.fds.size())));
+                    "attach_region " + std::to_string(attach->id) +
+                    ": expected 1 descriptor, got " + std::to_string(received.fds.size())));
       if (memory.ok()) {
-        context_.AttachRegion(attach->id, std::make_shared<const ipc::SharedMemory>(
-                                              std::move(memory).value()));
+        context_.AttachRegion(attach->id,
+                              std::make_shared<const ipc::SharedMemory>(std::move(memory).value()));
       } else {
         reply.error = ipc::ErrorInfo::FromStatus(memory.status().WithPrefix(context_.Who()));
       }
@@ -200,9 +200,10 @@ class WorkerService {
     if (received.fds.size() == 1) {
       lane = std::move(received.fds[0]);
     } else if (!received.fds.empty()) {
-      spdlog::warn("load '{}' carried {} descriptors; expected at most 1, the lane; serving "
-                   "without one",
-                   load->model, received.fds.size());
+      spdlog::warn(
+          "load '{}' carried {} descriptors; expected at most 1, the lane; serving "
+          "without one",
+          load->model, received.fds.size());
     }
     runner->EnqueueLoad(std::move(load).value(), frame.request_id, std::move(lane));
   }

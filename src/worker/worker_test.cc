@@ -6,9 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <thread>
-
 #include <cstring>
+#include <thread>
 
 #include "modelgrid/ipc/shm_registry.h"
 #include "modelgrid/worker/worker_client.h"

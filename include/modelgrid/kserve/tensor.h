@@ -33,12 +33,12 @@ inline constexpr uint64_t kMaxTensorElements = uint64_t{1} << 40;
 // (a worker maps the same region). Made by SharedMemoryRegistry::Slice
 // (modelgrid/ipc/shm_registry.h); immutable.
 struct SharedTensorBytes {
-  std::string region;      // the name the region was registered under
-  uint64_t region_id = 0;  // unique per registration (workers cache mappings by it)
-  int fd = -1;             // the region's descriptor, open while `keep` lives
-  uint64_t map_bytes = 0;  // bytes of the file a worker maps (from offset 0)
-  uint64_t offset = 0;     // of `bytes` from the start of the file
-  std::string_view bytes;  // the mapped bytes of the tensor
+  std::string region;                // the name the region was registered under
+  uint64_t region_id = 0;            // unique per registration (workers cache mappings by it)
+  int fd = -1;                       // the region's descriptor, open while `keep` lives
+  uint64_t map_bytes = 0;            // bytes of the file a worker maps (from offset 0)
+  uint64_t offset = 0;               // of `bytes` from the start of the file
+  std::string_view bytes;            // the mapped bytes of the tensor
   std::shared_ptr<const void> keep;  // holds the mapping and the descriptor
 };
 
@@ -60,7 +60,7 @@ struct InferTensor {
   nlohmann::json parameters = nlohmann::json::object();
   // Set for an input whose bytes are in a registered shared-memory region;
   // `data` is then empty. Read the bytes with TensorBytes().
-  std::shared_ptr<const SharedTensorBytes> shared;
+  std::shared_ptr<const SharedTensorBytes> shared = nullptr;
 
   bool operator==(const InferTensor&) const = default;
 };
