@@ -126,6 +126,14 @@ void ModelRunner::Loop() {
       for (const ipc::TensorRef& ref : infer->infer.inputs) input_bytes += ref.size;
       spin_next_ = input_bytes <= ipc::kSpinMaxInputBytes;
     } else {
+      // Requests that reached the lane before the unload are served first.
+      while (lane_ && lane_->Readable()) {
+        std::optional<ipc::Frame> frame = ReadLane();
+        if (!frame) break;
+        if (auto lane_job = FromLane(std::move(*frame))) {
+          if (auto* infer = std::get_if<InferJob>(&*lane_job)) RunInfer(*infer);
+        }
+      }
       RunUnload(std::get<UnloadJob>(*job));
       keep_serving = false;
     }

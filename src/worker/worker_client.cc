@@ -45,6 +45,11 @@ constexpr uint64_t kFirstOutputGuessBytes = uint64_t{1} << 20;
 constexpr milliseconds kExitGrace{3'000};
 // Bound on writing one control frame (the worker always reads its socket).
 constexpr milliseconds kSendTimeout{5'000};
+// When a lane ends: how long to wait for the reader to report the worker's
+// death (it notices end of stream and reaps within milliseconds) before
+// taking the worker for alive (it closed the lane: an unload overtook the
+// call).
+constexpr milliseconds kLaneDeathGrace{250};
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
@@ -323,11 +328,12 @@ struct WorkerClient::Impl {
   }
 
   // The error of a call whose lane failed: the worker's death as the reader
-  // records it (waiting up to kExitGrace for it), else the lane's own error.
+  // records it (waiting up to kLaneDeathGrace for it), else the lane's own
+  // error.
   Status LaneFailed(Lane& lane, const std::string& model, const Status& error) {
     lane.channel.reset();
     std::unique_lock<std::mutex> lock(mu);
-    if (reaped_cv.wait_for(lock, kExitGrace, [&] { return ended; })) return death;
+    if (reaped_cv.wait_for(lock, kLaneDeathGrace, [&] { return ended; })) return death;
     return Status::Unavailable(Who() + ": the lane of model '" + model +
                                "' failed: " + error.message());
   }
@@ -430,6 +436,7 @@ struct WorkerClient::Impl {
       callback = std::move(on_exit);
       on_exit = nullptr;
     }
+    reaped_cv.notify_all();  // calls on lanes wait for `ended` (LaneFailed)
     for (auto& [id, call] : failed) {
       std::unique_lock<std::mutex> lock(call->mu);
       if (call->abandoned) {
