@@ -142,6 +142,7 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--host")) c.host = f.host;
   if (flags.Given("--http-port")) c.http_port = f.http_port;
   if (flags.Given("--worker-threads")) c.worker_threads = f.worker_threads;
+  if (flags.Given("--spin-us")) c.spin_us = f.spin_us;
   if (flags.Given("--max-cpu-models")) c.max_cpu_models = f.max_cpu_models;
   if (flags.Given("--max-body-bytes")) {
     MG_ASSIGN_OR_RETURN(c.max_body_bytes, ParseBytes(flags.max_body_bytes));
@@ -169,6 +170,7 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
   o.max_cpu_models = c.max_cpu_models;
   o.devices = c.devices;
   o.worker_threads = c.worker_threads;
+  o.spin = std::chrono::microseconds(c.spin_us);
   o.walker = walker;
   return o;
 }
@@ -320,6 +322,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,
                                           "LibTorch threads per worker (0: cores / workers)")
                               ->check(CLI::Range(0, 4096));
+  o["--spin-us"] = cmd->add_option("--spin-us", v.spin_us,
+                                   "Microseconds a request to a worker polls before sleeping "
+                                   "(default 50; 0 = always sleep)")
+                       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   o["--buffer"] =
       cmd->add_option("--buffer", flags->buffer, "Bytes kept free on every GPU, e.g. 1GiB");
   o["--max-cpu-models"] =

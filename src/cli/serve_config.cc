@@ -111,6 +111,10 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
     c->worker_threads = static_cast<int>(v);
     return Status::Ok();
   };
+  setters["spin_us"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->spin_us, r.Integer(0, 1'000'000));
+    return Status::Ok();
+  };
   setters["buffer"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(c->buffer_bytes, r.Bytes());
     return Status::Ok();

@@ -3,15 +3,23 @@
 // the file. Every field has a default; an unknown field is an error naming
 // the field and the file.
 //
+// clang-format off
 // YAML schema (all optional; snake_case):
-//   repository: models/            # relative paths are relative to the file's folder
+//
+//   repository: models/         # relative paths are relative to the file's folder
 //   devices: [cpu, "sim:a100=80GiB"]
-//   strategy: memory-optimized     # fill-first | balance | memory-optimized | latency-sensitive |
-//   optimal isolation: model               # model | device | none host: 127.0.0.1 http_port: 8000
-//   # 0 = pick a free port max_body_bytes: 64MiB          # integer bytes or a quantity
-//   (modelgrid/bytes.h ParseBytes) worker_threads: 0              # LibTorch threads per worker; 0
-//   = cores / workers buffer: 1GiB                   # kept free on every accelerator
-//   max_cpu_models: -1             # CPU fallback bound; -1 = none
+//   strategy: memory-optimized  # fill-first | balance | memory-optimized |
+//                               # latency-sensitive | optimal
+//   isolation: model            # model | device | none
+//   host: 127.0.0.1
+//   http_port: 8000             # 0 = pick a free port
+//   max_body_bytes: 64MiB       # integer bytes or a quantity (modelgrid/bytes.h)
+//   worker_threads: 0           # LibTorch threads per worker; 0 = cores / workers
+//   spin_us: 50                 # microseconds a request polls before sleeping
+//                               # (GridOptions::spin); 0 = always sleep
+//   buffer: 1GiB                # kept free on every accelerator
+//   max_cpu_models: -1          # CPU fallback bound; -1 = none
+// clang-format on
 #pragma once
 
 #include <cstdint>
@@ -32,6 +40,7 @@ struct ServeConfig {
   int http_port = 8000;
   uint64_t max_body_bytes = uint64_t{64} << 20;
   int worker_threads = 0;
+  int64_t spin_us = 50;  // GridOptions::spin in microseconds
   uint64_t buffer_bytes = 0;
   int max_cpu_models = -1;
 };

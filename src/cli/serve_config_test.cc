@@ -17,6 +17,7 @@ host: 0.0.0.0
 http_port: 0
 max_body_bytes: 1MiB
 worker_threads: 3
+spin_us: 0
 buffer: 2GiB
 max_cpu_models: 4
 )";
@@ -29,6 +30,7 @@ max_cpu_models: 4
   EXPECT_EQ(c.http_port, 0);
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.worker_threads, 3);
+  EXPECT_EQ(c.spin_us, 0);
   EXPECT_EQ(c.buffer_bytes, 2ULL << 30);
   EXPECT_EQ(c.max_cpu_models, 4);
 }
@@ -56,6 +58,7 @@ TEST(ServeConfigTest, ErrorsNameTheFieldAndTheFile) {
       {"http_port: 70000\n", "server.yaml: field 'http_port': 70000 is not in 0..65535"},
       {"http_port: eighty\n", "field 'http_port': expected an integer, got 'eighty'"},
       {"worker_threads: -1\n", "field 'worker_threads'"},
+      {"spin_us: -5\n", "field 'spin_us'"},
       {"max_cpu_models: -2\n", "field 'max_cpu_models'"},
       {"buffer: lots\n", "field 'buffer'"},
       {"max_body_bytes: 0\n", "field 'max_body_bytes': must be at least 1 byte"},
