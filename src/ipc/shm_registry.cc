@@ -1,28 +1,18 @@
 // SharedMemoryRegistry (modelgrid/ipc/shm_registry.h): POSIX shared memory
-// objects opened by key and mapped read-only.
+// objects opened by key and mapped with ipc::SharedMemory.
 #include "modelgrid/ipc/shm_registry.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <sys/mman.h>  // shm_open
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "modelgrid/ipc/shared_memory.h"
 #include "modelgrid/ipc/unique_fd.h"
 
 namespace modelgrid::ipc {
-
-// One registration's descriptor and mapping of [0, bytes) of the object.
-struct SharedMemoryRegistry::Mapping {
-  UniqueFd fd;
-  const char* data = nullptr;
-  uint64_t bytes = 0;
-  ~Mapping() {
-    if (data != nullptr) ::munmap(const_cast<char*>(data), bytes);
-  }
-};
 
 namespace {
 
@@ -65,14 +55,9 @@ Status SharedMemoryRegistry::Register(const std::string& name, const std::string
                                    std::to_string(offset) + " + byte_size " +
                                    std::to_string(byte_size));
   }
-  void* data = ::mmap(nullptr, need, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (data == MAP_FAILED) {
-    return Status::Internal(who + ": mmap of key " + Quote(key) + ": " + std::strerror(errno));
-  }
-  auto mapping = std::make_shared<Mapping>();
-  mapping->fd = std::move(fd);
-  mapping->data = static_cast<const char*>(data);
-  mapping->bytes = need;
+  auto memory = SharedMemory::MapFromFd(std::move(fd), need);
+  if (!memory.ok()) return memory.status().WithPrefix(who + ": key " + Quote(key));
+  auto mapping = std::make_shared<const SharedMemory>(std::move(memory).value());
   std::lock_guard<std::mutex> lock(mu_);
   if (entries_.contains(name)) {
     return Status::AlreadyExists(who + " is already registered (unregister it first)");
@@ -137,10 +122,11 @@ Result<std::shared_ptr<const SharedTensorBytes>> SharedMemoryRegistry::Slice(
   auto slice = std::make_shared<SharedTensorBytes>();
   slice->region = name;
   slice->region_id = e.id;
-  slice->fd = e.mapping->fd.get();
-  slice->map_bytes = e.mapping->bytes;
+  slice->fd = e.mapping->fd();
+  slice->map_bytes = e.mapping->capacity();
   slice->offset = e.region.offset + offset;
-  slice->bytes = std::string_view(e.mapping->data + slice->offset, byte_size);
+  slice->bytes = std::string_view(reinterpret_cast<const char*>(e.mapping->data()) + slice->offset,
+                                  byte_size);
   slice->keep = e.mapping;
   return std::shared_ptr<const SharedTensorBytes>(std::move(slice));
 }

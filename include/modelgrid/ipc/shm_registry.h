@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "modelgrid/ipc/shared_memory.h"
 #include "modelgrid/kserve/tensor.h"
 #include "modelgrid/status.h"
 
@@ -42,8 +43,8 @@ class SharedMemoryRegistry {
   SharedMemoryRegistry& operator=(const SharedMemoryRegistry&) = delete;
 
   // Opens the POSIX shared memory object `key` (shm_open, read-write as in
-  // Triton: workers map the same descriptor) and maps, read-only here,
-  // its first offset + byte_size bytes. Errors: kInvalidArgument for an
+  // Triton: workers map the same descriptor) and maps its first offset +
+  // byte_size bytes (SharedMemory::MapFromFd). Errors: kInvalidArgument for an
   // empty name or key, byte_size 0, or an object smaller than offset +
   // byte_size (sizes named); kNotFound when no object has that key;
   // kAlreadyExists when `name` is registered (unregister it first);
@@ -70,11 +71,10 @@ class SharedMemoryRegistry {
                                                          uint64_t byte_size) const;
 
  private:
-  struct Mapping;
   struct Entry {
     SharedMemoryRegion region;
     uint64_t id = 0;
-    std::shared_ptr<const Mapping> mapping;
+    std::shared_ptr<const SharedMemory> mapping;  // [0, offset + byte_size) of the object
   };
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // guarded by mu_
