@@ -937,8 +937,7 @@ Status Grid::UnregisterSharedMemory(const std::string& name) {
   if (name.empty()) {
     ids = impl_->shared_memory.UnregisterAll();
   } else {
-    const uint64_t id = impl_->shared_memory.IdOf(name);
-    MG_RETURN_IF_ERROR(impl_->shared_memory.Unregister(name));
+    MG_ASSIGN_OR_RETURN(const uint64_t id, impl_->shared_memory.Unregister(name));
     ids.push_back(id);
   }
   impl_->DetachFromWorkers(ids);

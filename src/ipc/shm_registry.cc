@@ -67,12 +67,15 @@ Status SharedMemoryRegistry::Register(const std::string& name, const std::string
   return Status::Ok();
 }
 
-Status SharedMemoryRegistry::Unregister(const std::string& name) {
+Result<uint64_t> SharedMemoryRegistry::Unregister(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (entries_.erase(name) == 0) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
     return Status::NotFound("shared memory region " + Quote(name) + " is not registered");
   }
-  return Status::Ok();
+  const uint64_t id = it->second.id;
+  entries_.erase(it);
+  return id;
 }
 
 std::vector<uint64_t> SharedMemoryRegistry::UnregisterAll() {
@@ -81,12 +84,6 @@ std::vector<uint64_t> SharedMemoryRegistry::UnregisterAll() {
   for (const auto& [name, entry] : entries_) ids.push_back(entry.id);
   entries_.clear();
   return ids;
-}
-
-uint64_t SharedMemoryRegistry::IdOf(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(name);
-  return it == entries_.end() ? 0 : it->second.id;
 }
 
 std::vector<SharedMemoryRegion> SharedMemoryRegistry::Regions() const {

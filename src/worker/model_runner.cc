@@ -127,13 +127,7 @@ void ModelRunner::Loop() {
       spin_next_ = input_bytes <= ipc::kSpinMaxInputBytes;
     } else {
       // Requests that reached the lane before the unload are served first.
-      while (lane_ && lane_->Readable()) {
-        std::optional<ipc::Frame> frame = ReadLane();
-        if (!frame) break;
-        if (auto lane_job = FromLane(std::move(*frame))) {
-          if (auto* infer = std::get_if<InferJob>(&*lane_job)) RunInfer(*infer);
-        }
-      }
+      while (std::optional<InferJob> early = NextLaneJob()) RunInfer(*early);
       RunUnload(std::get<UnloadJob>(*job));
       keep_serving = false;
     }
@@ -155,18 +149,7 @@ std::optional<ModelRunner::Job> ModelRunner::NextJob() {
         return job;
       }
     }
-    if (!lane_backlog_.empty()) {
-      ipc::Frame frame = std::move(lane_backlog_.front());
-      lane_backlog_.pop_front();
-      if (auto job = FromLane(std::move(frame))) return job;
-      continue;
-    }
-    if (lane_ && lane_->Readable()) {
-      if (auto frame = ReadLane()) {
-        if (auto job = FromLane(std::move(*frame))) return job;
-      }
-      continue;
-    }
+    if (std::optional<InferJob> job = NextLaneJob()) return Job(std::move(*job));
     // Nothing yet: spin a little (a caller waiting for this model usually
     // sends its next request within microseconds), then sleep.
     if (ipc::SpinUntil(spin_next_ ? context_->options().spin : std::chrono::microseconds{0},
@@ -185,6 +168,22 @@ std::optional<ModelRunner::Job> ModelRunner::NextJob() {
   }
 }
 
+std::optional<ModelRunner::InferJob> ModelRunner::NextLaneJob() {
+  for (;;) {
+    std::optional<ipc::Frame> frame;
+    if (!lane_backlog_.empty()) {
+      frame = std::move(lane_backlog_.front());
+      lane_backlog_.pop_front();
+    } else if (lane_ && lane_->Readable()) {
+      frame = ReadLane();
+      if (!frame) return std::nullopt;  // the lane closed
+    } else {
+      return std::nullopt;
+    }
+    if (std::optional<InferJob> job = FromLane(std::move(*frame))) return job;
+  }
+}
+
 std::optional<ipc::Frame> ModelRunner::ReadLane() {
   auto frame = lane_->Receive(kLaneFrameTimeout);
   if (!frame.ok()) {
@@ -197,7 +196,7 @@ std::optional<ipc::Frame> ModelRunner::ReadLane() {
   return std::move(frame).value();
 }
 
-std::optional<ModelRunner::Job> ModelRunner::FromLane(ipc::Frame frame) {
+std::optional<ModelRunner::InferJob> ModelRunner::FromLane(ipc::Frame frame) {
   InferJob job;
   job.on_lane = true;
   if (frame.type == static_cast<uint16_t>(ipc::MessageType::kInfer)) {
@@ -383,7 +382,7 @@ Result<ipc::Region> ModelRunner::AskOutputRegion(const InferJob& job, uint64_t n
     if (left.count() <= 0) break;
     auto frame = lane_->Receive(left);
     if (!frame.ok()) {
-      if (frame.status().message().find("timed out") != std::string::npos) break;
+      if (std::chrono::steady_clock::now() >= deadline) break;  // timed out
       spdlog::info("model '{}': lane closed: {}", model_, frame.status().message());
       lane_.reset();
       break;

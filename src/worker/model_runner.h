@@ -92,9 +92,12 @@ class ModelRunner {
   // The next job: a queued one first, then a frame of the lane; spins, then
   // sleeps until one arrives. nullopt after Stop.
   std::optional<Job> NextJob();
-  // Turns a frame read from the lane into a job, or answers it at once
+  // The next request that has already arrived on the lane (the backlog
+  // first), without waiting; nullopt when none has.
+  std::optional<InferJob> NextLaneJob();
+  // Turns a frame read from the lane into a request, or answers it at once
   // (malformed, or not an `infer`): nullopt then.
-  std::optional<Job> FromLane(ipc::Frame frame);
+  std::optional<InferJob> FromLane(ipc::Frame frame);
   // Reads one frame of the lane (it is readable); closes the lane at its
   // end or on an error.
   std::optional<ipc::Frame> ReadLane();

@@ -51,13 +51,12 @@ class SharedMemoryRegistry {
   // kInternal when fstat/mmap fail. Every message names the region.
   Status Register(const std::string& name, const std::string& key, uint64_t offset,
                   uint64_t byte_size);
-  // Forgets `name`. Requests that hold its bytes keep the mapping until they
-  // end. Errors: kNotFound naming it.
-  Status Unregister(const std::string& name);
+  // Forgets `name` and returns its id (for the workers' mappings). Requests
+  // that hold its bytes keep the mapping until they end. Errors: kNotFound
+  // naming it.
+  Result<uint64_t> Unregister(const std::string& name);
   // Forgets every region; returns their ids (for the workers' mappings).
   std::vector<uint64_t> UnregisterAll();
-  // The id of a registered region (for the workers' mappings); 0 when none.
-  uint64_t IdOf(const std::string& name) const;
 
   // Every registered region, by name; or the one named (kNotFound).
   std::vector<SharedMemoryRegion> Regions() const;
