@@ -19,6 +19,10 @@
 #   accuracy   estimate vs measured peak on CUDA per zoo model, batch 1/8/32
 #   context    device memory of one CUDA context per process (LAZY and EAGER module loading)
 #   density    instances placed per strategy x isolation on a replicated zoo
+#   swap       host<->device copy bandwidth (pinned, pageable) and each zoo
+#              model's weights swapped out to pinned host memory and back
+#              (scripts/swap_floor.py): times vs the bandwidth floor, outputs
+#              bit-identical after the swap-in
 # A command may run at most 10 minutes on the lent machine: split the steps
 # over calls (the build folder stays between calls), e.g. first
 # --steps machine,deps,configure,build then --steps gpu-tests,zoo,accuracy,context,density.
@@ -44,7 +48,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-$ROOT/gpu-results}"
 BUILD_DIR="$ROOT/build-gpu"
 DEBS_DIR=""
-STEPS="machine,deps,configure,build,gpu-tests,zoo,accuracy,context,density"
+STEPS="machine,deps,configure,build,gpu-tests,zoo,accuracy,context,density,swap"
 ZOO_PROFILE="small"
 REPLICAS=8
 JOBS="$(nproc 2>/dev/null || echo 4)"
@@ -52,7 +56,7 @@ DRY_RUN=0
 FETCH_DEBS=""
 NVIDIA_SMI="${MODELGRID_NVIDIA_SMI:-nvidia-smi}"
 PYTHON="${PYTHON:-python3}"
-ALL_STEPS="machine deps configure build gpu-tests tests zoo accuracy context density"
+ALL_STEPS="machine deps configure build gpu-tests tests zoo accuracy context density swap"
 STRATEGIES="${STRATEGIES:-fill-first balance memory-optimized latency-sensitive optimal}"
 ISOLATIONS="${ISOLATIONS:-model device}"
 DENSITY_SECONDS="${DENSITY_SECONDS:-20}"
@@ -63,6 +67,9 @@ DEB_PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
   libcli11-dev libzip-dev libzip4 libxxhash-dev libxxhash0 libcpp-httplib-dev libcpp-httplib0.11
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev libbenchmark1debian
+  protobuf-compiler libprotoc32 libprotobuf-dev libprotobuf32 libprotobuf-lite32
+  # cpp-httplib.pc and libzip-dev name these in Requires.private / as dependencies:
+  zlib1g-dev libssl-dev libssl3 libbrotli-dev libbrotli1
 )
 
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -124,6 +131,7 @@ describe() {  # describe STEP: what the step runs, for --dry-run
     zoo) echo "$PYTHON tools/zoo/generate.py --profile $ZOO_PROFILE --out $ZOO_DIR" ;;
     accuracy) echo "$BUILD_DIR/bin/estimate_accuracy $ZOO_DIR --batches 1,8,32 --device cuda:0 (estimate on CUDA vs modelgrid-probe on cuda:0: caching-allocator reserved and allocated peaks, NVML process bytes; the seed's formula beside them)" ;;
     context) echo "per CUDA_MODULE_LOADING in LAZY EAGER: a $PYTHON process creates a CUDA context (torch.zeros(1, device='cuda')); $NVIDIA_SMI --query-compute-apps=pid,used_memory and memory.used before/after; then scripts/served_density.py serves $ZOO_DIR on cuda:0 (isolation model) and reports each worker's NVML-measured context_bytes" ;;
+    swap) echo "$PYTHON scripts/swap_floor.py --zoo $ZOO_DIR --device cuda:0 (pinned/pageable copy GB/s; per model swap-out/in ms vs weight bytes / pinned host->device GB/s; bit-identical outputs)" ;;
     density) echo "replicate $ZOO_DIR x$REPLICAS into $REPLICATED_DIR; for strategy in $STRATEGIES, isolation in $ISOLATIONS: $BUILD_DIR/bin/modelgrid plan --repository $REPLICATED_DIR --strategy S --isolation I --json (placed / unplaced on the discovered GPUs), then scripts/served_density.py: modelgrid serve on cuda:0, a ${DENSITY_SECONDS}s load run across all ready models (507 / 5xx counted), utilization = held bytes / device bytes" ;;
   esac
 }
@@ -233,7 +241,8 @@ step_configure() {
     { echo "gpu-check: configured, but MODELGRID_WITH_CUDA is not ON: the LibTorch found has no CUDA"; return 1; }
 }
 
-step_build() { cmake --build "$BUILD_DIR" -j "$JOBS"; }
+# -k 0: a failed build lists every error in one call (device time is scarce).
+step_build() { cmake --build "$BUILD_DIR" -j "$JOBS" -- -k 0; }
 
 step_gpu_tests() {
   ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -V
@@ -324,6 +333,13 @@ step_context() {
   "$PYTHON" "$ROOT/scripts/served_density.py" --modelgrid "$BUILD_DIR/bin/modelgrid" \
       --repository "$ZOO_DIR" --device cuda:0 --isolation model --seconds 10 \
       --json "$LOG_DIR/context-worker.json" 2>> "$LOG_DIR/context-worker.log" | tee -a "$SECTIONS"
+  return "${PIPESTATUS[0]}"
+}
+
+step_swap() {
+  section "Swap floor: copy bandwidth and weights swapped to pinned host memory and back (scripts/swap_floor.py)"
+  "$PYTHON" "$ROOT/scripts/swap_floor.py" --zoo "$ZOO_DIR" --device cuda:0 \
+      --json "$LOG_DIR/swap_floor.json" | tee -a "$SECTIONS"
   return "${PIPESTATUS[0]}"
 }
 

@@ -106,7 +106,7 @@ BlockHeader* HeaderOf(void* data) {
 
 }  // namespace
 
-c10::DataPtr C10CountingAllocator::allocate(size_t nbytes) const {
+c10::DataPtr C10CountingAllocator::Allocate(size_t nbytes) const {
   const c10::Device cpu(c10::DeviceType::CPU);
   if (nbytes == 0) return c10::DataPtr(nullptr, nullptr, &Delete, cpu);
   if (nbytes > std::numeric_limits<uint64_t>::max() / 2) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <c10/core/Allocator.h>
+#include <torch/version.h>
 
 #include <cstdint>
 
@@ -28,8 +29,17 @@ class C10CountingAllocator final : public c10::Allocator {
   explicit C10CountingAllocator(CountingAllocator* counters) : counters_(counters) {}
 
   // Throws c10::OutOfMemoryError when the counters refuse the block (limit)
-  // or the system has no memory left.
-  c10::DataPtr allocate(size_t nbytes) const override;
+  // or the system has no memory left. LibTorch 2.3 made c10::Allocator's
+  // allocate non-const and added the pure virtual copy_data
+  // (c10/core/Allocator.h); both spellings are served.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  c10::DataPtr allocate(size_t nbytes) override { return Allocate(nbytes); }
+  void copy_data(void* dest, const void* src, size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#else
+  c10::DataPtr allocate(size_t nbytes) const override { return Allocate(nbytes); }
+#endif
   c10::DeleterFnPtr raw_deleter() const override { return &Delete; }
 
   // Frees a block of ours (any C10CountingAllocator), or hands a foreign
@@ -45,6 +55,8 @@ class C10CountingAllocator final : public c10::Allocator {
   static void SetTraceHook(TraceHook hook);
 
  private:
+  c10::DataPtr Allocate(size_t nbytes) const;
+
   CountingAllocator* counters_;
 };
 
