@@ -13,7 +13,7 @@ case "${1:-}" in
     out="$(bash "$SCRIPT" --dry-run --out /tmp/gpu-check-dry 2>&1)"; rc=$?
     [ $rc -eq 0 ] || fail "--dry-run exited $rc"
     n=0
-    for step in machine deps configure build gpu-tests zoo accuracy context density; do
+    for step in machine deps configure build zoo gpu-tests accuracy context density swap; do
       n=$((n + 1))
       echo "$out" | grep -q "^step $n: $step: " || fail "step $n is not '$step'"
     done

@@ -13,9 +13,9 @@
 #   deps       unpack the carried .deb files (--debs) into a private prefix
 #   configure  cmake against python3's torch.utils.cmake_prefix_path
 #   build      cmake --build
+#   zoo        tools/zoo/generate.py --profile P (the models the tests and measurements use)
 #   gpu-tests  ctest -L gpu (tests that need a GPU; they skip elsewhere)
 #   tests      the whole ctest suite (long; opt-in)
-#   zoo        tools/zoo/generate.py --profile P (the models measured below)
 #   accuracy   estimate vs measured peak on CUDA per zoo model, batch 1/8/32
 #   context    device memory of one CUDA context per process (LAZY and EAGER module loading)
 #   density    instances placed per strategy x isolation on a replicated zoo
@@ -48,7 +48,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-$ROOT/gpu-results}"
 BUILD_DIR="$ROOT/build-gpu"
 DEBS_DIR=""
-STEPS="machine,deps,configure,build,gpu-tests,zoo,accuracy,context,density,swap"
+STEPS="machine,deps,configure,build,zoo,gpu-tests,accuracy,context,density,swap"
 ZOO_PROFILE="small"
 REPLICAS=8
 JOBS="$(nproc 2>/dev/null || echo 4)"
@@ -56,7 +56,7 @@ DRY_RUN=0
 FETCH_DEBS=""
 NVIDIA_SMI="${MODELGRID_NVIDIA_SMI:-nvidia-smi}"
 PYTHON="${PYTHON:-python3}"
-ALL_STEPS="machine deps configure build gpu-tests tests zoo accuracy context density swap"
+ALL_STEPS="machine deps configure build zoo gpu-tests tests accuracy context density swap"
 STRATEGIES="${STRATEGIES:-fill-first balance memory-optimized latency-sensitive optimal}"
 ISOLATIONS="${ISOLATIONS:-model device}"
 DENSITY_SECONDS="${DENSITY_SECONDS:-20}"

@@ -71,6 +71,23 @@ struct GridOptions {
   // removed, with everything in it, when the grid is destroyed.
   std::filesystem::path scratch_dir;
   std::chrono::milliseconds load_timeout{120'000};  // per model load in a worker
+  // ---- dynamic memory (docs/design.md, "Memory model") ----
+  // The host tier that swapped weights go to: files under swap_dir for CPU
+  // models, pinned host memory for CUDA models. Empty swap_dir = a private
+  // folder under the system temp dir, removed with the grid.
+  std::filesystem::path swap_dir;
+  // Bytes the host tier may hold (files on the CPU, pinned memory on CUDA);
+  // 0 = no swapping (evictions unload instead).
+  uint64_t swap_space_bytes = 0;
+  // When a model whose config.yaml says no `load:` is loaded: kEager (at
+  // LoadAll) or kOnDemand (registered in state standby, loaded on its first
+  // request).
+  LoadPolicy default_load = LoadPolicy::kEager;
+  // An instance loaded or swapped in less than this long ago is never
+  // evicted or swapped out to make room (two hot models cannot thrash).
+  std::chrono::milliseconds min_residency{5'000};
+  // Bytes granted past a request are handed out in chunks of this size.
+  uint64_t grant_chunk_bytes = uint64_t{32} << 20;
   std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
   std::chrono::milliseconds max_backoff{5'000};
 };
@@ -83,17 +100,40 @@ struct ModelSpec {
   std::optional<uint64_t> memory_limit;    // bytes; default: the request
 };
 
-// Lifecycle of a model in the grid.
-enum class ModelState {
-  kAdded,       // known, not loaded yet
-  kLoading,     // a worker is loading it
-  kReady,       // serving
-  kRestarting,  // its worker died; the watchdog is bringing it back
-  kUnplaced,    // fits nowhere (reason says why)
-  kFailed,      // estimate or load failed (reason says why)
-  kUnloaded,    // explicitly unloaded; Load brings it back
+// A change of a model's memory settings while it serves (Grid::Reconfigure).
+// Unset fields stay as they are.
+struct ModelUpdate {
+  std::optional<uint64_t> request_bytes;  // >= 1; raised only when the device has the bytes free
+  std::optional<uint64_t> limit_bytes;    // >= request; lowered below what an instance
+                                          // holds, it applies after the current burst
+  std::optional<int> priority;
+  std::optional<Resolver> resolver;
+  std::optional<LoadPolicy> load;
+  std::optional<bool> pinned;
 };
-// "added", "loading", "ready", "restarting", "unplaced", "failed", "unloaded".
+
+// Lifecycle of a model in the grid. Every change of state goes through the
+// per-model state machine of src/grid/lifecycle.h, whose one table lists the
+// events that move a model from each state to the next (an event a state
+// does not accept is an error, never a silent overwrite).
+enum class ModelState {
+  kAdded,        // known, not loaded yet
+  kLoading,      // a worker is loading it (from its files)
+  kReady,        // serving
+  kRestarting,   // its worker died; the watchdog is bringing it back
+  kUnplaced,     // fits nowhere (reason says why)
+  kFailed,       // estimate or load failed (reason says why)
+  kUnloaded,     // explicitly unloaded (or the grid shut down); Load brings it back
+  kStandby,      // registered, not resident: loads on its first request
+                 // (more models than fit at once; reason says why it waits)
+  kSwappingOut,  // its weights are being copied to the host tier
+  kSwapped,      // weights in host memory; worker and graph kept; its next
+                 // request swaps it back in (reason says why it was swapped)
+  kSwappingIn,   // its weights are being copied back to the device
+};
+// "added", "loading", "ready", "restarting", "unplaced", "failed",
+// "unloaded", "standby", "swapping_out", "swapped", "swapping_in"; "unknown"
+// for a value outside the enum.
 const char* ModelStateName(ModelState state);
 
 // What the grid knows of one model. Bytes are integers.
@@ -102,7 +142,7 @@ struct ModelStatus {
   std::string type;      // "torchscript" or "huggingface"
   std::string version;   // the version folder served, "" when none
   ModelState state = ModelState::kAdded;
-  std::string reason;    // why unplaced / failed / restarting; "" otherwise
+  std::string reason;    // why unplaced / failed / restarting / standby / swapped; "" otherwise
   std::string device;    // device id while placed, "" otherwise
   std::optional<MemoryEstimate> estimate;
   uint64_t request_bytes = 0;   // what placement packed
@@ -117,6 +157,18 @@ struct ModelStatus {
   uint64_t context_bytes = 0;
   bool context_measured = false;
   int restarts = 0;             // watchdog restarts so far
+  // Dynamic memory (docs/design.md, "Memory model").
+  int priority = 0;
+  Resolver resolver = Resolver::kWait;
+  LoadPolicy load = LoadPolicy::kEager;  // the policy in force (server default applied)
+  bool pinned = false;
+  uint64_t borrowed_bytes = 0;  // granted past the request now (bursts in flight)
+  uint64_t swapped_bytes = 0;   // held in the host tier while swapped
+  uint64_t swaps_out = 0, swaps_in = 0, evictions = 0, reloads = 0;
+  uint64_t swap_out_us = 0, swap_in_us = 0;  // sums of the swap durations
+  // Collisions settled for this model's requests, by "resolver/outcome"
+  // (outcome: granted, reclaimed, timed_out, preempted).
+  std::map<std::string, uint64_t> collisions;
   int64_t max_batch_size = 0;
   std::vector<std::string> tasks;  // tasks the loaded model answers
   std::vector<TensorSpec> inputs;  // of task infer (see TorchScriptBackend::Inputs)
@@ -136,6 +188,17 @@ struct DeviceStatus {
   // measured figure: NVML per-process bytes of a worker minus its caching
   // allocator's reserve (MeasureWorkerContext), not the configured default.
   bool context_measured = false;
+  uint64_t capacity_bytes = 0;  // what the ledger hands out: total - used by others - buffer
+  uint64_t borrowed_bytes = 0;  // granted past requests now
+  uint64_t swapped_bytes = 0;   // host-tier bytes of the models swapped off this device
+};
+
+// One swap or eviction, for the metrics' histograms.
+struct SwapEvent {
+  std::string model;
+  std::string direction;  // "out", "in" or "reload" (swap file lost: loaded from files)
+  uint64_t bytes = 0;
+  uint64_t duration_us = 0;
 };
 
 // One inference call.
@@ -238,8 +301,27 @@ class Grid {
   // Asks every worker for fresh memory figures (bounded by `timeout` each).
   void RefreshMemory(std::chrono::milliseconds timeout = std::chrono::milliseconds{1000});
 
-  // True when every placed model is ready (the readiness probe).
+  // True when every placed model is ready (the readiness probe). Models in
+  // standby or swapped count as ready: their next request brings them back.
   bool Ready() const;
+
+  // ---- reconfiguration while serving ----
+
+  // Changes `model`'s memory settings while it serves: the ledger and the
+  // lifecycle apply them at once (a raised request needs free bytes on the
+  // device; a lowered limit applies after the instance's current burst) and
+  // the change is logged (ChangeLog). Errors: kNotFound unknown model;
+  // kInvalidArgument a request of 0, a limit below the request;
+  // kResourceExhausted (with a CollisionDetail) a raised request the device
+  // cannot hold now.
+  Status Reconfigure(const std::string& model, const ModelUpdate& update);
+  // The strategy later placements use (on-demand loads, Load, LoadAll).
+  void SetStrategy(Strategy strategy);
+  Strategy strategy() const;
+  // Reconfigurations so far, oldest first ("<UTC time> model m: priority 0 -> 5").
+  std::vector<std::string> ChangeLog() const;
+  // Every swap and eviction so far, oldest first (bounded: the last 4,096).
+  std::vector<SwapEvent> SwapEvents() const;
 
   // ---- system shared memory (Triton's extension; modelgrid/ipc/shm_registry.h) ----
 

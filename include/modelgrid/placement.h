@@ -78,6 +78,9 @@ struct Unplaced {
   int replica = 0;
   uint64_t request_bytes = 0;
   std::string reason;
+  // The model's estimate failed (PlanRepository): it was never offered to the
+  // planner, so it failed rather than did not fit.
+  bool estimate_failed = false;
 };
 
 // What a device holds after planning.

@@ -50,6 +50,33 @@ struct BatchingConfig {
 // How a model's memory collisions are settled (design.md, "Memory model").
 enum class Resolver { kWait, kPriority, kSwap };
 
+// The config.yaml / HTTP spelling of a resolver: "wait", "priority", "swap";
+// "unknown" for a value outside the enum.
+const char* ResolverName(Resolver resolver);
+
+// Reads a resolver's spelling (exact, lower case: "wait", "priority",
+// "swap"). Errors: kInvalidArgument "unknown resolver 'X' (expected wait,
+// priority or swap)"; callers add the file or request and field.
+Result<Resolver> ParseResolver(const std::string& text);
+
+// When a model is loaded (config.yaml `load`).
+enum class LoadPolicy {
+  kDefault,   // `load` absent: follow the server's default
+  kEager,     // loaded when the grid loads its models (LoadAll)
+  kOnDemand,  // registered on standby; loaded by its first request
+};
+
+// The config.yaml spelling of a load policy: "eager", "on_demand"; "default"
+// for kDefault (which config.yaml spells by leaving `load` out); "unknown"
+// for a value outside the enum.
+const char* LoadPolicyName(LoadPolicy policy);
+
+// Reads a load policy's spelling ("eager", "on_demand"; exact, lower case).
+// "default" is not accepted: leaving the field out means kDefault.
+// Errors: kInvalidArgument "unknown load policy 'X' (expected eager or
+// on_demand)"; callers add the file or request and field.
+Result<LoadPolicy> ParseLoadPolicy(const std::string& text);
+
 // The per-model `config.yaml`. Every field has a default; an unknown field is
 // an error naming the field and the file.
 //
@@ -59,11 +86,14 @@ enum class Resolver { kWait, kPriority, kSwap };
 //   sequence_length: 128         # tokens per request for HF models (estimation)
 //   inputs:  [{name, datatype, dims}]
 //   outputs: [{name, datatype, dims}]
-//   memory: {request: 2GiB, limit: 3GiB}   # overrides of the estimate
+//   memory: {request: 2GiB, limit: 3GiB}   # overrides of the estimate; each
+//                                # > 0 bytes (ParseBytes units), limit >= request
 //   devices: [cuda:1, cpu]       # pins: the devices this model may use
 //   replicas: 1                  # instances, never two on one device
 //   priority: 0                  # higher wins collisions
-//   resolver: wait | priority | swap
+//   resolver: wait | priority | swap  # default wait
+//   load: eager | on_demand      # absent = the server's default
+//   pinned: false                # true: stays resident, never evicted or swapped
 //   latency_sensitive: false     # keep apart from other busy models
 //   expected_load: 0.0           # expected requests per second (balance)
 //   dynamic_batching: {enabled, max_queue_delay_us, preferred_batch_sizes,
@@ -81,6 +111,8 @@ struct ModelConfig {
   int replicas = 1;
   int priority = 0;
   Resolver resolver = Resolver::kWait;
+  LoadPolicy load = LoadPolicy::kDefault;  // when the model is loaded
+  bool pinned = false;  // once loaded, never evicted (to standby) nor swapped out
   bool latency_sensitive = false;
   double expected_load = 0.0;
   BatchingConfig batching;
@@ -109,13 +141,17 @@ struct ModelEntry {
 };
 
 // Parses a model's config.yaml text. `file` names the file in errors.
-// Errors: kInvalidArgument naming the file and the field (unknown field,
-// wrong type, bad value such as a negative max_batch_size or unknown datatype).
+// Errors: kInvalidArgument "<file>: field '<field>': ..." naming the file and
+// the field: unknown field, wrong type, bad value such as a negative
+// max_batch_size, an unknown datatype, a memory size that is negative, zero
+// or not a byte quantity, memory.limit below memory.request, an unknown
+// resolver or load policy (both list the allowed values).
 Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file);
 
 // Writes `config` as config.yaml text that ParseModelConfig reads back into
-// an equal ModelConfig (every field written; strings double-quoted; bytes
-// as plain integers; expected_load with 17 significant digits). Used to give
+// an equal ModelConfig (every field written, except memory sizes not set
+// and `load` when kDefault; strings double-quoted; bytes as plain integers;
+// expected_load with 17 significant digits). Used to give
 // a model added from a loaded module (modelgrid/grid_module.h) its folder.
 // `config` must be one ParseModelConfig could have produced (e.g. platform
 // empty or a known one); the text is emitted as is otherwise.

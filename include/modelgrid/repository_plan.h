@@ -3,6 +3,7 @@
 // later, by `modelgrid serve` before it starts workers.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,10 +39,14 @@ DeviceKind EstimateKindFor(const std::vector<Device>& devices);
 // replica (pins, priority, latency_sensitive, expected_load from config.yaml)
 // and calls MakePlan. A model whose estimate fails is not an error of the
 // whole call: it is listed unplaced with the estimator's message.
+// `offer` (optional) says which models go to the planner: the others are
+// estimated only (the grid's on-demand models), and appear in neither
+// plan.placed nor plan.unplaced.
 // Errors: those of MakePlan (no devices, duplicate ids).
 Result<RepositoryPlan> PlanRepository(const std::vector<ModelEntry>& models,
                                       const std::vector<Device>& devices,
                                       const PlanOptions& plan_options,
-                                      const EstimateOptions& estimate_options, GraphWalker* walker);
+                                      const EstimateOptions& estimate_options, GraphWalker* walker,
+                                      const std::function<bool(const ModelEntry&)>& offer = {});
 
 }  // namespace modelgrid

@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace modelgrid {
 
@@ -32,8 +35,48 @@ enum class StatusCode {
 // Returns the upper-case name of `code`, e.g. "INVALID_ARGUMENT".
 const char* StatusCodeName(StatusCode code);
 
-// The outcome of an operation: OK, or an error code with a human message.
-// Cheap to copy when OK. Thread-compatible.
+// A memory limit that refused an allocation (bytes): who, where, and the
+// figures at the moment of refusal.
+struct MemoryLimitDetail {
+  std::string model;            // "" when not known at the point of refusal
+  std::string device;           // "cpu", "cuda:0", ...; "" when not known
+  uint64_t limit_bytes = 0;     // the cap in force (request + granted bytes)
+  uint64_t in_use_bytes = 0;    // held by the model when it asked
+  uint64_t requested_bytes = 0; // what it asked for
+};
+
+// One holder of device bytes named in a collision (bytes held on the device).
+struct CollisionHolder {
+  std::string instance;  // "model#replica"
+  uint64_t bytes = 0;
+  int priority = 0;
+};
+
+// A collision (design.md, "Memory model"): bytes asked of the device memory
+// ledger that it could not give from free bytes, and how the model's
+// resolver settled it.
+struct CollisionDetail {
+  std::string model;                    // who asked
+  std::string device;                   // where
+  std::string resolver;                 // "wait", "priority" or "swap"
+  uint64_t asked_bytes = 0;             // what it asked for
+  uint64_t free_bytes = 0;              // free on the device at the end
+  std::vector<CollisionHolder> holders; // who held the device's bytes then
+  std::string preempted_by;             // set when a higher priority took the bytes
+};
+
+// Typed facts an error carries beside its message, so that callers branch on
+// them instead of parsing the message text.
+struct StatusDetail {
+  // Seconds after which a retry may succeed (HTTP Retry-After): queue full.
+  std::optional<uint64_t> retry_after_seconds;
+  std::optional<MemoryLimitDetail> memory_limit;
+  std::optional<CollisionDetail> collision;
+};
+
+// The outcome of an operation: OK, or an error code with a human message and
+// an optional typed detail. Cheap to copy (the detail is shared, immutable).
+// Thread-compatible.
 class Status {
  public:
   // An OK status.
@@ -61,11 +104,28 @@ class Status {
 
   // Returns a copy whose message is "<prefix>: <message>" (OK stays OK).
   // Used to add context (a model or file name) as an error travels upward.
+  // The detail is kept.
   Status WithPrefix(const std::string& prefix) const;
+
+  // Returns a copy carrying `detail` (OK stays OK, without a detail).
+  Status WithDetail(StatusDetail detail) const;
+  // The typed detail, or nullptr when the error carries none.
+  const StatusDetail* detail() const { return detail_.get(); }
+  // Shorthands for the detail's fields (nullopt / nullptr when absent).
+  std::optional<uint64_t> retry_after_seconds() const {
+    return detail_ ? detail_->retry_after_seconds : std::nullopt;
+  }
+  const MemoryLimitDetail* memory_limit() const {
+    return detail_ && detail_->memory_limit ? &*detail_->memory_limit : nullptr;
+  }
+  const CollisionDetail* collision() const {
+    return detail_ && detail_->collision ? &*detail_->collision : nullptr;
+  }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::shared_ptr<const StatusDetail> detail_;
 };
 
 // Either a value of type T or a non-OK Status. Accessing value() of an error

@@ -5,16 +5,25 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
+#include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <regex>
+#include <shared_mutex>
 
 #include "backend/loaded_model.h"
-#include "torch/dtype_map.h"
 #include "modelgrid/torch/counting_allocator.h"
+#include "modelgrid/torch/cuda_memory.h"
+#include "torch/dtype_map.h"
+#include "torch/weight_swap.h"
 
 namespace modelgrid {
 
@@ -27,6 +36,17 @@ using backend_internal::TaskInfo;
 
 struct TorchScriptBackend::Impl {
   LoadedModel m;
+  // Run holds it shared; SwapOut and SwapIn exclusively.
+  mutable std::shared_mutex mu;
+  bool swapped = false;                             // guarded by mu
+  std::vector<weight_swap::WeightStorage> weights;  // guarded by mu: while swapped
+  std::filesystem::path swap_file;                  // guarded by mu: CPU, while swapped
+  std::optional<weight_swap::PinnedCopy> pinned;    // guarded by mu: CUDA, while swapped
+
+  ~Impl() {
+    std::error_code ec;
+    if (!swap_file.empty()) std::filesystem::remove(swap_file, ec);
+  }
 };
 
 namespace {
@@ -147,19 +167,64 @@ std::string ErrorText(const std::exception& e) {
   return text;
 }
 
+// What the counting allocator had refused before a call, to tell afterwards,
+// from its own record and without reading any error text, whether it
+// refused an allocation during the call.
+struct RefusalMark {
+  uint64_t thread = CountingAllocator::ThreadRefusals();
+  CountingAllocator* charged = CountingAllocator::Charged();
+  uint64_t charged_count = charged != nullptr ? charged->stats().refusals : 0;
+
+  // The refusal made since the mark: the calling thread's own (exact), else
+  // one of an allocation charged to the same counters on another thread
+  // (LibTorch's intra-op pool rethrows its workers' exceptions in the
+  // caller); nullopt when the allocator refused nothing.
+  std::optional<CountingAllocator::Refusal> Since() const {
+    if (CountingAllocator::ThreadRefusals() != thread)
+      return CountingAllocator::LastThreadRefusal();
+    if (charged != nullptr && charged->stats().refusals != charged_count) {
+      return charged->last_refusal();
+    }
+    return std::nullopt;
+  }
+};
+
+// A refusal of the counting allocator as the error the caller gets:
+// kResourceExhausted with its figures in the message and in a
+// MemoryLimitDetail.
+Status LimitStatus(const LoadedModel& m, const CountingAllocator::Refusal& r,
+                   const std::string& during) {
+  const CountingAllocator* own = CountingAllocator::ThreadCharge();
+  const bool process_total = own != nullptr && r.by != own;
+  MemoryLimitDetail detail;
+  detail.model = m.model.name;
+  detail.device = m.device.str();
+  detail.limit_bytes = r.limit_bytes;
+  detail.in_use_bytes = r.in_use_bytes;
+  detail.requested_bytes = r.requested_bytes;
+  StatusDetail details;
+  details.memory_limit = detail;
+  return Status::ResourceExhausted(
+             ModelPrefix(m.model.name) + "memory limit exceeded: limit " +
+             std::to_string(r.limit_bytes) + " bytes, in use " + std::to_string(r.in_use_bytes) +
+             " bytes, requested " + std::to_string(r.requested_bytes) + " bytes" +
+             (process_total ? " (the process's total over all its models)" : "") + " (" + during +
+             ")")
+      .WithDetail(std::move(details));
+}
+
 Status StatusFromException(const std::string& model, const std::string& task,
                            const std::exception& e) {
-  // Classify on the whole text: a refusal deep in a model sits after a long
-  // TorchScript traceback, past where the message is cut.
+  // Classify on the whole text: a cause deep in a model sits after a long
+  // TorchScript traceback, past where the message is cut. Refusals of the
+  // counting allocator never get here (Run and LoadModule recognise them by
+  // type or by RefusalMark); an out-of-memory of the CUDA caching allocator
+  // or of the system does: by type when it kept it, else (rethrown by the
+  // TorchScript interpreter as a std::runtime_error) by its text, which is
+  // then all there is.
   const std::string full = FullErrorText(e);
   const std::string text = ErrorText(e);
-  static const std::regex kLimit(
-      "memory limit exceeded: limit [0-9]+ bytes, in use [0-9]+ bytes, requested [0-9]+ bytes");
-  std::smatch match;
-  if (std::regex_search(full, match, kLimit)) {
-    return Status::ResourceExhausted(ModelPrefix(model) + match.str());
-  }
-  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) ||
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || IsCudaOutOfMemory(full) ||
       full.find("out of memory") != std::string::npos) {
     return Status::ResourceExhausted(ModelPrefix(model) + "task '" + task + "': " + text);
   }
@@ -352,6 +417,82 @@ TorchScriptBackend::~TorchScriptBackend() = default;
 TorchScriptBackend::TorchScriptBackend(TorchScriptBackend&&) noexcept = default;
 TorchScriptBackend& TorchScriptBackend::operator=(TorchScriptBackend&&) noexcept = default;
 
+namespace {
+
+// Loads m->model's TorchScript file onto m->device and builds the task
+// table. Errors: as TorchScriptBackend::Load, and kResourceExhausted with a
+// MemoryLimitDetail when the memory limit refused the weights.
+Status LoadModule(LoadedModel* m) {
+  const ModelEntry& model = m->model;
+  const std::filesystem::path& file = *model.torchscript;
+  const RefusalMark mark;
+  try {
+    m->module = torch::jit::load(file.string(), m->device);
+    m->module.eval();
+  } catch (const std::exception& e) {
+    // A refusal by the limit, whatever exception the loader wrapped it in:
+    // the allocator's record says so (its type, c10::OutOfMemoryError, when
+    // it survives, changes nothing here: only the record has the figures).
+    if (auto refusal = mark.Since()) {
+      return LimitStatus(*m, *refusal, "loading '" + file.string() + "'");
+    }
+    return Status::Corruption(ModelPrefix(model.name) + "cannot load TorchScript file '" +
+                              file.string() + "': " + ErrorText(e));
+  }
+  try {
+    MG_RETURN_IF_ERROR(BuildTasks(m));
+  } catch (const std::exception& e) {
+    return Status::Internal(ModelPrefix(model.name) +
+                            "reading the module's methods failed: " + ErrorText(e));
+  }
+  return Status::Ok();
+}
+
+// The process's resident memory (VmRSS of /proc/self/status), bytes; 0 when
+// it cannot be read.
+uint64_t ResidentBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      uint64_t kib = 0;
+      for (char c : line) {
+        if (c >= '0' && c <= '9') kib = kib * 10 + static_cast<uint64_t>(c - '0');
+      }
+      return kib * 1024;
+    }
+  }
+  return 0;
+}
+
+// Returns the C heap's free pages to the system. glibc keeps freed blocks
+// below its (dynamic, up to 32 MiB) mmap threshold in its arenas; the
+// weights of a swapped-out model must really leave the process.
+void TrimHeap() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
+std::string SwapFileName(const std::string& model) {
+  std::string name;
+  for (char c : model) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '-';
+    name += plain ? c : '_';
+  }
+  if (name.empty() || name[0] == '.') name = "_" + name;
+  return name + "." + std::to_string(::getpid()) + ".mgswap";
+}
+
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+}  // namespace
+
 Status TorchScriptBackend::Load(const ModelEntry& model, const std::string& device, int threads) {
   auto impl = std::make_unique<Impl>();
   LoadedModel& m = impl->m;
@@ -368,19 +509,7 @@ Status TorchScriptBackend::Load(const ModelEntry& model, const std::string& devi
   MG_ASSIGN_OR_RETURN(m.device, ParseDevice(model.name, device));
   if (m.device.is_cpu()) CountingAllocator::Install();
   if (threads > 0) at::set_num_threads(threads);
-  try {
-    m.module = torch::jit::load(file.string(), m.device);
-    m.module.eval();
-  } catch (const std::exception& e) {
-    return Status::Corruption(ModelPrefix(model.name) + "cannot load TorchScript file '" +
-                              file.string() + "': " + ErrorText(e));
-  }
-  try {
-    MG_RETURN_IF_ERROR(BuildTasks(&m));
-  } catch (const std::exception& e) {
-    return Status::Internal(ModelPrefix(model.name) +
-                            "reading the module's methods failed: " + ErrorText(e));
-  }
+  MG_RETURN_IF_ERROR(LoadModule(&m));
   impl_ = std::move(impl);
   return Status::Ok();
 }
@@ -448,15 +577,141 @@ Result<std::vector<InferTensor>> TorchScriptBackend::Run(const std::string& task
                                                          std::span<const InferTensorView> inputs,
                                                          const nlohmann::json& params) {
   if (!impl_) return Status::Unavailable("task '" + task + "': no model loaded");
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
   const LoadedModel& m = impl_->m;
+  if (impl_->swapped) {
+    return Status::Unavailable("model '" + m.model.name + "' is swapped out: swap it in before " +
+                               "running task '" + task + "'");
+  }
+  const RefusalMark mark;
   try {
     return RunTask(m, task, inputs, params);
+  } catch (const c10::OutOfMemoryError& e) {
+    // A refusal, by its type; its figures from the allocator's record. No
+    // record: the CUDA caching allocator's or the system's, without figures.
+    if (auto refusal = mark.Since()) return LimitStatus(m, *refusal, "task '" + task + "'");
+    return StatusFromException(m.model.name, task, e);
   } catch (const std::exception& e) {
+    // The type can be lost: an error inside a scripted method that has a
+    // serialized-code traceback reaches here as the std::runtime_error the
+    // TorchScript interpreter rethrows (seen with LibTorch 1.13 on the zoo's
+    // gpt2 and bert-base; a traced resnet18 keeps c10::OutOfMemoryError).
+    // The allocator's record still tells a refusal, without reading the text.
+    if (auto refusal = mark.Since()) return LimitStatus(m, *refusal, "task '" + task + "'");
     return StatusFromException(m.model.name, task, e);
   } catch (...) {
     return Status::Internal(ModelPrefix(m.model.name) + "task '" + task +
                             "' failed with a non-standard exception");
   }
+}
+
+Result<SwapOutReport> TorchScriptBackend::SwapOut(const SwapTarget& target) {
+  if (!impl_) return Status::Unavailable("swap-out: no model loaded");
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  Impl& im = *impl_;
+  LoadedModel& m = im.m;
+  const std::string prefix = "model '" + m.model.name + "': swap-out";
+  SwapOutReport report;
+  if (im.swapped) {
+    report.location = m.device.is_cpu() ? im.swap_file.string() : "pinned host memory";
+    return report;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  report.rss_before_bytes = ResidentBytes();
+  std::vector<weight_swap::WeightStorage> weights = weight_swap::CollectWeights(m.module, m.device);
+  try {
+    if (m.device.is_cpu()) {
+      if (target.swap_dir.empty()) {
+        return Status::InvalidArgument(prefix + ": no swap_dir: a CPU model swaps to a file");
+      }
+      std::error_code ec;
+      std::filesystem::create_directories(target.swap_dir, ec);
+      const std::filesystem::path file =
+          std::filesystem::path(target.swap_dir) / SwapFileName(m.model.name);
+      Status written = weight_swap::WriteSwapFile(file, weights);
+      if (!written.ok()) return written.WithPrefix(prefix);
+      weight_swap::ReleaseAll(weights);
+      TrimHeap();
+      im.swap_file = file;
+      report.location = file.string();
+    } else {
+      auto pinned = weight_swap::CopyToPinned(weights);
+      if (!pinned.ok()) return pinned.status().WithPrefix(prefix);
+      weight_swap::ReleaseAll(weights);
+      const int index = m.device.index() < 0 ? 0 : m.device.index();
+      // The freed blocks sit in the caching allocator's cache until emptied.
+      if (auto released = EmptyCudaCache(index); !released.ok()) {
+        return released.status().WithPrefix(prefix + " (weights in pinned memory, cache kept)");
+      }
+      im.pinned = std::move(pinned).value();
+      report.location = "pinned host memory";
+    }
+  } catch (const std::exception& e) {
+    return Status::Internal(prefix + " failed: " + ErrorText(e));
+  }
+  report.bytes = weight_swap::TotalBytes(weights);
+  im.weights = std::move(weights);
+  im.swapped = true;
+  report.duration_us = MicrosSince(start);
+  report.rss_after_bytes = ResidentBytes();
+  return report;
+}
+
+Result<SwapInReport> TorchScriptBackend::SwapIn() {
+  if (!impl_) return Status::Unavailable("swap-in: no model loaded");
+  std::unique_lock<std::shared_mutex> lock(impl_->mu);
+  Impl& im = *impl_;
+  LoadedModel& m = im.m;
+  SwapInReport report;
+  if (!im.swapped) return report;
+  const auto start = std::chrono::steady_clock::now();
+  Status restored = Status::Ok();
+  const RefusalMark mark;
+  try {
+    restored = m.device.is_cpu() ? weight_swap::ReadSwapFile(im.swap_file, im.weights)
+                                 : weight_swap::RestoreFromPinned(im.weights, *im.pinned);
+  } catch (const std::exception& e) {
+    // The limit refused the blocks: reloading would meet the same limit.
+    if (auto refusal = mark.Since()) return LimitStatus(m, *refusal, "swap-in");
+    if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
+        IsCudaOutOfMemory(FullErrorText(e))) {
+      return Status::ResourceExhausted(ModelPrefix(m.model.name) +
+                                       "swap-in: out of memory: " + ErrorText(e));
+    }
+    restored = Status::Internal("copying the weights back failed: " + ErrorText(e));
+  }
+  if (restored.ok()) {
+    report.bytes = weight_swap::TotalBytes(im.weights);
+  } else {
+    // The swap tier failed (a missing or corrupt file, a failed copy): the
+    // repository's files still hold the weights.
+    report.reloaded = true;
+    report.reason = restored.message();
+    LoadedModel fresh;
+    fresh.model = m.model;
+    fresh.device = m.device;
+    Status loaded = LoadModule(&fresh);
+    if (!loaded.ok()) {
+      return loaded.WithPrefix(ModelPrefix(m.model.name) + "swap-in failed (" + report.reason +
+                               ") and so did loading it again");
+    }
+    report.bytes = weight_swap::TotalBytes(weight_swap::CollectWeights(fresh.module, fresh.device));
+    m = std::move(fresh);
+  }
+  std::error_code ec;
+  if (!im.swap_file.empty()) std::filesystem::remove(im.swap_file, ec);
+  im.swap_file.clear();
+  im.pinned.reset();
+  im.weights.clear();
+  im.swapped = false;
+  report.duration_us = MicrosSince(start);
+  return report;
+}
+
+bool TorchScriptBackend::swapped() const {
+  if (!impl_) return false;
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  return impl_->swapped;
 }
 
 Status TorchScriptBackend::SetMemoryLimit(std::optional<uint64_t> limit_bytes) {

@@ -40,6 +40,7 @@ struct ServeFlags {
   ServeConfig values;
   std::string max_body_bytes;
   std::string buffer;
+  std::string swap_space;
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
   bool Given(const std::string& name) const { return options.at(name)->count() > 0; }
 };
@@ -152,6 +153,14 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--buffer")) {
     MG_ASSIGN_OR_RETURN(c.buffer_bytes, ParseBytes(flags.buffer));
   }
+  if (flags.Given("--swap-dir")) c.swap_dir = f.swap_dir;
+  if (flags.Given("--swap-space")) {
+    auto bytes = ParseBytes(flags.swap_space);
+    if (!bytes.ok()) return bytes.status().WithPrefix("--swap-space");
+    c.swap_space_bytes = *bytes;
+  }
+  if (flags.Given("--load")) c.load = f.load;
+  if (flags.Given("--min-residency-ms")) c.min_residency_ms = f.min_residency_ms;
   if (c.repository.empty()) {
     return Status::InvalidArgument(
         "no model repository: give --repository or 'repository' in --config");
@@ -171,6 +180,13 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
   o.devices = c.devices;
   o.worker_threads = c.worker_threads;
   o.spin = std::chrono::microseconds(c.spin_us);
+  o.swap_dir = c.swap_dir;
+  o.swap_space_bytes = c.swap_space_bytes;
+  MG_ASSIGN_OR_RETURN(o.default_load, ParseLoadPolicy(c.load));
+  if (o.default_load == LoadPolicy::kDefault) {
+    return Status::InvalidArgument("--load must be eager or on_demand, not '" + c.load + "'");
+  }
+  o.min_residency = std::chrono::milliseconds(c.min_residency_ms);
   o.walker = walker;
   return o;
 }
@@ -328,6 +344,19 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                        ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   o["--buffer"] =
       cmd->add_option("--buffer", flags->buffer, "Bytes kept free on every GPU, e.g. 1GiB");
+  o["--swap-dir"] = cmd->add_option(
+      "--swap-dir", v.swap_dir,
+      "Folder for swapped-out CPU weights (default: a private folder under the temp dir)");
+  o["--swap-space"] = cmd->add_option(
+      "--swap-space", flags->swap_space,
+      "Bytes the host swap tier may hold, e.g. 8GiB (default 0: no swap; evictions unload)");
+  o["--load"] = cmd->add_option("--load", v.load,
+                                "eager | on_demand: when models without `load:` in their "
+                                "config.yaml are loaded (default eager)");
+  o["--min-residency-ms"] =
+      cmd->add_option("--min-residency-ms", v.min_residency_ms,
+                      "Never evict or swap out an instance loaded more recently (default 5000)")
+          ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
   o["--max-cpu-models"] =
       cmd->add_option("--max-cpu-models", v.max_cpu_models,
                       "Most instances placed on the CPU when GPUs exist (-1: no bound)")

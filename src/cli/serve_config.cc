@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "modelgrid/bytes.h"
+#include "modelgrid/repository.h"
 #include "modelgrid/placement.h"
 
 namespace modelgrid::cli {
@@ -117,6 +118,30 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
   };
   setters["buffer"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(c->buffer_bytes, r.Bytes());
+    return Status::Ok();
+  };
+  setters["swap_dir"] = [base_dir](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar());
+    if (v.empty()) return r.Error("must not be empty");
+    std::filesystem::path p = v;
+    c->swap_dir = (p.is_relative() ? base_dir / p : p).lexically_normal().string();
+    return Status::Ok();
+  };
+  setters["swap_space"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->swap_space_bytes, r.Bytes());
+    return Status::Ok();
+  };
+  setters["load"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar());
+    auto policy = ParseLoadPolicy(v);
+    if (!policy.ok() || *policy == LoadPolicy::kDefault) {
+      return r.Error("expected eager or on_demand, got '" + v + "'");
+    }
+    c->load = v;
+    return Status::Ok();
+  };
+  setters["min_residency_ms"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->min_residency_ms, r.Integer(0, 86'400'000));
     return Status::Ok();
   };
   setters["max_cpu_models"] = [](const FieldReader& r, ServeConfig* c) -> Status {

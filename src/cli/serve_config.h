@@ -19,6 +19,10 @@
 //                               # (GridOptions::spin); 0 = always sleep
 //   buffer: 1GiB                # kept free on every accelerator
 //   max_cpu_models: -1          # CPU fallback bound; -1 = none
+//   swap_dir: /var/tmp/mg-swap  # host tier for swapped CPU weights (default: a private temp folder)
+//   swap_space: 8GiB            # bytes the host tier may hold; 0 = no swap (evictions unload)
+//   load: eager                 # eager | on_demand: models whose config.yaml says no `load:`
+//   min_residency_ms: 5000      # never evict or swap out an instance loaded more recently
 // clang-format on
 #pragma once
 
@@ -43,6 +47,10 @@ struct ServeConfig {
   int64_t spin_us = 50;  // GridOptions::spin in microseconds
   uint64_t buffer_bytes = 0;
   int max_cpu_models = -1;
+  std::string swap_dir;          // "" = a private folder under the temp dir
+  uint64_t swap_space_bytes = 0;  // 0 = no swapping
+  std::string load = "eager";    // the default load policy: eager | on_demand
+  int64_t min_residency_ms = 5'000;
 };
 
 // Applies the fields present in `yaml_text` to `config` (absent fields keep
@@ -50,7 +58,7 @@ struct ServeConfig {
 // resolved against `base_dir`. Errors: kInvalidArgument "FILE: ..." naming
 // the field for an unknown field, a wrong type or a bad value (port outside
 // 0..65535, negative threads, max_cpu_models below -1, a bad byte quantity,
-// an unknown strategy or isolation), or the YAML syntax error with its line.
+// an unknown strategy, isolation or load policy), or the YAML syntax error with its line.
 Status ApplyServeConfigYaml(const std::string& yaml_text, const std::string& file,
                             const std::filesystem::path& base_dir, ServeConfig* config);
 

@@ -24,7 +24,16 @@ std::string Status::ToString() const {
 
 Status Status::WithPrefix(const std::string& prefix) const {
   if (ok()) return *this;
-  return Status(code_, prefix + ": " + message_);
+  Status out(code_, prefix + ": " + message_);
+  out.detail_ = detail_;
+  return out;
+}
+
+Status Status::WithDetail(StatusDetail detail) const {
+  if (ok()) return *this;
+  Status out = *this;
+  out.detail_ = std::make_shared<const StatusDetail>(std::move(detail));
+  return out;
 }
 
 }  // namespace modelgrid

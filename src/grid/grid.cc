@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -18,7 +19,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "grid/arbiter.h"
 #include "grid/grid_internal.h"
+#include "grid/lifecycle.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/device/nvml.h"
 #include "modelgrid/repository_plan.h"
@@ -26,24 +29,15 @@
 
 namespace modelgrid {
 
+using grid_internal::ArbiterActions;
 using grid_internal::Clock;
-using grid_internal::InProcessExecutor;
 using grid_internal::Instance;
-using grid_internal::WorkerExecutor;
+using grid_internal::InstanceRuntime;
+using grid_internal::MemoryArbiter;
 using grid_internal::WorkerSlot;
 
-const char* ModelStateName(ModelState state) {
-  switch (state) {
-    case ModelState::kAdded: return "added";
-    case ModelState::kLoading: return "loading";
-    case ModelState::kReady: return "ready";
-    case ModelState::kRestarting: return "restarting";
-    case ModelState::kUnplaced: return "unplaced";
-    case ModelState::kFailed: return "failed";
-    case ModelState::kUnloaded: return "unloaded";
-  }
-  return "unknown";
-}
+// ModelStateName (modelgrid/grid.h) is defined in lifecycle.cc, beside the
+// lifecycle table, so that the state machine's test builds without LibTorch.
 
 namespace {
 
@@ -75,8 +69,35 @@ std::string FindWorkerExecutable() {
 // Simulated devices exist for planning; their models run on the CPU.
 std::string ExecDevice(const Device& d) { return d.kind == DeviceKind::kCuda ? d.id : "cpu"; }
 
+// States in which a model has instances with schedulers: requests queue
+// for it (a swapped or standby one is brought back by its executor).
 bool IsPlaced(ModelState s) {
-  return s == ModelState::kLoading || s == ModelState::kReady || s == ModelState::kRestarting;
+  switch (s) {
+    case ModelState::kLoading:
+    case ModelState::kReady:
+    case ModelState::kRestarting:
+    case ModelState::kStandby:
+    case ModelState::kSwappingOut:
+    case ModelState::kSwapped:
+    case ModelState::kSwappingIn: return true;
+    default: return false;
+  }
+}
+
+// The model of an instance key "model#replica".
+std::string ModelOfKey(const std::string& key) { return key.substr(0, key.rfind('#')); }
+
+// Bytes the ledger may hand out on `d`: total - used by others - buffer.
+uint64_t LedgerCapacity(const Device& d, uint64_t buffer_bytes) {
+  const uint64_t taken = d.used_bytes + (d.is_accelerator() ? buffer_bytes : 0);
+  return d.total_bytes > taken ? d.total_bytes - taken : 0;
+}
+
+std::string UtcNow() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
 }
 
 // Resolves the inputs of a call to `model` that name a registered
@@ -121,9 +142,35 @@ Status ResolveSharedInputs(const ipc::SharedMemoryRegistry& registry, const std:
 
 }  // namespace
 
+namespace {
+
+using ExecuteFn = std::function<Result<std::vector<InferTensor>>(
+    Instance&, const ExecuteContext&, const std::string&, std::vector<InferTensor>,
+    const nlohmann::json&)>;
+
+// Runs an instance's batches through the grid (Grid::Impl::Execute): brings
+// a swapped or standby instance back, takes a grant for the burst, runs it
+// in the worker or in-process, gives the grant back.
+class GridExecutor final : public BatchExecutor {
+ public:
+  GridExecutor(ExecuteFn fn, Instance* inst) : fn_(std::move(fn)), inst_(inst) {}
+  Result<std::vector<InferTensor>> Execute(const ExecuteContext& ctx, const std::string& task,
+                                           std::vector<InferTensor> inputs,
+                                           const nlohmann::json& params) override {
+    return fn_(*inst_, ctx, task, std::move(inputs), params);
+  }
+
+ private:
+  ExecuteFn fn_;
+  Instance* inst_;
+};
+
+}  // namespace
+
 struct ModelRecord {
   ModelEntry entry;
   ModelStatus status;
+  ModelLifecycle life{""};
   std::vector<std::shared_ptr<Instance>> instances;
   // Counters of instances released by Unload or a reload, so that the
   // model's statistics keep counting across them (queued excluded).
@@ -153,7 +200,7 @@ void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances, Mod
   }
 }
 
-struct Grid::Impl {
+struct Grid::Impl final : public ArbiterActions {
   GridOptions options;
   ipc::SharedMemoryRegistry shared_memory;  // thread-safe on its own
   std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
@@ -169,6 +216,14 @@ struct Grid::Impl {
   std::map<std::string, ModelRecord> models;
   std::map<std::string, std::shared_ptr<WorkerSlot>> slots;
   bool shutting_down = false;
+
+  // The ledger's owner at run time (arbiter.h): grants, swap-ins, room for
+  // on-demand loads. Created by Grid::Create.
+  std::unique_ptr<MemoryArbiter> arbiter;
+  std::filesystem::path swap_dir;     // where CPU weights swap to (options or private)
+  bool private_swap_dir = false;      // made by the grid: removed with it
+  std::deque<SwapEvent> swap_events;  // guarded by mu; the last kMaxSwapEvents
+  std::vector<std::string> change_log;  // guarded by mu
 
   // Watchdog: slots waiting to be restarted, with when.
   std::condition_variable watchdog_cv;
@@ -206,37 +261,70 @@ struct Grid::Impl {
     return nullptr;
   }
 
-  // Devices with what the loaded instances already reserve counted as used.
+  // Devices with what the ledger holds there (requests of resident
+  // instances, grants, worker contexts) counted as used: what the planner
+  // may still pack. mu held.
   std::vector<Device> DevicesAfterLoaded() const {
     std::vector<Device> out = devices;
     for (auto& d : out) {
-      uint64_t requests = 0;
-      int workers = 0;
-      for (const auto& [key, slot] : slots) {
-        if (slot->device == d.id && !slot->retired) ++workers;
-      }
-      for (const auto& [name, rec] : models) {
-        if (!IsPlaced(rec.status.state)) continue;
-        for (const auto& inst : rec.instances) {
-          if (inst->device != d.id) continue;
-          requests += inst->request_bytes;
-          if (options.isolation == Isolation::kNone) workers = 1;
-        }
-      }
-      uint64_t contexts = static_cast<uint64_t>(workers) * d.context_bytes;
+      auto snap = arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.Snapshot(d.id); });
+      if (!snap.ok()) continue;
+      uint64_t held = snap->held_bytes;
       // In `device` isolation the planner charges one context to a device
       // that receives a model; an existing device worker already paid it.
-      if (options.isolation != Isolation::kModel && workers > 0) contexts -= d.context_bytes;
-      d.used_bytes += requests + contexts;
+      if (options.isolation != Isolation::kModel && !snap->contexts.empty()) {
+        held -= std::min(held, d.context_bytes);
+      }
+      d.used_bytes += held;
     }
     return out;
   }
 
-  void SetState(const std::string& model, ModelState state, std::string reason) {
+  // Every change of a model's state goes through its lifecycle table
+  // (lifecycle.h); the status mirrors it. An event the state does not
+  // accept is a bug: logged, state unchanged. mu held.
+  Status Apply(ModelRecord& rec, LifecycleEvent event, std::string reason = "") {
+    Status s = rec.life.Apply(event, std::move(reason));
+    if (!s.ok()) spdlog::error("{}", s.message());
+    rec.status.state = rec.life.state();
+    rec.status.reason = rec.life.reason();
+    return s;
+  }
+  Status Apply(const std::string& model, LifecycleEvent event, std::string reason = "") {
     auto it = models.find(model);
-    if (it == models.end()) return;
-    it->second.status.state = state;
-    it->second.status.reason = std::move(reason);
+    if (it == models.end()) return Status::NotFound("unknown model '" + model + "'");
+    return Apply(it->second, event, std::move(reason));
+  }
+
+  // Instance `key` and its model record, or nulls. mu held.
+  std::pair<ModelRecord*, std::shared_ptr<Instance>> FindInstance(const std::string& key) {
+    auto it = models.find(ModelOfKey(key));
+    if (it == models.end()) return {nullptr, nullptr};
+    for (const auto& inst : it->second.instances) {
+      if (inst->key() == key) return {&it->second, inst};
+    }
+    return {&it->second, nullptr};
+  }
+
+  void RecordSwap(SwapEvent e) {  // mu held
+    constexpr size_t kMaxSwapEvents = 4096;
+    swap_events.push_back(std::move(e));
+    if (swap_events.size() > kMaxSwapEvents) swap_events.pop_front();
+  }
+
+  // The status of `rec` with the ledger's figures (borrowed, swapped) and
+  // the arbiter's collision counts. mu held.
+  ModelStatus StatusOf(const ModelRecord& rec, const grid_internal::CollisionCounts& all) const {
+    ModelStatus s = rec.status;
+    s.borrowed_bytes = s.swapped_bytes = 0;
+    for (const auto& inst : rec.instances) {
+      auto view = arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.Find(inst->key()); });
+      if (!view) continue;
+      s.borrowed_bytes += view->granted_bytes;
+      s.swapped_bytes += view->host_bytes;
+    }
+    if (auto it = all.find(s.name); it != all.end()) s.collisions = it->second;
+    return s;
   }
 
   // Recomputes a model's status fields that derive from its instances.
@@ -307,6 +395,312 @@ struct Grid::Impl {
     measured_context.insert(device.id);
   }
 
+  // ---- execution and residency (an instance's exec_mu held) ----
+
+  // The bytes a batch of `rows` rows needs past the instance's request.
+  uint64_t BurstBytes(const Instance& inst, int64_t rows) const {
+    const uint64_t need = inst.weight_bytes + inst.per_row_bytes * static_cast<uint64_t>(
+                                                   std::max<int64_t>(1, rows));
+    return need > inst.request_bytes ? need - inst.request_bytes : 0;
+  }
+
+  // The scheduler's budget (BatchSchedulerOptions::budget_bytes): bytes past
+  // the weights the instance holds or could be granted now.
+  uint64_t BatchBudget(const Instance& inst) {
+    const uint64_t own = inst.request_bytes > inst.weight_bytes
+                             ? inst.request_bytes - inst.weight_bytes : 0;
+    const uint64_t room = inst.limit_bytes > inst.request_bytes
+                              ? inst.limit_bytes - inst.request_bytes : 0;
+    if (room == 0) return own;
+    const std::string device = inst.device;
+    const uint64_t free = device.empty() ? room : arbiter->WithLedger([&](memory::MemoryLedger& l) {
+      return l.FreeBytes(device);
+    });
+    return own + std::min(room, free);
+  }
+
+  // Runs one batch on `inst` (GridExecutor).
+  Result<std::vector<InferTensor>> Execute(Instance& inst, const ExecuteContext& ctx,
+                                           const std::string& task,
+                                           std::vector<InferTensor> inputs,
+                                           const nlohmann::json& params) {
+    std::lock_guard<std::mutex> exec(inst.exec_mu);
+    MG_RETURN_IF_ERROR(EnsureResident(inst, ctx.deadline));
+    const std::string key = inst.key();
+    arbiter->SetBusy(key, true);
+    struct Idle {
+      MemoryArbiter* a;
+      const std::string& k;
+      ~Idle() { a->SetBusy(k, false); }
+    } idle{arbiter.get(), key};
+    // The estimate may be pessimistic: ask at most what the limit allows and
+    // let the worker's allocator say whether the batch really fits.
+    const uint64_t room = inst.limit_bytes > inst.request_bytes
+                              ? inst.limit_bytes - inst.request_bytes : 0;
+    const uint64_t burst = std::min(BurstBytes(inst, ctx.rows), room);
+    if (burst > 0 && !inst.device.empty()) {
+      auto granted = arbiter->Grant(key, burst, ctx.deadline);
+      if (!granted.ok()) return granted.status();
+      inst.granted_bytes = *granted;
+    }
+    auto result = RunOnce(inst, ctx, task, inputs, params);
+    // The estimate fell short of what the batch needed: when the limit allows
+    // more, ask the ledger for what the worker reported missing, once.
+    if (!result.ok() && result.status().memory_limit() != nullptr) {
+      const MemoryLimitDetail& m = *result.status().memory_limit();
+      const uint64_t cap = inst.request_bytes + inst.granted_bytes;
+      const uint64_t want = m.in_use_bytes + m.requested_bytes;
+      if (want > cap && inst.limit_bytes > cap && !inst.device.empty() && inst.slot) {
+        auto more = arbiter->Grant(key, std::min(want, inst.limit_bytes) - cap, ctx.deadline);
+        if (more.ok()) {
+          inst.granted_bytes += *more;
+          result = RunOnce(inst, ctx, task, inputs, params);
+        }
+      }
+    }
+    if (inst.granted_bytes > 0) {
+      arbiter->Return(key, inst.granted_bytes);
+      inst.granted_bytes = 0;
+    }
+    return result;
+  }
+
+  Result<std::vector<InferTensor>> RunOnce(Instance& inst, const ExecuteContext& ctx,
+                                           const std::string& task,
+                                           const std::vector<InferTensor>& inputs,
+                                           const nlohmann::json& params) {
+    if (inst.backend) return inst.backend->Run(task, inputs, params);
+    std::shared_ptr<WorkerClient> client = inst.slot ? inst.slot->Client() : nullptr;
+    if (!client || !client->alive()) {
+      return Status::Unavailable("model '" + inst.model + "': its worker is restarting");
+    }
+    return client->Infer(inst.model, task, inputs, params, TimeoutUntil(ctx.deadline, Clock::now()),
+                         inst.request_bytes + inst.granted_bytes);
+  }
+
+  // Brings `inst` back onto a device when it is swapped out or on standby,
+  // within `deadline`. Errors: kUnavailable when its worker is restarting or
+  // it failed; the arbiter's collision (507) when no room came in time; the
+  // load error.
+  Status EnsureResident(Instance& inst, std::optional<SchedulerTime> deadline) {
+    ModelState state;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = models.find(inst.model);
+      if (it == models.end()) return Status::NotFound("unknown model '" + inst.model + "'");
+      state = it->second.status.state;
+      if (state != ModelState::kReady && state != ModelState::kSwapped &&
+          state != ModelState::kStandby) {
+        return Status::Unavailable("model '" + inst.model + "' is not ready (state " +
+                                   ModelStateName(state) +
+                                   (it->second.status.reason.empty()
+                                        ? "" : ": " + it->second.status.reason) + ")");
+      }
+    }
+    if (state == ModelState::kReady) return Status::Ok();
+    if (state == ModelState::kSwapped) return SwapIn(inst, deadline);
+    return DemandLoad(inst, deadline);
+  }
+
+  Status SwapIn(Instance& inst, std::optional<SchedulerTime> deadline) {
+    const std::string key = inst.key();
+    MG_RETURN_IF_ERROR(arbiter->SwapIn(key, deadline));  // the device bytes first
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Apply(inst.model, LifecycleEvent::kSwapIn);
+    }
+    const auto start = Clock::now();
+    SwapEvent ev{inst.model, "in", 0, 0};
+    Status s;
+    if (inst.backend) {
+      auto r = inst.backend->SwapIn();
+      if (r.ok()) {
+        ev.bytes = r->bytes;
+        if (r->reloaded) ev.direction = "reload";
+      }
+      s = r.status();
+    } else if (auto client = inst.slot ? inst.slot->Client() : nullptr) {
+      auto r = client->SwapIn(inst.model, options.load_timeout);
+      if (r.ok()) {
+        ev.bytes = r->bytes;
+        if (r->reloaded) {
+          ev.direction = "reload";
+          spdlog::warn("{}: swap-in reloaded it from its files: {}", key, r->reason);
+        }
+      }
+      s = r.status();
+    } else {
+      s = Status::Unavailable("model '" + inst.model + "': its worker is restarting");
+    }
+    ev.duration_us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+    std::lock_guard<std::mutex> lock(mu);
+    ModelRecord& rec = models.at(inst.model);
+    if (rec.status.state != ModelState::kSwappingIn) {  // its worker died meanwhile
+      return s.ok() ? Status::Unavailable("model '" + inst.model + "': its worker is restarting")
+                    : s.WithPrefix("model '" + inst.model + "': swap-in");
+    }
+    if (!s.ok()) {
+      Apply(rec, LifecycleEvent::kSwapInFailed);
+      Apply(rec, LifecycleEvent::kLoadFailed, "swap-in failed: " + s.message());
+      return s.WithPrefix("model '" + inst.model + "': swap-in");
+    }
+    Apply(rec, LifecycleEvent::kSwappedIn);
+    ++rec.status.swaps_in;
+    rec.status.swap_in_us += ev.duration_us;
+    if (ev.direction == "reload") ++rec.status.reloads;
+    arbiter->SetResident(key, static_cast<double>(ev.duration_us) / 1e6);
+    RecordSwap(std::move(ev));
+    return Status::Ok();
+  }
+
+  // ArbiterActions: moves an idle instance's weights to the host tier.
+  Status SwapOutInstance(const std::string& key, const std::string& reason) override {
+    std::shared_ptr<Instance> inst;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto [rec, found] = FindInstance(key);
+      if (!found || rec->status.state != ModelState::kReady || rec->status.pinned) {
+        return Status::Unavailable(key + " cannot be swapped out now");
+      }
+      inst = found;
+    }
+    std::unique_lock<std::mutex> exec(inst->exec_mu, std::try_to_lock);
+    if (!exec.owns_lock()) return Status::Unavailable(key + " is busy");
+    const bool room = arbiter->WithLedger([&](memory::MemoryLedger& l) {
+      return l.HostFreeBytes() >= inst->request_bytes;
+    });
+    if (!room) return Status::ResourceExhausted("the host swap tier has no room for " + key);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto [rec, found] = FindInstance(key);
+      if (!found || rec->status.state != ModelState::kReady) {
+        return Status::Unavailable(key + " cannot be swapped out now");
+      }
+      Apply(*rec, LifecycleEvent::kSwapOut);
+    }
+    const auto start = Clock::now();
+    SwapEvent ev{inst->model, "out", 0, 0};
+    Status s;
+    if (inst->backend) {
+      SwapTarget target;
+      target.swap_dir = swap_dir.string();
+      auto r = inst->backend->SwapOut(target);
+      if (r.ok()) ev.bytes = r->bytes;
+      s = r.status();
+    } else if (auto client = inst->slot ? inst->slot->Client() : nullptr) {
+      auto r = client->SwapOut(inst->model, swap_dir.string(), options.load_timeout);
+      if (r.ok()) ev.bytes = r->bytes;
+      s = r.status();
+    } else {
+      s = Status::Unavailable("its worker is restarting");
+    }
+    ev.duration_us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+    if (s.ok()) {
+      s = arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.SwapOut(key); });
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ModelRecord& rec = models.at(inst->model);
+    if (rec.status.state != ModelState::kSwappingOut) {  // its worker died meanwhile
+      return s.ok() ? Status::Unavailable(key + ": its worker died during the swap-out")
+                    : s.WithPrefix("swap-out of " + key);
+    }
+    if (!s.ok()) {
+      Apply(rec, LifecycleEvent::kSwapOutFailed);
+      return s.WithPrefix("swap-out of " + key);
+    }
+    Apply(rec, LifecycleEvent::kSwappedOut, "swapped out " + reason);
+    ++rec.status.swaps_out;
+    rec.status.swap_out_us += ev.duration_us;
+    spdlog::info("{}: swapped out {} bytes in {} us {}", key, ev.bytes, ev.duration_us, reason);
+    RecordSwap(std::move(ev));
+    return Status::Ok();
+  }
+
+  // ArbiterActions: unloads an idle instance; its model goes back to standby
+  // and loads again on its next request.
+  Status EvictInstance(const std::string& key, const std::string& reason) override {
+    std::shared_ptr<Instance> inst;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto [rec, found] = FindInstance(key);
+      if (!found || rec->status.pinned ||
+          (rec->status.state != ModelState::kReady && rec->status.state != ModelState::kSwapped)) {
+        return Status::Unavailable(key + " cannot be evicted now");
+      }
+      inst = found;
+    }
+    std::unique_lock<std::mutex> exec(inst->exec_mu, std::try_to_lock);
+    if (!exec.owns_lock()) return Status::Unavailable(key + " is busy");
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ModelRecord& rec = models.at(inst->model);
+      if (rec.status.state != ModelState::kReady && rec.status.state != ModelState::kSwapped) {
+        return Status::Unavailable(key + " cannot be evicted now");
+      }
+      Apply(rec, LifecycleEvent::kEvict, "evicted " + reason);
+      ++rec.status.evictions;
+      RecordSwap(SwapEvent{inst->model, "evict", inst->request_bytes, 0});
+    }
+    spdlog::info("{}: evicted {}", key, reason);
+    ReleaseResidency(*inst);
+    return Status::Ok();
+  }
+
+  // Frees what a resident instance holds (worker side, ledger) and leaves
+  // it on standby: its scheduler stays. mu not held; exec_mu held or the
+  // scheduler stopped.
+  void ReleaseResidency(Instance& inst) {
+    const std::string key = inst.key();
+    arbiter->WithLedger([&](memory::MemoryLedger& l) {
+      l.Remove(key);
+      return 0;
+    });
+    inst.backend.reset();
+    std::shared_ptr<WorkerSlot> slot = std::move(inst.slot);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      inst.device.clear();
+      inst.current_bytes = inst.peak_bytes = 0;
+      if (auto it = models.find(inst.model); it != models.end()) Summarize(it->second);
+    }
+    if (slot) ReleaseFromSlot(slot, inst.model, key);
+  }
+
+  // Removes instance `key` from `slot`: unloads it from the worker, or stops
+  // the worker when it hosted nothing else (its context goes back to the
+  // ledger). mu not held.
+  void ReleaseFromSlot(const std::shared_ptr<WorkerSlot>& slot, const std::string& model,
+                       const std::string& key) {
+    bool empty = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto& h = slot->hosted;
+      h.erase(std::remove(h.begin(), h.end(), key), h.end());
+      empty = h.empty();
+      if (empty) {
+        slot->retired = true;
+        auto it = slots.find(slot->key);
+        if (it != slots.end() && it->second == slot) slots.erase(it);
+      }
+    }
+    if (!empty) {
+      if (auto c = slot->Client()) (void)c->Unload(model, std::chrono::milliseconds{10'000});
+      return;
+    }
+    arbiter->WithLedger([&](memory::MemoryLedger& l) {
+      l.ReleaseContext(slot->key);
+      return 0;
+    });
+    std::shared_ptr<WorkerClient> c;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      c = std::move(slot->client);
+    }
+    if (c) c->Shutdown();
+  }
+
   // ---- loading (load_mu held, mu not held) ----
 
   // Starts a worker for `slot` and records it. Errors: WorkerClient::Start's.
@@ -344,7 +738,6 @@ struct Grid::Impl {
       s.inputs = backend->Inputs("infer");
       s.outputs = backend->Outputs();
       inst.backend = std::move(backend);
-      inst.executor = std::make_unique<InProcessExecutor>(inst.backend.get());
       return Status::Ok();
     }
     std::shared_ptr<WorkerClient> client = inst.slot->Client();
@@ -368,18 +761,194 @@ struct Grid::Impl {
     return Status::Ok();
   }
 
+  // Gives `inst` its executor and scheduler (once: a standby instance keeps
+  // its queue while it is loaded, evicted and loaded again).
   void AttachScheduler(const ModelEntry& entry, Instance& inst) {
-    if (!inst.executor) {
-      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::microseconds(entry.config.batching.default_timeout_us));
-      inst.executor = std::make_unique<WorkerExecutor>(inst.slot, inst.model, timeout);
+    if (inst.scheduler) return;
+    inst.executor = std::make_unique<GridExecutor>(
+        [this](Instance& i, const ExecuteContext& ctx, const std::string& task,
+               std::vector<InferTensor> inputs, const nlohmann::json& params) {
+          return Execute(i, ctx, task, std::move(inputs), params);
+        },
+        &inst);
+    BatchSchedulerOptions so = BatchSchedulerOptions::FromConfig(inst.model, entry.config);
+    if (inst.per_row_bytes > 0) {
+      Instance* raw = &inst;
+      so.batch_bytes = [raw](int64_t rows) {
+        return raw->per_row_bytes * static_cast<uint64_t>(std::max<int64_t>(1, rows));
+      };
+      so.budget_bytes = [this, raw] { return BatchBudget(*raw); };
     }
-    inst.scheduler = std::make_unique<BatchScheduler>(
-        BatchSchedulerOptions::FromConfig(inst.model, entry.config), inst.executor.get());
+    inst.scheduler = std::make_unique<BatchScheduler>(std::move(so), inst.executor.get());
+  }
+
+  // A new instance of `rec` with its memory figures (no device yet).
+  std::shared_ptr<Instance> NewInstance(const ModelRecord& rec, int replica,
+                                        uint64_t request_bytes) const {
+    auto inst = std::make_shared<Instance>();
+    inst->model = rec.status.name;
+    inst->replica = replica;
+    inst->request_bytes = request_bytes;
+    inst->limit_bytes = std::max(rec.status.limit_bytes, request_bytes);
+    if (rec.status.estimate) {
+      const MemoryEstimate& e = *rec.status.estimate;
+      inst->weight_bytes = e.weights;
+      const uint64_t batch = static_cast<uint64_t>(std::max<int64_t>(1, e.batch));
+      const uint64_t peak = e.instance_peak();
+      inst->per_row_bytes = peak > e.weights ? (peak - e.weights + batch - 1) / batch : 0;
+    }
+    return inst;
+  }
+
+  memory::InstanceAccount AccountOf(const ModelRecord& rec, const Instance& inst) const {
+    memory::InstanceAccount a;
+    a.instance = inst.key();
+    a.model = inst.model;
+    a.device = inst.device;
+    a.request_bytes = inst.request_bytes;
+    a.limit_bytes = inst.limit_bytes;
+    a.priority = rec.status.priority;
+    a.resolver = rec.status.resolver;
+    a.pinned = rec.status.pinned;
+    return a;
+  }
+
+  // The devices `entry` may use (its pins, else all), accelerators first.
+  std::vector<const Device*> AllowedDevices(const ModelEntry& entry) const {
+    std::vector<const Device*> out;
+    for (const Device& d : devices) {
+      const auto& pins = entry.config.devices;
+      if (!pins.empty() && std::find(pins.begin(), pins.end(), d.id) == pins.end()) continue;
+      out.push_back(&d);
+    }
+    std::stable_sort(out.begin(), out.end(), [](const Device* a, const Device* b) {
+      return a->is_accelerator() && !b->is_accelerator();
+    });
+    return out;
+  }
+
+  // Could `inst` fit on some device it may use with every other model gone?
+  bool CouldEverFit(const ModelEntry& entry, const Instance& inst) const {
+    for (const Device* d : AllowedDevices(entry)) {
+      const uint64_t context = options.isolation == Isolation::kNone ? 0 : d->context_bytes;
+      if (inst.request_bytes + context <= LedgerCapacity(*d, options.buffer_bytes)) return true;
+    }
+    return false;
+  }
+
+  // Puts `rec` on standby with one instance and its scheduler: requests
+  // queue and the first one loads it (DemandLoad). mu held.
+  void Park(ModelRecord& rec, const std::string& reason) {
+    RetireCounters(rec.instances, &rec.retired);
+    rec.instances.clear();
+    auto inst = NewInstance(rec, 0, rec.status.request_bytes);
+    AttachScheduler(rec.entry, *inst);
+    rec.instances.push_back(inst);
+    Apply(rec, LifecycleEvent::kPark, reason);
+  }
+
+  // Loads a standby instance on its first request: the device with the most
+  // free bytes that it may use, else the first one it fits on once idle
+  // instances are evicted there (MemoryArbiter::AdmitWithRoom), waiting for
+  // room until `deadline`. Concurrent first requests queue behind this one
+  // in the instance's scheduler: one load.
+  Status DemandLoad(Instance& inst, std::optional<SchedulerTime> deadline) {
+    ModelEntry entry;
+    memory::InstanceAccount account;
+    std::shared_ptr<WorkerSlot> slot;
+    bool new_slot = false;
+    uint64_t context = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ModelRecord& rec = models.at(inst.model);
+      entry = rec.entry;
+      const Device* best = nullptr;
+      uint64_t best_free = 0;
+      for (const Device* d : AllowedDevices(entry)) {
+        const uint64_t ctx = options.isolation == Isolation::kNone ? 0 : d->context_bytes;
+        if (inst.request_bytes + ctx > LedgerCapacity(*d, options.buffer_bytes)) continue;
+        const uint64_t free =
+            arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.FreeBytes(d->id); });
+        if (best == nullptr || free > best_free) {
+          best = d;
+          best_free = free;
+        }
+      }
+      if (best == nullptr) {
+        return Status::ResourceExhausted("model '" + inst.model + "' (request " +
+                                         std::to_string(inst.request_bytes) +
+                                         " bytes) fits on no device it may use");
+      }
+      inst.device = best->id;
+      account = AccountOf(rec, inst);
+      if (options.isolation != Isolation::kNone) {
+        const std::string key = options.isolation == Isolation::kModel ? inst.key() : best->id;
+        auto it = slots.find(key);
+        if (it == slots.end() || it->second->retired) {
+          slot = std::make_shared<WorkerSlot>();
+          slot->key = key;
+          slot->device = best->id;
+          slot->exec_device = ExecDevice(*best);
+          slot->backoff = options.initial_backoff;
+          new_slot = true;
+          context = best->context_bytes;
+        } else {
+          slot = it->second;
+        }
+      }
+    }
+    Status admitted = arbiter->AdmitWithRoom(account, slot ? slot->key : "", context, deadline);
+    if (!admitted.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      inst.device.clear();
+      return admitted.WithPrefix("model '" + inst.model + "': no room to load it on demand");
+    }
+    size_t workers = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ModelRecord& rec = models.at(inst.model);
+      Apply(rec, LifecycleEvent::kDemand);
+      if (slot) {
+        if (new_slot) slots[slot->key] = slot;
+        slot->hosted.push_back(inst.key());
+        inst.slot = slot;
+      }
+      for (const auto& [k, sl] : slots) workers += sl->retired ? 0 : 1;
+    }
+    const int threads = ThreadsPerWorker(workers);
+    const auto start = Clock::now();
+    Status s = new_slot ? StartWorker(slot, threads) : Status::Ok();
+    if (s.ok()) s = LoadInstance(entry, inst, threads);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!s.ok()) {
+      ReleaseResidency(inst);
+      std::lock_guard<std::mutex> lock(mu);
+      Apply(inst.model, LifecycleEvent::kLoadFailed, "on-demand load failed: " + s.message());
+      return s.WithPrefix("model '" + inst.model + "': on-demand load");
+    }
+    arbiter->Track(inst.key(), InstanceRuntime{inst.model});
+    arbiter->SetResident(inst.key(), seconds);
+    std::lock_guard<std::mutex> lock(mu);
+    ModelRecord& rec = models.at(inst.model);
+    Apply(rec, LifecycleEvent::kLoaded);
+    Summarize(rec);
+    spdlog::info("{}: loaded on demand on {} in {:.3f} s", inst.key(), inst.device, seconds);
+    return Status::Ok();
+  }
+
+  // True when `entry` is registered without loading (load: on_demand, or
+  // the server's default), unless it is pinned resident.
+  bool OnDemand(const ModelEntry& entry) const {
+    if (entry.config.pinned) return false;
+    return entry.config.load == LoadPolicy::kOnDemand ||
+           (entry.config.load == LoadPolicy::kDefault &&
+            options.default_load == LoadPolicy::kOnDemand);
   }
 
   // Estimates and places `names` on top of the loaded models, then starts
-  // and loads them. load_mu held.
+  // and loads them. A model that does not fit now but could on its own goes
+  // to standby (loads on its first request); one that could never fit is
+  // unplaced. load_mu held.
   Result<Plan> PlaceAndLoad(const std::vector<std::string>& names,
                             const std::function<void(const ModelStatus&)>& on_model,
                             const std::function<void(const Plan&)>& on_plan = {}) {
@@ -395,12 +964,17 @@ struct Grid::Impl {
     po.isolation = options.isolation;
     po.buffer_bytes = options.buffer_bytes;
     po.max_cpu_models = options.max_cpu_models;
-    MG_ASSIGN_OR_RETURN(RepositoryPlan rp,
-                        PlanRepository(entries, devs, po, options.estimate, options.walker));
+    // On-demand models are estimated (their status shows the figures) but
+    // not offered to the planner: they load on their first request.
+    MG_ASSIGN_OR_RETURN(
+        RepositoryPlan rp,
+        PlanRepository(entries, devs, po, options.estimate, options.walker,
+                       [this](const ModelEntry& e) { return !OnDemand(e); }));
 
     // Record estimates, unplaced reasons and the new instances.
     std::vector<std::pair<const ModelEntry*, std::shared_ptr<Instance>>> todo;
     std::map<std::string, std::shared_ptr<WorkerSlot>> new_slots;
+    std::vector<std::string> reported;
     {
       std::lock_guard<std::mutex> lock(mu);
       for (size_t i = 0; i < entries.size(); ++i) {
@@ -411,53 +985,90 @@ struct Grid::Impl {
         rec.status.limit_bytes = out.limit_bytes;
         RetireCounters(rec.instances, &rec.retired);
         rec.instances.clear();
+        if (OnDemand(entries[i])) {
+          if (!out.estimate) {
+            Apply(rec, LifecycleEvent::kEstimateFailed,
+                  "estimate failed: " + out.error.message());
+          } else {
+            Park(rec, "load: on_demand (loads on its first request)");
+          }
+          reported.push_back(rec.status.name);
+        }
       }
       for (const auto& u : rp.plan.unplaced) {
         ModelRecord& rec = models.at(u.model);
-        bool estimate_failed = u.reason.rfind("estimate failed", 0) == 0;
-        rec.status.state = estimate_failed ? ModelState::kFailed : ModelState::kUnplaced;
-        rec.status.reason = u.reason;
+        if (rec.status.state == ModelState::kStandby || rec.status.state == ModelState::kFailed ||
+            rec.status.state == ModelState::kUnplaced) {
+          continue;  // another replica already settled it
+        }
+        if (u.estimate_failed) {
+          Apply(rec, LifecycleEvent::kEstimateFailed, u.reason);
+        } else if (CouldEverFit(rec.entry, *NewInstance(rec, 0, rec.status.request_bytes))) {
+          Park(rec, "does not fit now (" + u.reason + "); loads on its first request");
+        } else {
+          Apply(rec, LifecycleEvent::kNoFit, u.reason);
+        }
+        reported.push_back(rec.status.name);
       }
       for (const auto& a : rp.plan.placed) {
         ModelRecord& rec = models.at(a.model);
-        if (rec.status.state == ModelState::kUnplaced || rec.status.state == ModelState::kFailed) {
+        if (rec.status.state == ModelState::kUnplaced || rec.status.state == ModelState::kFailed ||
+            rec.status.state == ModelState::kStandby) {
           continue;  // another replica did not fit: the model is not served
         }
-        auto inst = std::make_shared<Instance>();
-        inst->model = a.model;
-        inst->replica = a.replica;
+        auto inst = NewInstance(rec, a.replica, a.request_bytes);
         inst->device = a.device;
-        inst->request_bytes = a.request_bytes;
-        inst->limit_bytes = std::max(rec.status.limit_bytes, a.request_bytes);
+        std::string slot_key;
+        uint64_t context = 0;
         if (options.isolation != Isolation::kNone) {
-          std::string key = options.isolation == Isolation::kModel ? inst->key() : a.device;
-          auto it = slots.find(key);
+          slot_key = options.isolation == Isolation::kModel ? inst->key() : a.device;
+          auto it = slots.find(slot_key);
+          if (it == slots.end() || it->second->retired) {
+            const Device* d = FindDevice(a.device);
+            context = d ? d->context_bytes : 0;
+          }
+        }
+        Status admitted = arbiter->WithLedger([&](memory::MemoryLedger& l) {
+          MG_RETURN_IF_ERROR(l.Admit(AccountOf(rec, *inst)));
+          if (context > 0) {
+            Status c = l.ChargeContext(a.device, slot_key, context);
+            if (!c.ok()) l.Remove(inst->key());
+            return c;
+          }
+          return Status::Ok();
+        });
+        if (!admitted.ok()) {  // the plan and the ledger disagree: say so, do not load
+          RetireCounters(rec.instances, &rec.retired);
+          rec.instances.clear();
+          Park(rec, "the ledger refused its placement on " + a.device + ": " + admitted.message());
+          reported.push_back(rec.status.name);
+          continue;
+        }
+        if (!slot_key.empty()) {
+          auto it = slots.find(slot_key);
           if (it == slots.end() || it->second->retired) {
             auto slot = std::make_shared<WorkerSlot>();
-            slot->key = key;
+            slot->key = slot_key;
             slot->device = a.device;
             const Device* d = FindDevice(a.device);
             slot->exec_device = d ? ExecDevice(*d) : "cpu";
             slot->backoff = options.initial_backoff;
-            slots[key] = slot;
-            new_slots[key] = slot;
-            it = slots.find(key);
+            slots[slot_key] = slot;
+            new_slots[slot_key] = slot;
+            it = slots.find(slot_key);
           }
           it->second->hosted.push_back(inst->key());
           inst->slot = it->second;
         }
         rec.instances.push_back(inst);
-        rec.status.state = ModelState::kLoading;
-        rec.status.reason.clear();
+        if (rec.status.state != ModelState::kLoading) Apply(rec, LifecycleEvent::kPlace);
         todo.emplace_back(&rec.entry, inst);
       }
     }
     if (on_plan) on_plan(rp.plan);  // before any worker starts
-    for (const auto& u : rp.plan.unplaced) {
-      if (on_model) {
-        std::lock_guard<std::mutex> lock(mu);
-        on_model(models.at(u.model).status);
-      }
+    if (on_model) {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& n : reported) on_model(models.at(n).status);
     }
 
     size_t workers = 0;
@@ -492,22 +1103,29 @@ struct Grid::Impl {
       loads.push_back(std::async(std::launch::async, [&, key = key, list = list] {
         for (const auto& [entry, inst] : list) {
           Status s;
+          const auto start = Clock::now();
           auto err = start_errors.find(key);
           if (err != start_errors.end()) {
             s = err->second;
           } else {
             s = LoadInstance(*entry, *inst, threads);
           }
-          if (s.ok()) AttachScheduler(*entry, *inst);
+          if (s.ok()) {
+            AttachScheduler(*entry, *inst);
+            arbiter->Track(inst->key(), InstanceRuntime{inst->model});
+            arbiter->SetResident(inst->key(),
+                                 std::chrono::duration<double>(Clock::now() - start).count());
+          }
           std::lock_guard<std::mutex> lock(mu);
           ModelRecord& rec = models.at(inst->model);
           if (!s.ok()) {
-            rec.status.state = ModelState::kFailed;
-            rec.status.reason = "load failed: " + s.message();
+            if (rec.status.state == ModelState::kLoading) {
+              Apply(rec, LifecycleEvent::kLoadFailed, "load failed: " + s.message());
+            }
           } else if (rec.status.state == ModelState::kLoading) {
             bool all = std::all_of(rec.instances.begin(), rec.instances.end(),
                                    [](const auto& i) { return i->scheduler != nullptr; });
-            if (all) rec.status.state = ModelState::kReady;
+            if (all) Apply(rec, LifecycleEvent::kLoaded);
           }
           Summarize(rec);
           bool final_state = rec.status.state != ModelState::kLoading;
@@ -535,38 +1153,15 @@ struct Grid::Impl {
     return rp.plan;
   }
 
-  // Stops the schedulers of `instances`, unloads them from their workers
-  // and stops workers left empty. mu not held.
+  // Stops the schedulers of `instances`, unloads them from their workers,
+  // stops workers left empty and gives their bytes back to the ledger.
+  // mu not held.
   void ReleaseInstances(const std::vector<std::shared_ptr<Instance>>& instances) {
-    std::vector<std::shared_ptr<WorkerSlot>> emptied;
     for (const auto& inst : instances) {
       if (inst->scheduler) inst->scheduler->Shutdown();
-      if (!inst->slot) continue;
-      bool empty = false;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        auto& h = inst->slot->hosted;
-        h.erase(std::remove(h.begin(), h.end(), inst->key()), h.end());
-        empty = h.empty();
-        if (empty) {
-          inst->slot->retired = true;
-          auto it = slots.find(inst->slot->key);
-          if (it != slots.end() && it->second == inst->slot) slots.erase(it);
-        }
-      }
-      if (empty) {
-        emptied.push_back(inst->slot);
-      } else if (auto c = inst->slot->Client()) {
-        (void)c->Unload(inst->model, std::chrono::milliseconds{10'000});
-      }
-    }
-    for (const auto& slot : emptied) {
-      std::shared_ptr<WorkerClient> c;
-      {
-        std::lock_guard<std::mutex> lock(slot->mu);
-        c = std::move(slot->client);
-      }
-      if (c) c->Shutdown();
+      arbiter->Forget(inst->key());
+      std::lock_guard<std::mutex> exec(inst->exec_mu);
+      ReleaseResidency(*inst);
     }
   }
 
@@ -585,9 +1180,9 @@ struct Grid::Impl {
     for (const auto& key : slot->hosted) {
       std::string model = key.substr(0, key.rfind('#'));
       auto it = models.find(model);
-      if (it != models.end() && IsPlaced(it->second.status.state)) {
-        it->second.status.state = ModelState::kRestarting;
-        it->second.status.reason = why;
+      if (it != models.end() && IsPlaced(it->second.status.state) &&
+          it->second.status.state != ModelState::kStandby) {
+        Apply(it->second, LifecycleEvent::kWorkerDied, why);
       }
     }
     restarts.emplace_back(Clock::now() + delay, slot);
@@ -638,6 +1233,42 @@ struct Grid::Impl {
         }
       }
     }
+    // Instances that were swapped out when the worker died lost their host
+    // copy with it: they go back to standby (their ledger bytes return) and
+    // load again from their files on their next request.
+    std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> resident;
+    for (auto& [entry, inst] : hosted) {
+      const std::string key = inst->key();
+      const bool swapped = arbiter->WithLedger([&](memory::MemoryLedger& l) {
+        if (!l.IsSwapped(key)) return false;
+        l.Remove(key);
+        return true;
+      });
+      if (!swapped) {
+        resident.emplace_back(std::move(entry), inst);
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      auto& h = slot->hosted;
+      h.erase(std::remove(h.begin(), h.end(), key), h.end());
+      inst->slot.reset();
+      inst->device.clear();
+      Apply(inst->model, LifecycleEvent::kEvict,
+            "its worker died while it was swapped out; loads again on its next request");
+    }
+    hosted = std::move(resident);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (slot->hosted.empty()) {  // nothing left to restart
+        slot->retired = true;
+        if (auto it = slots.find(slot->key); it != slots.end() && it->second == slot) slots.erase(it);
+        arbiter->WithLedger([&](memory::MemoryLedger& l) {
+          l.ReleaseContext(slot->key);
+          return 0;
+        });
+        return;
+      }
+    }
     const int threads = ThreadsPerWorker(workers);
     Status started = StartWorker(slot, threads);
     std::lock_guard<std::mutex> guard(load_mu);
@@ -647,9 +1278,9 @@ struct Grid::Impl {
       auto delay = slot->backoff;
       slot->backoff = std::min(options.max_backoff, slot->backoff * 2);
       for (auto& [entry, inst] : hosted) {
-        SetState(inst->model, ModelState::kRestarting,
-                 "restart failed: " + started.message() + "; retrying in " +
-                     std::to_string(delay.count()) + " ms");
+        Apply(inst->model, LifecycleEvent::kWorkerDied,
+              "restart failed: " + started.message() + "; retrying in " +
+                  std::to_string(delay.count()) + " ms");
       }
       restarts.emplace_back(Clock::now() + delay, slot);
       watchdog_cv.notify_all();
@@ -666,12 +1297,14 @@ struct Grid::Impl {
       if (it == models.end()) continue;
       ModelRecord& rec = it->second;
       ++rec.status.restarts;
-      if (!s.ok()) {
-        rec.status.state = ModelState::kFailed;
-        rec.status.reason = "reload after worker restart failed: " + s.message();
-      } else if (rec.status.state == ModelState::kRestarting) {
-        rec.status.state = ModelState::kReady;
-        rec.status.reason.clear();
+      if (rec.status.state != ModelState::kRestarting) {
+        // Unloaded meanwhile: nothing to report.
+      } else if (!s.ok()) {
+        Apply(rec, LifecycleEvent::kRestartFailed,
+              "reload after worker restart failed: " + s.message());
+      } else {
+        Apply(rec, LifecycleEvent::kRestarted);
+        arbiter->SetResident(inst->key(), 0);
       }
       Summarize(rec);
     }
@@ -682,6 +1315,10 @@ Grid::Grid(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Grid::~Grid() {
   Shutdown();
+  if (impl_ && impl_->private_swap_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(impl_->swap_dir, ec);
+  }
   if (impl_ && !impl_->private_scratch.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(impl_->private_scratch, ec);
@@ -715,7 +1352,47 @@ Result<std::unique_ptr<Grid>> Grid::Create(GridOptions options) {
     impl->own_walker = std::make_unique<TorchScriptGraphWalker>();
     options.walker = impl->own_walker.get();
   }
+  if (options.min_residency.count() < 0) {
+    return Status::InvalidArgument("min_residency must not be negative");
+  }
+  if (options.grant_chunk_bytes == 0) {
+    return Status::InvalidArgument("grant_chunk_bytes must be at least 1 byte");
+  }
   impl->options = std::move(options);
+  const GridOptions& o = impl->options;
+  // The swap tier: the caller's folder, or a private one made now.
+  if (o.swap_space_bytes > 0) {
+    std::error_code ec;
+    if (!o.swap_dir.empty()) {
+      std::filesystem::create_directories(o.swap_dir, ec);
+      if (ec) {
+        return Status::InvalidArgument("swap dir " + o.swap_dir.string() +
+                                       " cannot be made: " + ec.message());
+      }
+      impl->swap_dir = o.swap_dir;
+    } else {
+      std::string tmpl =
+          (std::filesystem::temp_directory_path(ec) / "modelgrid-swap-XXXXXX").string();
+      if (ec || ::mkdtemp(tmpl.data()) == nullptr) {
+        return Status::Internal("cannot make a swap directory under the temp dir");
+      }
+      impl->swap_dir = tmpl;
+      impl->private_swap_dir = true;
+    }
+  }
+  memory::LedgerOptions lo;
+  lo.grant_chunk_bytes = o.grant_chunk_bytes;
+  memory::ReclaimOptions ro;
+  ro.min_residency = o.min_residency;
+  impl->arbiter = std::make_unique<MemoryArbiter>(lo, ro, impl.get(), o.swap_space_bytes > 0);
+  Status ledger = impl->arbiter->WithLedger([&](memory::MemoryLedger& l) {
+    l.SetHostCapacity(o.swap_space_bytes);
+    for (const Device& d : impl->devices) {
+      MG_RETURN_IF_ERROR(l.AddDevice(d.id, LedgerCapacity(d, o.buffer_bytes)));
+    }
+    return Status::Ok();
+  });
+  MG_RETURN_IF_ERROR(ledger);
   Impl* raw = impl.get();
   impl->watchdog = std::thread([raw] { raw->WatchdogLoop(); });
   return std::unique_ptr<Grid>(new Grid(std::move(impl)));
@@ -747,6 +1424,11 @@ Status Grid::AddModel(const ModelSpec& spec) {
   rec.status.type = entry.format == ModelFormat::kHuggingFace ? "huggingface" : "torchscript";
   rec.status.version = entry.version;
   rec.status.max_batch_size = entry.config.max_batch_size;
+  rec.status.priority = entry.config.priority;
+  rec.status.resolver = entry.config.resolver;
+  rec.status.pinned = entry.config.pinned;
+  rec.status.load = impl_->OnDemand(entry) ? LoadPolicy::kOnDemand : LoadPolicy::kEager;
+  rec.life = ModelLifecycle(entry.name);
   rec.entry = std::move(entry);
   impl_->order.push_back(rec.status.name);
   impl_->models.emplace(rec.status.name, std::move(rec));
@@ -832,7 +1514,7 @@ Status Grid::Load(const std::string& model) {
     if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
     ModelState s = it->second.status.state;
     if (s == ModelState::kReady) return Status::Ok();
-    if (IsPlaced(s)) {
+    if (IsPlaced(s) && s != ModelState::kStandby) {
       return Status::Unavailable("model '" + model + "' is " + ModelStateName(s));
     }
   }
@@ -860,10 +1542,13 @@ Status Grid::Unload(const std::string& model) {
       return Status::InvalidArgument("model '" + model + "' is not loaded (state " +
                                      ModelStateName(st.state) + ")");
     }
+    if (st.state == ModelState::kSwappingIn || st.state == ModelState::kSwappingOut) {
+      return Status::Unavailable("model '" + model + "' is " + ModelStateName(st.state) +
+                                 "; unload it once the swap has settled");
+    }
+    MG_RETURN_IF_ERROR(impl_->Apply(it->second, LifecycleEvent::kUnload));
     instances = std::move(it->second.instances);
     it->second.instances.clear();
-    st.state = ModelState::kUnloaded;
-    st.reason.clear();
     impl_->Summarize(it->second);
   }
   impl_->ReleaseInstances(instances);
@@ -882,13 +1567,22 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
       return;
     }
     const ModelStatus& st = it->second.status;
-    if (st.state != ModelState::kReady) {
+    // Swapped and standby models take requests: their executor brings them
+    // back first (the client sees latency, not an error).
+    const bool serving = st.state == ModelState::kReady || st.state == ModelState::kSwapped ||
+                         st.state == ModelState::kStandby ||
+                         st.state == ModelState::kSwappingIn ||
+                         st.state == ModelState::kSwappingOut;
+    if (!serving) {
       done(Status::Unavailable("model '" + model + "' is not ready (state " +
                                ModelStateName(st.state) +
                                (st.reason.empty() ? "" : ": " + st.reason) + ")"));
       return;
     }
-    if (std::find(st.tasks.begin(), st.tasks.end(), call.task) == st.tasks.end()) {
+    // A model never loaded yet (standby) does not know its tasks: its worker
+    // answers an unknown task.
+    if (!st.tasks.empty() &&
+        std::find(st.tasks.begin(), st.tasks.end(), call.task) == st.tasks.end()) {
       std::string list;
       for (const auto& t : st.tasks) list += (list.empty() ? "" : ", ") + t;
       done(Status::NotFound("model '" + model + "' has no task '" + call.task + "' (tasks: " +
@@ -983,7 +1677,8 @@ std::map<std::string, Result<std::vector<InferTensor>>> Grid::Run(
 std::vector<ModelStatus> Grid::Models() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<ModelStatus> out;
-  for (const auto& n : impl_->order) out.push_back(impl_->models.at(n).status);
+  const auto collisions = impl_->arbiter->Collisions();
+  for (const auto& n : impl_->order) out.push_back(impl_->StatusOf(impl_->models.at(n), collisions));
   return out;
 }
 
@@ -991,9 +1686,11 @@ Result<ModelStatus> Grid::Model(const std::string& model) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->models.find(model);
   if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
-  return it->second.status;
+  return impl_->StatusOf(it->second, impl_->arbiter->Collisions());
 }
 
+// Every figure from the ledger (the one account per device): requests and
+// contexts reserved, bytes lent past requests, bytes swapped to the host.
 std::vector<DeviceStatus> Grid::Devices() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<DeviceStatus> out;
@@ -1001,13 +1698,12 @@ std::vector<DeviceStatus> Grid::Devices() const {
     DeviceStatus ds;
     ds.device = d;
     ds.buffer_bytes = d.is_accelerator() ? impl_->options.buffer_bytes : 0;
-    uint64_t requests = 0, measured = 0;
+    uint64_t measured = 0;
     for (const auto& n : impl_->order) {
       const ModelRecord& rec = impl_->models.at(n);
       if (!IsPlaced(rec.status.state)) continue;
       for (const auto& inst : rec.instances) {
         if (inst->device != d.id) continue;
-        requests += inst->request_bytes;
         measured += inst->current_bytes;
         ds.models.push_back(rec.instances.size() > 1 ? inst->key() : inst->model);
       }
@@ -1015,11 +1711,17 @@ std::vector<DeviceStatus> Grid::Devices() const {
     for (const auto& [key, slot] : impl_->slots) {
       if (slot->device == d.id && !slot->retired) ++ds.workers;
     }
-    ds.reserved_bytes = requests + static_cast<uint64_t>(ds.workers) * d.context_bytes;
+    auto snap = impl_->arbiter->WithLedger(
+        [&](memory::MemoryLedger& l) { return l.Snapshot(d.id); });
+    if (snap.ok()) {
+      ds.capacity_bytes = snap->capacity_bytes;
+      ds.reserved_bytes = snap->request_bytes + snap->context_bytes;
+      ds.borrowed_bytes = snap->borrowed_bytes;
+      ds.swapped_bytes = snap->swapped_bytes;
+      ds.free_bytes = snap->free_bytes;
+    }
     ds.context_measured = impl_->measured_context.count(d.id) > 0;
     ds.used_bytes = d.used_bytes + measured;
-    uint64_t committed = d.used_bytes + ds.buffer_bytes + ds.reserved_bytes;
-    ds.free_bytes = d.total_bytes > committed ? d.total_bytes - committed : 0;
     out.push_back(std::move(ds));
   }
   return out;
@@ -1077,10 +1779,12 @@ bool Grid::Ready() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->shutting_down) return false;
   for (const auto& [n, rec] : impl_->models) {
-    if (rec.status.state == ModelState::kLoading || rec.status.state == ModelState::kRestarting ||
-        rec.status.state == ModelState::kAdded) {
-      return false;
+    // A model loading on demand was ready to serve before its request came.
+    if (rec.status.state == ModelState::kLoading &&
+        rec.life.last_event() == LifecycleEvent::kDemand) {
+      continue;
     }
+    if (!CountsTowardsReadiness(rec.status.state)) return false;
   }
   return true;
 }
@@ -1103,7 +1807,7 @@ void Grid::Shutdown() {
     for (auto& [n, rec] : impl_->models) {
       for (auto& inst : rec.instances) all.push_back(inst);
       if (IsPlaced(rec.status.state)) {
-        rec.status.state = ModelState::kUnloaded;
+        impl_->Apply(rec, LifecycleEvent::kShutdown);
         rec.status.reason = "server shut down";
       }
     }
@@ -1121,6 +1825,121 @@ void Grid::Shutdown() {
     if (auto c = slot->Client()) stoppers.emplace_back([c] { c->Shutdown(); });
   }
   for (auto& t : stoppers) t.join();
+}
+
+Status Grid::Reconfigure(const std::string& model, const ModelUpdate& update) {
+  if (update.request_bytes && *update.request_bytes == 0) {
+    return Status::InvalidArgument("model '" + model + "': request must be at least 1 byte");
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->models.find(model);
+  if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
+  ModelRecord& rec = it->second;
+  ModelStatus& st = rec.status;
+  const uint64_t request = update.request_bytes.value_or(st.request_bytes);
+  const uint64_t limit = update.limit_bytes.value_or(
+      update.request_bytes && !update.limit_bytes ? std::max(st.limit_bytes, request)
+                                                  : st.limit_bytes);
+  if (limit < request) {
+    return Status::InvalidArgument("model '" + model + "': limit " + std::to_string(limit) +
+                                   " bytes is below its request " + std::to_string(request) +
+                                   " bytes");
+  }
+  memory::InstanceUpdate u;
+  if (update.request_bytes) u.request_bytes = request;
+  if (update.request_bytes || update.limit_bytes) u.limit_bytes = limit;
+  u.priority = update.priority;
+  u.resolver = update.resolver;
+  u.pinned = update.pinned;
+  // All instances or none: the ledger checks each; undo on a refusal.
+  std::vector<std::pair<std::string, memory::InstanceUpdate>> undo;
+  for (const auto& inst : rec.instances) {
+    const std::string key = inst->key();
+    Status applied = impl_->arbiter->WithLedger([&](memory::MemoryLedger& l) -> Status {
+      auto before = l.Find(key);
+      if (!before) return Status::Ok();  // on standby: nothing held
+      MG_RETURN_IF_ERROR(l.Update(key, u));
+      memory::InstanceUpdate back;
+      back.request_bytes = before->account.request_bytes;
+      back.limit_bytes = before->account.limit_bytes;
+      back.priority = before->account.priority;
+      back.resolver = before->account.resolver;
+      back.pinned = before->account.pinned;
+      undo.emplace_back(key, back);
+      return Status::Ok();
+    });
+    if (!applied.ok()) {
+      impl_->arbiter->WithLedger([&](memory::MemoryLedger& l) {
+        for (const auto& [k, b] : undo) (void)l.Update(k, b);
+        return 0;
+      });
+      return applied.WithPrefix("model '" + model + "'");
+    }
+  }
+  std::string what;
+  auto note = [&](const std::string& field, const std::string& from, const std::string& to) {
+    if (from != to) what += (what.empty() ? "" : ", ") + field + " " + from + " -> " + to;
+  };
+  note("request", std::to_string(st.request_bytes), std::to_string(request));
+  note("limit", std::to_string(st.limit_bytes), std::to_string(limit));
+  st.request_bytes = request;
+  st.limit_bytes = limit;
+  rec.entry.config.memory_request = request;
+  rec.entry.config.memory_limit = limit;
+  for (const auto& inst : rec.instances) {
+    inst->request_bytes = request;
+    inst->limit_bytes = limit;
+  }
+  if (update.priority) {
+    note("priority", std::to_string(st.priority), std::to_string(*update.priority));
+    st.priority = rec.entry.config.priority = *update.priority;
+  }
+  if (update.resolver) {
+    note("resolver", ResolverName(st.resolver), ResolverName(*update.resolver));
+    st.resolver = rec.entry.config.resolver = *update.resolver;
+  }
+  if (update.pinned) {
+    note("pinned", st.pinned ? "true" : "false", *update.pinned ? "true" : "false");
+    st.pinned = rec.entry.config.pinned = *update.pinned;
+  }
+  if (update.load) {
+    rec.entry.config.load = *update.load;
+    const LoadPolicy now = impl_->OnDemand(rec.entry) ? LoadPolicy::kOnDemand : LoadPolicy::kEager;
+    note("load", LoadPolicyName(st.load), LoadPolicyName(now));
+    st.load = now;
+  }
+  if (!what.empty()) {
+    std::string line = UtcNow() + " model " + model + ": " + what;
+    spdlog::info("reconfigured: {}", line);
+    impl_->change_log.push_back(std::move(line));
+  }
+  return Status::Ok();
+}
+
+void Grid::SetStrategy(Strategy strategy) {
+  std::lock_guard<std::mutex> guard(impl_->load_mu);  // no placement in progress
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->options.strategy == strategy) return;
+  std::string line = UtcNow() + " strategy: " + StrategyName(impl_->options.strategy) + " -> " +
+                     StrategyName(strategy);
+  spdlog::info("reconfigured: {}", line);
+  impl_->change_log.push_back(std::move(line));
+  impl_->options.strategy = strategy;
+}
+
+Strategy Grid::strategy() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->options.strategy;
+}
+
+std::vector<std::string> Grid::ChangeLog() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->change_log;
+}
+
+std::vector<SwapEvent> Grid::SwapEvents() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return {impl_->swap_events.begin(), impl_->swap_events.end()};
 }
 
 }  // namespace modelgrid

@@ -41,40 +41,6 @@ struct WorkerSlot {
   }
 };
 
-// Runs batches on an in-process backend (isolation `none`).
-class InProcessExecutor final : public BatchExecutor {
- public:
-  explicit InProcessExecutor(TorchScriptBackend* backend) : backend_(backend) {}
-  Result<std::vector<InferTensor>> Execute(const std::string& task, std::vector<InferTensor> inputs,
-                                           const nlohmann::json& params) override {
-    return backend_->Run(task, inputs, params);
-  }
-
- private:
-  TorchScriptBackend* backend_;
-};
-
-// Runs batches in the slot's current worker process.
-class WorkerExecutor final : public BatchExecutor {
- public:
-  WorkerExecutor(std::shared_ptr<WorkerSlot> slot, std::string model,
-                 std::chrono::milliseconds timeout)
-      : slot_(std::move(slot)), model_(std::move(model)), timeout_(timeout) {}
-  Result<std::vector<InferTensor>> Execute(const std::string& task, std::vector<InferTensor> inputs,
-                                           const nlohmann::json& params) override {
-    std::shared_ptr<WorkerClient> client = slot_->Client();
-    if (!client || !client->alive()) {
-      return Status::Unavailable("model '" + model_ + "': its worker is restarting");
-    }
-    return client->Infer(model_, task, inputs, params, timeout_);
-  }
-
- private:
-  std::shared_ptr<WorkerSlot> slot_;
-  std::string model_;
-  std::chrono::milliseconds timeout_;
-};
-
 // One placed instance of a model. Member order matters: the scheduler is
 // destroyed first (it drains into the executor), then the executor, then
 // the backend it runs on.
@@ -87,7 +53,19 @@ struct Instance {
   uint64_t current_bytes = 0;  // last measured
   uint64_t peak_bytes = 0;
 
-  std::shared_ptr<WorkerSlot> slot;             // null in-process
+  // Bytes a batch needs per row past the weights, and the weight bytes, from
+  // the estimate at max batch (activations + workspace + slack, divided by
+  // the batch): what a burst asks the ledger for (docs/design.md, "Memory
+  // model", borrowing).
+  uint64_t per_row_bytes = 0;
+  uint64_t weight_bytes = 0;
+  uint64_t granted_bytes = 0;  // guarded by exec_mu: the grant of the batch in flight
+
+  // Held while a batch runs on the instance and while it is swapped or
+  // evicted: an instance whose exec_mu cannot be taken is busy.
+  std::mutex exec_mu;
+
+  std::shared_ptr<WorkerSlot> slot;             // null in-process or while not resident
   std::unique_ptr<TorchScriptBackend> backend;  // in-process only
   std::unique_ptr<BatchExecutor> executor;
   std::unique_ptr<BatchScheduler> scheduler;

@@ -37,7 +37,8 @@ ModelEstimateOutcome EstimateOne(const ModelEntry& model, const EstimateOptions&
 Result<RepositoryPlan> PlanRepository(const std::vector<ModelEntry>& models,
                                       const std::vector<Device>& devices,
                                       const PlanOptions& plan_options,
-                                      const EstimateOptions& estimate_options, GraphWalker* walker) {
+                                      const EstimateOptions& estimate_options, GraphWalker* walker,
+                                      const std::function<bool(const ModelEntry&)>& offer) {
   RepositoryPlan result;
   EstimateOptions options = estimate_options;
   options.device = EstimateKindFor(devices);
@@ -45,9 +46,11 @@ Result<RepositoryPlan> PlanRepository(const std::vector<ModelEntry>& models,
   std::vector<Unplaced> failed;
   for (const auto& model : models) {
     ModelEstimateOutcome outcome = EstimateOne(model, options, walker);
-    for (int r = 0; r < model.config.replicas; ++r) {
+    const bool offered = !offer || offer(model);
+    for (int r = 0; offered && r < model.config.replicas; ++r) {
       if (!outcome.error.ok()) {
-        failed.push_back({model.name, r, 0, "estimate failed: " + outcome.error.message()});
+        failed.push_back({model.name, r, 0, "estimate failed: " + outcome.error.message(),
+                          /*estimate_failed=*/true});
         continue;
       }
       PlacementItem item;

@@ -85,6 +85,17 @@ int64_t JsonReader::Int64(const char* field) {
   return v->get<int64_t>();
 }
 
+bool JsonReader::Bool(const char* field) {
+  const nlohmann::json* v = Find(field, false);
+  if (v == nullptr) return false;
+  if (!v->is_boolean()) {
+    Fail(field,
+         "expected a boolean, got " + (v->is_number() ? v->dump() : std::string(v->type_name())));
+    return false;
+  }
+  return v->get<bool>();
+}
+
 const nlohmann::json* JsonReader::Array(const char* field, bool optional) {
   const nlohmann::json* v = Find(field, optional);
   if (v == nullptr) return nullptr;
@@ -111,6 +122,14 @@ uint64_t JsonReader::OptionalUint64(const char* field, uint64_t fallback) {
 
 uint32_t JsonReader::OptionalUint32(const char* field, uint32_t fallback) {
   return Has(field) ? Uint32(field) : fallback;
+}
+
+bool JsonReader::OptionalBool(const char* field, bool fallback) {
+  return Has(field) ? Bool(field) : fallback;
+}
+
+std::string JsonReader::OptionalString(const char* field, const std::string& fallback) {
+  return Has(field) ? String(field) : fallback;
 }
 
 void JsonReader::RejectUnknown(std::initializer_list<const char*> known) {

@@ -28,6 +28,7 @@ class JsonReader {
   uint64_t Uint64(const char* field);
   uint32_t Uint32(const char* field);
   int64_t Int64(const char* field);
+  bool Bool(const char* field);
   // Arrays and objects: nullptr (and an error unless optional) when missing
   // or of another type.
   const nlohmann::json* Array(const char* field, bool optional = false);
@@ -36,6 +37,8 @@ class JsonReader {
   // Optional fields: `fallback` when absent; an error when present but mistyped.
   uint64_t OptionalUint64(const char* field, uint64_t fallback);
   uint32_t OptionalUint32(const char* field, uint32_t fallback);
+  bool OptionalBool(const char* field, bool fallback);
+  std::string OptionalString(const char* field, const std::string& fallback);
 
   bool Has(const char* field) const { return object_.contains(field); }
 

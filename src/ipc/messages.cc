@@ -37,7 +37,16 @@ std::string Context(MessageType type) {
 }
 
 json ErrorToJson(const ErrorInfo& e) {
-  return json{{"code", StatusCodeName(e.code)}, {"message", e.message}};
+  json j{{"code", StatusCodeName(e.code)}, {"message", e.message}};
+  if (e.memory_limit) {
+    const MemoryLimitDetail& m = *e.memory_limit;
+    j["memory_limit"] = json{{"model", m.model},
+                             {"device", m.device},
+                             {"limit_bytes", m.limit_bytes},
+                             {"in_use_bytes", m.in_use_bytes},
+                             {"requested_bytes", m.requested_bytes}};
+  }
+  return j;
 }
 
 ErrorInfo ReadError(JsonReader& r, const char* field) {
@@ -47,7 +56,19 @@ ErrorInfo ReadError(JsonReader& r, const char* field) {
   JsonReader er(*obj, r.context() + ": " + field);
   const std::string code = er.String("code");
   e.message = er.String("message");
-  er.RejectUnknown({"code", "message"});
+  if (const json* limit = er.Object("memory_limit", /*optional=*/true)) {
+    JsonReader lr(*limit, er.context() + ": memory_limit");
+    MemoryLimitDetail m;
+    m.model = lr.String("model");
+    m.device = lr.String("device");
+    m.limit_bytes = lr.Uint64("limit_bytes");
+    m.in_use_bytes = lr.Uint64("in_use_bytes");
+    m.requested_bytes = lr.Uint64("requested_bytes");
+    lr.RejectUnknown({"model", "device", "limit_bytes", "in_use_bytes", "requested_bytes"});
+    er.Adopt(lr.status());
+    e.memory_limit = std::move(m);
+  }
+  er.RejectUnknown({"code", "message", "memory_limit"});
   if (er.ok()) {
     const auto parsed = ParseStatusCode(code);
     if (!parsed || *parsed == StatusCode::kOk) {
@@ -225,7 +246,9 @@ bool SpecsEqual(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>&
 }
 
 json ModelMemoryToJson(const ModelMemory& m) {
-  return json{{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}};
+  json j{{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}};
+  if (m.swapped) j["swapped"] = true;
+  return j;
 }
 
 // Decodes a payload that must be an empty object.
@@ -245,7 +268,24 @@ Status ModelOnlyFromJson(std::string_view text, MessageType type, std::string* m
   return r.status();
 }
 
+// The "error" of a reply whose error is optional.
+void MaybeError(json& j, const std::optional<ErrorInfo>& error) {
+  if (error) j["error"] = ErrorToJson(*error);
+}
+
 }  // namespace
+
+bool ErrorInfo::operator==(const ErrorInfo& other) const {
+  if (code != other.code || message != other.message ||
+      memory_limit.has_value() != other.memory_limit.has_value()) {
+    return false;
+  }
+  if (!memory_limit) return true;
+  const MemoryLimitDetail& a = *memory_limit;
+  const MemoryLimitDetail& b = *other.memory_limit;
+  return a.model == b.model && a.device == b.device && a.limit_bytes == b.limit_bytes &&
+         a.in_use_bytes == b.in_use_bytes && a.requested_bytes == b.requested_bytes;
+}
 
 namespace internal {
 
@@ -296,6 +336,14 @@ std::string_view MessageTypeName(MessageType type) {
       return "region_attached";
     case MessageType::kDetachRegion:
       return "detach_region";
+    case MessageType::kSwapOut:
+      return "swap_out";
+    case MessageType::kSwappedOut:
+      return "swapped_out";
+    case MessageType::kSwapIn:
+      return "swap_in";
+    case MessageType::kSwappedIn:
+      return "swapped_in";
   }
   return "unknown";
 }
@@ -363,13 +411,15 @@ std::string ToJson(const LoadFailedMessage& m) {
 std::string ToJson(const InferMessage& m) {
   json inputs = json::array();
   for (const TensorRef& t : m.inputs) inputs.push_back(TensorToJson(t));
-  return Dump({{"request_id", m.request_id},
-               {"model", m.model},
-               {"task", m.task},
-               {"inputs", std::move(inputs)},
-               {"output", RegionToJson(m.output)},
-               {"output_names", m.output_names},
-               {"params", m.params.is_object() ? m.params : json::object()}});
+  json j{{"request_id", m.request_id},
+         {"model", m.model},
+         {"task", m.task},
+         {"inputs", std::move(inputs)},
+         {"output", RegionToJson(m.output)},
+         {"output_names", m.output_names},
+         {"params", m.params.is_object() ? m.params : json::object()}};
+  if (m.limit_bytes) j["limit_bytes"] = *m.limit_bytes;
+  return Dump(j);
 }
 
 std::string ToJson(const OutputNeededMessage& m) {
@@ -412,6 +462,32 @@ std::string ToJson(const StatsMessage& m) {
 }
 
 std::string ToJson(const UnloadMessage& m) { return Dump({{"model", m.model}}); }
+
+std::string ToJson(const SwapOutMessage& m) {
+  return Dump({{"model", m.model}, {"swap_dir", m.swap_dir}});
+}
+
+std::string ToJson(const SwappedOutMessage& m) {
+  json j{{"model", m.model},
+         {"bytes", m.bytes},
+         {"duration_us", m.duration_us},
+         {"rss_before_bytes", m.rss_before_bytes},
+         {"rss_after_bytes", m.rss_after_bytes}};
+  MaybeError(j, m.error);
+  return Dump(j);
+}
+
+std::string ToJson(const SwapInMessage& m) { return Dump({{"model", m.model}}); }
+
+std::string ToJson(const SwappedInMessage& m) {
+  json j{{"model", m.model},
+         {"bytes", m.bytes},
+         {"duration_us", m.duration_us},
+         {"reloaded", m.reloaded},
+         {"reason", m.reason}};
+  MaybeError(j, m.error);
+  return Dump(j);
+}
 std::string ToJson(const UnloadedMessage& m) { return Dump({{"model", m.model}}); }
 
 // ---- decoding ----
@@ -534,7 +610,10 @@ Status FromJson(std::string_view json_text, InferMessage* out) {
   out->output_names = ReadStrings(r, "output_names");
   const json* params = r.Object("params", /*optional=*/true);
   out->params = params != nullptr ? *params : json::object();
-  r.RejectUnknown({"request_id", "model", "task", "inputs", "output", "output_names", "params"});
+  out->limit_bytes.reset();
+  if (r.Has("limit_bytes")) out->limit_bytes = r.Uint64("limit_bytes");
+  r.RejectUnknown(
+      {"request_id", "model", "task", "inputs", "output", "output_names", "params", "limit_bytes"});
   return r.status();
 }
 
@@ -597,7 +676,8 @@ Status FromJson(std::string_view json_text, StatsMessage* out) {
       m.model = mr.String("model");
       m.current_bytes = mr.Uint64("current_bytes");
       m.peak_bytes = mr.Uint64("peak_bytes");
-      mr.RejectUnknown({"model", "current_bytes", "peak_bytes"});
+      m.swapped = mr.OptionalBool("swapped", false);
+      mr.RejectUnknown({"model", "current_bytes", "peak_bytes", "swapped"});
       r.Adopt(mr.status());
       out->models.push_back(std::move(m));
     }
@@ -617,6 +697,58 @@ Status FromJson(std::string_view json_text, StatsMessage* out) {
     }
   }
   r.RejectUnknown({"current_bytes", "peak_bytes", "models", "cuda"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, SwapOutMessage* out) {
+  const std::string context = Context(MessageType::kSwapOut);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->swap_dir = r.OptionalString("swap_dir", "");
+  r.RejectUnknown({"model", "swap_dir"});
+  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, SwappedOutMessage* out) {
+  const std::string context = Context(MessageType::kSwappedOut);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->bytes = r.Uint64("bytes");
+  out->duration_us = r.Uint64("duration_us");
+  out->rss_before_bytes = r.Uint64("rss_before_bytes");
+  out->rss_after_bytes = r.Uint64("rss_after_bytes");
+  out->error.reset();
+  if (r.Has("error")) out->error = ReadError(r, "error");
+  r.RejectUnknown(
+      {"model", "bytes", "duration_us", "rss_before_bytes", "rss_after_bytes", "error"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, SwapInMessage* out) {
+  const std::string context = Context(MessageType::kSwapIn);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  r.RejectUnknown({"model"});
+  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, SwappedInMessage* out) {
+  const std::string context = Context(MessageType::kSwappedIn);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->bytes = r.Uint64("bytes");
+  out->duration_us = r.Uint64("duration_us");
+  out->reloaded = r.Bool("reloaded");
+  out->reason = r.OptionalString("reason", "");
+  out->error.reset();
+  if (r.Has("error")) out->error = ReadError(r, "error");
+  r.RejectUnknown({"model", "bytes", "duration_us", "reloaded", "reason", "error"});
   return r.status();
 }
 

@@ -47,7 +47,14 @@ TEST(MessagesTest, TypeNamesAndValues) {
       {MessageType::kStats, "stats"},
       {MessageType::kUnload, "unload"},
       {MessageType::kUnloaded, "unloaded"},
-      {MessageType::kShutdown, "shutdown"}};
+      {MessageType::kShutdown, "shutdown"},
+      {MessageType::kAttachRegion, "attach_region"},
+      {MessageType::kRegionAttached, "region_attached"},
+      {MessageType::kDetachRegion, "detach_region"},
+      {MessageType::kSwapOut, "swap_out"},
+      {MessageType::kSwappedOut, "swapped_out"},
+      {MessageType::kSwapIn, "swap_in"},
+      {MessageType::kSwappedIn, "swapped_in"}};
   for (const auto& [type, name] : expected) {
     EXPECT_EQ(MessageTypeName(type), name);
     EXPECT_EQ(ToMessageType(static_cast<uint16_t>(type)), type);
@@ -55,6 +62,12 @@ TEST(MessagesTest, TypeNamesAndValues) {
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kInfer), 20);
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kOutputNeeded), 22);
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kOutputRegion), 23);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwapOut), 70);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwappedOut), 71);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwapIn), 72);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwappedIn), 73);
+  EXPECT_FALSE(ToMessageType(74).has_value());
+  EXPECT_EQ(kProtocolVersion, 4u);  // swap_out/swap_in, infer limit_bytes, error memory_limit
   EXPECT_FALSE(ToMessageType(0).has_value());
   EXPECT_FALSE(ToMessageType(999).has_value());
 }
@@ -146,6 +159,177 @@ TEST(MessagesTest, OutputNeededAndOutputRegionHaveTheDocumentedShape) {
   EXPECT_EQ(FromFrame<OutputRegionMessage>(frame).status().code(), StatusCode::kCorruption);
 }
 
+TEST(MessagesTest, SwapMessagesHaveTheDocumentedShape) {
+  const SwapOutMessage out{"resnet18", "/var/tmp/modelgrid-swap"};
+  EXPECT_EQ(json::parse(ToJson(out)),
+            json::parse(R"({"model": "resnet18", "swap_dir": "/var/tmp/modelgrid-swap"})"));
+  EXPECT_EQ(RoundTrip(out, 9), out);
+  EXPECT_EQ(ToFrame(out, 9).request_id, 9u);
+  EXPECT_EQ(ToFrame(out).type, 70);
+  SwapOutMessage no_dir;  // CUDA models need none
+  ASSERT_TRUE(FromJson(R"({"model":"m"})", &no_dir).ok());
+  EXPECT_EQ(no_dir.swap_dir, "");
+
+  const SwappedOutMessage done{"resnet18",  46'758'048,  81'234,
+                               300'000'000, 253'000'000, std::nullopt};
+  EXPECT_EQ(json::parse(ToJson(done)), json::parse(R"({
+      "model": "resnet18", "bytes": 46758048, "duration_us": 81234,
+      "rss_before_bytes": 300000000, "rss_after_bytes": 253000000})"));
+  EXPECT_EQ(RoundTrip(done, 9), done);
+  SwappedOutMessage failed{"m", 0, 0, 0, 0, ErrorInfo{StatusCode::kNotFound, "not loaded"}};
+  EXPECT_EQ(json::parse(ToJson(failed))["error"],
+            json::parse(R"({"code": "NOT_FOUND", "message": "not loaded"})"));
+  EXPECT_EQ(RoundTrip(failed), failed);
+
+  const SwapInMessage in{"gpt2"};
+  EXPECT_EQ(json::parse(ToJson(in)), json::parse(R"({"model": "gpt2"})"));
+  EXPECT_EQ(RoundTrip(in, 10), in);
+  EXPECT_EQ(ToFrame(in).type, 72);
+
+  const SwappedInMessage back{
+      "gpt2", 700'000, 5'100, true, "swap file '/x/gpt2.1.mgswap' is missing", std::nullopt};
+  EXPECT_EQ(json::parse(ToJson(back)), json::parse(R"({
+      "model": "gpt2", "bytes": 700000, "duration_us": 5100, "reloaded": true,
+      "reason": "swap file '/x/gpt2.1.mgswap' is missing"})"));
+  EXPECT_EQ(RoundTrip(back, 10), back);
+  SwappedInMessage minimal;
+  ASSERT_TRUE(
+      FromJson(R"({"model":"m","bytes":1,"duration_us":2,"reloaded":false})", &minimal).ok());
+  EXPECT_EQ(minimal.reason, "");
+  EXPECT_FALSE(minimal.error.has_value());
+  const SwappedInMessage refused{
+      "m",
+      0,
+      0,
+      false,
+      "",
+      ErrorInfo{StatusCode::kResourceExhausted, "limit",
+                MemoryLimitDetail{"m", "cpu", 1 << 20, 1 << 19, 1 << 20}}};
+  EXPECT_EQ(RoundTrip(refused), refused);
+}
+
+TEST(MessagesTest, MalformedSwapMessagesAreRefusedNamingTheField) {
+  Status s = Decode<SwapOutMessage>(R"({"swap_dir":"/tmp"})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "'swap_out' message: field 'model': missing")) << s.ToString();
+  s = Decode<SwapOutMessage>(R"({"model":"","swap_dir":"/tmp"})");
+  EXPECT_TRUE(Mentions(s, "'swap_out' message: field 'model': empty")) << s.ToString();
+  s = Decode<SwapOutMessage>(R"({"model":"m","swap_dir":7})");
+  EXPECT_TRUE(Mentions(s, "field 'swap_dir': expected a string")) << s.ToString();
+  s = Decode<SwapOutMessage>(R"({"model":"m","tier":"disk"})");
+  EXPECT_TRUE(Mentions(s, "field 'tier': unknown field")) << s.ToString();
+  s = Decode<SwapInMessage>(R"({"model":"m","swap_dir":"/tmp"})");
+  EXPECT_TRUE(Mentions(s, "'swap_in' message: field 'swap_dir': unknown field")) << s.ToString();
+  s = Decode<SwapInMessage>(R"({"model":""})");
+  EXPECT_TRUE(Mentions(s, "'swap_in' message: field 'model': empty")) << s.ToString();
+  s = Decode<SwappedOutMessage>(
+      R"({"model":"m","bytes":-1,"duration_us":0,"rss_before_bytes":0,"rss_after_bytes":0})");
+  EXPECT_TRUE(Mentions(s, "'swapped_out' message: field 'bytes': expected a non-negative integer"))
+      << s.ToString();
+  s = Decode<SwappedOutMessage>(R"({"model":"m","bytes":1,"duration_us":0,"rss_before_bytes":0})");
+  EXPECT_TRUE(Mentions(s, "field 'rss_after_bytes': missing")) << s.ToString();
+  s = Decode<SwappedInMessage>(R"({"model":"m","bytes":1,"duration_us":0,"reloaded":1})");
+  EXPECT_TRUE(Mentions(s, "'swapped_in' message: field 'reloaded': expected a boolean"))
+      << s.ToString();
+  s = Decode<SwappedInMessage>(R"({"model":"m","bytes":1,"duration_us":0})");
+  EXPECT_TRUE(Mentions(s, "field 'reloaded': missing")) << s.ToString();
+  s = Decode<SwappedInMessage>(
+      R"({"model":"m","bytes":0,"duration_us":0,"reloaded":false,"error":{"code":"OK","message":""}})");
+  EXPECT_TRUE(Mentions(s, "'OK' is not an error code")) << s.ToString();
+  // A reply of the wrong type is told apart from the one awaited.
+  auto wrong = FromFrame<SwappedInMessage>(ToFrame(SwappedOutMessage{}));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_TRUE(Mentions(wrong.status(), "expected a 'swapped_in' message, got 'swapped_out'"));
+}
+
+// The per-execution cap of an infer: absent (the load's limit), a value, or
+// 0 (none), on both encodings.
+TEST(MessagesTest, InferCarriesAnOptionalLimitBytes) {
+  InferMessage infer;
+  infer.request_id = 8;
+  infer.model = "resnet18";
+  infer.task = "infer";
+  infer.output = {0, 64};
+  EXPECT_FALSE(json::parse(ToJson(infer)).contains("limit_bytes"));
+  auto back = FromFrame<InferMessage>(ToFrame(infer));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_FALSE(back->limit_bytes.has_value());
+  for (uint64_t limit : {uint64_t{0}, uint64_t{96} << 20, UINT64_MAX}) {
+    infer.limit_bytes = limit;
+    back = FromFrame<InferMessage>(ToFrame(infer));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    ASSERT_TRUE(back->limit_bytes.has_value()) << limit;
+    EXPECT_EQ(*back->limit_bytes, limit);
+    EXPECT_EQ(*back, infer);
+    EXPECT_EQ(json::parse(ToJson(infer))["limit_bytes"], limit);
+    InferMessage from_json;
+    ASSERT_TRUE(FromJson(ToJson(infer), &from_json).ok());
+    EXPECT_EQ(from_json, infer);
+  }
+  const Status s = Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[],
+      "output":{"offset":0,"size":0},"limit_bytes":-5})");
+  EXPECT_TRUE(Mentions(s, "'infer' message: field 'limit_bytes': expected a non-negative integer"))
+      << s.ToString();
+}
+
+// A refusal by a memory limit keeps its typed figures across the worker
+// boundary, in `result` (protobuf) and in the JSON replies (load_failed).
+TEST(MessagesTest, ErrorsCarryTheMemoryLimitDetail) {
+  StatusDetail detail;
+  detail.memory_limit = MemoryLimitDetail{"resnet18", "cpu", 50'000'000, 49'000'000, 4'194'304};
+  const Status refused =
+      Status::ResourceExhausted("model 'resnet18': memory limit exceeded").WithDetail(detail);
+  const ErrorInfo info = ErrorInfo::FromStatus(refused);
+  ASSERT_TRUE(info.memory_limit.has_value());
+  EXPECT_EQ(info.memory_limit->limit_bytes, 50'000'000u);
+
+  ResultMessage result{3, "resnet18", {}, info};
+  const ResultMessage via_proto = RoundTrip(result);
+  EXPECT_EQ(via_proto, result);
+  const Status again = via_proto.error->ToStatus();
+  EXPECT_EQ(again.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(again.message(), refused.message());
+  ASSERT_NE(again.memory_limit(), nullptr);
+  EXPECT_EQ(again.memory_limit()->model, "resnet18");
+  EXPECT_EQ(again.memory_limit()->device, "cpu");
+  EXPECT_EQ(again.memory_limit()->limit_bytes, 50'000'000u);
+  EXPECT_EQ(again.memory_limit()->in_use_bytes, 49'000'000u);
+  EXPECT_EQ(again.memory_limit()->requested_bytes, 4'194'304u);
+  // Without a detail none appears.
+  result.error = ErrorInfo{StatusCode::kInternal, "boom"};
+  EXPECT_EQ(RoundTrip(result).error->ToStatus().detail(), nullptr);
+
+  const LoadFailedMessage load_failed{"resnet18", info};
+  EXPECT_EQ(json::parse(ToJson(load_failed))["error"], json::parse(R"({
+      "code": "RESOURCE_EXHAUSTED", "message": "model 'resnet18': memory limit exceeded",
+      "memory_limit": {"model": "resnet18", "device": "cpu", "limit_bytes": 50000000,
+                       "in_use_bytes": 49000000, "requested_bytes": 4194304}})"));
+  EXPECT_EQ(RoundTrip(load_failed), load_failed);
+
+  Status s = Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED",
+      "message":"x","memory_limit":{"model":"m","device":"cpu","limit_bytes":1,"in_use_bytes":1}}})");
+  EXPECT_TRUE(Mentions(s, "error: memory_limit: field 'requested_bytes': missing")) << s.ToString();
+  s = Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED",
+      "message":"x","memory_limit":{"model":"m","device":"cpu","limit_bytes":1,"in_use_bytes":1,
+      "requested_bytes":1,"cap":2}}})");
+  EXPECT_TRUE(Mentions(s, "field 'cap': unknown field")) << s.ToString();
+  s = Decode<LoadFailedMessage>(
+      R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED","message":"x","memory_limit":5}})");
+  EXPECT_TRUE(Mentions(s, "field 'memory_limit': expected an object")) << s.ToString();
+}
+
+TEST(MessagesTest, StatsMarkSwappedModels) {
+  const StatsMessage stats{100, 200, {{"a", 10, 20, false}, {"b", 0, 30, true}}, {}};
+  const json j = json::parse(ToJson(stats));
+  EXPECT_FALSE(j["models"][0].contains("swapped"));  // the shape of protocol 3 when false
+  EXPECT_EQ(j["models"][1]["swapped"], true);
+  EXPECT_EQ(RoundTrip(stats), stats);
+  EXPECT_TRUE(
+      Mentions(Decode<StatsMessage>(R"({"current_bytes":1,"peak_bytes":1,"models":[{"model":"a",
+          "current_bytes":1,"peak_bytes":1,"swapped":"yes"}]})"),
+               "field 'swapped': expected a boolean"));
+}
+
 TEST(MessagesTest, InferParamsMustBeAnObject) {
   const Status s = Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[],
       "output":{"offset":0,"size":0},"params":[1,2]})");
@@ -192,7 +376,7 @@ TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   const LoadFailedMessage load_failed{"bert", ErrorInfo{StatusCode::kNotFound, "no model.pt"}};
   EXPECT_EQ(RoundTrip(load_failed), load_failed);
   EXPECT_EQ(RoundTrip(GetStatsMessage{}), GetStatsMessage{});
-  const StatsMessage stats{1000, 2000, {{"a", 600, 900}, {"b", 400, 1100}}, {}};
+  const StatsMessage stats{1000, 2000, {{"a", 600, 900, false}, {"b", 400, 1100, true}}, {}};
   EXPECT_EQ(RoundTrip(stats), stats);
   const StatsMessage cuda{0, 0, {}, {{0, 10, 2 << 20, 4 << 20}, {3, 0, 0, 1}}};
   EXPECT_EQ(RoundTrip(cuda), cuda);
@@ -386,6 +570,7 @@ RC_GTEST_PROP(MessagesProperty, RandomInferRoundTrips, ()) {
               *rc::gen::arbitrary<uint64_t>()};
   m.output_names = *rc::gen::container<std::vector<std::string>>(*rc::gen::inRange(0, 3),
                                                                  rc::gen::string<std::string>());
+  if (*rc::gen::arbitrary<bool>()) m.limit_bytes = *rc::gen::arbitrary<uint64_t>();
   if (*rc::gen::arbitrary<bool>()) {
     m.params = json{{"max_new_tokens", *rc::gen::inRange(1, 1025)},
                     {"seed", *rc::gen::arbitrary<uint32_t>()}};

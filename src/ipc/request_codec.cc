@@ -48,6 +48,19 @@ Status FromProto(const google::protobuf::RepeatedPtrField<pb::Tensor>& tensors,
   return Status::Ok();
 }
 
+void ToProto(const ErrorInfo& e, pb::Error* out) {
+  out->set_code(std::string(StatusCodeName(e.code)));
+  out->set_message(e.message);
+  if (e.memory_limit) {
+    pb::MemoryLimit* m = out->mutable_memory_limit();
+    m->set_model(e.memory_limit->model);
+    m->set_device(e.memory_limit->device);
+    m->set_limit_bytes(e.memory_limit->limit_bytes);
+    m->set_in_use_bytes(e.memory_limit->in_use_bytes);
+    m->set_requested_bytes(e.memory_limit->requested_bytes);
+  }
+}
+
 template <typename Proto>
 Status Parse(std::string_view payload, MessageType type, Proto* proto) {
   if (!proto->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
@@ -71,6 +84,7 @@ std::string EncodePayload(const InferMessage& m) {
   if (m.params.is_object() && !m.params.empty()) {
     p.set_params_json(m.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
+  if (m.limit_bytes) p.set_limit_bytes(*m.limit_bytes);
   return p.SerializeAsString();
 }
 
@@ -79,8 +93,7 @@ std::string EncodePayload(const ResultMessage& m) {
   p.set_request_id(m.request_id);
   p.set_model(m.model);
   if (m.error) {
-    p.mutable_error()->set_code(std::string(StatusCodeName(m.error->code)));
-    p.mutable_error()->set_message(m.error->message);
+    ToProto(*m.error, p.mutable_error());
   } else {
     for (const TensorRef& t : m.outputs) ToProto(t, p.add_outputs());
   }
@@ -110,6 +123,8 @@ Status DecodePayload(std::string_view payload, InferMessage* out) {
       return Status::Corruption(context + ": field 'params': expected a JSON object");
     }
   }
+  out->limit_bytes.reset();
+  if (p.has_limit_bytes()) out->limit_bytes = p.limit_bytes();
   return Status::Ok();
 }
 
@@ -130,7 +145,12 @@ Status DecodePayload(std::string_view payload, ResultMessage* out) {
       return Status::Corruption(context + ": field 'error': field 'code': '" + p.error().code() +
                                 "' is not an error code");
     }
-    out->error = ErrorInfo{*code, p.error().message()};
+    out->error = ErrorInfo{*code, p.error().message(), std::nullopt};
+    if (p.error().has_memory_limit()) {
+      const pb::MemoryLimit& m = p.error().memory_limit();
+      out->error->memory_limit = MemoryLimitDetail{m.model(), m.device(), m.limit_bytes(),
+                                                   m.in_use_bytes(), m.requested_bytes()};
+    }
     return Status::Ok();
   }
   return FromProto(p.outputs(), context, "outputs", &out->outputs);

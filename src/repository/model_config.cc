@@ -1,4 +1,6 @@
-// ParseModelConfig: the per-model config.yaml (schema in modelgrid/repository.h).
+// ParseModelConfig: the per-model config.yaml (schema in modelgrid/repository.h),
+// and the spellings of its enums (ResolverName/ParseResolver, LoadPolicyName/
+// ParseLoadPolicy).
 
 #include <yaml-cpp/yaml.h>
 
@@ -53,10 +55,17 @@ class FieldReader {
     return v;
   }
 
+  // A memory size: a byte quantity (ParseBytes) of at least 1 byte.
   Result<uint64_t> Bytes(const YAML::Node& node, const std::string& field) const {
     if (!node.IsScalar()) return Error(field, "expected a byte quantity such as 2GiB");
-    auto r = ParseBytes(node.Scalar());
+    const std::string& text = node.Scalar();
+    const size_t first = text.find_first_not_of(' ');
+    if (first != std::string::npos && text[first] == '-') {
+      return Error(field, "must not be negative, got '" + text + "'");
+    }
+    auto r = ParseBytes(text);
     if (!r.ok()) return Error(field, r.status().message());
+    if (r.value() == 0) return Error(field, "must be at least 1 byte, got '" + text + "'");
     return r.value();
   }
 
@@ -133,8 +142,8 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
   MG_RETURN_IF_ERROR(r.CheckKeys(root, "",
                                  {"platform", "max_batch_size", "sequence_length", "inputs",
                                   "outputs", "memory", "devices", "replicas", "priority",
-                                  "resolver", "latency_sensitive", "expected_load",
-                                  "dynamic_batching", "tasks"}));
+                                  "resolver", "load", "pinned", "latency_sensitive",
+                                  "expected_load", "dynamic_batching", "tasks"}));
   if (root["platform"]) {
     MG_ASSIGN_OR_RETURN(c.platform, r.Scalar<std::string>(root["platform"], "platform", "a string"));
     if (c.platform != "pytorch_torchscript" && c.platform != "huggingface") {
@@ -163,7 +172,9 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
       MG_ASSIGN_OR_RETURN(c.memory_limit, r.Bytes(root["memory"]["limit"], "memory.limit"));
     }
     if (c.memory_request && c.memory_limit && *c.memory_limit < *c.memory_request) {
-      return r.Error("memory.limit", "must be >= memory.request");
+      return r.Error("memory.limit", "must be >= memory.request (" +
+                                         std::to_string(*c.memory_limit) + " < " +
+                                         std::to_string(*c.memory_request) + " bytes)");
     }
   }
   if (root["devices"]) {
@@ -183,10 +194,18 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
   }
   if (root["resolver"]) {
     MG_ASSIGN_OR_RETURN(std::string v, r.Scalar<std::string>(root["resolver"], "resolver", "a string"));
-    if (v == "wait") c.resolver = Resolver::kWait;
-    else if (v == "priority") c.resolver = Resolver::kPriority;
-    else if (v == "swap") c.resolver = Resolver::kSwap;
-    else return r.Error("resolver", "expected wait, priority or swap, got '" + v + "'");
+    auto parsed = ParseResolver(v);
+    if (!parsed.ok()) return r.Error("resolver", parsed.status().message());
+    c.resolver = *parsed;
+  }
+  if (root["load"]) {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar<std::string>(root["load"], "load", "a string"));
+    auto parsed = ParseLoadPolicy(v);
+    if (!parsed.ok()) return r.Error("load", parsed.status().message());
+    c.load = *parsed;
+  }
+  if (root["pinned"]) {
+    MG_ASSIGN_OR_RETURN(c.pinned, r.Scalar<bool>(root["pinned"], "pinned", "true or false"));
   }
   if (root["latency_sensitive"]) {
     MG_ASSIGN_OR_RETURN(c.latency_sensitive,
@@ -209,6 +228,38 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
 }
 
 }  // namespace
+
+const char* ResolverName(Resolver resolver) {
+  switch (resolver) {
+    case Resolver::kWait: return "wait";
+    case Resolver::kPriority: return "priority";
+    case Resolver::kSwap: return "swap";
+  }
+  return "unknown";
+}
+
+Result<Resolver> ParseResolver(const std::string& text) {
+  for (Resolver r : {Resolver::kWait, Resolver::kPriority, Resolver::kSwap}) {
+    if (text == ResolverName(r)) return r;
+  }
+  return Status::InvalidArgument("unknown resolver '" + text + "' (expected wait, priority or swap)");
+}
+
+const char* LoadPolicyName(LoadPolicy policy) {
+  switch (policy) {
+    case LoadPolicy::kDefault: return "default";
+    case LoadPolicy::kEager: return "eager";
+    case LoadPolicy::kOnDemand: return "on_demand";
+  }
+  return "unknown";
+}
+
+Result<LoadPolicy> ParseLoadPolicy(const std::string& text) {
+  for (LoadPolicy p : {LoadPolicy::kEager, LoadPolicy::kOnDemand}) {
+    if (text == LoadPolicyName(p)) return p;
+  }
+  return Status::InvalidArgument("unknown load policy '" + text + "' (expected eager or on_demand)");
+}
 
 Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file) {
   ModelConfig config;

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <string>
+#include <utility>
+
 #include "modelgrid/repository.h"
 
 namespace modelgrid {
@@ -12,7 +15,62 @@ TEST(ModelConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(c->max_batch_size, 1);
   EXPECT_EQ(c->replicas, 1);
   EXPECT_EQ(c->resolver, Resolver::kWait);
+  EXPECT_EQ(c->load, LoadPolicy::kDefault);
+  EXPECT_FALSE(c->pinned);
   EXPECT_FALSE(c->memory_request.has_value());
+}
+
+TEST(ModelConfigTest, ParsesLoadPolicyAndPinned) {
+  struct Case {
+    const char* yaml;
+    LoadPolicy load;
+    bool pinned;
+  };
+  const Case cases[] = {
+      {"load: eager", LoadPolicy::kEager, false},
+      {"load: on_demand\npinned: false", LoadPolicy::kOnDemand, false},
+      {"pinned: true", LoadPolicy::kDefault, true},
+      {"load: eager\npinned: yes", LoadPolicy::kEager, true},
+  };
+  for (const Case& k : cases) {
+    auto c = ParseModelConfig(k.yaml, "m/config.yaml");
+    ASSERT_TRUE(c.ok()) << k.yaml << ": " << c.status().ToString();
+    EXPECT_EQ(c->load, k.load) << k.yaml;
+    EXPECT_EQ(c->pinned, k.pinned) << k.yaml;
+  }
+}
+
+TEST(ModelConfigTest, ResolverSpellings) {
+  const std::pair<Resolver, const char*> spellings[] = {
+      {Resolver::kWait, "wait"}, {Resolver::kPriority, "priority"}, {Resolver::kSwap, "swap"}};
+  for (const auto& [resolver, text] : spellings) {
+    EXPECT_STREQ(ResolverName(resolver), text);
+    auto parsed = ParseResolver(text);
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_EQ(*parsed, resolver);
+  }
+  for (const char* bad : {"teleport", "", "Wait", "swap "}) {
+    auto parsed = ParseResolver(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(parsed.status().message(),
+              std::string("unknown resolver '") + bad + "' (expected wait, priority or swap)");
+  }
+}
+
+TEST(ModelConfigTest, LoadPolicySpellings) {
+  EXPECT_STREQ(LoadPolicyName(LoadPolicy::kDefault), "default");
+  EXPECT_STREQ(LoadPolicyName(LoadPolicy::kEager), "eager");
+  EXPECT_STREQ(LoadPolicyName(LoadPolicy::kOnDemand), "on_demand");
+  EXPECT_EQ(*ParseLoadPolicy("eager"), LoadPolicy::kEager);
+  EXPECT_EQ(*ParseLoadPolicy("on_demand"), LoadPolicy::kOnDemand);
+  for (const char* bad : {"default", "lazy", "on-demand", "EAGER", ""}) {
+    auto parsed = ParseLoadPolicy(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(parsed.status().message(),
+              std::string("unknown load policy '") + bad + "' (expected eager or on_demand)");
+  }
 }
 
 TEST(ModelConfigTest, ParsesEveryField) {
@@ -29,6 +87,8 @@ devices: [cuda:1, cpu]
 replicas: 2
 priority: 5
 resolver: swap
+load: on_demand
+pinned: true
 latency_sensitive: true
 expected_load: 12.5
 dynamic_batching: {max_queue_delay_us: 100, preferred_batch_sizes: [4, 8], max_queue_size: 10}
@@ -49,6 +109,8 @@ tasks: {encode: encode}
   EXPECT_EQ(c->replicas, 2);
   EXPECT_EQ(c->priority, 5);
   EXPECT_EQ(c->resolver, Resolver::kSwap);
+  EXPECT_EQ(c->load, LoadPolicy::kOnDemand);
+  EXPECT_TRUE(c->pinned);
   EXPECT_TRUE(c->latency_sensitive);
   EXPECT_DOUBLE_EQ(c->expected_load, 12.5);
   EXPECT_EQ(c->batching.max_queue_delay_us, 100u);
@@ -87,6 +149,78 @@ TEST(ModelConfigTest, BadFieldsNameTheFileAndField) {
     EXPECT_NE(r.status().message().find(c.must_mention), std::string::npos)
         << c.yaml << " -> " << r.status().message();
   }
+}
+
+// Each bad value: the message names the file, the field (in the form
+// "field 'F'") and what is wrong with it.
+TEST(ModelConfigTest, BadValuesNameFileFieldAndWhy) {
+  struct Case {
+    const char* yaml;
+    const char* field;
+    const char* why;
+  };
+  const Case cases[] = {
+      {"memory: {request: -1GiB}", "memory.request", "must not be negative, got '-1GiB'"},
+      {"memory: {limit: -5}", "memory.limit", "must not be negative"},
+      {"memory: {request: 12 parsecs}", "memory.request", "invalid byte quantity '12 parsecs'"},
+      {"memory: {limit: lots}", "memory.limit", "invalid byte quantity 'lots'"},
+      {"memory: {request: 0}", "memory.request", "at least 1 byte"},
+      {"memory: {request: [1GiB]}", "memory.request", "expected a byte quantity"},
+      {"memory: {request: 2GiB, limit: 1GiB}", "memory.limit",
+       "must be >= memory.request (1073741824 < 2147483648 bytes)"},
+      {"resolver: teleport", "resolver",
+       "unknown resolver 'teleport' (expected wait, priority or swap)"},
+      {"resolver: {a: b}", "resolver", "expected a string"},
+      {"load: lazy", "load", "unknown load policy 'lazy' (expected eager or on_demand)"},
+      {"load: default", "load", "unknown load policy 'default'"},
+      {"load: [eager]", "load", "expected a string"},
+      {"pinned: maybe", "pinned", "expected true or false, got 'maybe'"},
+      {"pinned: [true]", "pinned", "expected true or false"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseModelConfig(c.yaml, "zoo/m/config.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.yaml;
+    const std::string msg = r.status().message();
+    EXPECT_EQ(msg.rfind("zoo/m/config.yaml: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find(std::string("field '") + c.field + "'"), std::string::npos)
+        << c.yaml << " -> " << msg;
+    EXPECT_NE(msg.find(c.why), std::string::npos) << c.yaml << " -> " << msg;
+  }
+}
+
+// Memory sizes at their edges: 1 byte and a limit equal to the request pass.
+TEST(ModelConfigTest, SmallestMemorySizesPass) {
+  auto c = ParseModelConfig("memory: {request: 1, limit: 1}", "m/config.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c->memory_request, 1u);
+  EXPECT_EQ(*c->memory_limit, 1u);
+}
+
+TEST(ModelConfigTest, WriterSpellsLoadAndPinned) {
+  ModelConfig c;
+  c.load = LoadPolicy::kOnDemand;
+  c.pinned = true;
+  std::string yaml = ModelConfigToYaml(c);
+  EXPECT_NE(yaml.find("\nload: on_demand\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("pinned: true\n"), std::string::npos) << yaml;
+  auto back = ParseModelConfig(yaml, "written.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->load, LoadPolicy::kOnDemand);
+  EXPECT_TRUE(back->pinned);
+
+  c.load = LoadPolicy::kEager;
+  c.pinned = false;
+  yaml = ModelConfigToYaml(c);
+  EXPECT_NE(yaml.find("\nload: eager\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("pinned: false\n"), std::string::npos) << yaml;
+  EXPECT_EQ(ParseModelConfig(yaml, "written.yaml")->load, LoadPolicy::kEager);
+
+  // kDefault is written by leaving the field out.
+  c.load = LoadPolicy::kDefault;
+  yaml = ModelConfigToYaml(c);
+  EXPECT_EQ(yaml.find("\nload:"), std::string::npos) << yaml;
+  EXPECT_EQ(ParseModelConfig(yaml, "written.yaml")->load, LoadPolicy::kDefault);
 }
 
 // Whatever bytes a user writes, the parser answers with a config or an error.
@@ -135,6 +269,8 @@ rc::Gen<ModelConfig> ValidConfig() {
     c.replicas = *rc::gen::inRange<int>(1, 1025);
     c.priority = *rc::gen::arbitrary<int>();
     c.resolver = *rc::gen::element(Resolver::kWait, Resolver::kPriority, Resolver::kSwap);
+    c.load = *rc::gen::element(LoadPolicy::kDefault, LoadPolicy::kEager, LoadPolicy::kOnDemand);
+    c.pinned = *rc::gen::arbitrary<bool>();
     c.latency_sensitive = *rc::gen::arbitrary<bool>();
     c.expected_load = *rc::gen::inRange<int>(0, 1 << 30) / 7.0;
     c.batching.enabled = *rc::gen::arbitrary<bool>();

@@ -7,15 +7,6 @@
 namespace modelgrid {
 namespace {
 
-const char* ResolverName(Resolver r) {
-  switch (r) {
-    case Resolver::kWait: return "wait";
-    case Resolver::kPriority: return "priority";
-    case Resolver::kSwap: return "swap";
-  }
-  return "wait";
-}
-
 void EmitString(YAML::Emitter& out, const std::string& s) { out << YAML::DoubleQuoted << s; }
 
 void EmitTensors(YAML::Emitter& out, const char* key, const std::vector<TensorSpec>& specs) {
@@ -58,6 +49,11 @@ std::string ModelConfigToYaml(const ModelConfig& c) {
   out << YAML::Key << "replicas" << YAML::Value << c.replicas;
   out << YAML::Key << "priority" << YAML::Value << c.priority;
   out << YAML::Key << "resolver" << YAML::Value << ResolverName(c.resolver);
+  // kDefault has no spelling: config.yaml says it by leaving `load` out.
+  if (c.load != LoadPolicy::kDefault) {
+    out << YAML::Key << "load" << YAML::Value << LoadPolicyName(c.load);
+  }
+  out << YAML::Key << "pinned" << YAML::Value << c.pinned;
   out << YAML::Key << "latency_sensitive" << YAML::Value << c.latency_sensitive;
   out << YAML::Key << "expected_load" << YAML::Value << c.expected_load;
 

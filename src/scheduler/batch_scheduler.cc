@@ -35,16 +35,32 @@ std::string CompatibilityKey(const SchedulerRequest& r) {
   return key;
 }
 
-constexpr std::string_view kRetryMarker = "; retry after ";
+// Submit time + `us`; SchedulerTime::max() (no deadline) for 0 or for a sum
+// past the clock's range.
+SchedulerTime DeadlineAfter(SchedulerTime now, uint64_t us) {
+  if (us == 0) return SchedulerTime::max();
+  const int64_t room_us = duration_cast<microseconds>(SchedulerTime::max() - now).count();
+  if (room_us <= 0 || us >= static_cast<uint64_t>(room_us)) return SchedulerTime::max();
+  return now + microseconds(static_cast<int64_t>(us));
+}
 
 }  // namespace
+
+std::chrono::milliseconds TimeoutUntil(std::optional<SchedulerTime> deadline, SchedulerTime now) {
+  const milliseconds cap = kNoDeadlineTimeout;
+  if (!deadline || *deadline == SchedulerTime::max()) return cap;
+  if (*deadline <= now) return milliseconds(1);
+  const auto left = *deadline - now;
+  if (left >= cap) return cap;
+  return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(left));
+}
 
 struct BatchScheduler::Pending {
   SchedulerRequest request;
   SchedulerCallback done;
   uint64_t sequence = 0;
   SchedulerTime enqueued;
-  SchedulerTime deadline;
+  SchedulerTime deadline;       // SchedulerTime::max(): none
   std::optional<int64_t> rows;  // batch size when the request can batch
   std::string key;              // CompatibilityKey when it can batch
 };
@@ -64,18 +80,7 @@ BatchSchedulerOptions BatchSchedulerOptions::FromConfig(std::string model_name,
 
 std::optional<uint64_t> RetryAfterSeconds(const Status& status) {
   if (status.code() != StatusCode::kUnavailable) return std::nullopt;
-  const std::string& m = status.message();
-  if (m.rfind("queue full", 0) != 0) return std::nullopt;
-  size_t at = m.rfind(kRetryMarker);
-  if (at == std::string::npos) return std::nullopt;
-  uint64_t seconds = 0;
-  bool any = false;
-  for (size_t i = at + kRetryMarker.size(); i < m.size() && m[i] >= '0' && m[i] <= '9'; ++i) {
-    seconds = seconds * 10 + static_cast<uint64_t>(m[i] - '0');
-    any = true;
-  }
-  if (!any) return std::nullopt;
-  return seconds;
+  return status.retry_after_seconds();
 }
 
 BatchScheduler::BatchScheduler(BatchSchedulerOptions options, BatchExecutor* executor,
@@ -110,13 +115,10 @@ Status BatchScheduler::Submit(SchedulerRequest request, SchedulerCallback done) 
   }
   const SchedulerTime now = clock_->Now();
   p.enqueued = now;
-  if (request.deadline) {
-    p.deadline = *request.deadline;
-  } else if (options_.batching.default_timeout_us == 0) {
-    p.deadline = SchedulerTime::max();
-  } else {
-    p.deadline = now + microseconds(options_.batching.default_timeout_us);
-  }
+  // One deadline per request: the client's, else the model's default (0:
+  // none). It bounds the queue wait here and reaches the executor.
+  p.deadline = request.deadline ? *request.deadline
+                                : DeadlineAfter(now, options_.batching.default_timeout_us);
   p.request = std::move(request);
   p.done = std::move(done);
 
@@ -128,9 +130,13 @@ Status BatchScheduler::Submit(SchedulerRequest request, SchedulerCallback done) 
   const uint64_t limit = options_.batching.max_queue_size;
   if (limit > 0 && queue_.size() >= limit) {
     ++stats_.rejected;
-    return Status::Unavailable(fmt::format("queue full ({} requests) for model '{}'{}{} s",
-                                           queue_.size(), model, kRetryMarker,
-                                           RetryAfterHintLocked()));
+    const uint64_t retry_after = RetryAfterHintLocked();
+    StatusDetail detail;
+    detail.retry_after_seconds = retry_after;
+    return Status::Unavailable(
+               fmt::format("queue full ({} requests) for model '{}'; retry after {} s",
+                           queue_.size(), model, retry_after))
+        .WithDetail(std::move(detail));
   }
   p.sequence = next_sequence_++;
   // Sorted by priority (higher first), then arrival.
@@ -223,12 +229,19 @@ std::optional<BatchScheduler::Batch> BatchScheduler::NextBatch(SchedulerTime now
     const int64_t max = options_.max_batch_size;
     int64_t total = *head.rows;
     bool overflow = false;
+    bool capped = false;
+    const bool costed = options_.batch_bytes && options_.budget_bytes;
+    std::optional<uint64_t> budget;  // read once, when the first partner is considered
     SchedulerTime oldest = head.enqueued;
     for (size_t j = 1; j < queue_.size() && total < max; ++j) {
       const Pending& p = queue_[j];
       if (!p.rows || p.key != head.key) continue;
       if (total + *p.rows > max) {
         overflow = true;  // the next partner does not fit: the batch is as big as it gets
+        break;
+      }
+      if (costed && !FitsBudget(total + *p.rows, &budget)) {
+        overflow = capped = true;  // nor does it fit the memory: it waits, in order
         break;
       }
       total += *p.rows;
@@ -240,6 +253,7 @@ std::optional<BatchScheduler::Batch> BatchScheduler::NextBatch(SchedulerTime now
     due = total >= max || overflow || now >= ready ||
           std::find(preferred.begin(), preferred.end(), total) != preferred.end();
     if (!due) *wake = ready;
+    if (due && capped) ++stats_.memory_capped_batches;
   }
   if (!due) {
     for (const Pending& p : queue_) {
@@ -310,101 +324,183 @@ Result<std::vector<InferTensor>> MergeInputs(const std::vector<const SchedulerRe
 
 }  // namespace
 
-void BatchScheduler::Run(Batch batch) {
-  std::vector<Pending>& members = batch.members;
-  const SchedulerTime dispatched = clock_->Now();
-  const bool split = batching_ && members.front().rows.has_value();
+struct BatchScheduler::Attempt {
+  std::vector<Result<std::vector<InferTensor>>> results;  // one per member, in order
+  Status failure;                                         // not OK: every member's result
+  bool executor_failed = false;                           // `failure` is what Execute() returned
+  int64_t rows = 1;                                       // ExecuteContext::rows
+  SchedulerTime start;
+  SchedulerTime end;
+};
+
+BatchScheduler::Attempt BatchScheduler::Execute(const std::vector<Pending*>& members) {
+  Attempt a;
+  const bool split = batching_ && members.front()->rows.has_value();
+  ExecuteContext ctx;
+  SchedulerTime latest = members.front()->deadline;
+  for (const Pending* p : members) latest = std::max(latest, p->deadline);
+  if (latest != SchedulerTime::max()) ctx.deadline = latest;
+
   std::vector<int64_t> rows;
   std::vector<InferTensor> inputs;
-  Status failure;
   if (split) {
     std::vector<const SchedulerRequest*> requests;
-    for (const Pending& p : members) {
-      rows.push_back(*p.rows);
-      requests.push_back(&p.request);
+    int64_t total = 0;
+    for (const Pending* p : members) {
+      rows.push_back(*p->rows);
+      total += *p->rows;
+      requests.push_back(&p->request);
     }
+    ctx.rows = total;
     // A batch of one is passed on as it is: merging would only copy it.
+    // A merged batch copies, so its members keep their inputs for a retry.
     Result<std::vector<InferTensor>> merged =
-        members.size() == 1 ? Result<std::vector<InferTensor>>(std::move(members[0].request.inputs))
-                            : MergeInputs(requests);
+        members.size() == 1
+            ? Result<std::vector<InferTensor>>(std::move(members[0]->request.inputs))
+            : MergeInputs(requests);
     if (merged.ok()) {
       inputs = std::move(merged).value();
     } else {
-      failure = merged.status().WithPrefix(fmt::format("model '{}'", options_.model_name));
+      a.failure = merged.status().WithPrefix(fmt::format("model '{}'", options_.model_name));
     }
   } else {
-    inputs = std::move(members.front().request.inputs);
+    inputs = std::move(members.front()->request.inputs);
   }
+  a.rows = ctx.rows;
 
-  std::vector<Result<std::vector<InferTensor>>> results;
-  SchedulerTime start = clock_->Now();
-  SchedulerTime end = start;
-  if (failure.ok()) {
-    const SchedulerRequest& head = members.front().request;
+  a.start = clock_->Now();
+  a.end = a.start;
+  if (a.failure.ok()) {
+    const SchedulerRequest& head = members.front()->request;
     Result<std::vector<InferTensor>> out = Status::Internal("not run");
     try {
-      out = executor_->Execute(head.task, std::move(inputs), head.params);
+      out = executor_->Execute(ctx, head.task, std::move(inputs), head.params);
     } catch (const std::exception& e) {
       out = Status::Internal(
           fmt::format("model '{}': executor threw: {}", options_.model_name, e.what()));
     } catch (...) {
       out = Status::Internal(fmt::format("model '{}': executor threw", options_.model_name));
     }
-    end = clock_->Now();
+    a.end = clock_->Now();
     if (!out.ok()) {
-      failure = out.status();
+      a.failure = out.status();
+      a.executor_failed = true;
     } else if (!split) {
-      results.push_back(std::move(out).value());
+      a.results.push_back(std::move(out).value());
     } else if (members.size() == 1) {
       for (const InferTensor& output : *out) {
         Status checked = CheckBatchOutput(output, rows);
         if (!checked.ok()) {
-          failure = Status::Internal(fmt::format(
-              "model '{}' returned output '{}' that does not match the batch: {}",
-              options_.model_name, output.name, checked.message()));
+          a.failure = Status::Internal(
+              fmt::format("model '{}' returned output '{}' that does not match the batch: {}",
+                          options_.model_name, output.name, checked.message()));
           break;
         }
       }
-      if (failure.ok()) results.push_back(std::move(out).value());
+      if (a.failure.ok()) a.results.push_back(std::move(out).value());
     } else {
-      results.assign(members.size(), std::vector<InferTensor>{});
+      a.results.assign(members.size(), std::vector<InferTensor>{});
       for (const InferTensor& output : *out) {
         Result<std::vector<InferTensor>> pieces = SplitBatch(output, rows);
         if (!pieces.ok()) {
-          failure = Status::Internal(fmt::format(
+          a.failure = Status::Internal(fmt::format(
               "model '{}' returned output '{}' that cannot be split across the batch: {}",
               options_.model_name, output.name, pieces.status().message()));
           break;
         }
         for (size_t i = 0; i < members.size(); ++i) {
-          results[i].value().push_back(std::move((*pieces)[i]));
+          a.results[i].value().push_back(std::move((*pieces)[i]));
         }
       }
     }
   }
-  const bool ok = failure.ok();
-  if (!ok) results.assign(members.size(), failure);
+  if (!a.failure.ok()) a.results.assign(members.size(), a.failure);
+  return a;
+}
 
+void BatchScheduler::CountBatchLocked(const Attempt& attempt) {
+  stats_.executed_batches += 1;
+  stats_.batch_size_histogram[attempt.rows] += 1;
+  stats_.batch_compute_duration_us += Micros(attempt.start, attempt.end);
+}
+
+void BatchScheduler::CountRequestLocked(const Pending& p, bool ok, uint64_t compute_us,
+                                        SchedulerTime dispatched, SchedulerTime end) {
+  stats_.executed_requests += 1;
+  stats_.executed_inferences += static_cast<uint64_t>(batching_ ? p.rows.value_or(1) : 1);
+  (ok ? stats_.succeeded : stats_.failed) += 1;
+  stats_.compute_duration_us += compute_us;
+  stats_.queue_duration_us += Micros(p.enqueued, dispatched);
+  stats_.request_duration_us += Micros(p.enqueued, end);
+}
+
+void BatchScheduler::Run(Batch batch) {
+  std::vector<Pending>& members = batch.members;
+  const SchedulerTime dispatched = clock_->Now();
+  std::vector<Pending*> all;
+  all.reserve(members.size());
+  for (Pending& p : members) all.push_back(&p);
+  Attempt first = Execute(all);
+  const uint64_t first_us = Micros(first.start, first.end);
+  // A merged batch that ran out of memory: its requests may fit alone.
+  const bool retry = members.size() > 1 && first.executor_failed &&
+                     first.failure.code() == StatusCode::kResourceExhausted;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const uint64_t n = members.size();
-    const uint64_t compute_us = Micros(start, end);
-    int64_t batch_rows = 0;
-    for (int64_t r : rows) batch_rows += r;
-    if (!split) batch_rows = 1;
-    stats_.executed_batches += 1;
-    stats_.executed_requests += n;
-    stats_.executed_inferences += static_cast<uint64_t>(batch_rows);
-    stats_.batch_size_histogram[batch_rows] += 1;
-    (ok ? stats_.succeeded : stats_.failed) += n;
-    stats_.batch_compute_duration_us += compute_us;
-    stats_.compute_duration_us += compute_us * n;
-    for (const Pending& p : members) {
-      stats_.queue_duration_us += Micros(p.enqueued, dispatched);
-      stats_.request_duration_us += Micros(p.enqueued, end);
+    CountBatchLocked(first);
+    if (retry) {
+      stats_.memory_splits += 1;
+    } else {
+      for (size_t i = 0; i < members.size(); ++i) {
+        CountRequestLocked(members[i], first.results[i].ok(), first_us, dispatched, first.end);
+      }
     }
   }
-  for (size_t i = 0; i < members.size(); ++i) Complete(members[i], std::move(results[i]));
+  if (!retry) {
+    for (size_t i = 0; i < members.size(); ++i) Complete(members[i], std::move(first.results[i]));
+    return;
+  }
+
+  spdlog::debug(
+      "model '{}': a batch of {} requests ({} rows) ran out of memory ({}); retrying "
+      "each request alone",
+      options_.model_name, members.size(), first.rows, first.failure.message());
+  for (Pending& p : members) {
+    const SchedulerTime now = clock_->Now();
+    if (p.deadline <= now) {
+      Result<std::vector<InferTensor>> late = Status::Unavailable(fmt::format(
+          "request '{}' reached its deadline after {} ms, before it could run alone on model "
+          "'{}' (its batch of {} requests failed: {})",
+          p.request.id, duration_cast<milliseconds>(now - p.enqueued).count(), options_.model_name,
+          members.size(), first.failure.message()));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        CountRequestLocked(p, false, first_us, dispatched, now);
+      }
+      Complete(p, std::move(late));
+      continue;
+    }
+    Attempt alone = Execute({&p});
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      CountBatchLocked(alone);
+      CountRequestLocked(p, alone.results[0].ok(), first_us + Micros(alone.start, alone.end),
+                         dispatched, alone.end);
+    }
+    Complete(p, std::move(alone.results[0]));
+  }
+}
+
+bool BatchScheduler::FitsBudget(int64_t rows, std::optional<uint64_t>* budget) const {
+  try {
+    if (!*budget) *budget = options_.budget_bytes();
+    return options_.batch_bytes(rows) <= **budget;
+  } catch (const std::exception& e) {
+    spdlog::warn("model '{}': the batch cost model threw: {}", options_.model_name, e.what());
+  } catch (...) {
+    spdlog::warn("model '{}': the batch cost model threw", options_.model_name);
+  }
+  return false;
 }
 
 }  // namespace modelgrid

@@ -313,11 +313,13 @@ TEST(BatchSchedulerTest, PriorityDecidesWhichRequestsFillTheBatch) {
   EXPECT_EQ(Int32Values(calls[2].inputs[0]), (std::vector<int32_t>{0, 1}));
 }
 
+// Any error but kResourceExhausted (which splits the batch, see
+// batch_scheduler_memory_test.cc) reaches every request of the batch as is.
 TEST(BatchSchedulerTest, ExecutorErrorReachesEveryRequestOfTheBatch) {
   FakeExecutor executor([](const std::string& task, const std::vector<InferTensor>& in,
                            const nlohmann::json& p) -> Result<std::vector<InferTensor>> {
     if (task == "block") return testing::DoubleModel(task, in, p);
-    return Status::ResourceExhausted("model 'm' exceeded its memory limit");
+    return Status::InvalidArgument("model 'm' rejects input 'x'");
   });
   BatchScheduler s(Options(4), &executor);
   Outcome blocker;
@@ -330,12 +332,13 @@ TEST(BatchSchedulerTest, ExecutorErrorReachesEveryRequestOfTheBatch) {
   for (Outcome& o : outs) {
     auto r = o.Get();
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
-    EXPECT_EQ(r.status().message(), "model 'm' exceeded its memory limit");
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), "model 'm' rejects input 'x'");
   }
   EXPECT_TRUE(blocker.Get().ok());
-  EXPECT_EQ(executor.Calls().size(), 2u);
+  EXPECT_EQ(executor.Calls().size(), 2u);  // one batch, never retried
   EXPECT_EQ(s.Stats().failed, 3u);
+  EXPECT_EQ(s.Stats().memory_splits, 0u);
 }
 
 TEST(BatchSchedulerTest, OutputWithoutTheBatchDimensionFailsTheBatch) {
@@ -379,7 +382,8 @@ TEST(BatchSchedulerTest, LoneRequestOutputsAreCheckedAgainstItsRows) {
   auto e = bad.Get();
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.status().code(), StatusCode::kInternal);
-  EXPECT_TRUE(Contains(e.status().message(), "output 'y' has dimension 0 of 2")) << e.status().message();
+  EXPECT_TRUE(Contains(e.status().message(), "output 'y' has dimension 0 of 2"))
+      << e.status().message();
 }
 
 TEST(BatchSchedulerTest, ExecutorExceptionBecomesInternal) {

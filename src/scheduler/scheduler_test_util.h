@@ -85,27 +85,41 @@ inline Result<std::vector<InferTensor>> DoubleModel(const std::string&,
   return outputs;
 }
 
-// Records every batch; while held, Execute() blocks (bounded) until Release().
+// Records every batch (with its ExecuteContext); while held, Execute()
+// blocks (bounded) until Release(). The model is either a plain Fn or a
+// CtxFn that also sees the context (e.g. to fail past some rows, or to move
+// a ManualClock as if the batch took that long).
 class FakeExecutor : public BatchExecutor {
  public:
   struct Call {
+    ExecuteContext ctx;
     std::string task;
     std::vector<InferTensor> inputs;
     nlohmann::json params;
   };
   using Fn = std::function<Result<std::vector<InferTensor>>(
       const std::string&, const std::vector<InferTensor>&, const nlohmann::json&)>;
+  using CtxFn = std::function<Result<std::vector<InferTensor>>(
+      const ExecuteContext&, const std::string&, const std::vector<InferTensor>&,
+      const nlohmann::json&)>;
 
-  explicit FakeExecutor(Fn fn = DoubleModel) : fn_(std::move(fn)) {}
+  explicit FakeExecutor(Fn fn = DoubleModel)
+      : fn_([fn = std::move(fn)](const ExecuteContext&, const std::string& task,
+                                 const std::vector<InferTensor>& inputs,
+                                 const nlohmann::json& params) {
+          return fn(task, inputs, params);
+        }) {}
+  explicit FakeExecutor(CtxFn fn) : fn_(std::move(fn)) {}
 
-  Result<std::vector<InferTensor>> Execute(const std::string& task, std::vector<InferTensor> inputs,
+  Result<std::vector<InferTensor>> Execute(const ExecuteContext& ctx, const std::string& task,
+                                           std::vector<InferTensor> inputs,
                                            const nlohmann::json& params) override {
     std::unique_lock<std::mutex> lock(mu_);
-    calls_.push_back({task, inputs, params});
+    calls_.push_back({ctx, task, inputs, params});
     cv_.notify_all();
     cv_.wait_for(lock, kPatience, [this] { return !hold_; });
     lock.unlock();
-    return fn_(task, inputs, params);
+    return fn_(ctx, task, inputs, params);
   }
 
   void Hold() {
@@ -128,7 +142,7 @@ class FakeExecutor : public BatchExecutor {
   }
 
  private:
-  Fn fn_;
+  CtxFn fn_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool hold_ = false;

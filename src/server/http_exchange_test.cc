@@ -27,12 +27,24 @@ TEST(HttpExchangeTest, ErrorRepliesMapCodesToStatuses) {
 }
 
 TEST(HttpExchangeTest, QueueFullCarriesRetryAfter) {
-  // The scheduler's queue-full message (modelgrid/scheduler/batch_scheduler.h).
-  HttpReply r =
-      ErrorReply(Status::Unavailable("queue full (256 requests) for model 'm'; retry after 3 s"));
+  // The scheduler's queue-full status carries the hint as a typed detail
+  // (modelgrid/scheduler/batch_scheduler.h); the header comes from it.
+  StatusDetail detail;
+  detail.retry_after_seconds = 3;
+  HttpReply r = ErrorReply(
+      Status::Unavailable("queue full (256 requests) for model 'm'; retry after 3 s")
+          .WithDetail(detail));
   EXPECT_EQ(r.status, 503);
   ASSERT_EQ(r.headers.size(), 1u);
   EXPECT_EQ(r.headers[0], (std::pair<std::string, std::string>{"Retry-After", "3"}));
+}
+
+TEST(HttpExchangeTest, RetryAfterComesFromTheDetailNotTheText) {
+  // The same words without the typed detail: no header (nobody parses text).
+  HttpReply r =
+      ErrorReply(Status::Unavailable("queue full (256 requests) for model 'm'; retry after 3 s"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.headers.empty());
 }
 
 TEST(HttpExchangeTest, JsonReplyNeverThrowsOnBadUtf8) {

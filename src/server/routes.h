@@ -36,7 +36,8 @@ std::vector<Route> InferRoutes(Grid* grid);
 std::vector<Route> RepositoryRoutes(Grid* grid);
 // GET /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats.
 std::vector<Route> StatsRoutes(Grid* grid);
-// GET /v2/modelgrid/devices, /v2/modelgrid/models.
+// GET /v2/modelgrid/devices, /v2/modelgrid/models, /v2/modelgrid/changes;
+// POST /v2/modelgrid/models/{m}/config, /v2/modelgrid/strategy.
 std::vector<Route> ModelGridRoutes(Grid* grid);
 // Triton's system shared memory extension (routes_shared_memory.cc):
 // GET /v2/systemsharedmemory/status, .../region/{name}/status; POST

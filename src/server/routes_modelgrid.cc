@@ -1,6 +1,9 @@
 // ModelGrid's own routes: GET /v2/modelgrid/devices and /v2/modelgrid/models
-// (placement and memory at a glance). Query ?refresh=1 asks the workers for
-// fresh memory figures first.
+// (placement and memory at a glance; ?refresh=1 asks the workers for fresh
+// memory figures first), and reconfiguration while serving:
+// POST /v2/modelgrid/models/{m}/config, POST /v2/modelgrid/strategy,
+// GET /v2/modelgrid/changes (docs/design.md, "Memory model").
+#include "modelgrid/bytes.h"
 #include "server/routes.h"
 #include "server/status_json.h"
 
@@ -24,12 +27,93 @@ HttpReply Models(Grid* grid, const HttpRequest& req) {
   return JsonReply(200, {{"models", list}});
 }
 
+// A byte figure: an integer, or a quantity string such as "2GiB".
+Result<uint64_t> BytesField(const json& v, const std::string& who) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_string()) {
+    auto b = ParseBytes(v.get<std::string>());
+    if (!b.ok()) return b.status().WithPrefix(who);
+    return b;
+  }
+  return Status::InvalidArgument(who + ": expected a non-negative integer or a quantity "
+                                 "such as \"2GiB\", got " + v.dump());
+}
+
+// Decodes {"request", "limit", "priority", "resolver", "load", "pinned"}
+// (every field optional, nothing else allowed).
+Result<ModelUpdate> DecodeUpdate(const std::string& body, const std::string& model) {
+  MG_ASSIGN_OR_RETURN(json j, ParseJsonObjectBody(body));
+  const std::string who = "model '" + model + "' config";
+  ModelUpdate u;
+  for (const auto& [key, v] : j.items()) {
+    const std::string field = who + ": field '" + key + "'";
+    if (key == "request" || key == "limit") {
+      MG_ASSIGN_OR_RETURN(uint64_t bytes, BytesField(v, field));
+      (key == "request" ? u.request_bytes : u.limit_bytes) = bytes;
+    } else if (key == "priority") {
+      if (!v.is_number_integer()) return Status::InvalidArgument(field + ": expected an integer");
+      u.priority = v.get<int>();
+    } else if (key == "resolver") {
+      if (!v.is_string()) return Status::InvalidArgument(field + ": expected a string");
+      auto r = ParseResolver(v.get<std::string>());
+      if (!r.ok()) return r.status().WithPrefix(field);
+      u.resolver = *r;
+    } else if (key == "load") {
+      if (!v.is_string()) return Status::InvalidArgument(field + ": expected a string");
+      auto p = ParseLoadPolicy(v.get<std::string>());
+      if (!p.ok()) return p.status().WithPrefix(field);
+      u.load = *p;
+    } else if (key == "pinned") {
+      if (!v.is_boolean()) return Status::InvalidArgument(field + ": expected true or false");
+      u.pinned = v.get<bool>();
+    } else {
+      return Status::InvalidArgument(who + ": unknown field '" + key +
+                                     "' (fields: request, limit, priority, resolver, load, "
+                                     "pinned)");
+    }
+  }
+  return u;
+}
+
+HttpReply Reconfigure(Grid* grid, const HttpRequest& req) {
+  const std::string& model = req.Capture(0);
+  auto update = DecodeUpdate(req.body, model);
+  if (!update.ok()) return ErrorReply(update.status());
+  if (Status s = grid->Reconfigure(model, *update); !s.ok()) return ErrorReply(s);
+  auto status = grid->Model(model);
+  if (!status.ok()) return ErrorReply(status.status());
+  return JsonReply(200, ModelView(*status));
+}
+
+HttpReply SetStrategy(Grid* grid, const HttpRequest& req) {
+  auto body = ParseJsonObjectBody(req.body);
+  if (!body.ok()) return ErrorReply(body.status());
+  const auto it = body->find("strategy");
+  if (it == body->end() || !it->is_string() || body->size() != 1) {
+    return ErrorReply(400, "expected {\"strategy\": \"<name>\"} and nothing else");
+  }
+  auto strategy = ParseStrategy(it->get<std::string>());
+  if (!strategy.ok()) return ErrorReply(strategy.status());
+  grid->SetStrategy(*strategy);
+  return JsonReply(200, {{"strategy", StrategyName(grid->strategy())}});
+}
+
+HttpReply Changes(Grid* grid) {
+  return JsonReply(200, {{"strategy", StrategyName(grid->strategy())},
+                         {"changes", grid->ChangeLog()}});
+}
+
 }  // namespace
 
 std::vector<Route> ModelGridRoutes(Grid* grid) {
   return {
       {"GET", "/v2/modelgrid/devices", [grid](const HttpRequest& r) { return Devices(grid, r); }},
       {"GET", "/v2/modelgrid/models", [grid](const HttpRequest& r) { return Models(grid, r); }},
+      {"GET", "/v2/modelgrid/changes", [grid](const HttpRequest&) { return Changes(grid); }},
+      {"POST", "/v2/modelgrid/strategy",
+       [grid](const HttpRequest& r) { return SetStrategy(grid, r); }},
+      {"POST", "/v2/modelgrid/models/([^/]+)/config",
+       [grid](const HttpRequest& r) { return Reconfigure(grid, r); }},
   };
 }
 

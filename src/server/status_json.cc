@@ -42,11 +42,16 @@ const char* RepositoryStateName(ModelState state) {
       return "READY";
     case ModelState::kLoading:
     case ModelState::kRestarting:
+    case ModelState::kSwappingIn:
       return "LOADING";
+    case ModelState::kSwappingOut:
+      return "UNLOADING";
     case ModelState::kAdded:
     case ModelState::kUnplaced:
     case ModelState::kFailed:
     case ModelState::kUnloaded:
+    case ModelState::kStandby:
+    case ModelState::kSwapped:
       return "UNAVAILABLE";
   }
   return "UNAVAILABLE";
@@ -85,6 +90,19 @@ json ModelView(const ModelStatus& s) {
           {"context_bytes", s.context_bytes},
           {"context_measured", s.context_measured},
           {"restarts", s.restarts},
+          {"priority", s.priority},
+          {"resolver", ResolverName(s.resolver)},
+          {"load", LoadPolicyName(s.load)},
+          {"pinned", s.pinned},
+          {"borrowed_bytes", s.borrowed_bytes},
+          {"swapped_bytes", s.swapped_bytes},
+          {"swaps_out", s.swaps_out},
+          {"swaps_in", s.swaps_in},
+          {"swap_out_us", s.swap_out_us},
+          {"swap_in_us", s.swap_in_us},
+          {"evictions", s.evictions},
+          {"reloads", s.reloads},
+          {"collisions", s.collisions},
           {"max_batch_size", s.max_batch_size},
           {"tasks", s.tasks}};
 }
@@ -98,6 +116,9 @@ json DeviceView(const DeviceStatus& s) {
           {"used_bytes", s.used_bytes},
           {"free_bytes", s.free_bytes},
           {"reserved_bytes", s.reserved_bytes},
+          {"capacity_bytes", s.capacity_bytes},
+          {"borrowed_bytes", s.borrowed_bytes},
+          {"swapped_bytes", s.swapped_bytes},
           {"buffer_bytes", s.buffer_bytes},
           {"context_bytes", s.device.context_bytes},
           {"context_measured", s.context_measured},

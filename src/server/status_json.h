@@ -26,8 +26,11 @@ inline constexpr const char* kPlatform = "pytorch_torchscript";
 // "sim:a100#2" -> 2); 0 when there is none ("cpu").
 int64_t DeviceOrdinal(const std::string& device_id);
 
-// Triton's model state names for the repository index: kReady "READY",
-// kLoading and kRestarting "LOADING", everything else "UNAVAILABLE".
+// Triton's model state names for the repository index: kReady "READY";
+// kLoading, kRestarting and kSwappingIn "LOADING"; kSwappingOut
+// "UNLOADING"; everything else "UNAVAILABLE" (standby and swapped included:
+// not resident, though their next request brings them back;
+// "modelgrid_state" tells which).
 const char* RepositoryStateName(ModelState state);
 
 // KServe v2 model metadata (modelgrid/kserve/metadata.h ModelMetadataJson)

@@ -67,8 +67,10 @@ TEST(StatusJsonTest, RepositoryStatesFollowTriton) {
   EXPECT_STREQ(RepositoryStateName(ModelState::kReady), "READY");
   EXPECT_STREQ(RepositoryStateName(ModelState::kLoading), "LOADING");
   EXPECT_STREQ(RepositoryStateName(ModelState::kRestarting), "LOADING");
-  for (ModelState s :
-       {ModelState::kAdded, ModelState::kUnplaced, ModelState::kFailed, ModelState::kUnloaded}) {
+  EXPECT_STREQ(RepositoryStateName(ModelState::kSwappingIn), "LOADING");
+  EXPECT_STREQ(RepositoryStateName(ModelState::kSwappingOut), "UNLOADING");
+  for (ModelState s : {ModelState::kAdded, ModelState::kUnplaced, ModelState::kFailed,
+                       ModelState::kUnloaded, ModelState::kStandby, ModelState::kSwapped}) {
     EXPECT_STREQ(RepositoryStateName(s), "UNAVAILABLE");
   }
   ModelStatus s = DigitsStatus();

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
+#include <vector>
 
 #include "modelgrid/bytes.h"
 
@@ -29,29 +30,98 @@ void RaiseTo(std::atomic<uint64_t>& peak, uint64_t value) {
   }
 }
 
+// The calling thread's charge and refusal record.
+thread_local CountingAllocator* t_charge = nullptr;
+thread_local uint64_t t_refusals = 0;
+thread_local std::optional<CountingAllocator::Refusal> t_last_refusal;
+
 }  // namespace
 
-Status CountingAllocator::Reserve(uint64_t bytes) {
+bool CountingAllocator::Take(uint64_t bytes, Refusal* refusal) {
   const uint64_t aligned = RoundUp(bytes, kAlignment);
   const uint64_t limit = limit_.load(std::memory_order_relaxed);
   const uint64_t before = current_aligned_.fetch_add(aligned, std::memory_order_relaxed);
   if (limit != kNoLimit && before + aligned > limit) {
     current_aligned_.fetch_sub(aligned, std::memory_order_relaxed);
-    refusals_.fetch_add(1, std::memory_order_relaxed);
-    return Status::ResourceExhausted("memory limit exceeded: limit " + std::to_string(limit) +
-                                     " bytes, in use " + std::to_string(before) +
-                                     " bytes, requested " + std::to_string(bytes) + " bytes");
+    *refusal = Refusal{limit, before, bytes, this};
+    return false;
+  }
+  if (parent_ != nullptr && !parent_->Take(bytes, refusal)) {
+    current_aligned_.fetch_sub(aligned, std::memory_order_relaxed);
+    return false;
   }
   RaiseTo(peak_aligned_, before + aligned);
   RaiseTo(peak_, current_.fetch_add(bytes, std::memory_order_relaxed) + bytes);
   allocations_.fetch_add(1, std::memory_order_relaxed);
-  return Status::Ok();
+  return true;
+}
+
+void CountingAllocator::NoteRefusal(const Refusal& refusal) {
+  for (CountingAllocator* c = this; c != nullptr; c = c->parent_) {
+    c->refusals_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(c->refusal_mu_);
+    c->last_refusal_ = refusal;
+  }
+}
+
+bool CountingAllocator::TryReserve(uint64_t bytes, Refusal* refusal) {
+  Refusal r;
+  if (Take(bytes, &r)) return true;
+  NoteRefusal(r);
+  ++t_refusals;
+  t_last_refusal = r;
+  if (refusal != nullptr) *refusal = r;
+  return false;
+}
+
+Status CountingAllocator::Reserve(uint64_t bytes) {
+  Refusal r;
+  if (TryReserve(bytes, &r)) return Status::Ok();
+  return Status::ResourceExhausted("memory limit exceeded: limit " + std::to_string(r.limit_bytes) +
+                                   " bytes, in use " + std::to_string(r.in_use_bytes) +
+                                   " bytes, requested " + std::to_string(r.requested_bytes) +
+                                   " bytes");
 }
 
 void CountingAllocator::Release(uint64_t bytes) {
-  current_.fetch_sub(bytes, std::memory_order_relaxed);
-  current_aligned_.fetch_sub(RoundUp(bytes, kAlignment), std::memory_order_relaxed);
-  frees_.fetch_add(1, std::memory_order_relaxed);
+  for (CountingAllocator* c = this; c != nullptr; c = c->parent_) {
+    c->current_.fetch_sub(bytes, std::memory_order_relaxed);
+    c->current_aligned_.fetch_sub(RoundUp(bytes, kAlignment), std::memory_order_relaxed);
+    c->frees_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::optional<CountingAllocator::Refusal> CountingAllocator::last_refusal() const {
+  std::lock_guard<std::mutex> lock(refusal_mu_);
+  return last_refusal_;
+}
+
+void CountingAllocator::Reset() {
+  for (auto* a :
+       {&current_, &peak_, &current_aligned_, &peak_aligned_, &allocations_, &frees_, &refusals_}) {
+    a->store(0, std::memory_order_relaxed);
+  }
+  limit_.store(kNoLimit, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(refusal_mu_);
+  last_refusal_.reset();
+}
+
+CountingAllocator::ScopedCharge::ScopedCharge(CountingAllocator* counters) : previous_(t_charge) {
+  t_charge = counters;
+}
+
+CountingAllocator::ScopedCharge::~ScopedCharge() { t_charge = previous_; }
+
+CountingAllocator* CountingAllocator::ThreadCharge() { return t_charge; }
+
+CountingAllocator* CountingAllocator::Charged() {
+  return t_charge != nullptr ? t_charge : Installed();
+}
+
+uint64_t CountingAllocator::ThreadRefusals() { return t_refusals; }
+
+std::optional<CountingAllocator::Refusal> CountingAllocator::LastThreadRefusal() {
+  return t_last_refusal;
 }
 
 CountingAllocator::Stats CountingAllocator::stats() const {
@@ -112,18 +182,22 @@ c10::DataPtr C10CountingAllocator::Allocate(size_t nbytes) const {
   if (nbytes > std::numeric_limits<uint64_t>::max() / 2) {
     C10_THROW_ERROR(OutOfMemoryError, "memory request of " + std::to_string(nbytes) + " bytes is absurd");
   }
-  const Status reserved = counters_->Reserve(nbytes);
+  // The calling thread's model counters when they are ours (a child of
+  // counters_), else counters_ itself (CountingAllocator::ScopedCharge).
+  CountingAllocator* owner = CountingAllocator::ThreadCharge();
+  if (owner == nullptr || owner->parent() != counters_) owner = counters_;
+  const Status reserved = owner->Reserve(nbytes);
   if (!reserved.ok()) C10_THROW_ERROR(OutOfMemoryError, reserved.message());
   const uint64_t total = CountingAllocator::kAlignment + RoundUp(nbytes, CountingAllocator::kAlignment);
   void* base = std::aligned_alloc(CountingAllocator::kAlignment, total);
   if (base == nullptr) {
-    counters_->Release(nbytes);
+    owner->Release(nbytes);
     C10_THROW_ERROR(OutOfMemoryError, "out of memory: the system refused " + std::to_string(nbytes) +
                                           " bytes (" + std::to_string(counters_->current_aligned_bytes()) +
                                           " bytes in use)");
   }
   void* data = static_cast<char*>(base) + CountingAllocator::kAlignment;
-  *HeaderOf(data) = BlockHeader{TagFor(data), nbytes, counters_};
+  *HeaderOf(data) = BlockHeader{TagFor(data), nbytes, owner};
   c10::profiledCPUMemoryReporter().New(data, nbytes);
   if (auto hook = g_trace_hook.load(std::memory_order_relaxed)) hook(true, nbytes, data);
   return c10::DataPtr(data, data, &Delete, cpu);
@@ -172,5 +246,39 @@ CountingAllocator& CountingAllocator::Install() {
 }
 
 CountingAllocator* CountingAllocator::Installed() { return g_installed.load(std::memory_order_acquire); }
+
+namespace {
+
+std::mutex g_pool_mu;
+std::vector<CountingAllocator*>* g_released = nullptr;  // guarded by g_pool_mu; never freed
+
+}  // namespace
+
+CountingAllocator* CountingAllocator::AcquireModelCounters() {
+  CountingAllocator& process = Install();
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    if (g_released != nullptr) {
+      for (auto it = g_released->begin(); it != g_released->end(); ++it) {
+        CountingAllocator* c = *it;
+        // No live block names them: nothing can be freed into them any more.
+        if (c->current_bytes() == 0 && c->current_aligned_bytes() == 0) {
+          g_released->erase(it);
+          c->Reset();
+          return c;
+        }
+      }
+    }
+  }
+  return new CountingAllocator(&process);  // never destroyed (see the header)
+}
+
+void CountingAllocator::ReleaseModelCounters(CountingAllocator* counters) {
+  if (counters == nullptr) return;
+  counters->SetLimit(std::nullopt);
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  if (g_released == nullptr) g_released = new std::vector<CountingAllocator*>();
+  g_released->push_back(counters);
+}
 
 }  // namespace modelgrid

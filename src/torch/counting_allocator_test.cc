@@ -130,5 +130,134 @@ TEST(CountingAllocatorTest, ConcurrentAllocationIsCountedExactly) {
   EXPECT_LE(s.peak_aligned_bytes, uint64_t(kThreads) * 17 * 5056);
 }
 
+// ---- per-model counters ----
+
+TEST(CountingAllocatorTest, AChildChargesItsParentAndEachAppliesItsLimit) {
+  CountingAllocator parent;
+  CountingAllocator child(&parent);
+  ASSERT_TRUE(parent.Reserve(1000).ok());  // charged to no child
+  ASSERT_TRUE(child.Reserve(100).ok());
+  EXPECT_EQ(child.stats().current_aligned_bytes, 128u);
+  EXPECT_EQ(parent.stats().current_aligned_bytes, 1024u + 128u);
+  EXPECT_EQ(parent.stats().allocations, 2u);
+
+  // The child's own limit refuses first; the record names the child.
+  child.SetLimit(1000);
+  Status s = child.Reserve(1000);
+  EXPECT_EQ(s.message(),
+            "memory limit exceeded: limit 1000 bytes, in use 128 bytes, requested 1000 bytes");
+  auto r = child.last_refusal();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->by, &child);
+  EXPECT_EQ(r->limit_bytes, 1000u);
+  EXPECT_EQ(r->in_use_bytes, 128u);
+  EXPECT_EQ(r->requested_bytes, 1000u);
+  EXPECT_EQ(child.stats().refusals, 1u);
+  EXPECT_EQ(parent.stats().refusals, 1u) << "a child's refusal counts in the parent too";
+
+  // The parent's limit refuses what the child's allows: nothing changes in
+  // either, and the record names the parent.
+  child.SetLimit(std::nullopt);
+  parent.SetLimit(2048);
+  s = child.Reserve(1000);
+  EXPECT_EQ(s.message(),
+            "memory limit exceeded: limit 2048 bytes, in use 1152 bytes, requested 1000 bytes");
+  r = child.last_refusal();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->by, &parent);
+  EXPECT_EQ(child.stats().current_aligned_bytes, 128u);
+  EXPECT_EQ(parent.stats().current_aligned_bytes, 1152u);
+  EXPECT_EQ(child.stats().refusals, 2u);
+
+  child.Release(100);
+  EXPECT_EQ(child.current_bytes(), 0u);
+  EXPECT_EQ(parent.current_bytes(), 1000u);
+  EXPECT_EQ(parent.stats().frees, 1u);
+}
+
+TEST(CountingAllocatorTest, AThreadsChargeChoosesTheCountersAndFreesGoToTheOwner) {
+  CountingAllocator& process = CountingAllocator::Install();
+  CountingAllocator* a = CountingAllocator::AcquireModelCounters();
+  CountingAllocator* b = CountingAllocator::AcquireModelCounters();
+  ASSERT_NE(a, b);
+  EXPECT_EQ(a->parent(), &process);
+  EXPECT_EQ(CountingAllocator::ThreadCharge(), nullptr);
+  EXPECT_EQ(CountingAllocator::Charged(), &process);
+  const uint64_t process_before = process.current_bytes();
+  at::Tensor ta, tb;
+  {
+    CountingAllocator::ScopedCharge charge_a(a);
+    EXPECT_EQ(CountingAllocator::Charged(), a);
+    ta = torch::empty({1000}, torch::kFloat32);  // 4000 bytes
+    {
+      CountingAllocator::ScopedCharge charge_b(b);  // nests
+      tb = torch::empty({250}, torch::kFloat32);    // 1000 bytes
+    }
+    EXPECT_EQ(CountingAllocator::ThreadCharge(), a);
+  }
+  EXPECT_EQ(CountingAllocator::ThreadCharge(), nullptr);
+  EXPECT_EQ(a->current_bytes(), 4000u);
+  EXPECT_EQ(b->current_bytes(), 1000u);
+  EXPECT_EQ(process.current_bytes(), process_before + 5000);
+  // Another thread, with another charge, frees a's tensor: a gets it back.
+  std::thread other([&] {
+    CountingAllocator::ScopedCharge charge_b(b);
+    ta.reset();
+  });
+  other.join();
+  EXPECT_EQ(a->current_bytes(), 0u);
+  EXPECT_EQ(b->current_bytes(), 1000u);
+  tb.reset();
+  EXPECT_EQ(b->current_bytes(), 0u);
+  EXPECT_EQ(process.current_bytes(), process_before);
+  EXPECT_EQ(a->stats().peak_bytes, 4000u);
+
+  // Given back with no live block, they are reused, zeroed.
+  a->SetLimit(10);
+  CountingAllocator::ReleaseModelCounters(a);
+  CountingAllocator* c = CountingAllocator::AcquireModelCounters();
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(c->stats().peak_bytes, 0u);
+  EXPECT_EQ(c->stats().allocations, 0u);
+  EXPECT_FALSE(c->limit().has_value());
+  // Given back with a live block, they are not.
+  at::Tensor held;
+  {
+    CountingAllocator::ScopedCharge charge(b);
+    held = torch::empty({16}, torch::kFloat32);
+  }
+  CountingAllocator::ReleaseModelCounters(b);
+  CountingAllocator* d = CountingAllocator::AcquireModelCounters();
+  EXPECT_NE(d, b);
+  held.reset();
+  EXPECT_EQ(b->current_bytes(), 0u);
+  CountingAllocator::ReleaseModelCounters(c);
+  CountingAllocator::ReleaseModelCounters(d);
+}
+
+// A refusal is known to the thread that asked without reading any text:
+// its refusal count rises and its record holds the figures.
+TEST(CountingAllocatorTest, TheAskingThreadKeepsARecordOfItsRefusals) {
+  CountingAllocator::Install();
+  CountingAllocator* model = CountingAllocator::AcquireModelCounters();
+  const uint64_t before = CountingAllocator::ThreadRefusals();
+  model->SetLimit(4096);
+  {
+    CountingAllocator::ScopedCharge charge(model);
+    EXPECT_THROW(torch::empty({2048}, torch::kFloat32), c10::OutOfMemoryError);
+  }
+  EXPECT_EQ(CountingAllocator::ThreadRefusals(), before + 1);
+  auto r = CountingAllocator::LastThreadRefusal();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->by, model);
+  EXPECT_EQ(r->limit_bytes, 4096u);
+  EXPECT_EQ(r->requested_bytes, 8192u);
+  // Another thread's count did not move.
+  uint64_t other_count = 99;
+  std::thread([&] { other_count = CountingAllocator::ThreadRefusals(); }).join();
+  EXPECT_EQ(other_count, 0u);
+  CountingAllocator::ReleaseModelCounters(model);
+}
+
 }  // namespace
 }  // namespace modelgrid

@@ -72,7 +72,8 @@ ModelRunner::ModelRunner(std::string model, WorkerContext* context, RetireFn on_
     : model_(std::move(model)),
       context_(context),
       on_retire_(std::move(on_retire)),
-      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      counters_(CountingAllocator::AcquireModelCounters()) {
   if (!wake_.valid()) spdlog::error("model '{}': eventfd failed: {}", model_, strerror(errno));
   thread_ = std::thread([this] { Loop(); });
 }
@@ -80,6 +81,22 @@ ModelRunner::ModelRunner(std::string model, WorkerContext* context, RetireFn on_
 ModelRunner::~ModelRunner() {
   Stop();
   if (thread_.joinable()) thread_.join();
+  backend_ = TorchScriptBackend();  // its blocks go back to counters_ first
+  CountingAllocator::ReleaseModelCounters(counters_);
+}
+
+ipc::ModelMemory ModelRunner::memory() const {
+  ipc::ModelMemory m;
+  m.model = model_;
+  m.swapped = swapped_.load();
+  if (on_cuda_.load()) {
+    m.current_bytes = m.swapped ? 0 : loaded_bytes_.load();
+    m.peak_bytes = cuda_load_peak_.load();
+  } else {
+    m.current_bytes = counters_->current_aligned_bytes();
+    m.peak_bytes = counters_->peak_aligned_bytes();
+  }
+  return m;
 }
 
 void ModelRunner::EnqueueLoad(ipc::LoadMessage load, uint64_t request_id, ipc::UniqueFd lane) {
@@ -91,6 +108,12 @@ void ModelRunner::EnqueueInfer(ipc::InferMessage infer) {
 }
 
 void ModelRunner::EnqueueUnload(uint64_t request_id) { Enqueue(UnloadJob{request_id}); }
+
+void ModelRunner::EnqueueSwapOut(std::string swap_dir, uint64_t request_id) {
+  Enqueue(SwapOutJob{std::move(swap_dir), request_id});
+}
+
+void ModelRunner::EnqueueSwapIn(uint64_t request_id) { Enqueue(SwapInJob{request_id}); }
 
 void ModelRunner::Enqueue(Job job) {
   {
@@ -114,6 +137,8 @@ void ModelRunner::Stop() {
 }
 
 void ModelRunner::Loop() {
+  // Everything this thread allocates is the model's (README.md, "Memory limit").
+  CountingAllocator::ScopedCharge charge(counters_);
   for (;;) {
     std::optional<Job> job = NextJob();
     if (!job) break;
@@ -125,6 +150,12 @@ void ModelRunner::Loop() {
       uint64_t input_bytes = 0;
       for (const ipc::TensorRef& ref : infer->infer.inputs) input_bytes += ref.size;
       spin_next_ = input_bytes <= ipc::kSpinMaxInputBytes;
+    } else if (auto* swap_out = std::get_if<SwapOutJob>(&*job)) {
+      // Requests that reached the lane before the swap-out are served first.
+      while (std::optional<InferJob> early = NextLaneJob()) RunInfer(*early);
+      RunSwapOut(*swap_out);
+    } else if (auto* swap_in = std::get_if<SwapInJob>(&*job)) {
+      RunSwapIn(*swap_in);
     } else {
       // Requests that reached the lane before the unload are served first.
       while (std::optional<InferJob> early = NextLaneJob()) RunInfer(*early);
@@ -241,6 +272,7 @@ bool ModelRunner::RunLoad(LoadJob& job) {
       }
       uint64_t before = 0;
       if (IsCuda(load.device)) {
+        on_cuda_.store(true);
         // The device's caching allocator is capped at the sum of the limits
         // of this worker's models there (cuda_memory.h).
         cuda_index_ = CudaIndex(load.device);
@@ -257,11 +289,15 @@ bool ModelRunner::RunLoad(LoadJob& job) {
           status = status.WithPrefix("model '" + model_ + "' on " + load.device);
         }
       } else {
+        // The model's own limit on its counters, and its share of the
+        // process-wide sum (the backstop for allocations charged to no model).
         limit_bytes_ = load.limit_bytes;
+        counters_->SetLimit(limit_bytes_ == 0 ? std::nullopt
+                                              : std::optional<uint64_t>(limit_bytes_));
         context_->AddLimit(limit_bytes_);
         limit_added_ = true;
-        before = context_->Memory().current_bytes;
-        context_->BeginPeakWindow();
+        before = counters_->current_aligned_bytes();
+        counters_->ResetPeak();
       }
       if (status.ok()) status = backend_.Load(*entry, load.device, context_->options().threads);
       uint64_t after = 0, window_peak = 0;
@@ -271,8 +307,8 @@ bool ModelRunner::RunLoad(LoadJob& job) {
           window_peak = std::max(st->peak_allocated_bytes, after);
         }
       } else {
-        after = context_->Memory().current_bytes;
-        window_peak = std::max(context_->WindowPeakBytes(), after);
+        after = counters_->current_aligned_bytes();
+        window_peak = std::max(counters_->peak_aligned_bytes(), after);
       }
       if (status.ok()) {
         loaded.current_bytes = after > before ? after - before : 0;
@@ -280,9 +316,11 @@ bool ModelRunner::RunLoad(LoadJob& job) {
         loaded.tasks = backend_.Tasks();
         loaded.inputs = backend_.Inputs("infer");
         loaded.outputs = backend_.Outputs();
-      } else if (status.message().find("memory limit exceeded") != std::string::npos ||
+      } else if (status.code() != StatusCode::kResourceExhausted &&
                  IsCudaOutOfMemory(status.message())) {
-        // LibTorch's loader reports the refused allocation as a load error.
+        // The CPU counting allocator's refusals come back typed from the
+        // backend (kResourceExhausted with a MemoryLimitDetail); the CUDA
+        // caching allocator's reach LibTorch's loader as text only.
         status = Status::ResourceExhausted(status.message());
       }
     }
@@ -293,6 +331,7 @@ bool ModelRunner::RunLoad(LoadJob& job) {
   }
   if (status.ok()) {
     loaded_bytes_.store(loaded.current_bytes);
+    if (cuda_index_ >= 0) cuda_load_peak_.store(loaded.peak_bytes);
     loaded_.store(true);
     spdlog::info("loaded model '{}' from {} on {}: {} bytes (peak {}), limit {}", model_, load.path,
                  load.device, loaded.current_bytes, loaded.peak_bytes,
@@ -324,6 +363,20 @@ void ModelRunner::FailQueued(const Status& error) {
                                      "' is not loaded: its load failed: " + error.message()));
     } else if (const auto* unload = std::get_if<UnloadJob>(&job)) {
       context_->Send(ipc::ToFrame(ipc::UnloadedMessage{model_}, unload->request_id));
+    } else {
+      const ipc::ErrorInfo why = ipc::ErrorInfo::FromStatus(Status::Unavailable(
+          "model '" + model_ + "' is not loaded: its load failed: " + error.message()));
+      if (const auto* out = std::get_if<SwapOutJob>(&job)) {
+        ipc::SwappedOutMessage reply;
+        reply.model = model_;
+        reply.error = why;
+        context_->Send(ipc::ToFrame(reply, out->request_id));
+      } else if (const auto* in = std::get_if<SwapInJob>(&job)) {
+        ipc::SwappedInMessage reply;
+        reply.model = model_;
+        reply.error = why;
+        context_->Send(ipc::ToFrame(reply, in->request_id));
+      }
     }
   }
 }
@@ -431,13 +484,36 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
         ref.name, ref.datatype, ref.shape,
         std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size())});
   }
-  const uint64_t refusals_before = context_->Refusals();
+  // This execution's own limit (the frontend's grant past the request), put
+  // back to the load's when the run is over, whatever happens.
+  const bool own_limit = infer.limit_bytes.has_value();
+  const uint64_t load_limit = cuda_index_ >= 0 ? cuda_limit_ : limit_bytes_;
+  const uint64_t cap = own_limit ? *infer.limit_bytes : load_limit;
+  if (own_limit) MG_RETURN_IF_ERROR(ApplyExecutionLimit(cap));
+  struct Restore {
+    ModelRunner* runner;
+    bool active;
+    uint64_t limit;
+    ~Restore() {
+      if (active) runner->RestoreLoadLimit(limit);
+    }
+  } restore{this, own_limit, cap};
+
+  const uint64_t refusals_before = counters_->stats().refusals;
   auto run = backend_.Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
   if (cuda_index_ >= 0) {
+    const WorkerContext::CudaBudget during = context_->cuda_budget(cuda_index_);
+    if (own_limit) {
+      RestoreLoadLimit(cap);
+      restore.active = false;
+    }
     ReleaseCudaBurst();
+    // kResourceExhausted: the typed c10::OutOfMemoryError; the text for the
+    // allocator's error rethrown by the TorchScript interpreter as a plain
+    // runtime_error (cuda_memory.h, IsCudaOutOfMemory).
     if (!run.ok() && (run.status().code() == StatusCode::kResourceExhausted ||
                       IsCudaOutOfMemory(run.status().message()))) {
-      return CudaLimitError(run.status(), infer.task);
+      return CudaLimitError(run.status(), infer.task, during);
     }
   }
   if (!run.ok()) return LimitOrError(run.status(), infer.task, refusals_before);
@@ -469,6 +545,99 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
   return refs;
 }
 
+Status ModelRunner::ApplyExecutionLimit(uint64_t limit_bytes) {
+  if (cuda_index_ >= 0) {
+    Status s = context_->ReplaceCudaLimit(cuda_index_, cuda_limit_, limit_bytes);
+    if (!s.ok()) {
+      return s.WithPrefix("model '" + model_ + "': applying the request's limit of " +
+                          std::to_string(limit_bytes) + " bytes");
+    }
+    return Status::Ok();
+  }
+  counters_->SetLimit(limit_bytes == 0 ? std::nullopt : std::optional<uint64_t>(limit_bytes));
+  context_->ReplaceLimit(limit_bytes_, limit_bytes);
+  return Status::Ok();
+}
+
+void ModelRunner::RestoreLoadLimit(uint64_t limit_bytes) {
+  if (cuda_index_ >= 0) {
+    Status s = context_->ReplaceCudaLimit(cuda_index_, limit_bytes, cuda_limit_);
+    if (!s.ok()) {
+      spdlog::warn("model '{}': cannot put the load's cap of cuda:{} back: {}", model_, cuda_index_,
+                   s.ToString());
+    }
+    return;
+  }
+  counters_->SetLimit(limit_bytes_ == 0 ? std::nullopt : std::optional<uint64_t>(limit_bytes_));
+  context_->ReplaceLimit(limit_bytes, limit_bytes_);
+}
+
+void ModelRunner::RunSwapOut(const SwapOutJob& job) {
+  ipc::SwappedOutMessage reply;
+  reply.model = model_;
+  if (!loaded_.load()) {
+    reply.error = ipc::ErrorInfo::FromStatus(
+        Status::Unavailable(context_->Who() + ": model '" + model_ + "' is not loaded"));
+  } else {
+    Result<SwapOutReport> report = Status::Internal("not run");
+    try {
+      report = backend_.SwapOut(SwapTarget{job.swap_dir});
+    } catch (const std::exception& e) {
+      report =
+          Status::Internal("model '" + model_ + "': swap-out failed in the worker: " + e.what());
+    }
+    if (report.ok()) {
+      reply.bytes = report->bytes;
+      reply.duration_us = report->duration_us;
+      reply.rss_before_bytes = report->rss_before_bytes;
+      reply.rss_after_bytes = report->rss_after_bytes;
+      spdlog::info("model '{}' swapped out to {}: {} bytes in {} us, resident {} -> {} bytes",
+                   model_, report->location, report->bytes, report->duration_us,
+                   report->rss_before_bytes, report->rss_after_bytes);
+    } else {
+      reply.error = ipc::ErrorInfo::FromStatus(report.status());
+      spdlog::warn("swapping model '{}' out failed: {}", model_, report.status().ToString());
+    }
+  }
+  swapped_.store(backend_.swapped());
+  context_->Send(ipc::ToFrame(reply, job.request_id));
+}
+
+void ModelRunner::RunSwapIn(const SwapInJob& job) {
+  ipc::SwappedInMessage reply;
+  reply.model = model_;
+  if (!loaded_.load()) {
+    reply.error = ipc::ErrorInfo::FromStatus(
+        Status::Unavailable(context_->Who() + ": model '" + model_ + "' is not loaded"));
+  } else {
+    Result<SwapInReport> report = Status::Internal("not run");
+    try {
+      report = backend_.SwapIn();
+    } catch (const std::exception& e) {
+      report =
+          Status::Internal("model '" + model_ + "': swap-in failed in the worker: " + e.what());
+    }
+    if (report.ok()) {
+      reply.bytes = report->bytes;
+      reply.duration_us = report->duration_us;
+      reply.reloaded = report->reloaded;
+      reply.reason = report->reason;
+      if (report->reloaded) {
+        spdlog::warn("model '{}' reloaded from its files instead of swapped in: {}", model_,
+                     report->reason);
+      } else {
+        spdlog::info("model '{}' swapped in: {} bytes in {} us", model_, report->bytes,
+                     report->duration_us);
+      }
+    } else {
+      reply.error = ipc::ErrorInfo::FromStatus(report.status());
+      spdlog::warn("swapping model '{}' in failed: {}", model_, report.status().ToString());
+    }
+  }
+  swapped_.store(backend_.swapped());
+  context_->Send(ipc::ToFrame(reply, job.request_id));
+}
+
 void ModelRunner::RemoveBudgets() {
   if (limit_added_) {
     context_->RemoveLimit(limit_bytes_);
@@ -489,40 +658,66 @@ void ModelRunner::ReleaseCudaBurst() {
   }
 }
 
-Status ModelRunner::CudaLimitError(const Status& error, const std::string& task) const {
-  const WorkerContext::CudaBudget b = context_->cuda_budget(cuda_index_);
+Status ModelRunner::CudaLimitError(const Status& error, const std::string& task,
+                                   const WorkerContext::CudaBudget& b) const {
+  uint64_t in_use = 0;
   std::string use = "unknown";
-  if (auto st = CudaStats(cuda_index_); st.ok()) use = std::to_string(st->allocated_bytes);
-  // PyTorch's text names the refused size ("Tried to allocate 20.00 MiB").
-  std::string asked = "unknown";
-  const std::string& text = error.message();
-  if (size_t at = text.find("Tried to allocate "); at != std::string::npos) {
-    const size_t from = at + 18;
-    const size_t end = text.find_first_of(";(", from);
-    asked = text.substr(from, end == std::string::npos ? std::string::npos : end - from);
-    while (!asked.empty() && asked.back() == ' ') asked.pop_back();
+  if (auto st = CudaStats(cuda_index_); st.ok()) {
+    in_use = st->allocated_bytes;
+    use = std::to_string(in_use);
   }
-  const std::string cap = b.unlimited_models > 0 ? std::string("none") : std::to_string(b.limit_sum);
-  return Status::ResourceExhausted("model '" + model_ + "': memory limit exceeded on cuda:" +
-                                   std::to_string(cuda_index_) + ": limit " + cap +
-                                   " bytes (the worker's cap on this device), in use " + use +
-                                   " bytes, requested " + asked + " (task '" + task + "')");
+  // The refused size is in the caching allocator's text only ("Tried to
+  // allocate 20.00 MiB"; cuda_memory.h, CudaRequestedBytes): 0 when absent.
+  const uint64_t asked = CudaRequestedBytes(error.message()).value_or(0);
+  // The cap the allocator enforced: the sum of the models' limits on the
+  // device during the request (this model's share being this execution's).
+  const bool capped = b.unlimited_models == 0;
+  const uint64_t device_cap = b.limit_sum;
+  MemoryLimitDetail detail;
+  detail.model = model_;
+  detail.device = "cuda:" + std::to_string(cuda_index_);
+  detail.limit_bytes = capped ? device_cap : 0;
+  detail.in_use_bytes = in_use;
+  detail.requested_bytes = asked;
+  StatusDetail details;
+  details.memory_limit = detail;
+  return Status::ResourceExhausted(
+             "model '" + model_ +
+             "': memory limit exceeded on cuda:" + std::to_string(cuda_index_) + ": limit " +
+             (capped ? std::to_string(device_cap) : std::string("none")) +
+             " bytes (the worker's cap on this device), in use " + use + " bytes, requested " +
+             (asked > 0 ? std::to_string(asked) + " bytes" : std::string("unknown")) + " (task '" +
+             task + "')")
+      .WithDetail(std::move(details));
 }
 
 Status ModelRunner::LimitOrError(const Status& error, const std::string& task,
                                  uint64_t refusals_before) const {
-  if (error.code() != StatusCode::kInternal || context_->Refusals() == refusals_before) {
+  if (error.code() != StatusCode::kInternal || counters_->stats().refusals == refusals_before) {
     return error;
   }
-  // The backend recognises a refused allocation by the allocator's message
-  // inside LibTorch's error text; a long TorchScript traceback can push it
-  // out of the text the backend keeps. The allocator's refusal count rose
-  // during the request, so report it as the limit it is.
-  const std::optional<uint64_t> limit = context_->limit();
+  // The backend recognises the refusals of the calling thread and of its
+  // charged counters; the model's counters saw one during the request all
+  // the same (e.g. through a path the backend does not watch): report it as
+  // the limit it is, with the counters' record.
+  const std::optional<CountingAllocator::Refusal> r = counters_->last_refusal();
+  MemoryLimitDetail detail;
+  detail.model = model_;
+  detail.device = "cpu";
+  if (r) {
+    detail.limit_bytes = r->limit_bytes;
+    detail.in_use_bytes = r->in_use_bytes;
+    detail.requested_bytes = r->requested_bytes;
+  }
+  StatusDetail details;
+  details.memory_limit = detail;
   return Status::ResourceExhausted("model '" + model_ + "': memory limit exceeded: limit " +
-                                   (limit ? std::to_string(*limit) : std::string("(none)")) +
+                                   std::to_string(detail.limit_bytes) + " bytes, in use " +
+                                   std::to_string(detail.in_use_bytes) + " bytes, requested " +
+                                   std::to_string(detail.requested_bytes) +
                                    " bytes (an allocation was refused while running task '" + task +
-                                   "')");
+                                   "')")
+      .WithDetail(std::move(details));
 }
 
 void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
@@ -534,8 +729,9 @@ void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
 }
 
 void ModelRunner::RunUnload(const UnloadJob& job) {
-  backend_ = TorchScriptBackend();
+  backend_ = TorchScriptBackend();  // a swap file goes with it
   loaded_.store(false);
+  swapped_.store(false);
   RemoveBudgets();
   if (cuda_index_ >= 0) ReleaseCudaBurst();  // what the model held goes back too
   spdlog::info("unloaded model '{}'", model_);

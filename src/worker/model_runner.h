@@ -1,6 +1,14 @@
 // Internal to modelgrid-worker: one model instance of the worker with its own
-// thread and job queue (load, infer, unload), so that the models of one
-// worker run concurrently and the receive loop never waits for a model.
+// thread and job queue (load, infer, swap-out, swap-in, unload), so that the
+// models of one worker run concurrently and the receive loop never waits for
+// a model.
+//
+// Memory: each runner has counting-allocator counters of its own
+// (CountingAllocator::AcquireModelCounters), charged by everything its
+// thread allocates (a ScopedCharge for the thread's life) and capped by the
+// model's limit; the process-wide counters above them are capped by the sum
+// of the limits (WorkerContext). README.md, "Memory limit", says what is
+// exact and what is not.
 //
 // Lane (messages.h, "Lanes"): when the load brought one, the runner's thread
 // also reads `infer` frames from the lane itself and answers on it, so a
@@ -24,6 +32,7 @@
 #include "modelgrid/ipc/channel.h"
 #include "modelgrid/ipc/messages.h"
 #include "modelgrid/ipc/unique_fd.h"
+#include "modelgrid/torch/counting_allocator.h"
 #include "worker/worker_context.h"
 
 namespace modelgrid::worker {
@@ -58,6 +67,11 @@ class ModelRunner {
   void EnqueueInfer(ipc::InferMessage infer);
   // Frees the model, lowers the limit, replies `unloaded`; the thread then ends.
   void EnqueueUnload(uint64_t request_id);
+  // TorchScriptBackend::SwapOut to `swap_dir` after the requests sent before
+  // (the lane's too); replies `swapped_out` under the header id `request_id`.
+  void EnqueueSwapOut(std::string swap_dir, uint64_t request_id);
+  // TorchScriptBackend::SwapIn; replies `swapped_in`.
+  void EnqueueSwapIn(uint64_t request_id);
 
   // Drops queued jobs (no replies: the frontend is gone or shutting down)
   // and lets the thread end after the job running now.
@@ -69,6 +83,10 @@ class ModelRunner {
   // Bytes the model held right after its load (the allocator's live bytes
   // then, minus those before the load).
   uint64_t loaded_bytes() const { return loaded_bytes_.load(); }
+  // True while the model's weights are swapped out.
+  bool swapped() const { return swapped_.load(); }
+  // The model's figures for `stats` (ModelMemory says what they are).
+  ipc::ModelMemory memory() const;
 
  private:
   struct LoadJob {
@@ -85,7 +103,14 @@ class ModelRunner {
   struct UnloadJob {
     uint64_t request_id;
   };
-  using Job = std::variant<LoadJob, InferJob, UnloadJob>;
+  struct SwapOutJob {
+    std::string swap_dir;
+    uint64_t request_id;
+  };
+  struct SwapInJob {
+    uint64_t request_id;
+  };
+  using Job = std::variant<LoadJob, InferJob, UnloadJob, SwapOutJob, SwapInJob>;
 
   void Enqueue(Job job);
   void Loop();
@@ -105,6 +130,13 @@ class ModelRunner {
   bool RunLoad(LoadJob& job);
   void RunInfer(const InferJob& job);
   void RunUnload(const UnloadJob& job);
+  void RunSwapOut(const SwapOutJob& job);
+  void RunSwapIn(const SwapInJob& job);
+  // Applies an execution's own limit (InferMessage::limit_bytes) to the
+  // model's counters and the process sum (CPU) or the device's cap (CUDA).
+  Status ApplyExecutionLimit(uint64_t limit_bytes);
+  // Puts the load's limit back.
+  void RestoreLoadLimit(uint64_t limit_bytes);
   // Answers queued jobs with `error` (after a failed load).
   void FailQueued(const Status& error);
   Result<std::vector<ipc::TensorRef>> Execute(const InferJob& job);
@@ -115,9 +147,9 @@ class ModelRunner {
   // Sends a reply of `job` back the way the job came.
   void Reply(const InferJob& job, const ipc::Frame& frame);
   void ReplyError(const InferJob& job, const Status& error);
-  // `error` of a Run, as kResourceExhausted naming the limit when the
-  // allocator refused an allocation during it but the backend reported
-  // kInternal.
+  // `error` of a Run, as kResourceExhausted with a MemoryLimitDetail from
+  // the model's counters' record when they refused an allocation during it
+  // but the backend reported kInternal.
   Status LimitOrError(const Status& error, const std::string& task, uint64_t refusals_before) const;
 
   const std::string model_;
@@ -130,8 +162,10 @@ class ModelRunner {
   uint64_t cuda_limit_ = 0;     // the limit added to cuda:N's budget
   uint64_t cuda_request_ = 0;   // the request added to cuda:N's budget
   bool cuda_budget_added_ = false;
-  // A CUDA allocator refusal as the 507 message (model, device, cap, use).
-  Status CudaLimitError(const Status& error, const std::string& task) const;
+  // A CUDA allocator refusal as the 507 error (model, device, the cap of
+  // budget `during` the request, use) with a MemoryLimitDetail.
+  Status CudaLimitError(const Status& error, const std::string& task,
+                        const WorkerContext::CudaBudget& during) const;
   // Gives cached CUDA blocks above the device's request sum back (a burst's).
   void ReleaseCudaBurst();
   // Undoes the limit and CUDA budget this model added.
@@ -153,9 +187,14 @@ class ModelRunner {
   // ipc::kSpinMaxInputBytes (runner's thread).
   bool spin_next_ = true;
 
+  // The model's own counters (never null; given back in the destructor).
+  CountingAllocator* const counters_;
   std::atomic<bool> finished_{false};
   std::atomic<bool> loaded_{false};
+  std::atomic<bool> swapped_{false};
+  std::atomic<bool> on_cuda_{false};  // the load named cuda:N
   std::atomic<uint64_t> loaded_bytes_{0};
+  std::atomic<uint64_t> cuda_load_peak_{0};  // CUDA: the device's allocated peak of the load
   std::thread thread_;  // last: started when everything above is ready
 };
 

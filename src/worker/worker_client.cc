@@ -649,11 +649,44 @@ Result<ipc::StatsMessage> WorkerClient::Stats(std::chrono::milliseconds timeout)
   return std::move(stats).value();
 }
 
+Result<ipc::SwappedOutMessage> WorkerClient::SwapOut(const std::string& model,
+                                                     const std::string& swap_dir,
+                                                     std::chrono::milliseconds timeout) {
+  auto call = std::make_shared<PendingCall>(impl_->next_id++);
+  MG_ASSIGN_OR_RETURN(
+      ipc::Frame reply,
+      impl_->Roundtrip(call, ipc::ToFrame(ipc::SwapOutMessage{model, swap_dir}, call->id),
+                       Clock::now() + timeout));
+  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kSwappedOut)) {
+    return impl_->UnexpectedReply(reply, "'swapped_out'");
+  }
+  auto done = ipc::FromFrame<ipc::SwappedOutMessage>(reply);
+  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
+  if (done->error) return done->error->ToStatus();
+  return std::move(done).value();
+}
+
+Result<ipc::SwappedInMessage> WorkerClient::SwapIn(const std::string& model,
+                                                   std::chrono::milliseconds timeout) {
+  auto call = std::make_shared<PendingCall>(impl_->next_id++);
+  MG_ASSIGN_OR_RETURN(ipc::Frame reply,
+                      impl_->Roundtrip(call, ipc::ToFrame(ipc::SwapInMessage{model}, call->id),
+                                       Clock::now() + timeout));
+  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kSwappedIn)) {
+    return impl_->UnexpectedReply(reply, "'swapped_in'");
+  }
+  auto done = ipc::FromFrame<ipc::SwappedInMessage>(reply);
+  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
+  if (done->error) return done->error->ToStatus();
+  return std::move(done).value();
+}
+
 Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
                                                      const std::string& task,
                                                      const std::vector<InferTensor>& inputs,
                                                      const nlohmann::json& params,
-                                                     std::chrono::milliseconds timeout) {
+                                                     std::chrono::milliseconds timeout,
+                                                     std::optional<uint64_t> limit_bytes) {
   Impl& im = *impl_;
   const auto deadline = Clock::now() + timeout;
   if (!params.is_null() && !params.is_object()) {
@@ -666,6 +699,7 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   msg.model = model;
   msg.task = task;
   msg.params = params.is_object() ? params : nlohmann::json::object();
+  msg.limit_bytes = limit_bytes;
 
   // Inputs: one copy each into the arena. The call owns every region from
   // allocation on; every return below frees them (or hands them to the

@@ -61,30 +61,52 @@ std::shared_ptr<const ipc::SharedMemory> WorkerContext::Region(uint64_t id) cons
   return it == regions_.end() ? nullptr : it->second;
 }
 
-void WorkerContext::AddLimit(uint64_t limit_bytes) {
-  std::lock_guard<std::mutex> lock(limit_mu_);
+namespace {
+
+// One model's share of a limit sum: 0 = unlimited.
+void AddShare(uint64_t limit_bytes, uint64_t* sum, int* unlimited, int* limited) {
   if (limit_bytes == 0) {
-    ++unlimited_models_;
+    ++*unlimited;
   } else {
-    ++limited_models_;
-    limit_sum_ += limit_bytes;
+    ++*limited;
+    *sum += limit_bytes;
   }
+}
+
+void RemoveShare(uint64_t limit_bytes, uint64_t* sum, int* unlimited, int* limited) {
+  if (limit_bytes == 0) {
+    *unlimited = std::max(0, *unlimited - 1);
+  } else {
+    *limited = std::max(0, *limited - 1);
+    *sum -= std::min(*sum, limit_bytes);
+  }
+}
+
+}  // namespace
+
+void WorkerContext::ApplyLimitLocked() {
   CountingAllocator::Install().SetLimit(unlimited_models_ > 0 || limited_models_ == 0
                                             ? std::nullopt
                                             : std::optional<uint64_t>(limit_sum_));
 }
 
+void WorkerContext::AddLimit(uint64_t limit_bytes) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  AddShare(limit_bytes, &limit_sum_, &unlimited_models_, &limited_models_);
+  ApplyLimitLocked();
+}
+
 void WorkerContext::RemoveLimit(uint64_t limit_bytes) {
   std::lock_guard<std::mutex> lock(limit_mu_);
-  if (limit_bytes == 0) {
-    unlimited_models_ = std::max(0, unlimited_models_ - 1);
-  } else {
-    limited_models_ = std::max(0, limited_models_ - 1);
-    limit_sum_ -= std::min(limit_sum_, limit_bytes);
-  }
-  CountingAllocator::Install().SetLimit(unlimited_models_ > 0 || limited_models_ == 0
-                                            ? std::nullopt
-                                            : std::optional<uint64_t>(limit_sum_));
+  RemoveShare(limit_bytes, &limit_sum_, &unlimited_models_, &limited_models_);
+  ApplyLimitLocked();
+}
+
+void WorkerContext::ReplaceLimit(uint64_t from, uint64_t to) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  RemoveShare(from, &limit_sum_, &unlimited_models_, &limited_models_);
+  AddShare(to, &limit_sum_, &unlimited_models_, &limited_models_);
+  ApplyLimitLocked();
 }
 
 namespace {
@@ -130,6 +152,21 @@ void WorkerContext::RemoveCudaBudget(int index, uint64_t limit_bytes, uint64_t r
   if (!s.ok()) spdlog::warn("cuda:{}: cannot lower the allocator cap: {}", index, s.ToString());
 }
 
+Status WorkerContext::ReplaceCudaLimit(int index, uint64_t from, uint64_t to) {
+  std::lock_guard<std::mutex> lock(limit_mu_);
+  auto it = cuda_budgets_.find(index);
+  if (it == cuda_budgets_.end()) {
+    return Status::Internal("cuda:" + std::to_string(index) + " holds no model of this worker");
+  }
+  CudaBudget next = it->second;
+  int limited = 0;  // not tracked per device: only the sum and the unlimited count matter
+  RemoveShare(from, &next.limit_sum, &next.unlimited_models, &limited);
+  AddShare(to, &next.limit_sum, &next.unlimited_models, &limited);
+  MG_RETURN_IF_ERROR(SetCudaLimit(index, CudaCap(next)));
+  it->second = next;
+  return Status::Ok();
+}
+
 WorkerContext::CudaBudget WorkerContext::cuda_budget(int index) const {
   std::lock_guard<std::mutex> lock(limit_mu_);
   auto it = cuda_budgets_.find(index);
@@ -147,24 +184,10 @@ std::optional<uint64_t> WorkerContext::limit() const {
   return CountingAllocator::Install().limit();
 }
 
-void WorkerContext::BeginPeakWindow() {
-  std::lock_guard<std::mutex> lock(limit_mu_);
-  CountingAllocator& alloc = CountingAllocator::Install();
-  folded_peak_ = std::max(folded_peak_, alloc.peak_aligned_bytes());
-  alloc.ResetPeak();
-}
-
 ProcessMemory WorkerContext::Memory() const {
-  std::lock_guard<std::mutex> lock(limit_mu_);
   const CountingAllocator& alloc = CountingAllocator::Install();
-  return {alloc.current_aligned_bytes(), std::max(folded_peak_, alloc.peak_aligned_bytes())};
+  return {alloc.current_aligned_bytes(), alloc.peak_aligned_bytes()};
 }
-
-uint64_t WorkerContext::WindowPeakBytes() const {
-  return CountingAllocator::Install().peak_aligned_bytes();
-}
-
-uint64_t WorkerContext::Refusals() const { return CountingAllocator::Install().stats().refusals; }
 
 void WorkerContext::ExpectOutputRegion(uint64_t request_id) {
   std::lock_guard<std::mutex> lock(wait_mu_);

@@ -22,7 +22,7 @@
 namespace modelgrid::worker {
 
 // Process-wide allocator figures, integer bytes (aligned blocks: what the
-// limit applies to).
+// limit applies to): every model's blocks and the unattributed ones.
 struct ProcessMemory {
   uint64_t current_bytes = 0;
   uint64_t peak_bytes = 0;  // most bytes live at once since the worker started
@@ -56,13 +56,19 @@ class WorkerContext {
   // The mapping of region `id`; nullptr when it is not attached.
   std::shared_ptr<const ipc::SharedMemory> Region(uint64_t id) const;
 
-  // ---- memory limit: the sum of the limits of the models held ----
+  // ---- process-wide limit: the sum of the limits of the CPU models held ----
+  // Each model has counters and a limit of its own (ModelRunner); this sum
+  // caps the process-wide counters, which also hold the allocations no
+  // model is charged for (README.md, "Memory limit"): a backstop.
 
   // Adds a model's limit (0 = unlimited: then the process has no limit while
   // that model is held) and applies the new total to the counting allocator.
   void AddLimit(uint64_t limit_bytes);
   // Takes back what AddLimit added.
   void RemoveLimit(uint64_t limit_bytes);
+  // Replaces a model's share `from` by `to` in one step (an execution's own
+  // limit, InferMessage::limit_bytes, and back).
+  void ReplaceLimit(uint64_t from, uint64_t to);
   // The limit in force; nullopt = none.
   std::optional<uint64_t> limit() const;
 
@@ -83,23 +89,22 @@ class WorkerContext {
   Status AddCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes);
   // Takes back what AddCudaBudget added and applies the new cap.
   void RemoveCudaBudget(int index, uint64_t limit_bytes, uint64_t request_bytes);
+  // Replaces a model's limit `from` by `to` in cuda:`index`'s budget and
+  // applies the new cap (an execution's own limit, and back). Errors:
+  // SetCudaLimit's; the budget is unchanged then.
+  Status ReplaceCudaLimit(int index, uint64_t from, uint64_t to);
   // The budget of cuda:`index` (all zero when no model is held there).
   CudaBudget cuda_budget(int index) const;
   // The CUDA devices with models held, ascending.
   std::vector<int> CudaDevices() const;
 
   // Serializes loads, so that the figures of one load are not mixed with
-  // another's (loads are rare; requests of other models still run).
+  // another's (the CUDA allocator's figures are per device, not per model;
+  // loads are rare; requests of other models still run).
   std::mutex& load_mutex() { return load_mu_; }
-  // Starts measuring one load's peak: folds the allocator's peak into the
-  // process peak, then resets the allocator's peak to what is live now.
-  void BeginPeakWindow();
-  // Allocator figures now; peak_bytes is the process-lifetime peak.
+  // The process-wide allocator's figures now; peak_bytes is the
+  // process-lifetime peak.
   ProcessMemory Memory() const;
-  // The allocator's peak since the last BeginPeakWindow.
-  uint64_t WindowPeakBytes() const;
-  // Allocations the limit has refused since the worker started.
-  uint64_t Refusals() const;
 
   // ---- output_needed / output_region ----
 
@@ -129,9 +134,11 @@ class WorkerContext {
   uint64_t limit_sum_ = 0;    // guarded by limit_mu_
   int unlimited_models_ = 0;  // guarded by limit_mu_
   int limited_models_ = 0;    // guarded by limit_mu_
-  uint64_t folded_peak_ = 0;  // guarded by limit_mu_: peaks of past windows
 
   std::map<int, CudaBudget> cuda_budgets_;  // guarded by limit_mu_
+
+  // Applies limit_sum_ and the counts to the counting allocator (limit_mu_ held).
+  void ApplyLimitLocked();
 
   std::mutex load_mu_;
 

@@ -106,6 +106,34 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->error.code, StatusCode::kCorruption);
 
+  // A swap_out without a model, a swap_in with an unknown field, swaps of a
+  // model the worker does not hold: answered with their reply type, the
+  // error set, under the request id.
+  reply = w->Ask(RawFrame(MessageType::kSwapOut, 20, R"({"swap_dir":"/tmp"})"));
+  ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kSwappedOut));
+  EXPECT_EQ(reply.request_id, 20u);
+  auto swapped_out = ipc::FromFrame<ipc::SwappedOutMessage>(reply);
+  ASSERT_TRUE(swapped_out.ok() && swapped_out->error) << swapped_out.status().ToString();
+  EXPECT_EQ(swapped_out->error->code, StatusCode::kCorruption);
+  EXPECT_NE(swapped_out->error->message.find("'swap_out' message: field 'model': missing"),
+            std::string::npos)
+      << swapped_out->error->message;
+  reply = w->Ask(RawFrame(MessageType::kSwapIn, 21, R"({"model":"m","now":true})"));
+  ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kSwappedIn));
+  auto swapped_in = ipc::FromFrame<ipc::SwappedInMessage>(reply);
+  ASSERT_TRUE(swapped_in.ok() && swapped_in->error);
+  EXPECT_EQ(swapped_in->error->code, StatusCode::kCorruption);
+  reply = w->Ask(ipc::ToFrame(ipc::SwapOutMessage{"ghost", "/tmp"}, 22));
+  swapped_out = ipc::FromFrame<ipc::SwappedOutMessage>(reply);
+  ASSERT_TRUE(swapped_out.ok() && swapped_out->error);
+  EXPECT_EQ(swapped_out->error->code, StatusCode::kNotFound);
+  EXPECT_EQ(swapped_out->model, "ghost");
+  reply = w->Ask(ipc::ToFrame(ipc::SwapInMessage{"ghost"}, 23));
+  swapped_in = ipc::FromFrame<ipc::SwappedInMessage>(reply);
+  ASSERT_TRUE(swapped_in.ok() && swapped_in->error);
+  EXPECT_EQ(swapped_in->error->code, StatusCode::kNotFound);
+  EXPECT_EQ(reply.request_id, 23u);
+
   // A type the worker does not take (one of its own replies), and an
   // unknown type number: result errors naming them.
   reply = w->Ask(RawFrame(MessageType::kPong, 11, "{}"));

@@ -90,6 +90,12 @@ class WorkerService {
       case MessageType::kUnload:
         OnUnload(frame);
         return;
+      case MessageType::kSwapOut:
+        OnSwapOut(frame);
+        return;
+      case MessageType::kSwapIn:
+        OnSwapIn(frame);
+        return;
       case MessageType::kShutdown:
         OnShutdown(frame);
         return;
@@ -245,9 +251,8 @@ class WorkerService {
     }
   }
 
-  // Process figures from the allocator; per model, the bytes it held right
-  // after its load (current) and the process peak (peak): one allocator
-  // serves every model of the process, so a per-model peak is not known.
+  // Process figures from the process-wide counters; per model, its own
+  // counters (ModelRunner::memory; README.md says what is exact).
   void OnGetStats(const ipc::Frame& frame) {
     auto get = ipc::FromFrame<ipc::GetStatsMessage>(frame);
     if (!get.ok()) spdlog::warn("answering a malformed get_stats: {}", get.status().ToString());
@@ -258,7 +263,7 @@ class WorkerService {
     std::lock_guard<std::mutex> lock(models_mu_);
     for (const auto& [name, runner] : models_) {
       if (!runner->loaded()) continue;
-      stats.models.push_back({name, runner->loaded_bytes(), memory.peak_bytes});
+      stats.models.push_back(runner->memory());
     }
     for (int index : context_.CudaDevices()) {
       auto st = CudaStats(index);
@@ -294,6 +299,52 @@ class WorkerService {
     models_.erase(it);
     runner->EnqueueUnload(frame.request_id);
     retired_.push_back(std::move(runner));
+  }
+
+  // Swaps go through the model's queue, after the requests sent before.
+  // Malformed, or for a model the worker does not hold: answered at once
+  // with the error.
+  void OnSwapOut(const ipc::Frame& frame) {
+    auto swap = ipc::FromFrame<ipc::SwapOutMessage>(frame);
+    ipc::SwappedOutMessage reply;
+    if (!swap.ok()) {
+      reply.error = ipc::ErrorInfo::FromStatus(swap.status());
+      context_.Send(ipc::ToFrame(reply, frame.request_id));
+      return;
+    }
+    reply.model = swap->model;
+    std::lock_guard<std::mutex> lock(models_mu_);
+    auto it = models_.find(swap->model);
+    if (it == models_.end()) {
+      reply.error = NotHeld(swap->model);
+      context_.Send(ipc::ToFrame(reply, frame.request_id));
+      return;
+    }
+    it->second->EnqueueSwapOut(std::move(swap->swap_dir), frame.request_id);
+  }
+
+  void OnSwapIn(const ipc::Frame& frame) {
+    auto swap = ipc::FromFrame<ipc::SwapInMessage>(frame);
+    ipc::SwappedInMessage reply;
+    if (!swap.ok()) {
+      reply.error = ipc::ErrorInfo::FromStatus(swap.status());
+      context_.Send(ipc::ToFrame(reply, frame.request_id));
+      return;
+    }
+    reply.model = swap->model;
+    std::lock_guard<std::mutex> lock(models_mu_);
+    auto it = models_.find(swap->model);
+    if (it == models_.end()) {
+      reply.error = NotHeld(swap->model);
+      context_.Send(ipc::ToFrame(reply, frame.request_id));
+      return;
+    }
+    it->second->EnqueueSwapIn(frame.request_id);
+  }
+
+  ipc::ErrorInfo NotHeld(const std::string& model) const {
+    return ipc::ErrorInfo{StatusCode::kNotFound,
+                          context_.Who() + ": model '" + model + "' is not loaded"};
   }
 
   void OnShutdown(const ipc::Frame& frame) {

@@ -18,13 +18,28 @@
 // copied into fresh contiguous bytes.
 //
 // Memory: on the CPU the backend relies on the process-wide counting
-// allocator (modelgrid/torch/counting_allocator.h), which Load installs. Its
-// limit is process-wide, as a worker hosts one instance in the default
-// `model` isolation mode. An allocation refused by the limit fails only the
-// request that made it (kResourceExhausted); the backend stays usable.
+// allocator (modelgrid/torch/counting_allocator.h), which Load installs.
+// Allocations are charged to the calling thread's counters
+// (CountingAllocator::ScopedCharge: a worker gives each model counters and a
+// limit of its own) or else to the process-wide ones, whose limit
+// SetMemoryLimit sets. An allocation refused by a limit fails only the call
+// that made it (kResourceExhausted carrying a MemoryLimitDetail); the
+// backend stays usable. The refusal is recognised by its type,
+// c10::OutOfMemoryError, and where the TorchScript interpreter has rethrown
+// it as a std::runtime_error (an error inside a scripted method with a
+// serialized-code traceback) by the allocator's own record
+// (CountingAllocator::ThreadRefusals, the charged counters' last_refusal),
+// never by its text; the figures always come from that record.
+//
+// Swap (design.md, "Memory model" → swap): SwapOut moves the model's
+// weights off its device and frees them there, keeping the loaded module
+// and its graph; SwapIn brings them back, bit for bit. CPU models swap to a
+// file, CUDA models to pinned host memory.
 //
 // Thread-safety: after Load returned OK, Run, the metadata accessors and the
-// memory accessors may be called from several threads at once. Load,
+// memory accessors may be called from several threads at once. SwapOut and
+// SwapIn may be called from any thread too: they wait for the Runs in
+// progress and hold later ones back until they are done. Load,
 // SetMemoryLimit and moves must not race with anything else on the object.
 #pragma once
 
@@ -48,6 +63,37 @@ struct BackendMemoryStats {
   uint64_t peak_bytes = 0;              // most bytes live at once since the last ResetPeakMemory
   std::optional<uint64_t> limit_bytes;  // the limit in force; nullopt = none
   uint64_t refusals = 0;                // allocations refused by the limit so far
+};
+
+// Where SwapOut moves a model's weights.
+struct SwapTarget {
+  // CPU models: the folder (created when missing) for the swap file,
+  // "<swap_dir>/<model>.<pid>.mgswap" (characters other than letters,
+  // digits, '.', '_' and '-' of the model name become '_'; the pid keeps the
+  // instances of one model in several processes apart). Ignored for CUDA
+  // models, which swap to pinned host memory.
+  std::string swap_dir;
+};
+
+// What a swap-out did.
+struct SwapOutReport {
+  uint64_t bytes = 0;             // weight bytes moved off the device (distinct storages);
+                                  // 0 when the model was swapped out already
+  uint64_t duration_us = 0;       // wall time of the move, microseconds
+  uint64_t rss_before_bytes = 0;  // the process's resident memory (VmRSS of
+  uint64_t rss_after_bytes = 0;   // /proc/self/status) before and after, bytes
+  std::string location;           // the swap file, or "pinned host memory"
+};
+
+// What a swap-in did.
+struct SwapInReport {
+  uint64_t bytes = 0;        // weight bytes back on the device; 0 when the
+                             // model was not swapped out
+  uint64_t duration_us = 0;  // wall time, microseconds
+  bool reloaded = false;     // the swap tier failed (a missing or corrupt swap
+                             // file, a failed copy): the model was loaded
+                             // again from its repository files instead
+  std::string reason;        // why it was reloaded; "" otherwise
 };
 
 // Greedy / sampled decoding parameters of the `generate` task, read from
@@ -125,7 +171,8 @@ class TorchScriptBackend {
   // `generate` returns "output_ids" INT64 [B, S+max_new_tokens] (the prompt
   // followed by the new tokens) and "generated_ids" INT64 [B, max_new_tokens].
   // Errors (messages name the model, and the task or input):
-  //   kUnavailable       nothing loaded;
+  //   kUnavailable       nothing loaded, or the model is swapped out ("model
+  //                      'M' is swapped out: ...", SwapIn first);
   //   kNotFound          unknown task (e.g. encode without an encode method);
   //   kInvalidArgument   an input undeclared, missing, duplicated, of the
   //                      wrong datatype or shape ("expected ..., got ..."),
@@ -137,7 +184,11 @@ class TorchScriptBackend {
   //                      input, or a non-tensor output;
   //   kResourceExhausted the memory limit refused an allocation: "model 'M':
   //                      memory limit exceeded: limit L bytes, in use U bytes,
-  //                      requested R bytes";
+  //                      requested R bytes", with StatusDetail::memory_limit
+  //                      {model, device, L, U, R} (L and U of the limit that
+  //                      refused: the charged counters', or the process-wide
+  //                      total's, then the message says so); also, without
+  //                      the detail, a CUDA or system out-of-memory;
   //   kInternal          any other LibTorch or C++ exception (never a crash).
   Result<std::vector<InferTensor>> Run(const std::string& task,
                                        const std::vector<InferTensor>& inputs,
@@ -148,6 +199,35 @@ class TorchScriptBackend {
   Result<std::vector<InferTensor>> Run(const std::string& task,
                                        std::span<const InferTensorView> inputs,
                                        const nlohmann::json& params = nlohmann::json::object());
+
+  // Moves the weights off the device and frees them there; the module, its
+  // graph and its tasks stay, and Run answers kUnavailable until SwapIn.
+  // CPU: one file in target.swap_dir (weight_swap.h has its layout: a header
+  // with per-tensor dtype, shape and bytes and an XXH64 of the payload), then
+  // the blocks are freed and the C heap trimmed (malloc_trim), so the
+  // process's resident memory drops by about the weight bytes. CUDA: copies
+  // into pinned host memory (asynchronous, then one synchronize), frees the
+  // device blocks and empties the caching allocator's cache. A model
+  // swapped out already is left as it is (bytes 0).
+  // Errors (the model stays loaded and serving): kUnavailable when nothing
+  // is loaded, or naming the file and the system error when the swap file
+  // cannot be written; kInvalidArgument for a CPU model without swap_dir;
+  // kResourceExhausted when pinned host memory cannot be had; kInternal for
+  // a failed copy.
+  Result<SwapOutReport> SwapOut(const SwapTarget& target);
+  // Brings the weights back into freshly allocated blocks on the device
+  // (charged, on the CPU, to the calling thread's counters, under their
+  // limit) and deletes the swap file. CPU: the file's size, header, entries
+  // and payload hash are checked; a missing or corrupt file (or, on CUDA, a
+  // failed copy) is no error: the model is loaded again from its repository
+  // files (report.reloaded, report.reason). A model not swapped out is left
+  // as it is (bytes 0).
+  // Errors (the model stays swapped out): kUnavailable when nothing is
+  // loaded; kResourceExhausted with a MemoryLimitDetail when the limit
+  // refuses the blocks; the load error when the reload fails.
+  Result<SwapInReport> SwapIn();
+  // True between a successful SwapOut and the next successful SwapIn.
+  bool swapped() const;
 
   // Sets the limit on allocator bytes in use (rounded blocks; nullopt removes
   // it), installing the counting allocator if needed. Process-wide: it caps

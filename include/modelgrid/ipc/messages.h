@@ -16,7 +16,9 @@
 //   `request_id` in the JSON and the frame header (they must agree); for the
 //   other messages the header's request_id correlates a reply with its
 //   request (0 = none);
-// - errors are {"code": "<StatusCodeName>", "message": "..."};
+// - errors are {"code": "<StatusCodeName>", "message": "...",
+//                "memory_limit": memory_limit opt} (the typed detail of a
+//   refusal by a memory limit, status.h MemoryLimitDetail; absent otherwise);
 // - strings are UTF-8 (invalid bytes are replaced by U+FFFD when encoding).
 //
 // type (u16)          direction   payload
@@ -35,14 +37,17 @@
 //                                 an `unload` that failed (NOT_FOUND: not loaded)
 // infer (20)          F -> W      {"request_id": u64, "model": str, "task": str,
 //                                  "inputs": [tensor], "output": region,
-//                                  "output_names": [str] opt [], "params": object opt {}}
+//                                  "output_names": [str] opt [], "params": object opt {},
+//                                  "limit_bytes": u64 opt (absent: the load's limit)}
 // result (21)         W -> F      {"request_id": u64, "model": str,
 //                                  then exactly one of "outputs": [tensor] or "error": error}
 // output_needed (22)  W -> F      {"request_id": u64, "model": str, "bytes": u64}
 // output_region (23)  F -> W      {"request_id": u64, "offset": u64, "size": u64}
 // get_stats (30)      F -> W      {}
 // stats (31)          W -> F      {"current_bytes": u64, "peak_bytes": u64,
-//                                  "models": [{"model","current_bytes","peak_bytes"}] opt []}
+//                                  "models": [{"model","current_bytes","peak_bytes",
+//                                              "swapped": bool opt false}] opt [],
+//                                  "cuda": [cuda] opt []}
 // unload (40)         F -> W      {"model": str}
 // unloaded (41)       W -> F      {"model": str}
 // shutdown (50)       F -> W      {}  (no reply: the worker closes its socket and exits)
@@ -51,12 +56,23 @@
 //                                 region (shm_registry.h), mapped read-only [0, map_bytes)
 // region_attached (61) W -> F     {"id": u64, "error": error opt}
 // detach_region (62)  F -> W      {"id": u64}  (no reply; requests in flight keep it)
+// swap_out (70)       F -> W      {"model": str, "swap_dir": str opt ""}
+// swapped_out (71)    W -> F      {"model": str, "bytes": u64, "duration_us": u64,
+//                                  "rss_before_bytes": u64, "rss_after_bytes": u64,
+//                                  "error": error opt}
+// swap_in (72)        F -> W      {"model": str}
+// swapped_in (73)     W -> F      {"model": str, "bytes": u64, "duration_us": u64,
+//                                  "reloaded": bool, "reason": str opt "", "error": error opt}
 //
 // tensor = {"name": str, "datatype": KServe v2 name ("FP32", ...),
 //           "shape": [i64 >= 0], "offset": u64, "size": u64, "region": u64 opt 0}
 //          region 0: the bytes lie in the arena (offset 64-byte aligned);
 //          region N: in attached shared-memory region N (any offset; inputs only)
 // region = {"offset": u64, "size": u64}
+// memory_limit = {"model": str, "device": str, "limit_bytes": u64,
+//                 "in_use_bytes": u64, "requested_bytes": u64}
+// cuda   = {"index": u32, "allocated_bytes": u64, "reserved_bytes": u64,
+//           "peak_reserved_bytes": u64}
 // spec   = {"name": str, "datatype": KServe v2 name, "dims": [i64 >= -1]}
 //          (a repository TensorSpec: dims exclude the batch dim, -1 = any)
 //
@@ -86,8 +102,27 @@
 // one `infer` at a time on a lane and waits for its `result` (the model runs
 // one request at a time anyway); a `result` for a request the frontend gave
 // up on may still arrive and is matched by request id. The worker closes
-// its end when the model is unloaded or its load fails; `load`, `unload`
-// and `get_stats` stay on the control socket.
+// its end when the model is unloaded or its load fails; `load`, `unload`,
+// `get_stats`, `swap_out` and `swap_in` stay on the control socket.
+//
+// Swap (design.md, "Memory model" → swap): `swap_out` moves a loaded
+// model's weights off its device (CPU: to one file in `swap_dir`; CUDA: to
+// pinned host memory) while the worker keeps the model's graph; `swap_in`
+// brings them back (from the model's files instead when the swap file is
+// missing or corrupt: `reloaded` true, `reason` why). Both run on the
+// model's thread in order with its requests: an `infer` sent before a
+// `swap_out` is answered first, and an `infer` for a swapped-out model is
+// answered with UNAVAILABLE "model 'M' is swapped out: ...". Each is
+// answered once, by its reply message; `error` set means it failed (e.g.
+// NOT_FOUND: the worker does not hold the model) and the other figures are
+// then 0. A `swap_out` of a swapped-out model and a `swap_in` of a resident
+// one change nothing (bytes 0).
+//
+// Per-execution memory cap: `limit_bytes` of an `infer` replaces the
+// model's load-time limit for that one execution (the frontend grants
+// bytes past the model's request per batch; 0 = no limit for it); the
+// load-time limit is in force again afterwards. A refusal by either comes
+// back as RESOURCE_EXHAUSTED with `memory_limit` in the error.
 #pragma once
 
 #include <cstdint>
@@ -106,7 +141,7 @@
 namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
-inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kProtocolVersion = 4;
 
 enum class MessageType : uint16_t {
   kPing = 1,
@@ -127,6 +162,10 @@ enum class MessageType : uint16_t {
   kAttachRegion = 60,
   kRegionAttached = 61,
   kDetachRegion = 62,
+  kSwapOut = 70,
+  kSwappedOut = 71,
+  kSwapIn = 72,
+  kSwappedIn = 73,
 };
 
 // The lower-case name used in the table above ("load_failed"); "unknown" for
@@ -135,14 +174,34 @@ std::string_view MessageTypeName(MessageType type);
 // The MessageType with wire value `value`, or nullopt when there is none.
 std::optional<MessageType> ToMessageType(uint16_t value);
 
-// A Status as it travels in a message.
+// A Status as it travels in a message: its code, its message and, of its
+// typed detail (status.h StatusDetail), the memory limit that refused an
+// allocation. (A worker's errors carry no other detail.)
 struct ErrorInfo {
   StatusCode code = StatusCode::kInternal;
   std::string message;
+  std::optional<MemoryLimitDetail> memory_limit;
 
-  static ErrorInfo FromStatus(const Status& status) { return {status.code(), status.message()}; }
-  Status ToStatus() const { return Status(code, message); }
-  bool operator==(const ErrorInfo&) const = default;
+  ErrorInfo() = default;
+  ErrorInfo(StatusCode code_in, std::string message_in,
+            std::optional<MemoryLimitDetail> memory_limit_in = std::nullopt)
+      : code(code_in), message(std::move(message_in)), memory_limit(std::move(memory_limit_in)) {}
+
+  static ErrorInfo FromStatus(const Status& status) {
+    ErrorInfo e(status.code(), status.message());
+    if (const MemoryLimitDetail* m = status.memory_limit()) e.memory_limit = *m;
+    return e;
+  }
+  // The Status, with a StatusDetail carrying memory_limit when set.
+  Status ToStatus() const {
+    Status s(code, message);
+    if (!memory_limit) return s;
+    StatusDetail detail;
+    detail.memory_limit = memory_limit;
+    return s.WithDetail(std::move(detail));
+  }
+  // Field-wise (MemoryLimitDetail has no operator==).
+  bool operator==(const ErrorInfo& other) const;
 };
 
 // A tensor placed in the arena. `size` is its byte count; for fixed-size
@@ -268,6 +327,13 @@ struct InferMessage {
   // Task parameters (e.g. generate's max_new_tokens), a JSON object handed to
   // TorchScriptBackend::Run as is.
   nlohmann::json params = nlohmann::json::object();
+  // The memory cap of this one execution, bytes (the model's request plus
+  // the bytes the frontend granted it for this batch; 0 = none); nullopt =
+  // the limit of the model's `load`. The worker applies it to the model's
+  // allocator (CPU: its counting allocator's limit; CUDA: the caching
+  // allocator's cap, raised or lowered by the difference) while the request
+  // runs and restores the load's limit after it.
+  std::optional<uint64_t> limit_bytes;
   bool operator==(const InferMessage&) const = default;
 };
 
@@ -311,11 +377,17 @@ struct GetStatsMessage {
   bool operator==(const GetStatsMessage&) const = default;
 };
 
-// One instance's memory inside a `stats` reply, in bytes.
+// One instance's memory inside a `stats` reply, in bytes (aligned blocks).
+// CPU models: the bytes charged to the model's own counters (the
+// allocations of its thread: exact; src/worker/README.md says what is not
+// charged to it); CUDA models: the device bytes its load added (0 while
+// swapped out) and the device's allocated peak during its load.
 struct ModelMemory {
   std::string model;
   uint64_t current_bytes = 0;
-  uint64_t peak_bytes = 0;
+  uint64_t peak_bytes = 0;  // since its load
+  bool swapped = false;     // its weights are swapped out ("swapped" on the wire,
+                            // written only when true)
   bool operator==(const ModelMemory&) const = default;
 };
 
@@ -355,6 +427,53 @@ struct UnloadedMessage {
   bool operator==(const UnloadedMessage&) const = default;
 };
 
+// F -> W: move a loaded model's weights off its device (CPU models: to the
+// file "<swap_dir>/<model>.<pid>.mgswap"; CUDA models: to pinned host
+// memory, swap_dir ignored), after the requests sent to it before.
+// Answered by `swapped_out`.
+struct SwapOutMessage {
+  static constexpr MessageType kType = MessageType::kSwapOut;
+  std::string model;
+  std::string swap_dir;  // a folder; created when missing; required for CPU models
+  bool operator==(const SwapOutMessage&) const = default;
+};
+
+// W -> F: the answer to `swap_out`: what moved, how long it took, and the
+// worker's resident memory (VmRSS) before and after; `error` set when the
+// swap-out failed (the model then still serves, its weights in place).
+struct SwappedOutMessage {
+  static constexpr MessageType kType = MessageType::kSwappedOut;
+  std::string model;
+  uint64_t bytes = 0;             // weight bytes moved off the device
+  uint64_t duration_us = 0;       // microseconds
+  uint64_t rss_before_bytes = 0;  // the worker process's resident bytes
+  uint64_t rss_after_bytes = 0;
+  std::optional<ErrorInfo> error;
+  bool operator==(const SwappedOutMessage&) const = default;
+};
+
+// F -> W: bring a swapped-out model's weights back onto its device.
+// Answered by `swapped_in`.
+struct SwapInMessage {
+  static constexpr MessageType kType = MessageType::kSwapIn;
+  std::string model;
+  bool operator==(const SwapInMessage&) const = default;
+};
+
+// W -> F: the answer to `swap_in`; `reloaded` when the swap tier failed and
+// the model was loaded again from its repository files (`reason` says why);
+// `error` set when the swap-in failed (the model then stays swapped out).
+struct SwappedInMessage {
+  static constexpr MessageType kType = MessageType::kSwappedIn;
+  std::string model;
+  uint64_t bytes = 0;        // weight bytes back on the device
+  uint64_t duration_us = 0;  // microseconds
+  bool reloaded = false;
+  std::string reason;
+  std::optional<ErrorInfo> error;
+  bool operator==(const SwappedInMessage&) const = default;
+};
+
 // F -> W: exit now. No reply: the frontend waits for end of stream and the
 // child's exit status.
 struct ShutdownMessage {
@@ -381,6 +500,10 @@ std::string ToJson(const ShutdownMessage& m);
 std::string ToJson(const AttachRegionMessage& m);
 std::string ToJson(const RegionAttachedMessage& m);
 std::string ToJson(const DetachRegionMessage& m);
+std::string ToJson(const SwapOutMessage& m);
+std::string ToJson(const SwappedOutMessage& m);
+std::string ToJson(const SwapInMessage& m);
+std::string ToJson(const SwappedInMessage& m);
 
 // Parses a payload into `*out` (left unspecified on error). Errors:
 // kCorruption naming the message type and, where one is at fault, the field:
@@ -407,6 +530,10 @@ Status FromJson(std::string_view json, ShutdownMessage* out);
 Status FromJson(std::string_view json, AttachRegionMessage* out);
 Status FromJson(std::string_view json, RegionAttachedMessage* out);
 Status FromJson(std::string_view json, DetachRegionMessage* out);
+Status FromJson(std::string_view json, SwapOutMessage* out);
+Status FromJson(std::string_view json, SwappedOutMessage* out);
+Status FromJson(std::string_view json, SwapInMessage* out);
+Status FromJson(std::string_view json, SwappedInMessage* out);
 
 // Checks that every tensor lies inside `bounds` ([offset, offset + size) of
 // each within [bounds.offset, bounds.offset + bounds.size)) — what the

@@ -10,8 +10,22 @@
 // and each request's callback receives its own rows.
 //
 // Order: higher `priority` first, FIFO within a priority. One batch executes
-// at a time per scheduler. A request whose deadline passes while queued
-// completes with kUnavailable and is never executed.
+// at a time per scheduler.
+//
+// Deadlines: every request has at most one deadline, end to end: its own
+// (SchedulerRequest::deadline, the client's timeout) or else Submit() time +
+// default_timeout_us, where default_timeout_us == 0 means none. A request
+// whose deadline passes while queued completes with kUnavailable and is never
+// executed; a dispatched one runs until the executor returns. The executor
+// receives the batch's deadline in its ExecuteContext (a worker channel turns
+// it into its reply timeout with TimeoutUntil()); there is no other,
+// fixed execution limit.
+//
+// Memory: with a cost model (BatchSchedulerOptions::batch_bytes and
+// budget_bytes) the dispatcher closes a batch before it would need more bytes
+// than the instance has; a merged batch that still fails with
+// kResourceExhausted is retried as its requests, each alone (see
+// BatchSchedulerOptions and SchedulerStats::memory_splits).
 #pragma once
 
 #include <chrono>
@@ -56,7 +70,22 @@ class SteadySchedulerClock final : public SchedulerClock {
 // The longest the dispatcher sleeps in one wait while requests are queued.
 inline constexpr std::chrono::milliseconds kSchedulerMaxSleep{20};
 
-// Runs one batch: the model's side of the scheduler (later: a worker
+// What the scheduler tells an executor about the batch it hands over.
+struct ExecuteContext {
+  // The latest deadline among the batch's requests (steady clock): the batch
+  // is of no use to any of them after it. nullopt when some request of the
+  // batch has no deadline (default_timeout_us 0 and no client timeout). It
+  // may already have passed when Execute() starts (a request split out of a
+  // batch that ran out of memory, or a slow dispatcher); the scheduler never
+  // abandons a call in progress because of it.
+  std::optional<SchedulerTime> deadline;
+  // Rows in the batch: the sum of dimension 0 over its requests. 1 for a
+  // request that runs as given (the model does not batch, or the request
+  // has no batch dimension).
+  int64_t rows = 1;
+};
+
+// Runs one batch: the model's side of the scheduler (e.g. a worker
 // channel). Called only from the scheduler's dispatcher thread, one batch at
 // a time per scheduler; an executor shared by several schedulers must be
 // thread-safe.
@@ -64,15 +93,33 @@ class BatchExecutor {
  public:
   virtual ~BatchExecutor() = default;
   // Executes `task` (e.g. "forward", "generate") on `inputs` with the
-  // request parameters `params` (a JSON object). For a batched model every
-  // input has the batch in dimension 0 and every output must too (with the
-  // same total). Returns the outputs, or an error that every request of the
-  // batch receives. An exception thrown here is caught and reported to the
-  // batch's requests as kInternal.
-  virtual Result<std::vector<InferTensor>> Execute(const std::string& task,
+  // request parameters `params` (a JSON object), for the batch described by
+  // `ctx`. An executor that must bound its wait (a worker's reply) derives
+  // the bound from ctx.deadline (TimeoutUntil()), never from a fixed
+  // setting. For a batched model every input has the batch in dimension 0
+  // and every output must too (with the same total). Returns the outputs,
+  // or an error that every request of the batch receives; except that
+  // kResourceExhausted for a batch of 2+ requests makes the scheduler retry
+  // each request alone (BatchSchedulerOptions). An exception thrown here is
+  // caught and reported to the batch's requests as kInternal.
+  virtual Result<std::vector<InferTensor>> Execute(const ExecuteContext& ctx,
+                                                   const std::string& task,
                                                    std::vector<InferTensor> inputs,
                                                    const nlohmann::json& params) = 0;
 };
+
+// The wait bound an executor uses when the batch has no deadline: long, as
+// a worker's death is detected separately and a healthy call must not be
+// cut short. Also the longest bound TimeoutUntil() returns.
+inline constexpr std::chrono::hours kNoDeadlineTimeout{24};
+
+// Converts a batch deadline into the timeout (whole milliseconds) of a call
+// made at `now`: the time left, rounded UP to a whole millisecond and at
+// least 1 ms (a deadline at or before `now` gives 1 ms, never 0, which
+// callers such as WorkerClient::Infer would treat as "already expired");
+// kNoDeadlineTimeout for nullopt, and at most kNoDeadlineTimeout for a
+// deadline further away. Never fails.
+std::chrono::milliseconds TimeoutUntil(std::optional<SchedulerTime> deadline, SchedulerTime now);
 
 // One inference request as the scheduler sees it. A plain value type.
 struct SchedulerRequest {
@@ -81,8 +128,11 @@ struct SchedulerRequest {
   std::vector<InferTensor> inputs;                   // batch in dimension 0 when batching
   nlohmann::json params = nlohmann::json::object();  // requests with unequal params never merge
   int priority = 0;                                  // higher runs first
-  // When the request gives up waiting in the queue. nullopt: the time of
-  // Submit() plus BatchingConfig::default_timeout_us.
+  // The request's one deadline (the client's timeout): it gives up waiting
+  // in the queue then, and the executor gets it (ExecuteContext). nullopt:
+  // the time of Submit() plus BatchingConfig::default_timeout_us, or no
+  // deadline at all when default_timeout_us is 0 (or so large that the sum
+  // would not fit the clock).
   std::optional<SchedulerTime> deadline;
 };
 
@@ -96,29 +146,69 @@ using SchedulerCallback = std::function<void(Result<std::vector<InferTensor>>)>;
 // metrics. Durations are sums in microseconds, counted per request (a batch
 // of 4 requests that computes for 10 us adds 40 us to compute_duration_us),
 // except batch_compute_duration_us which counts each batch once.
+//
+// Batch counters (executed_batches, batch_size_histogram,
+// batch_compute_duration_us) count every batch dispatched, including a
+// merged batch that failed with kResourceExhausted and the one-request
+// batches it was retried as. Request counters (executed_requests,
+// executed_inferences, succeeded, failed and the per-request durations)
+// count each dispatched request once, by its final outcome: always
+// succeeded + failed == executed_requests, and a split request's
+// compute_duration_us is the time of both executions it took part in.
 struct SchedulerStats {
   uint64_t queued = 0;               // requests waiting now (a gauge)
   uint64_t accepted = 0;             // Submit() calls that returned OK
   uint64_t rejected = 0;             // Submit() calls refused: queue full or shut down
   uint64_t timed_out = 0;            // requests whose deadline passed in the queue
   uint64_t cancelled = 0;            // requests failed by Shutdown()
-  uint64_t executed_batches = 0;     // Execute() calls (nv_inference_exec_count)
-  uint64_t executed_requests = 0;    // requests in those batches
-  uint64_t executed_inferences = 0;  // rows in those batches (nv_inference_count)
+  uint64_t executed_batches = 0;     // batches dispatched (nv_inference_exec_count)
+  uint64_t executed_requests = 0;    // requests dispatched, each once
+  uint64_t executed_inferences = 0;  // rows of those requests, each once (nv_inference_count)
   uint64_t succeeded = 0;  // executed requests that got outputs (nv_inference_request_success)
   uint64_t failed = 0;     // executed requests that got an error (nv_inference_request_failure)
-  std::map<int64_t, uint64_t> batch_size_histogram;  // rows per batch -> batches
-  uint64_t queue_duration_us = 0;    // Submit() to dispatch (nv_inference_queue_duration_us)
+  std::map<int64_t, uint64_t> batch_size_histogram;  // rows per dispatched batch -> batches
+  uint64_t queue_duration_us = 0;    // Submit() to first dispatch (nv_inference_queue_duration_us)
   uint64_t compute_duration_us = 0;  // Execute() time (nv_inference_compute_infer_duration_us)
   uint64_t batch_compute_duration_us = 0;  // Execute() time, once per batch
   uint64_t request_duration_us = 0;  // Submit() to callback (nv_inference_request_duration_us)
+  // Merged batches (2+ requests) whose Execute() returned kResourceExhausted
+  // and were retried as their requests, each alone.
+  uint64_t memory_splits = 0;
+  // Batches the cost model closed early: the next compatible request in the
+  // queue fit max_batch_size but not the memory budget.
+  uint64_t memory_capped_batches = 0;
 };
 
 // How a scheduler batches. Build it from a model's config with FromConfig().
+//
+// Memory-aware batching. When both batch_bytes and budget_bytes are set, the
+// dispatcher, growing a batch in queue order, stops before the first
+// compatible request with which batch_bytes(rows) would exceed
+// budget_bytes(); that request and the ones after it stay queued, in order,
+// for the next batch (the batch is then dispatched without waiting longer
+// for partners). A batch always takes its first request, so a request that
+// alone exceeds the budget runs alone (and fails on its own if it really
+// does not fit). Requests that cannot batch run alone and are not costed.
+// Independently of the cost model, a merged batch (2+ requests) whose
+// Execute() returns kResourceExhausted is retried at once as its requests,
+// each alone, in queue order, so a request fails for memory only when it
+// alone does not fit; a request whose deadline has passed by its retry is
+// not retried and fails with kUnavailable.
 struct BatchSchedulerOptions {
   std::string model_name;      // named in every error message
   int64_t max_batch_size = 1;  // rows per batch; 0 = the model does not batch
   BatchingConfig batching;     // delay, preferred sizes, queue size (0 = unbounded), timeout
+  // Bytes a batch of `rows` rows needs beyond the model's weights
+  // (activations, workspace), e.g. from the memory estimator. Must be
+  // non-decreasing in `rows`. Empty: no cost model.
+  std::function<uint64_t(int64_t rows)> batch_bytes;
+  // Bytes the instance holds or can be granted now for a batch, read once
+  // each time the dispatcher tries to grow a batch past its first request.
+  // Empty: no cost model.
+  std::function<uint64_t()> budget_bytes;
+  // Both are called on the dispatcher thread with the scheduler's lock
+  // held: they should be cheap and must not call this scheduler. One that
+  // throws closes the batch as if it were over budget (logged).
 
   static BatchSchedulerOptions FromConfig(std::string model_name, const ModelConfig& config);
 };
@@ -168,7 +258,21 @@ class BatchScheduler {
   // batch if one is due; else sets `*wake` to when to look again.
   std::optional<Batch> NextBatch(SchedulerTime now, std::vector<Pending>* expired,
                                  std::optional<SchedulerTime>* wake);
+  struct Attempt;
+  // Runs a dispatched batch; retries its members alone after a
+  // kResourceExhausted of a merged batch. Completes every member.
   void Run(Batch batch);
+  // Merges `members`' inputs (moving them out when there is one member),
+  // calls the executor and splits its outputs per member. Completes none.
+  Attempt Execute(const std::vector<Pending*>& members);
+  // With mu_ held: counts one dispatched batch.
+  void CountBatchLocked(const Attempt& attempt);
+  // With mu_ held: counts the final outcome of one dispatched request.
+  void CountRequestLocked(const Pending& p, bool ok, uint64_t compute_us, SchedulerTime dispatched,
+                          SchedulerTime end);
+  // Whether a batch of `rows` rows fits the memory budget (read into
+  // `*budget` on first use). False when the cost model throws.
+  bool FitsBudget(int64_t rows, std::optional<uint64_t>* budget) const;
   void Complete(Pending& p, Result<std::vector<InferTensor>> result);
   void Expire(std::vector<Pending>& expired, SchedulerTime now);
   uint64_t RetryAfterHintLocked() const;

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "modelgrid/status.h"
@@ -71,8 +73,64 @@ Status ResetCudaPeak(int index);
 // so that a measured forward has really finished. Errors: as SetCudaLimit.
 Status SynchronizeCuda(int index);
 
+// Gives every cached (reserved but unallocated) block of the caching
+// allocator back to the driver (emptyCache), whatever the amount; returns the
+// bytes device `index` released. Used after a swap-out, whose freed weights
+// must leave the device. Errors: as SetCudaLimit.
+Result<uint64_t> EmptyCudaCache(int index);
+
+// Page-locked ("pinned") host memory from cudaHostAlloc: the host tier that
+// CUDA models swap their weights to (design.md, "Memory model" → swap), so
+// copies to and from it run asynchronously at full bus speed. Freed with
+// cudaFreeHost on destruction, so the bytes return to the system at once
+// (ATen's caching host allocator would keep them cached in the process).
+class PinnedBuffer {
+ public:
+  // `bytes` > 0 bytes of pinned host memory. Errors: kUnsupported without
+  // CUDA; kResourceExhausted with the CUDA error text when cudaHostAlloc
+  // fails (not enough lockable host memory).
+  static Result<std::unique_ptr<PinnedBuffer>> Allocate(uint64_t bytes);
+  ~PinnedBuffer();
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  void* data() const { return data_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  PinnedBuffer(void* data, uint64_t bytes) : data_(data), bytes_(bytes) {}
+  void* data_;
+  uint64_t bytes_;
+};
+
+// Queue a copy of `bytes` bytes between memory of device `index` and host
+// memory on that device's current CUDA stream (cudaMemcpyAsync: it returns
+// at once when the host side is pinned). Neither side may be used or freed
+// before SynchronizeCudaStream(index) returned. Errors: kUnsupported without
+// CUDA; kNotFound for a device index that does not exist; kInternal with
+// the CUDA error text.
+Status CopyDeviceToHostAsync(int index, void* host, const void* device, uint64_t bytes);
+Status CopyHostToDeviceAsync(int index, void* device, const void* host, uint64_t bytes);
+// Waits for every copy and kernel queued on device `index`'s current stream
+// (cudaStreamSynchronize). Errors: as CopyDeviceToHostAsync.
+Status SynchronizeCudaStream(int index);
+
 // True when `message` is the CUDA caching allocator's out-of-memory text
 // ("CUDA out of memory" / "out of memory" raised as c10::OutOfMemoryError).
+// Only for where the text is all there is: the TorchScript interpreter
+// rethrows an error raised inside a scripted method that has a
+// serialized-code traceback as a plain std::runtime_error carrying the
+// original text (seen with LibTorch 1.13 on the zoo's gpt2 and bert-base; a
+// traced resnet18 keeps the c10::OutOfMemoryError type), so the type is
+// lost by the time the backend sees it. The CPU counting allocator's
+// refusals are then recognised by its record instead
+// (CountingAllocator::ThreadRefusals); the CUDA caching allocator keeps no
+// record a caller could read.
 bool IsCudaOutOfMemory(const std::string& message);
+
+// The byte count in the caching allocator's out-of-memory text "Tried to
+// allocate 20.00 MiB" (rounded: the text has two decimals), or nullopt when
+// the text has none. Same caveat as IsCudaOutOfMemory.
+std::optional<uint64_t> CudaRequestedBytes(const std::string& message);
 
 }  // namespace modelgrid

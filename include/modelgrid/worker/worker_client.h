@@ -28,9 +28,9 @@
 // the worker's receive loop nor this client's reader thread is on the
 // request's path. An Infer that finds its model's lane busy with another
 // call takes the control socket instead (its request queues in the worker
-// behind the running one, as before lanes). Load, Unload, Stats and death detection stay on
-// the control socket; when the worker dies, a call on a lane fails with the
-// same "worker ... exited" error as the others.
+// behind the running one, as before lanes). Load, Unload, Stats, SwapOut,
+// SwapIn and death detection stay on the control socket; when the worker dies, a call on a lane
+// fails with the same "worker ... exited" error as the others.
 //
 // Thread-safety: every method may be called from any thread, concurrently
 // (many Infer calls may be in flight at once; replies are matched by request
@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -130,10 +131,17 @@ class WorkerClient {
   // the arena (one copy, no socket transfer; none for an input in a
   // registered shared-memory region), waits for the result and copies the
   // outputs out. `params` is a JSON object handed to the backend's Run
-  // (e.g. generate's max_new_tokens); null means {}.
+  // (e.g. generate's max_new_tokens); null means {}. `limit_bytes`, when
+  // set, is this execution's memory cap in bytes (the model's request plus
+  // the bytes the grid granted it for this batch; 0 = none), in force in
+  // the worker while the request runs in place of the load's limit
+  // (messages.h, InferMessage::limit_bytes); unset = the load's limit.
   // Errors: the worker's error for the request (e.g. kInvalidArgument for a
-  // wrong shape, kResourceExhausted for the memory limit, kNotFound for an
-  // unknown task or a model the worker does not hold) with its message;
+  // wrong shape, kResourceExhausted for the memory limit, with
+  // Status::memory_limit() {model, device, limit, in use, requested bytes},
+  // kNotFound for an unknown task or a model the worker does not hold,
+  // kUnavailable "model 'M' is swapped out: ..." after SwapOut) with its
+  // message;
   // kInvalidArgument, before anything is sent, for an input whose bytes do
   // not match its datatype and shape or a `params` that is not an object;
   // kResourceExhausted when the arena has no room for the inputs or the
@@ -144,7 +152,33 @@ class WorkerClient {
   Result<std::vector<InferTensor>> Infer(const std::string& model, const std::string& task,
                                          const std::vector<InferTensor>& inputs,
                                          const nlohmann::json& params,
+                                         std::chrono::milliseconds timeout,
+                                         std::optional<uint64_t> limit_bytes = std::nullopt);
+
+  // Moves `model`'s weights off its device while the worker keeps the model
+  // (messages.h swap_out): CPU models to one file in `swap_dir` (a folder,
+  // created when missing), CUDA models to pinned host memory (`swap_dir`
+  // ignored). Runs after the requests sent to the model before it; later
+  // Infer calls fail with kUnavailable "model 'M' is swapped out" until
+  // SwapIn. Returns the worker's figures: bytes moved, microseconds, and its
+  // resident memory before and after (bytes); a model swapped out already
+  // gives bytes 0. Errors (the model keeps serving, weights in place):
+  // kNotFound for a model the worker does not hold; the worker's error
+  // (e.g. kUnavailable naming the swap file and the system error,
+  // kInvalidArgument for a CPU model without `swap_dir`); kUnavailable as
+  // Load.
+  Result<ipc::SwappedOutMessage> SwapOut(const std::string& model, const std::string& swap_dir,
                                          std::chrono::milliseconds timeout);
+
+  // Brings `model`'s weights back onto its device (messages.h swap_in).
+  // Returns bytes moved and microseconds; `reloaded` (with `reason`) when
+  // the swap file was missing or corrupt and the worker loaded the model
+  // again from its repository files instead. A resident model gives bytes 0.
+  // Errors (the model stays swapped out): kNotFound for a model the worker
+  // does not hold; kResourceExhausted with Status::memory_limit() when the
+  // limit refused the weights; the load error when the reload failed;
+  // kUnavailable as Load.
+  Result<ipc::SwappedInMessage> SwapIn(const std::string& model, std::chrono::milliseconds timeout);
 
   // Has the worker forget shared-memory region `region_id` (messages.h
   // detach_region; no reply): the grid calls it when the region is
@@ -154,9 +188,9 @@ class WorkerClient {
   void DetachRegion(uint64_t region_id);
 
   // The worker's memory figures (`stats`, bytes): the process's allocator
-  // current and peak, and per model the bytes it held right after its load
-  // with the process peak (one allocator serves all models of a worker).
-  // Errors: kUnavailable as Load.
+  // current and peak, and per model its own counters' current and peak
+  // since its load and whether it is swapped out (ipc::ModelMemory;
+  // src/worker/README.md says what is exact). Errors: kUnavailable as Load.
   Result<ipc::StatsMessage> Stats(std::chrono::milliseconds timeout);
 
   // Sends `shutdown`, waits up to `grace` for the process to exit, then
