@@ -104,7 +104,8 @@ constexpr PerModelFamily kModelFamilies[] = {
 }  // namespace
 
 std::string FormatMetrics(const std::vector<ModelMetrics>& models,
-                          const std::vector<DeviceStatus>& devices) {
+                          const std::vector<DeviceStatus>& devices,
+                          const std::vector<SwapEvent>& swaps) {
   std::ostringstream out;
   // Triton's names where the meaning is the same (design.md, "Interfaces").
   for (const PerModelFamily& spec : kTritonFamilies) {
@@ -127,7 +128,75 @@ std::string FormatMetrics(const std::vector<ModelMetrics>& models,
       f.Sample({{"model", s.name}, {"kind", "limit"}}, s.limit_bytes);
       f.Sample({{"model", s.name}, {"kind", "current"}}, s.current_bytes);
       f.Sample({{"model", s.name}, {"kind", "peak"}}, s.peak_bytes);
+      f.Sample({{"model", s.name}, {"kind", "borrowed"}}, s.borrowed_bytes);
+      f.Sample({{"model", s.name}, {"kind", "swapped"}}, s.swapped_bytes);
     }
+  }
+  {
+    Family f(&out, "modelgrid_model_state", "gauge",
+             "1 for the model's lifecycle state (added, loading, ready, restarting, unplaced, "
+             "failed, unloaded, standby, swapping_out, swapped, swapping_in).");
+    for (const ModelMetrics& m : models) {
+      f.Sample({{"model", m.status.name}, {"state", ModelStateName(m.status.state)}}, 1);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_model_collisions_total", "counter",
+             "Memory collisions settled for the model's requests, by resolver (wait, priority, "
+             "swap; evict for on-demand loads) and outcome (granted, reclaimed, timed_out).");
+    for (const ModelMetrics& m : models) {
+      for (const auto& [key, n] : m.status.collisions) {
+        const size_t slash = key.find('/');
+        f.Sample({{"model", m.status.name},
+                  {"resolver", key.substr(0, slash)},
+                  {"outcome", slash == std::string::npos ? "" : key.substr(slash + 1)}},
+                 n);
+      }
+    }
+  }
+  {
+    Family f(&out, "modelgrid_model_swaps_total", "counter",
+             "Swaps of the model's weights to the host tier (out) and back (in).");
+    for (const ModelMetrics& m : models) {
+      f.Sample({{"model", m.status.name}, {"direction", "out"}}, m.status.swaps_out);
+      f.Sample({{"model", m.status.name}, {"direction", "in"}}, m.status.swaps_in);
+    }
+  }
+  {
+    Family f(&out, "modelgrid_model_evictions_total", "counter",
+             "Times the model was unloaded to make room (it went back to standby).");
+    for (const ModelMetrics& m : models) f.Sample({{"model", m.status.name}}, m.status.evictions);
+  }
+  {
+    // A histogram of swap durations in microseconds, per direction, over the
+    // grid's recent swaps (Grid::SwapEvents).
+    constexpr uint64_t kBounds[] = {100, 1'000, 10'000, 100'000, 1'000'000, 10'000'000};
+    Family f(&out, "modelgrid_swap_duration_us", "histogram",
+             "Duration of swaps (out: to the host tier; in: back, including reloads), "
+             "microseconds.");
+    for (const char* direction : {"out", "in"}) {
+      uint64_t count = 0, sum = 0;
+      uint64_t buckets[std::size(kBounds)] = {};
+      for (const SwapEvent& e : swaps) {
+        const bool in = e.direction == "in" || e.direction == "reload";
+        if ((std::string(direction) == "in") != in || e.direction == "evict") continue;
+        ++count;
+        sum += e.duration_us;
+        for (size_t i = 0; i < std::size(kBounds); ++i) {
+          if (e.duration_us <= kBounds[i]) ++buckets[i];
+        }
+      }
+      for (size_t i = 0; i < std::size(kBounds); ++i) {
+        out << "modelgrid_swap_duration_us_bucket{direction=\"" << direction << "\",le=\""
+            << kBounds[i] << "\"} " << buckets[i] << '\n';
+      }
+      out << "modelgrid_swap_duration_us_bucket{direction=\"" << direction
+          << "\",le=\"+Inf\"} " << count << '\n';
+      out << "modelgrid_swap_duration_us_sum{direction=\"" << direction << "\"} " << sum << '\n';
+      out << "modelgrid_swap_duration_us_count{direction=\"" << direction << "\"} " << count
+          << '\n';
+    }
+    (void)f;
   }
   {
     Family f(&out, "modelgrid_model_context_bytes", "gauge",
@@ -148,6 +217,9 @@ std::string FormatMetrics(const std::vector<ModelMetrics>& models,
       f.Sample({{"device", d.device.id}, {"kind", "free"}}, d.free_bytes);
       f.Sample({{"device", d.device.id}, {"kind", "reserved"}}, d.reserved_bytes);
       f.Sample({{"device", d.device.id}, {"kind", "buffer"}}, d.buffer_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "capacity"}}, d.capacity_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "borrowed"}}, d.borrowed_bytes);
+      f.Sample({{"device", d.device.id}, {"kind", "swapped"}}, d.swapped_bytes);
     }
   }
   {
@@ -179,7 +251,7 @@ std::vector<Route> MetricsRoutes(Grid* grid) {
              HttpReply reply;
              reply.status = 200;
              reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
-             reply.body = FormatMetrics(models, grid->Devices());
+             reply.body = FormatMetrics(models, grid->Devices(), grid->SwapEvents());
              return reply;
            }}};
 }

@@ -20,8 +20,15 @@
 //   modelgrid_model_rejected_total{model}                counter: queue full (503)
 //   modelgrid_model_timed_out_total{model}               counter
 //   modelgrid_model_memory_bytes{model,kind}             gauge: request, limit, current, peak
+//   modelgrid_model_memory_bytes kinds also borrowed (granted past the request) and swapped
 //   modelgrid_model_context_bytes{model,measured}        gauge: its worker's context charge
-//   modelgrid_device_memory_bytes{device,kind}           gauge: total, used, free, reserved, buffer
+//   modelgrid_model_state{model,state}                   gauge 1 for its lifecycle state
+//   modelgrid_model_collisions_total{model,resolver,outcome} counter
+//   modelgrid_model_swaps_total{model,direction}         counter: out, in
+//   modelgrid_model_evictions_total{model}               counter
+//   modelgrid_swap_duration_us{direction}                histogram (recent swaps)
+//   modelgrid_device_memory_bytes{device,kind}           gauge: total, used, free, reserved,
+//                                                        buffer, capacity, borrowed, swapped
 //   modelgrid_device_context_bytes{device,measured}      gauge: per-worker charge
 //   modelgrid_device_workers{device}                     gauge
 #pragma once
@@ -41,8 +48,10 @@ struct ModelMetrics {
 };
 
 // The exposition text for `models` and `devices` (ends with a newline).
+// `swaps` feeds the swap-duration histogram (Grid::SwapEvents).
 std::string FormatMetrics(const std::vector<ModelMetrics>& models,
-                          const std::vector<DeviceStatus>& devices);
+                          const std::vector<DeviceStatus>& devices,
+                          const std::vector<SwapEvent>& swaps = {});
 
 // `value` escaped for a label value: \\ for \, \" for ", \n for a newline.
 std::string EscapeLabelValue(std::string_view value);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <map>
 #include <regex>
 #include <set>
@@ -87,11 +89,12 @@ TEST(MetricsTest, TextFollowsTheExpositionFormat) {
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.back(), '\n');
   const std::regex help(R"(# HELP ([a-z_]+) \S.*)");
-  const std::regex type(R"(# TYPE ([a-z_]+) (counter|gauge))");
+  const std::regex type(R"(# TYPE ([a-z_]+) (counter|gauge|histogram))");
   const std::regex sample(
       R"re(([a-z_]+)(\{([a-z_]+="([^"\\\n]|\\["\\n])*")(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? [0-9]+)re");
   std::map<std::string, int> declared;
   std::string family;
+  bool histogram = false;
   std::smatch m;
   for (const std::string& line : Lines(text)) {
     if (std::regex_match(line, m, help)) {
@@ -99,6 +102,7 @@ TEST(MetricsTest, TextFollowsTheExpositionFormat) {
       EXPECT_EQ(++declared[family], 1) << family << " declared twice";
     } else if (std::regex_match(line, m, type)) {
       EXPECT_EQ(m[1], family) << line;
+      histogram = m[2] == "histogram";
       // modelgrid_* counters end in _total (Prometheus naming); Triton's keep its names.
       if (family.rfind("modelgrid_", 0) == 0) {
         const bool total = family.size() > 6 && family.substr(family.size() - 6) == "_total";
@@ -108,7 +112,14 @@ TEST(MetricsTest, TextFollowsTheExpositionFormat) {
       }
     } else {
       ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample: " << line;
-      EXPECT_EQ(m[1], family) << line;
+      if (histogram) {  // family_bucket / _sum / _count
+        const std::string name = m[1];
+        EXPECT_TRUE(name == family + "_bucket" || name == family + "_sum" ||
+                    name == family + "_count")
+            << line;
+      } else {
+        EXPECT_EQ(m[1], family) << line;
+      }
     }
   }
   EXPECT_GE(declared.size(), 16u);
@@ -119,6 +130,52 @@ TEST(MetricsTest, LabelValuesAreEscaped) {
   EXPECT_EQ(EscapeLabelValue("a\"b"), "a\\\"b");
   EXPECT_EQ(EscapeLabelValue("a\\b"), "a\\\\b");
   EXPECT_EQ(EscapeLabelValue("a\nb"), "a\\nb");
+}
+
+TEST(MetricsTest, DynamicMemoryFamilies) {
+  std::vector<ModelMetrics> models = TwoModels();
+  models[0].status.state = ModelState::kSwapped;
+  models[0].status.borrowed_bytes = 33554432;
+  models[0].status.swapped_bytes = 46796608;
+  models[0].status.swaps_out = 3;
+  models[0].status.swaps_in = 2;
+  models[0].status.evictions = 4;
+  models[0].status.collisions = {{"swap/reclaimed", 5}, {"wait/timed_out", 1}};
+  std::vector<DeviceStatus> devices = OneGpu();
+  devices[0].capacity_bytes = 9000;
+  devices[0].borrowed_bytes = 1234;
+  devices[0].swapped_bytes = 4321;
+  const std::vector<SwapEvent> swaps = {{"digits", "out", 10, 50},
+                                        {"digits", "out", 10, 5'000},
+                                        {"digits", "in", 10, 2'000'000},
+                                        {"digits", "reload", 10, 20'000'000},
+                                        {"digits", "evict", 10, 0}};
+  const std::string text = FormatMetrics(models, devices, swaps);
+  auto has = [&](const std::string& line) {
+    const auto lines = Lines(text);
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  EXPECT_TRUE(has(R"(modelgrid_model_memory_bytes{model="digits",kind="borrowed"} 33554432)"));
+  EXPECT_TRUE(has(R"(modelgrid_model_memory_bytes{model="digits",kind="swapped"} 46796608)"));
+  EXPECT_TRUE(has(R"(modelgrid_model_state{model="digits",state="swapped"} 1)"));
+  EXPECT_TRUE(has(
+      R"(modelgrid_model_collisions_total{model="digits",resolver="swap",outcome="reclaimed"} 5)"));
+  EXPECT_TRUE(has(
+      R"(modelgrid_model_collisions_total{model="digits",resolver="wait",outcome="timed_out"} 1)"));
+  EXPECT_TRUE(has(R"(modelgrid_model_swaps_total{model="digits",direction="out"} 3)"));
+  EXPECT_TRUE(has(R"(modelgrid_model_swaps_total{model="digits",direction="in"} 2)"));
+  EXPECT_TRUE(has(R"(modelgrid_model_evictions_total{model="digits"} 4)"));
+  EXPECT_TRUE(has(R"(modelgrid_device_memory_bytes{device="cuda:0",kind="borrowed"} 1234)"));
+  EXPECT_TRUE(has(R"(modelgrid_device_memory_bytes{device="cuda:0",kind="swapped"} 4321)"));
+  // Two swaps out (50 us, 5 ms), two in (2 s, a 20 s reload); evictions are no swaps.
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_bucket{direction="out",le="100"} 1)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_bucket{direction="out",le="10000"} 2)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_count{direction="out"} 2)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_sum{direction="out"} 5050)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_bucket{direction="in",le="1000000"} 0)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_bucket{direction="in",le="10000000"} 1)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_bucket{direction="in",le="+Inf"} 2)"));
+  EXPECT_TRUE(has(R"(modelgrid_swap_duration_us_sum{direction="in"} 22000000)"));
 }
 
 }  // namespace
