@@ -36,6 +36,7 @@
 # Environment: OUT (default output folder), MODELGRID_NVIDIA_SMI (the
 # nvidia-smi to use, default `nvidia-smi`), PYTHON (default python3);
 # STRATEGIES, ISOLATIONS (space-separated subsets for the density step) and
+# BUILD_TARGETS (build only these, e.g. "modelgrid modelgrid-worker") and
 # DENSITY_SECONDS (load run per served configuration, default 20): the
 # served density runs one `modelgrid serve` per pair, so split it over calls
 # under the 10-minute limit, e.g. STRATEGIES=memory-optimized --steps density.
@@ -242,7 +243,12 @@ step_configure() {
 }
 
 # -k 0: a failed build lists every error in one call (device time is scarce).
-step_build() { cmake --build "$BUILD_DIR" -j "$JOBS" -- -k 0; }
+# BUILD_TARGETS (space-separated) builds only those targets (a short call).
+step_build() {
+  local targets=()
+  [ -n "${BUILD_TARGETS:-}" ] && for t in $BUILD_TARGETS; do targets+=(--target "$t"); done
+  cmake --build "$BUILD_DIR" -j "$JOBS" "${targets[@]}" -- -k 0
+}
 
 step_gpu_tests() {
   ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure -V

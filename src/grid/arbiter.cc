@@ -160,6 +160,11 @@ std::vector<memory::InstanceFacts> MemoryArbiter::FactsLocked(
     f.loaded_at = it->second.loaded_at;
     f.can_swap = swap_possible_;
     f.reload_cost_s = it->second.reload_cost_s;
+    // One worker per instance (isolation `model`): its worker is charged
+    // under the instance's own key, and an unload stops it.
+    for (const auto& ctx : snapshot.contexts) {
+      if (ctx.worker == f.instance) f.unload_extra_bytes = ctx.bytes;
+    }
     out.push_back(std::move(f));
   }
   return out;

@@ -1569,10 +1569,14 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
     const ModelStatus& st = it->second.status;
     // Swapped and standby models take requests: their executor brings them
     // back first (the client sees latency, not an error).
+    // So does a model loading on demand (its first request's batch is
+    // loading it): later requests queue behind that load, not fail.
+    const bool demand_loading = st.state == ModelState::kLoading &&
+                                it->second.life.last_event() == LifecycleEvent::kDemand;
     const bool serving = st.state == ModelState::kReady || st.state == ModelState::kSwapped ||
                          st.state == ModelState::kStandby ||
                          st.state == ModelState::kSwappingIn ||
-                         st.state == ModelState::kSwappingOut;
+                         st.state == ModelState::kSwappingOut || demand_loading;
     if (!serving) {
       done(Status::Unavailable("model '" + model + "' is not ready (state " +
                                ModelStateName(st.state) +
@@ -1882,13 +1886,20 @@ Status Grid::Reconfigure(const std::string& model, const ModelUpdate& update) {
   };
   note("request", std::to_string(st.request_bytes), std::to_string(request));
   note("limit", std::to_string(st.limit_bytes), std::to_string(limit));
-  st.request_bytes = request;
-  st.limit_bytes = limit;
-  rec.entry.config.memory_request = request;
-  rec.entry.config.memory_limit = limit;
+  // Only the figures the update names: a model not estimated yet (state
+  // added) has request_bytes 0 in its status, which must not become its
+  // config's memory request.
+  if (update.request_bytes) {
+    st.request_bytes = request;
+    rec.entry.config.memory_request = request;
+  }
+  if (update.request_bytes || update.limit_bytes) {
+    st.limit_bytes = limit;
+    rec.entry.config.memory_limit = limit;
+  }
   for (const auto& inst : rec.instances) {
-    inst->request_bytes = request;
-    inst->limit_bytes = limit;
+    if (update.request_bytes) inst->request_bytes = request;
+    if (update.request_bytes || update.limit_bytes) inst->limit_bytes = limit;
   }
   if (update.priority) {
     note("priority", std::to_string(st.priority), std::to_string(*update.priority));

@@ -93,8 +93,9 @@ ReclaimPlan PlanPriority(const DeviceLedger& snapshot, const std::vector<Instanc
     const uint64_t request = c.view->account.request_bytes;
     const bool swap = c.facts->can_swap && request <= host_room;
     if (swap) host_room -= request;
+    const uint64_t freed = swap ? bytes : bytes + c.facts->unload_extra_bytes;
     all.push_back(
-        ReclaimAction{c.name(), swap ? ReclaimKind::kSwapOut : ReclaimKind::kUnload, bytes});
+        ReclaimAction{c.name(), swap ? ReclaimKind::kSwapOut : ReclaimKind::kUnload, freed});
     taken[c.name()] += bytes;
   }
   // 3. Bursts in flight: their grant is taken back and their batch fails.
@@ -201,8 +202,9 @@ ReclaimPlan ChooseEvictions(const DeviceLedger& snapshot, const std::vector<Inst
     const bool swap = s.c.view->account.resolver == Resolver::kSwap && s.c.facts->can_swap &&
                       request <= host_room;
     if (swap) host_room -= request;
-    all.push_back(ReclaimAction{s.c.name(), swap ? ReclaimKind::kSwapOut : ReclaimKind::kUnload,
-                                s.c.view->device_bytes});
+    all.push_back(ReclaimAction{
+        s.c.name(), swap ? ReclaimKind::kSwapOut : ReclaimKind::kUnload,
+        s.c.view->device_bytes + (swap ? 0 : s.c.facts->unload_extra_bytes)});
   }
   Settle(std::move(all), "eviction: idle instances past their minimum residency", plan);
   return plan;

@@ -107,6 +107,31 @@ TEST_F(ReclaimTest, NothingIsTakenWhenTheBytesAreFree) {
   EXPECT_TRUE(evict.actions.empty());
 }
 
+// One worker per instance: unloading one also frees its worker's context
+// (unload_extra_bytes), which a swap-out (the worker stays) does not.
+TEST_F(ReclaimTest, AnUnloadCountsTheContextItsWorkerFrees) {
+  ASSERT_TRUE(ledger_.ChargeContext("cuda:0", "a#0", 500 * M).ok());
+  ASSERT_TRUE(ledger_.ChargeContext("cuda:0", "b#0", 500 * M).ok());
+  Admit(Account("a#0", "cuda:0", 400, 400));
+  Admit(Account("b#0", "cuda:0", 400, 400));  // held 1800 of 2000
+  InstanceFacts a = Idle("a#0", 10, false);
+  a.unload_extra_bytes = 500 * M;
+  InstanceFacts b = Idle("b#0", 20, false);
+  b.unload_extra_bytes = 500 * M;
+  // A cold model with its own context: 100 + 500 asked, 400 short.
+  const ReclaimPlan plan = ChooseEvictions(Snap(), {a, b}, 600 * M, At(100));
+  EXPECT_FALSE(plan.wait) << plan.reason;
+  ASSERT_EQ(plan.actions.size(), 1u);  // a's 400 + its 500 context cover the 400 short
+  EXPECT_EQ(plan.actions[0].kind, ReclaimKind::kUnload);
+  EXPECT_EQ(plan.actions[0].bytes, 900 * M);
+  // Without the context figures two instances' requests (800) still cover it,
+  // but a need of 1000 short is out of reach of the requests alone.
+  a.unload_extra_bytes = b.unload_extra_bytes = 0;
+  EXPECT_TRUE(ChooseEvictions(Snap(), {a, b}, 1200 * M, At(100)).wait);
+  a.unload_extra_bytes = b.unload_extra_bytes = 500 * M;
+  EXPECT_FALSE(ChooseEvictions(Snap(), {a, b}, 1200 * M, At(100)).wait);
+}
+
 TEST_F(ReclaimTest, WaitNeverTakesAnything) {
   PriorityScenario();
   const ReclaimPlan plan = PlanReclaim(Snap(), facts_, Asking(401, Resolver::kWait));

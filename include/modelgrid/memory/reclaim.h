@@ -56,6 +56,10 @@ struct InstanceFacts {
   bool can_swap = false;          // the model supports swapping (the planners also
                                   // check the snapshot's host_free_bytes, swaps summed)
   double reload_cost_s = 1.0;     // estimated seconds to bring it back (load or swap in)
+  // Bytes an unload frees beyond the instance's own (its worker's context,
+  // when the worker goes with it: one worker per instance); a swap-out keeps
+  // the worker and frees none of them.
+  uint64_t unload_extra_bytes = 0;
 };
 
 // Who needs bytes on the snapshot's device.
