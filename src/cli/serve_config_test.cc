@@ -20,6 +20,10 @@ worker_threads: 3
 spin_us: 0
 buffer: 2GiB
 max_cpu_models: 4
+swap_dir: swap
+swap_space: 8GiB
+load: on_demand
+min_residency_ms: 250
 )";
   ASSERT_TRUE(ApplyServeConfigYaml(yaml, "modelgrid.yaml", "/etc/mg", &c).ok());
   EXPECT_EQ(c.repository, "/etc/mg/models");  // relative to the file's folder
@@ -33,6 +37,10 @@ max_cpu_models: 4
   EXPECT_EQ(c.spin_us, 0);
   EXPECT_EQ(c.buffer_bytes, 2ULL << 30);
   EXPECT_EQ(c.max_cpu_models, 4);
+  EXPECT_EQ(c.swap_dir, "/etc/mg/swap");  // relative to the file's folder
+  EXPECT_EQ(c.swap_space_bytes, 8ULL << 30);
+  EXPECT_EQ(c.load, "on_demand");
+  EXPECT_EQ(c.min_residency_ms, 250);
 }
 
 TEST(ServeConfigTest, AbsentFieldsKeepTheirValues) {
@@ -64,6 +72,12 @@ TEST(ServeConfigTest, ErrorsNameTheFieldAndTheFile) {
       {"max_body_bytes: 0\n", "field 'max_body_bytes': must be at least 1 byte"},
       {"strategy: fastest\n", "field 'strategy'"},
       {"isolation: container\n", "field 'isolation'"},
+      {"swap_space: -1GiB\n", "field 'swap_space'"},
+      {"swap_space: 12 parsecs\n", "field 'swap_space'"},
+      {"load: lazily\n", "field 'load': expected eager or on_demand, got 'lazily'"},
+      {"load: default\n", "field 'load'"},
+      {"min_residency_ms: -1\n", "field 'min_residency_ms'"},
+      {"swap_dir: ''\n", "field 'swap_dir': must not be empty"},
       {"devices: {a: b}\n", "field 'devices'"},
       {"host: [a, b]\n", "field 'host': expected a single value"},
       {"- a\n- b\n", "server.yaml: expected a mapping of fields"},
