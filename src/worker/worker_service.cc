@@ -303,10 +303,12 @@ class WorkerService {
 
   // Swaps go through the model's queue, after the requests sent before.
   // Malformed, or for a model the worker does not hold: answered at once
-  // with the error.
-  void OnSwapOut(const ipc::Frame& frame) {
-    auto swap = ipc::FromFrame<ipc::SwapOutMessage>(frame);
-    ipc::SwappedOutMessage reply;
+  // with the error. `Request` is SwapOutMessage or SwapInMessage, `Reply`
+  // its answer; `enqueue` queues the decoded request on the model's runner.
+  template <typename Request, typename Reply, typename Enqueue>
+  void OnSwap(const ipc::Frame& frame, Enqueue enqueue) {
+    auto swap = ipc::FromFrame<Request>(frame);
+    Reply reply;
     if (!swap.ok()) {
       reply.error = ipc::ErrorInfo::FromStatus(swap.status());
       context_.Send(ipc::ToFrame(reply, frame.request_id));
@@ -320,26 +322,19 @@ class WorkerService {
       context_.Send(ipc::ToFrame(reply, frame.request_id));
       return;
     }
-    it->second->EnqueueSwapOut(std::move(swap->swap_dir), frame.request_id);
+    enqueue(*it->second, *swap);
+  }
+
+  void OnSwapOut(const ipc::Frame& frame) {
+    OnSwap<ipc::SwapOutMessage, ipc::SwappedOutMessage>(
+        frame, [&](auto& runner, ipc::SwapOutMessage& m) {
+          runner.EnqueueSwapOut(std::move(m.swap_dir), frame.request_id);
+        });
   }
 
   void OnSwapIn(const ipc::Frame& frame) {
-    auto swap = ipc::FromFrame<ipc::SwapInMessage>(frame);
-    ipc::SwappedInMessage reply;
-    if (!swap.ok()) {
-      reply.error = ipc::ErrorInfo::FromStatus(swap.status());
-      context_.Send(ipc::ToFrame(reply, frame.request_id));
-      return;
-    }
-    reply.model = swap->model;
-    std::lock_guard<std::mutex> lock(models_mu_);
-    auto it = models_.find(swap->model);
-    if (it == models_.end()) {
-      reply.error = NotHeld(swap->model);
-      context_.Send(ipc::ToFrame(reply, frame.request_id));
-      return;
-    }
-    it->second->EnqueueSwapIn(frame.request_id);
+    OnSwap<ipc::SwapInMessage, ipc::SwappedInMessage>(
+        frame, [&](auto& runner, ipc::SwapInMessage&) { runner.EnqueueSwapIn(frame.request_id); });
   }
 
   ipc::ErrorInfo NotHeld(const std::string& model) const {
