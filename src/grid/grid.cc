@@ -395,6 +395,11 @@ struct Grid::Impl final : public ArbiterActions {
     measured_context.insert(device.id);
   }
 
+  grid_internal::RestartBackoff NewBackoff() const {
+    return grid_internal::RestartBackoff(options.initial_backoff, options.max_backoff,
+                                         kStableUptime);
+  }
+
   // ---- execution and residency (an instance's exec_mu held) ----
 
   // The bytes a batch of `rows` rows needs past the instance's request.
@@ -512,6 +517,7 @@ struct Grid::Impl final : public ArbiterActions {
     const auto start = Clock::now();
     SwapEvent ev{inst.model, "in", 0, 0};
     Status s;
+    bool worker_died = false;
     if (inst.backend) {
       auto r = inst.backend->SwapIn();
       if (r.ok()) {
@@ -529,6 +535,7 @@ struct Grid::Impl final : public ArbiterActions {
         }
       }
       s = r.status();
+      worker_died = !s.ok() && !client->alive();
     } else {
       s = Status::Unavailable("model '" + inst.model + "': its worker is restarting");
     }
@@ -539,6 +546,14 @@ struct Grid::Impl final : public ArbiterActions {
     if (rec.status.state != ModelState::kSwappingIn) {  // its worker died meanwhile
       return s.ok() ? Status::Unavailable("model '" + inst.model + "': its worker is restarting")
                     : s.WithPrefix("model '" + inst.model + "': swap-in");
+    }
+    if (!s.ok() && worker_died) {
+      // Its worker died under the swap-in, before the watchdog heard of it:
+      // not a failure of the model. The ledger holds its request on the
+      // device again, so the watchdog's restart loads it from its files.
+      Apply(rec, LifecycleEvent::kWorkerDied, "its worker died during the swap-in: " + s.message());
+      return Status::Unavailable("model '" + inst.model + "': its worker died during the swap-in; " +
+                                 "it is restarting");
     }
     if (!s.ok()) {
       Apply(rec, LifecycleEvent::kSwapInFailed);
@@ -716,6 +731,10 @@ struct Grid::Impl final : public ArbiterActions {
       if (auto s = weak.lock()) OnWorkerExit(s, exit);
     });
     if (!client.ok()) return client.status();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      slot->backoff.Started(Clock::now());
+    }
     std::lock_guard<std::mutex> lock(slot->mu);
     slot->client = std::move(client).value();
     return Status::Ok();
@@ -885,11 +904,10 @@ struct Grid::Impl final : public ArbiterActions {
         const std::string key = options.isolation == Isolation::kModel ? inst.key() : best->id;
         auto it = slots.find(key);
         if (it == slots.end() || it->second->retired) {
-          slot = std::make_shared<WorkerSlot>();
+          slot = std::make_shared<WorkerSlot>(NewBackoff());
           slot->key = key;
           slot->device = best->id;
           slot->exec_device = ExecDevice(*best);
-          slot->backoff = options.initial_backoff;
           new_slot = true;
           context = best->context_bytes;
         } else {
@@ -1047,12 +1065,11 @@ struct Grid::Impl final : public ArbiterActions {
         if (!slot_key.empty()) {
           auto it = slots.find(slot_key);
           if (it == slots.end() || it->second->retired) {
-            auto slot = std::make_shared<WorkerSlot>();
+            auto slot = std::make_shared<WorkerSlot>(NewBackoff());
             slot->key = slot_key;
             slot->device = a.device;
             const Device* d = FindDevice(a.device);
             slot->exec_device = d ? ExecDevice(*d) : "cpu";
-            slot->backoff = options.initial_backoff;
             slots[slot_key] = slot;
             new_slots[slot_key] = slot;
             it = slots.find(slot_key);
@@ -1172,9 +1189,7 @@ struct Grid::Impl final : public ArbiterActions {
     if (exit.requested) return;
     std::lock_guard<std::mutex> lock(mu);
     if (shutting_down || slot->retired) return;
-    if (Clock::now() - slot->started > kStableUptime) slot->backoff = options.initial_backoff;
-    auto delay = slot->backoff;
-    slot->backoff = std::min(options.max_backoff, slot->backoff * 2);
+    const auto delay = slot->backoff.OnExit(Clock::now());
     std::string why = "worker '" + slot->key + "' (pid " + std::to_string(exit.pid) + ") " +
                       exit.Describe() + "; restarting in " + std::to_string(delay.count()) + " ms";
     for (const auto& key : slot->hosted) {
@@ -1253,8 +1268,11 @@ struct Grid::Impl final : public ArbiterActions {
       h.erase(std::remove(h.begin(), h.end(), key), h.end());
       inst->slot.reset();
       inst->device.clear();
-      Apply(inst->model, LifecycleEvent::kEvict,
-            "its worker died while it was swapped out; loads again on its next request");
+      if (auto it = models.find(inst->model); it != models.end()) {
+        Apply(it->second, LifecycleEvent::kEvict,
+              "its worker died while it was swapped out; loads again on its next request");
+        Summarize(it->second);  // no worker pid or device while on standby
+      }
     }
     hosted = std::move(resident);
     {
@@ -1275,8 +1293,7 @@ struct Grid::Impl final : public ArbiterActions {
     if (!started.ok()) {
       std::lock_guard<std::mutex> lock(mu);
       if (shutting_down || slot->retired) return;
-      auto delay = slot->backoff;
-      slot->backoff = std::min(options.max_backoff, slot->backoff * 2);
+      const auto delay = slot->backoff.OnStartFailed();
       for (auto& [entry, inst] : hosted) {
         Apply(inst->model, LifecycleEvent::kWorkerDied,
               "restart failed: " + started.message() + "; retrying in " +
@@ -1285,10 +1302,6 @@ struct Grid::Impl final : public ArbiterActions {
       restarts.emplace_back(Clock::now() + delay, slot);
       watchdog_cv.notify_all();
       return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      slot->started = Clock::now();
     }
     for (auto& [entry, inst] : hosted) {
       Status s = LoadInstance(entry, *inst, threads);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "grid/restart_backoff.h"
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/scheduler/batch_scheduler.h"
@@ -22,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 // ("resnet50#0"), per device in isolation `device` ("cpu"). The process
 // behind it changes when the watchdog restarts it; the slot stays.
 struct WorkerSlot {
+  explicit WorkerSlot(RestartBackoff b) : backoff(b) {}
+
   std::string key;     // "model#replica" or the device id
   std::string device;  // Device::id it serves
   std::string exec_device;  // what its models run on ("cpu" for cpu and simulated devices)
@@ -29,8 +32,7 @@ struct WorkerSlot {
   std::mutex mu;
   std::shared_ptr<WorkerClient> client;  // guarded by mu; null while restarting
   std::vector<std::string> hosted;       // guarded by the grid's mu: instance keys
-  std::chrono::milliseconds backoff{0};  // guarded by the grid's mu: next restart delay
-  Clock::time_point started;             // guarded by the grid's mu
+  RestartBackoff backoff;               // guarded by the grid's mu: restart delays
   bool retired = false;                  // guarded by the grid's mu: unloaded, never restart
   uint64_t context_bytes = 0;            // guarded by the grid's mu: measured (CUDA)
   bool context_measured = false;         // guarded by the grid's mu
