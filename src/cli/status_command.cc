@@ -45,28 +45,32 @@ Result<json> Fetch(httplib::Client& client, const std::string& path) {
 
 void PrintServer(const std::string& url, const json& devices, const json& models) {
   std::cout << "Server " << url << "\n\n";
-  Table d({"DEVICE", "NAME", "TOTAL", "USED", "FREE", "RESERVED", "CONTEXT", "WORKERS", "MODELS"},
-          {2, 3, 4, 5, 6, 7});
+  Table d({"DEVICE", "NAME", "TOTAL", "USED", "FREE", "RESERVED", "BORROWED", "SWAPPED",
+           "CONTEXT", "WORKERS", "MODELS"},
+          {2, 3, 4, 5, 6, 7, 8, 9});
   for (const json& x : devices) {
     std::string names;
     for (const json& m : x.value("models", json::array())) {
       names += (names.empty() ? "" : ", ") + m.get<std::string>();
     }
     d.AddRow({x.value("id", ""), x.value("name", ""), Bytes(x["total_bytes"]), Bytes(x["used_bytes"]),
-              Bytes(x["free_bytes"]), Bytes(x["reserved_bytes"]),
+              Bytes(x["free_bytes"]), Bytes(x["reserved_bytes"]), Bytes(x.value("borrowed_bytes", json(0))),
+              Bytes(x.value("swapped_bytes", json(0))),
               Bytes(x["context_bytes"]) + (x.value("context_measured", false) ? " (measured)" : ""),
               std::to_string(x.value("workers", 0)), names.empty() ? "-" : names});
   }
   d.Print(std::cout);
   std::cout << "\n";
-  Table m({"MODEL", "STATE", "DEVICE", "REQUEST", "LIMIT", "CURRENT", "PEAK", "PID", "RESTARTS"},
-          {3, 4, 5, 6, 7, 8});
+  Table m({"MODEL", "STATE", "DEVICE", "REQUEST", "LIMIT", "CURRENT", "PEAK", "BORROWED",
+           "SWAPPED", "PID", "RESTARTS"},
+          {3, 4, 5, 6, 7, 8, 9, 10});
   for (const json& x : models) {
     std::string state = x.value("state", "");
     if (!x.value("reason", std::string()).empty()) state += ": " + x["reason"].get<std::string>();
     m.AddRow({x.value("name", ""), state, x.value("device", std::string()).empty() ? "-" : x["device"].get<std::string>(),
               Bytes(x["request_bytes"]), Bytes(x["limit_bytes"]), Bytes(x["current_bytes"]),
-              Bytes(x["peak_bytes"]),
+              Bytes(x["peak_bytes"]), Bytes(x.value("borrowed_bytes", json(0))),
+              Bytes(x.value("swapped_bytes", json(0))),
               x.value("worker_pid", 0) > 0 ? std::to_string(x["worker_pid"].get<int64_t>()) : "-",
               std::to_string(x.value("restarts", 0))});
   }
