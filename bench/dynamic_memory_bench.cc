@@ -21,7 +21,11 @@
 //    under new names (resnet18_r1, resnet18_r2, ...): 21 models on a
 //    `cpu=CAP` device, CAP = one worker context (isolation device; in
 //    isolation model the contexts of a third of the models) + a third of the
-//    summed requests, so that about a third of the bytes fit. Each grid
+//    summed requests. --requests uniform (default): every model's
+//    memory_request (ModelSpec) is the largest first-plan estimate
+//    (resnet18's), so 7 of the 21 fit; --requests estimate: each model its
+//    own estimate, so a third of the bytes fit (resnet18's copies are 70% of
+//    them: most small models fit, the resnet18 copies do not). Each grid
 //    loads eagerly what the planner places (the same set in every
 //    configuration); the rest go to standby. Zipf traffic (s = 1.1 over the
 //    21 models in an order shuffled with --seed) from --clients closed-loop
@@ -48,7 +52,7 @@
 //    LibTorch load + one forward), 5 more requests (warm: the median of
 //    the last 3, LibTorch's profiling executor optimizes over the first
 //    runs), request the pusher (X swaps out to its file), request X
-//    (swap-in + one forward), and X once more. Swap durations and bytes
+//    (swap-in + one forward), and X 5 times more (median). Swap durations and bytes
 //    from Grid::SwapEvents (X's "out" and "in"); cold load = cold request −
 //    warm request; medians over the reps.
 // 3. bursts. Two copies of --burst-model (gpt2) with request R = its weight
@@ -113,6 +117,7 @@ struct Args {
   int clients = 4;
   uint32_t seed = 1;
   std::string isolation = "device";
+  std::string requests = "uniform";  // section 1: uniform | estimate
   int64_t min_residency_ms = 200;
   int64_t timeout_ms = 10'000;
   int reps = 5;
@@ -175,6 +180,7 @@ ZooModel OpenZooModel(const std::string& zoo, const std::string& name, int64_t b
 struct Sizes {
   uint64_t request = 0;
   uint64_t weights = 0;
+  uint64_t peak = 0;  // the estimate's instance peak (weights + activations + ...)
 };
 
 // Estimates `names` of the zoo on a grid whose models all go to standby
@@ -202,7 +208,7 @@ std::map<std::string, Sizes> FirstPlan(const Args& a, const std::vector<std::str
            Status::Internal(std::string("expected standby with an estimate, got ") +
                             ModelStateName(st.state) + ": " + st.reason));
     }
-    out[st.name] = Sizes{st.request_bytes, st.estimate->weights};
+    out[st.name] = Sizes{st.request_bytes, st.estimate->weights, st.estimate->instance_peak()};
   }
   *context_bytes = (*grid)->Devices().at(0).device.context_bytes;
   return out;
@@ -291,6 +297,7 @@ struct OverResult {
   std::string name;
   int placed = 0;
   uint64_t placed_bytes = 0;
+  std::string placed_names;
   uint64_t offered = 0, served = 0, refused = 0, errors = 0, hung = 0, warm = 0;
   std::vector<double> warm_us, cold_us;
   ErrorCounts error_text;
@@ -302,6 +309,7 @@ struct OverResult {
 
 OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolation,
                          uint64_t capacity, const std::vector<std::string>& names,
+                         const std::map<std::string, uint64_t>& request_of,
                          const std::map<std::string, ZooModel>& base_of,
                          const std::vector<double>& zipf_weights,
                          const std::vector<size_t>& rank_to_model) {
@@ -319,7 +327,7 @@ OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolati
   std::unique_ptr<Grid> grid = std::move(created).value();
   for (const auto& n : names) {
     const ZooModel& m = base_of.at(n);
-    Status s = grid->AddModel({n, m.entry.dir, {}, {}});
+    Status s = grid->AddModel({n, m.entry.dir, request_of.at(n), {}});
     if (!s.ok()) Fail("adding " + n, s);
   }
   auto plan = grid->LoadAll();
@@ -331,6 +339,7 @@ OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolati
     if (st->state == ModelState::kReady) {
       resident[i] = true;
       ++r.placed;
+      r.placed_names += (r.placed_names.empty() ? "" : ", ") + names[i];
       r.placed_bytes += st->request_bytes;
     } else if (st->state != ModelState::kStandby) {
       Fail(names[i], Status::Internal(std::string("after LoadAll: ") + ModelStateName(st->state) +
@@ -427,14 +436,28 @@ void Oversubscription(const Args& a) {
   }
   std::vector<std::string> names;
   std::map<std::string, ZooModel> base_of;
-  uint64_t sum = 0;
+  std::map<std::string, uint64_t> request_of;
   for (int k = 1; k <= kCopies; ++k) {
     for (const auto& b : base_names) {
       const std::string n = b + "_r" + std::to_string(k);
       names.push_back(n);
       base_of[n] = OpenZooModel(a.zoo, b, 1, 8, 42);
-      sum += sizes.at(b).request;
+      request_of[n] = sizes.at(b).request;
     }
+  }
+  uint64_t largest = 0;
+  std::string largest_name;
+  for (const auto& b : base_names) {
+    if (sizes.at(b).request > largest) {
+      largest = sizes.at(b).request;
+      largest_name = b;
+    }
+  }
+  const bool uniform = a.requests == "uniform";
+  uint64_t sum = 0;
+  for (auto& [n, r] : request_of) {
+    if (uniform) r = largest;
+    sum += r;
   }
   const uint64_t contexts = *isolation == Isolation::kDevice
                                 ? context
@@ -456,15 +479,24 @@ void Oversubscription(const Args& a) {
   for (const auto& cfg : configs) {
     std::fprintf(stderr, "dynamic_memory_bench: oversubscription %s...\n", cfg.name);
     results.push_back(
-        RunOverConfig(a, cfg, *isolation, capacity, names, base_of, weights, rank_to_model));
+        RunOverConfig(a, cfg, *isolation, capacity, names, request_of, base_of, weights,
+                      rank_to_model));
   }
 
   Header("Over-subscription: 21 models on a device that holds about a third", a);
   std::printf("models:  %s × %d copies (name_rK), batch 1, 8 tokens for gpt2/bert-base\n",
               "digits, gpt2, bert-base, vit_b_16, mobilenet_v3_small, resnet18, echo_image",
               kCopies);
-  std::printf("sizes:   requests (first plan) sum %s MiB over 21 models; context %s MiB per worker\n",
-              Mib(sum).c_str(), Mib(context).c_str());
+  if (uniform) {
+    std::printf("sizes:   every model's memory_request (ModelSpec) = the largest first-plan "
+                "estimate (%s, %s MiB): sum %s MiB over 21 models; context %s MiB per worker\n",
+                largest_name.c_str(), Mib(largest).c_str(), Mib(sum).c_str(), Mib(context).c_str());
+  } else {
+    std::printf("sizes:   memory_request (ModelSpec) = each model's first-plan estimate: ");
+    for (const auto& b : base_names) std::printf("%s %s, ", b.c_str(), Mib(sizes.at(b).request).c_str());
+    std::printf("MiB; sum %s MiB over 21 models; context %s MiB per worker\n", Mib(sum).c_str(),
+                Mib(context).c_str());
+  }
   std::printf("device:  cpu=%llu (%s MiB = %s MiB of contexts [isolation %s] + sum / 3)\n",
               static_cast<unsigned long long>(capacity), Mib(capacity).c_str(),
               Mib(contexts).c_str(), a.isolation.c_str());
@@ -475,27 +507,37 @@ void Oversubscription(const Args& a) {
   for (size_t k = 0; k < rank_to_model.size(); ++k) {
     std::printf("%s%s", k ? ", " : "", names[rank_to_model[k]].c_str());
   }
-  std::printf("\nresidency: min_residency %lld ms; warm = model ready before the request and no "
+  std::printf("\nplaced:  %s (at start, by the planner, memory-optimized)\n",
+              results.front().placed_names.c_str());
+  for (const auto& r : results) {
+    if (r.placed_names != results.front().placed_names) {
+      std::printf("         NOTE: %s placed a different set: %s\n", r.name.c_str(),
+                  r.placed_names.c_str());
+    }
+  }
+  std::printf("residency: min_residency %lld ms; warm = model ready before the request and no "
               "eviction/swap-out of it until the answer; hit rate = warm / offered\n\n",
               static_cast<long long>(a.min_residency_ms));
   std::printf("| configuration | placed at start | offered | served | refused | errors | "
-              "served/s | hit rate | warm p50 ms | warm p99 ms | cold | cold p50 ms | "
+              "served/s | served / offered | hit rate | warm p50 ms | warm p99 ms | cold | cold p50 ms | "
               "cold p99 ms | evictions | swaps out / in | swap-out p50 ms | swap-in p50 ms | "
               "served vs (a) |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-              "---:|---:|\n");
+              "---:|---:|---:|\n");
   const double base_served = static_cast<double>(results.front().served);
   for (const auto& r : results) {
     const auto w = bench::Summarize(r.warm_us);
     const auto c = bench::Summarize(r.cold_us);
     char placed[64];
     std::snprintf(placed, sizeof placed, "%d (%s MiB)", r.placed, Mib(r.placed_bytes).c_str());
-    std::printf("| %s | %s | %llu | %llu | %llu | %llu | %.1f | %.1f%% | %s | %s | %llu | %s | %s "
+    std::printf("| %s | %s | %llu | %llu | %llu | %llu | %.1f | %.1f%% | %.1f%% | %s | %s | %llu | "
+                "%s | %s "
                 "| %llu | %llu / %llu | %s | %s | %s |\n",
                 r.name.c_str(), placed, static_cast<unsigned long long>(r.offered),
                 static_cast<unsigned long long>(r.served),
                 static_cast<unsigned long long>(r.refused),
                 static_cast<unsigned long long>(r.errors), double(r.served) / r.seconds,
+                r.offered ? 100.0 * double(r.served) / double(r.offered) : 0.0,
                 r.offered ? 100.0 * double(r.warm) / double(r.offered) : 0.0, Ms(w.p50).c_str(),
                 Ms(w.p99).c_str(), static_cast<unsigned long long>(c.count),
                 c.count ? Ms(c.p50).c_str() : "—", c.count ? Ms(c.p99).c_str() : "—",
@@ -600,8 +642,13 @@ void SwapVsCold(const Args& a) {
       if (!must(back, "request after swap-out")) continue;
       row.swapreq_us.push_back(back.us);
       expect(name, ModelState::kReady, "after the swap-in");
-      CallResult next = Call(*grid, name, x, timeout);
-      if (must(next, "second request after the swap-in")) row.next_us.push_back(next.us);
+      // The next 5 requests: does the forward run as fast as before the swap?
+      std::vector<double> next;
+      for (int i = 0; i < 5; ++i) {
+        CallResult n = Call(*grid, name, x, timeout);
+        if (must(n, "request after the swap-in")) next.push_back(n.us);
+      }
+      row.next_us.push_back(Median(next));
       for (const SwapEvent& e : grid->SwapEvents()) {
         if (e.model != name) continue;
         if (e.direction == "out") {
@@ -625,7 +672,7 @@ void SwapVsCold(const Args& a) {
               "resolver swap, on cpu = 2 × %s MiB contexts + 1.5 × X's request;\n"
               "         request X (cold: new worker + LibTorch load + 1 forward), 5 × X (warm: "
               "median of the last 3), the pusher (X swapped out),\n"
-              "         X (swap-in + 1 forward), X once more\n",
+              "         X (swap-in + 1 forward), 5 × X more (median: the forward after a swap-in)\n",
               Mib(kSwapSpace).c_str(), Mib(context).c_str());
   std::printf("reps:    %d per model; medians over the reps; batch 1 (8 tokens); swap-out/in = "
               "the worker's swap call timed by the grid (Grid::SwapEvents, ledger wait "
@@ -633,7 +680,7 @@ void SwapVsCold(const Args& a) {
               "         cold load = cold request − warm request\n\n",
               a.reps);
   std::printf("| model | request MiB | swapped bytes | swap-out ms | swap-in ms | cold request ms "
-              "| warm request ms | request after swap ms | next request ms | cold load ms | "
+              "| warm request ms | request after swap ms | next 5 requests ms | cold load ms | "
               "cold load ÷ swap-in | request after swap ÷ cold request |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
@@ -771,7 +818,9 @@ void Bursts(const Args& a) {
   const ZooModel m =
       OpenZooModel(a.zoo, a.burst_model, batch, probe->config.sequence_length, 42);
   const uint64_t r = z.weights + std::max<uint64_t>(64 * 1024, z.weights / 16);
-  const uint64_t burst_need = z.request > r ? z.request - r : 0;  // estimate's peak + margin − R
+  // What a max-batch burst asks past R (Grid's BurstBytes: the estimate's
+  // instance peak − the request).
+  const uint64_t burst_need = z.peak > r ? z.peak - r : 0;
 
   struct Setup {
     const char* label;
@@ -800,10 +849,10 @@ void Bursts(const Args& a) {
               m.entry.hf_config ? ", sequence_length tokens" : "", std::max(2, a.clients),
               a.seconds, static_cast<long long>(a.timeout_ms));
   std::printf("sizes:   weights %llu B; R = weights + max(64 KiB, weights/16) = %llu B; limit 3R = "
-              "%llu B; the estimate's max-batch request %llu B, so a burst asks ~%llu B past R "
+              "%llu B; the estimate's max-batch instance peak %llu B, so a burst asks %llu B past R "
               "(%s R)\n",
               (unsigned long long)z.weights, (unsigned long long)r, (unsigned long long)(3 * r),
-              (unsigned long long)z.request, (unsigned long long)burst_need,
+              (unsigned long long)z.peak, (unsigned long long)burst_need,
               burst_need > r ? "more than" : "NOT more than: no collision expected;");
   std::printf("device:  dynamic rows cpu = 4R + 2 × %s MiB contexts = %llu B; static row request "
               "= limit = 3R on cpu = 6R + 2 contexts; isolation model; min_residency %lld ms; "
@@ -849,6 +898,11 @@ int main(int argc, char** argv) {
   app.add_option("--clients", a.clients, "concurrent client threads (sections 1 and 3)")
       ->check(CLI::Range(1, 256));
   app.add_option("--seed", a.seed, "seed of the Zipf traffic and of the model order");
+  app.add_option("--requests", a.requests,
+                 "section 1: every model's memory_request = the largest estimate (uniform: a "
+                 "third of the models fit) or each its own estimate (estimate: a third of the "
+                 "bytes fit)")
+      ->check(CLI::IsMember({"uniform", "estimate"}));
   app.add_option("--isolation", a.isolation, "isolation of section 1's grids")
       ->check(CLI::IsMember({"model", "device"}));
   app.add_option("--min-residency-ms", a.min_residency_ms,

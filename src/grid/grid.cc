@@ -430,7 +430,8 @@ struct Grid::Impl final : public ArbiterActions {
                                            std::vector<InferTensor> inputs,
                                            const nlohmann::json& params) {
     std::lock_guard<std::mutex> exec(inst.exec_mu);
-    MG_RETURN_IF_ERROR(EnsureResident(inst, ctx.deadline));
+    // Busy from here: an instance being swapped in or loaded for this batch
+    // is no eviction candidate for other waiters.
     const std::string key = inst.key();
     arbiter->SetBusy(key, true);
     struct Idle {
@@ -438,6 +439,7 @@ struct Grid::Impl final : public ArbiterActions {
       const std::string& k;
       ~Idle() { a->SetBusy(k, false); }
     } idle{arbiter.get(), key};
+    MG_RETURN_IF_ERROR(EnsureResident(inst, ctx.deadline));
     // The estimate may be pessimistic: ask at most what the limit allows and
     // let the worker's allocator say whether the batch really fits.
     const uint64_t room = inst.limit_bytes > inst.request_bytes
@@ -541,7 +543,7 @@ struct Grid::Impl final : public ArbiterActions {
     }
     ev.duration_us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
-    std::lock_guard<std::mutex> lock(mu);
+    std::unique_lock<std::mutex> lock(mu);
     ModelRecord& rec = models.at(inst.model);
     if (rec.status.state != ModelState::kSwappingIn) {  // its worker died meanwhile
       return s.ok() ? Status::Unavailable("model '" + inst.model + "': its worker is restarting")
@@ -558,6 +560,12 @@ struct Grid::Impl final : public ArbiterActions {
     if (!s.ok()) {
       Apply(rec, LifecycleEvent::kSwapInFailed);
       Apply(rec, LifecycleEvent::kLoadFailed, "swap-in failed: " + s.message());
+      lock.unlock();
+      // A failed model holds nothing: its request goes back to the device
+      // and its worker stops (or unloads it), so that the others can use
+      // the bytes and a later Load can place it afresh. exec_mu is held.
+      arbiter->Forget(key);
+      ReleaseResidency(inst);
       return s.WithPrefix("model '" + inst.model + "': swap-in");
     }
     Apply(rec, LifecycleEvent::kSwappedIn);
@@ -863,7 +871,9 @@ struct Grid::Impl final : public ArbiterActions {
     auto inst = NewInstance(rec, 0, rec.status.request_bytes);
     AttachScheduler(rec.entry, *inst);
     rec.instances.push_back(inst);
-    Apply(rec, LifecycleEvent::kPark, reason);
+    // Already on standby (Load of a model that still does not fit): it
+    // stays there, with its new instance.
+    if (rec.status.state != ModelState::kStandby) Apply(rec, LifecycleEvent::kPark, reason);
   }
 
   // Loads a standby instance on its first request: the device with the most
@@ -944,7 +954,9 @@ struct Grid::Impl final : public ArbiterActions {
       Apply(inst.model, LifecycleEvent::kLoadFailed, "on-demand load failed: " + s.message());
       return s.WithPrefix("model '" + inst.model + "': on-demand load");
     }
-    arbiter->Track(inst.key(), InstanceRuntime{inst.model});
+    InstanceRuntime runtime{inst.model};
+    runtime.busy = true;  // the batch that asked for the load runs next
+    arbiter->Track(inst.key(), runtime);
     arbiter->SetResident(inst.key(), seconds);
     std::lock_guard<std::mutex> lock(mu);
     ModelRecord& rec = models.at(inst.model);
@@ -993,6 +1005,11 @@ struct Grid::Impl final : public ArbiterActions {
     std::vector<std::pair<const ModelEntry*, std::shared_ptr<Instance>>> todo;
     std::map<std::string, std::shared_ptr<WorkerSlot>> new_slots;
     std::vector<std::string> reported;
+    // Models whose state this pass already settled (on standby, failed or
+    // unplaced through one of their replicas): their other replicas are not
+    // placed. Their state before the pass (a model Load retries after it
+    // failed, or loads from standby) says nothing about this pass.
+    std::set<std::string> settled;
     {
       std::lock_guard<std::mutex> lock(mu);
       for (size_t i = 0; i < entries.size(); ++i) {
@@ -1011,14 +1028,12 @@ struct Grid::Impl final : public ArbiterActions {
             Park(rec, "load: on_demand (loads on its first request)");
           }
           reported.push_back(rec.status.name);
+          settled.insert(rec.status.name);
         }
       }
       for (const auto& u : rp.plan.unplaced) {
         ModelRecord& rec = models.at(u.model);
-        if (rec.status.state == ModelState::kStandby || rec.status.state == ModelState::kFailed ||
-            rec.status.state == ModelState::kUnplaced) {
-          continue;  // another replica already settled it
-        }
+        if (!settled.insert(u.model).second) continue;  // another replica already settled it
         if (u.estimate_failed) {
           Apply(rec, LifecycleEvent::kEstimateFailed, u.reason);
         } else if (CouldEverFit(rec.entry, *NewInstance(rec, 0, rec.status.request_bytes))) {
@@ -1030,10 +1045,7 @@ struct Grid::Impl final : public ArbiterActions {
       }
       for (const auto& a : rp.plan.placed) {
         ModelRecord& rec = models.at(a.model);
-        if (rec.status.state == ModelState::kUnplaced || rec.status.state == ModelState::kFailed ||
-            rec.status.state == ModelState::kStandby) {
-          continue;  // another replica did not fit: the model is not served
-        }
+        if (settled.count(a.model)) continue;  // another replica did not fit: not served
         auto inst = NewInstance(rec, a.replica, a.request_bytes);
         inst->device = a.device;
         std::string slot_key;
@@ -1056,10 +1068,34 @@ struct Grid::Impl final : public ArbiterActions {
           return Status::Ok();
         });
         if (!admitted.ok()) {  // the plan and the ledger disagree: say so, do not load
+          // Replicas of this model admitted before this one give back
+          // their bytes, their slot places and their new workers.
+          for (const auto& earlier : rec.instances) {
+            const std::string key = earlier->key();
+            arbiter->WithLedger([&](memory::MemoryLedger& l) {
+              l.Remove(key);
+              return 0;
+            });
+            todo.erase(std::remove_if(todo.begin(), todo.end(),
+                                      [&](const auto& t) { return t.second == earlier; }),
+                       todo.end());
+            if (auto slot = earlier->slot) {
+              auto& h = slot->hosted;
+              h.erase(std::remove(h.begin(), h.end(), key), h.end());
+              if (h.empty() && new_slots.erase(slot->key) > 0) {
+                slots.erase(slot->key);
+                arbiter->WithLedger([&](memory::MemoryLedger& l) {
+                  l.ReleaseContext(slot->key);
+                  return 0;
+                });
+              }
+            }
+          }
           RetireCounters(rec.instances, &rec.retired);
           rec.instances.clear();
           Park(rec, "the ledger refused its placement on " + a.device + ": " + admitted.message());
           reported.push_back(rec.status.name);
+          settled.insert(rec.status.name);
           continue;
         }
         if (!slot_key.empty()) {
@@ -1303,6 +1339,7 @@ struct Grid::Impl final : public ArbiterActions {
       watchdog_cv.notify_all();
       return;
     }
+    std::vector<std::shared_ptr<Instance>> failed;
     for (auto& [entry, inst] : hosted) {
       Status s = LoadInstance(entry, *inst, threads);
       std::lock_guard<std::mutex> lock(mu);
@@ -1315,12 +1352,25 @@ struct Grid::Impl final : public ArbiterActions {
       } else if (!s.ok()) {
         Apply(rec, LifecycleEvent::kRestartFailed,
               "reload after worker restart failed: " + s.message());
+        failed.push_back(inst);
       } else {
         Apply(rec, LifecycleEvent::kRestarted);
         arbiter->SetResident(inst->key(), 0);
       }
       Summarize(rec);
     }
+    // Models that could not be reloaded hold nothing: their bytes go back to
+    // the ledger and their worker stops when it hosts nothing else.
+    if (failed.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& inst : failed) {
+        auto& list = models.at(inst->model).instances;
+        list.erase(std::remove(list.begin(), list.end(), inst), list.end());
+        RetireCounters({inst}, &models.at(inst->model).retired);
+      }
+    }
+    ReleaseInstances(failed);
   }
 };
 

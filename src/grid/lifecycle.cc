@@ -32,7 +32,7 @@ constexpr std::array<LifecycleTransition, kLifecycleEventCount> kTable = {{
     {E::kEstimateFailed, From(S::kAdded, S::kUnplaced, S::kFailed, S::kUnloaded, S::kStandby),
      S::kFailed},
     {E::kNoFit, From(S::kAdded, S::kUnplaced, S::kFailed, S::kUnloaded, S::kStandby), S::kUnplaced},
-    {E::kPark, From(S::kAdded, S::kUnplaced), S::kStandby},
+    {E::kPark, From(S::kAdded, S::kUnplaced, S::kFailed, S::kUnloaded), S::kStandby},
     {E::kDemand, From(S::kStandby), S::kLoading},
     {E::kWorkerDied,
      From(S::kLoading, S::kReady, S::kRestarting, S::kSwappingOut, S::kSwapped, S::kSwappingIn),

@@ -13,7 +13,7 @@
 //   load_failed     loading                                    -> failed
 //   estimate_failed added, unplaced, failed, unloaded, standby -> failed
 //   no_fit          added, unplaced, failed, unloaded, standby -> unplaced
-//   park            added, unplaced                            -> standby
+//   park            added, unplaced, failed, unloaded          -> standby
 //   demand          standby                                    -> loading
 //   worker_died     loading, ready, restarting, swapping_out,
 //                   swapped, swapping_in                       -> restarting
@@ -34,6 +34,9 @@
 // the model, so it never reached a worker: grid.cc's "estimate failed"
 // unplaced entries) and worker_died from restarting (the fresh worker of a
 // restart died too; the watchdog tries again after a longer backoff).
+// evict from restarting: a worker that died while its model was swapped out
+// took the host copy with it; the model goes back to standby. park from
+// failed and unloaded: an explicit Load of a model that does not fit now.
 // swap_in_failed goes to loading: the weights are read again from the files.
 // unload is not accepted while a swap is in flight (swapping_out,
 // swapping_in): the grid lets the swap settle first; shutdown takes any state.
