@@ -27,7 +27,7 @@ struct Device {
   uint64_t used_bytes = 0;   // already used by processes that are not ModelGrid's
   // Per-worker-process overhead on this device (CUDA context, library
   // handles; on the CPU the private memory of a worker process). Charged once
-  // per worker process placed here (design.md, "Memory model").
+  // per worker process placed here (docs/design.md, "Memory model").
   uint64_t context_bytes = 0;
 
   // True for devices that behave like GPUs for placement (kCuda, kSimulated).

@@ -1,6 +1,6 @@
 // The memory estimator: predicted peak bytes of one instance of a model,
 // statically, from file headers, config.json and the graph — no forward pass
-// (design.md, "Memory model" → Estimation).
+// (docs/design.md, "Memory model" → Estimation).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // modelgrid::Grid — the library API that everything else is a thin layer
-// over (design.md, "Processes and paths"; the C++ counterpart of the seed's
+// over (docs/design.md, "Processes and paths"; the C++ counterpart of the seed's
 // Python ModelGrid API): add models, load them all (estimate, plan, start
 // workers, load), run tasks on some or all of them, read device and model
 // status, load and unload single models.
@@ -152,7 +152,7 @@ struct ModelStatus {
   int64_t worker_pid = 0;       // 0 when in-process or not running
   // The per-process overhead charged for this model's worker: on a GPU the
   // CUDA context as measured through NVML once the worker has loaded
-  // (context_measured), else the device's configured charge (design.md,
+  // (context_measured), else the device's configured charge (docs/design.md,
   // "Memory model"); 0 in-process or while not placed.
   uint64_t context_bytes = 0;
   bool context_measured = false;

@@ -1,4 +1,4 @@
-// The planner: which instance goes on which device (design.md, "Placement
+// The planner: which instance goes on which device (docs/design.md, "Placement
 // strategies", "Memory model").
 //
 // Capacity of a device for placement =

@@ -1,4 +1,4 @@
-// The model repository: what a user points ModelGrid at (design.md,
+// The model repository: what a user points ModelGrid at (docs/design.md,
 // "Repository layout on disk").
 //
 //   models/
@@ -47,7 +47,7 @@ struct BatchingConfig {
   bool operator==(const BatchingConfig&) const = default;
 };
 
-// How a model's memory collisions are settled (design.md, "Memory model").
+// How a model's memory collisions are settled (docs/design.md, "Memory model").
 enum class Resolver { kWait, kPriority, kSwap };
 
 // The config.yaml / HTTP spelling of a resolver: "wait", "priority", "swap";

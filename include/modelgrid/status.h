@@ -52,7 +52,7 @@ struct CollisionHolder {
   int priority = 0;
 };
 
-// A collision (design.md, "Memory model"): bytes asked of the device memory
+// A collision (docs/design.md, "Memory model"): bytes asked of the device memory
 // ledger that it could not give from free bytes, and how the model's
 // resolver settled it.
 struct CollisionDetail {

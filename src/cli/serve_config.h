@@ -1,4 +1,4 @@
-// The server configuration of `modelgrid serve` (design.md, "Configuration":
+// The server configuration of `modelgrid serve` (docs/design.md, "Configuration":
 // modelgrid.yaml). The same fields as the command's flags; flags override
 // the file. Every field has a default; an unknown field is an error naming
 // the field and the file.

@@ -1,4 +1,4 @@
-// Per-device capacity bookkeeping shared by every strategy (design.md,
+// Per-device capacity bookkeeping shared by every strategy (docs/design.md,
 // "Memory model"):
 //
 //   committed(d) = used_by_others + buffer + context × workers + Σ requests

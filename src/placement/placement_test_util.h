@@ -1,6 +1,6 @@
 // Helpers shared by the planner tests: building devices and items in GiB,
 // reading a plan back, and an independent checker of the memory model
-// (written from design.md, not from the planner's own bookkeeping).
+// (written from docs/design.md, not from the planner's own bookkeeping).
 #pragma once
 
 #include <algorithm>

@@ -107,7 +107,7 @@ std::string FormatMetrics(const std::vector<ModelMetrics>& models,
                           const std::vector<DeviceStatus>& devices,
                           const std::vector<SwapEvent>& swaps) {
   std::ostringstream out;
-  // Triton's names where the meaning is the same (design.md, "Interfaces").
+  // Triton's names where the meaning is the same (docs/design.md, "Interfaces").
   for (const PerModelFamily& spec : kTritonFamilies) {
     Family f(&out, spec.name, spec.type, spec.help);
     for (const ModelMetrics& m : models) {

@@ -6,7 +6,7 @@
 // it is written here.
 //
 // Families (every byte figure an integer, in bytes). Triton's names where
-// the meaning is the same (design.md, "Interfaces"; labels model, version):
+// the meaning is the same (docs/design.md, "Interfaces"; labels model, version):
 //   nv_inference_request_success / _failure              counter: requests by outcome
 //   nv_inference_count                                   counter: rows executed
 //   nv_inference_exec_count                              counter: batches executed

@@ -1,6 +1,6 @@
 // Internal to src/torch and src/backend: moving a loaded TorchScript
 // module's weights off its device and back, for TorchScriptBackend::SwapOut
-// and SwapIn (modelgrid/backend/backend.h; design.md, "Memory model" →
+// and SwapIn (modelgrid/backend/backend.h; docs/design.md, "Memory model" →
 // swap). Includes LibTorch: never include it from a public header.
 //
 // What moves is the bytes of each distinct storage behind the module's

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/zoo/generate.py --profile small|full --out DIR [--force]
 
-Writes a model repository (design.md, "Repository layout on disk";
+Writes a model repository (docs/design.md, "Repository layout on disk";
 include/modelgrid/repository.h) into DIR:
 
   resnet18/ resnet50/ mobilenet_v3_small/ vit_b_16/   TorchScript (traced torchvision)

@@ -1,5 +1,5 @@
 // The LibTorch (TorchScript) backend: what a worker process uses to run one
-// model instance (design.md, "Processes and paths" → backend). Declared
+// model instance (docs/design.md, "Processes and paths" → backend). Declared
 // without LibTorch headers (pimpl), so that code including this header never
 // pulls in torch; the implementation lives in src/backend/.
 //
@@ -31,7 +31,7 @@
 // (CountingAllocator::ThreadRefusals, the charged counters' last_refusal),
 // never by its text; the figures always come from that record.
 //
-// Swap (design.md, "Memory model" → swap): SwapOut moves the model's
+// Swap (docs/design.md, "Memory model" → swap): SwapOut moves the model's
 // weights off its device and frees them there, keeping the loaded module
 // and its graph; SwapIn brings them back, bit for bit. CPU models swap to a
 // file, CUDA models to pinned host memory.

@@ -155,7 +155,7 @@ VisibleGpus SelectVisibleGpus(const std::optional<std::string>& value,
 
 // Audit: the compute processes NVML sees on `device` (a discovered kCuda
 // device, found again by its UUID) with their used bytes; compared with what
-// each worker's allocator reports (design.md, "Memory model").
+// each worker's allocator reports (docs/design.md, "Memory model").
 // Errors: kInvalidArgument when `device` is not a CUDA device with a UUID;
 // kUnavailable when NVML cannot be loaded; kNotFound when no GPU has that
 // UUID any more; NVML's errors as Nvml::Processes reports them.

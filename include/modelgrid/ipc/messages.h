@@ -105,7 +105,7 @@
 // its end when the model is unloaded or its load fails; `load`, `unload`,
 // `get_stats`, `swap_out` and `swap_in` stay on the control socket.
 //
-// Swap (design.md, "Memory model" → swap): `swap_out` moves a loaded
+// Swap (docs/design.md, "Memory model" → swap): `swap_out` moves a loaded
 // model's weights off its device (CPU: to one file in `swap_dir`; CUDA: to
 // pinned host memory) while the worker keeps the model's graph; `swap_in`
 // brings them back (from the model's files instead when the swap file is

@@ -1,5 +1,5 @@
 // Bounded busy-waiting for the request path between the frontend and a
-// worker (design.md, "Processes and paths": lanes).
+// worker (docs/design.md, "Processes and paths": lanes).
 //
 // Waking a sleeping thread costs a futex or socket wake-up plus the
 // scheduler's hand-off: 6-30 µs per wake on the 2-core VM of

@@ -1,4 +1,4 @@
-// The device memory ledger (design.md, "Memory model"): the one account, per
+// The device memory ledger (docs/design.md, "Memory model"): the one account, per
 // device, of the bytes ModelGrid hands out there.
 //
 // Per device it holds

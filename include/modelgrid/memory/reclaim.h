@@ -1,4 +1,4 @@
-// How a collision on a device is settled (design.md, "Memory model",
+// How a collision on a device is settled (docs/design.md, "Memory model",
 // resolvers) and which instances to evict to load a cold model: pure
 // decisions over a ledger snapshot (ledger.h) and runtime facts the caller
 // supplies. Nothing here changes the ledger, sleeps or reads a clock; the

@@ -1,4 +1,4 @@
-// The per-model request scheduler (design.md, "scheduler": per-model queues,
+// The per-model request scheduler (docs/design.md, "scheduler": per-model queues,
 // dynamic batching, priorities, timeouts), after Triton's dynamic batcher.
 //
 // A BatchScheduler owns one model's queue and one dispatcher thread. Submit()

@@ -1,5 +1,5 @@
 // Merging the input tensors of several requests into one batch and splitting
-// a batch's outputs back per request (design.md, "scheduler": dynamic
+// a batch's outputs back per request (docs/design.md, "scheduler": dynamic
 // batching). Pure functions over InferTensor's raw bytes (kserve/tensor.h):
 // row-major data, so concatenating along dimension 0 is concatenating the
 // parts' bytes; BYTES tensors hold 4-byte-length-prefixed elements back to

@@ -1,5 +1,5 @@
 // The KServe v2 / Open Inference Protocol HTTP server over a modelgrid::Grid
-// (design.md, "Interfaces"; ../shared/reference/kserve_v2.md). A thin layer:
+// (docs/design.md, "Interfaces"; ../shared/reference/kserve_v2.md). A thin layer:
 // every route decodes the request, calls the grid, and encodes the answer.
 // The routes, the request parameters and the error mapping are listed in
 // src/server/README.md.

@@ -1,5 +1,5 @@
 // Calibration: a measured peak instead of the analytic estimate
-// (design.md, "Memory model" → Estimation). `modelgrid estimate --calibrate`
+// (docs/design.md, "Memory model" → Estimation). `modelgrid estimate --calibrate`
 // runs the model once at its max batch in a separate modelgrid-probe process
 // and caches the figure per (file hash, device type, LibTorch version,
 // batch, sequence length). Declared without LibTorch headers.

@@ -1,5 +1,5 @@
 // The counting CPU allocator: c10's CPU allocator replaced by one that counts
-// live and peak bytes and can refuse growth past a limit (design.md, "Memory
+// live and peak bytes and can refuse growth past a limit (docs/design.md, "Memory
 // model" → Enforcement inside a worker). Declared without LibTorch headers.
 //
 // Every allocation is 64-byte aligned, like c10's default CPU allocator

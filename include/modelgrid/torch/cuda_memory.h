@@ -80,7 +80,7 @@ Status SynchronizeCuda(int index);
 Result<uint64_t> EmptyCudaCache(int index);
 
 // Page-locked ("pinned") host memory from cudaHostAlloc: the host tier that
-// CUDA models swap their weights to (design.md, "Memory model" → swap), so
+// CUDA models swap their weights to (docs/design.md, "Memory model" → swap), so
 // copies to and from it run asynchronously at full bus speed. Freed with
 // cudaFreeHost on destruction, so the bytes return to the system at once
 // (ATen's caching host allocator would keep them cached in the process).

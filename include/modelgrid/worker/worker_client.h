@@ -1,4 +1,4 @@
-// The frontend's handle on one modelgrid-worker process (design.md,
+// The frontend's handle on one modelgrid-worker process (docs/design.md,
 // "Processes and paths"): starts the process, speaks the control protocol of
 // modelgrid/ipc/messages.h over a socketpair, places tensors in the worker's
 // shared-memory arena (modelgrid/ipc/tensor_arena.h), and notices at once when
