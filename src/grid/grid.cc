@@ -395,6 +395,23 @@ struct Grid::Impl final : public ArbiterActions {
     measured_context.insert(device.id);
   }
 
+  // The worker slot `inst` runs in on its device: the live slot of its key
+  // (the instance in isolation `model`, the device in `device`), or a new
+  // one, not yet in `slots` (*is_new). Null in isolation `none`. mu held.
+  std::shared_ptr<WorkerSlot> SlotFor(const Instance& inst, bool* is_new) const {
+    *is_new = false;
+    if (options.isolation == Isolation::kNone) return nullptr;
+    const std::string key = options.isolation == Isolation::kModel ? inst.key() : inst.device;
+    if (auto it = slots.find(key); it != slots.end() && !it->second->retired) return it->second;
+    auto slot = std::make_shared<WorkerSlot>(NewBackoff());
+    slot->key = key;
+    slot->device = inst.device;
+    const Device* d = FindDevice(inst.device);
+    slot->exec_device = d ? ExecDevice(*d) : "cpu";
+    *is_new = true;
+    return slot;
+  }
+
   grid_internal::RestartBackoff NewBackoff() const {
     return grid_internal::RestartBackoff(options.initial_backoff, options.max_backoff,
                                          kStableUptime);
@@ -910,20 +927,8 @@ struct Grid::Impl final : public ArbiterActions {
       }
       inst.device = best->id;
       account = AccountOf(rec, inst);
-      if (options.isolation != Isolation::kNone) {
-        const std::string key = options.isolation == Isolation::kModel ? inst.key() : best->id;
-        auto it = slots.find(key);
-        if (it == slots.end() || it->second->retired) {
-          slot = std::make_shared<WorkerSlot>(NewBackoff());
-          slot->key = key;
-          slot->device = best->id;
-          slot->exec_device = ExecDevice(*best);
-          new_slot = true;
-          context = best->context_bytes;
-        } else {
-          slot = it->second;
-        }
-      }
+      slot = SlotFor(inst, &new_slot);
+      if (new_slot) context = best->context_bytes;
     }
     Status admitted = arbiter->AdmitWithRoom(account, slot ? slot->key : "", context, deadline);
     if (!admitted.ok()) {
@@ -1048,20 +1053,17 @@ struct Grid::Impl final : public ArbiterActions {
         if (settled.count(a.model)) continue;  // another replica did not fit: not served
         auto inst = NewInstance(rec, a.replica, a.request_bytes);
         inst->device = a.device;
-        std::string slot_key;
+        bool new_slot = false;
+        std::shared_ptr<WorkerSlot> slot = SlotFor(*inst, &new_slot);
         uint64_t context = 0;
-        if (options.isolation != Isolation::kNone) {
-          slot_key = options.isolation == Isolation::kModel ? inst->key() : a.device;
-          auto it = slots.find(slot_key);
-          if (it == slots.end() || it->second->retired) {
-            const Device* d = FindDevice(a.device);
-            context = d ? d->context_bytes : 0;
-          }
+        if (new_slot) {
+          const Device* d = FindDevice(a.device);
+          context = d ? d->context_bytes : 0;
         }
         Status admitted = arbiter->WithLedger([&](memory::MemoryLedger& l) {
           MG_RETURN_IF_ERROR(l.Admit(AccountOf(rec, *inst)));
           if (context > 0) {
-            Status c = l.ChargeContext(a.device, slot_key, context);
+            Status c = l.ChargeContext(a.device, slot->key, context);
             if (!c.ok()) l.Remove(inst->key());
             return c;
           }
@@ -1079,13 +1081,13 @@ struct Grid::Impl final : public ArbiterActions {
             todo.erase(std::remove_if(todo.begin(), todo.end(),
                                       [&](const auto& t) { return t.second == earlier; }),
                        todo.end());
-            if (auto slot = earlier->slot) {
-              auto& h = slot->hosted;
+            if (auto held = earlier->slot) {
+              auto& h = held->hosted;
               h.erase(std::remove(h.begin(), h.end(), key), h.end());
-              if (h.empty() && new_slots.erase(slot->key) > 0) {
-                slots.erase(slot->key);
+              if (h.empty() && new_slots.erase(held->key) > 0) {
+                slots.erase(held->key);
                 arbiter->WithLedger([&](memory::MemoryLedger& l) {
-                  l.ReleaseContext(slot->key);
+                  l.ReleaseContext(held->key);
                   return 0;
                 });
               }
@@ -1098,20 +1100,13 @@ struct Grid::Impl final : public ArbiterActions {
           settled.insert(rec.status.name);
           continue;
         }
-        if (!slot_key.empty()) {
-          auto it = slots.find(slot_key);
-          if (it == slots.end() || it->second->retired) {
-            auto slot = std::make_shared<WorkerSlot>(NewBackoff());
-            slot->key = slot_key;
-            slot->device = a.device;
-            const Device* d = FindDevice(a.device);
-            slot->exec_device = d ? ExecDevice(*d) : "cpu";
-            slots[slot_key] = slot;
-            new_slots[slot_key] = slot;
-            it = slots.find(slot_key);
+        if (slot) {
+          if (new_slot) {
+            slots[slot->key] = slot;
+            new_slots[slot->key] = slot;
           }
-          it->second->hosted.push_back(inst->key());
-          inst->slot = it->second;
+          slot->hosted.push_back(inst->key());
+          inst->slot = slot;
         }
         rec.instances.push_back(inst);
         if (rec.status.state != ModelState::kLoading) Apply(rec, LifecycleEvent::kPlace);
