@@ -40,6 +40,10 @@
 
 namespace modelgrid {
 
+namespace grid_internal {
+class WorkerEnv;  // src/grid/worker_pool.h
+}  // namespace grid_internal
+
 // How a grid places and runs models.
 struct GridOptions {
   Strategy strategy = Strategy::kMemoryOptimized;
@@ -90,6 +94,10 @@ struct GridOptions {
   uint64_t grant_chunk_bytes = uint64_t{32} << 20;
   std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
   std::chrono::milliseconds max_backoff{5'000};
+  // Where worker processes and the watchdog's time come from
+  // (src/grid/worker_pool.h); null = real modelgrid-worker processes and
+  // the steady clock. Tests inject one that fails starts on purpose.
+  std::shared_ptr<grid_internal::WorkerEnv> worker_env;
 };
 
 // A model to add: a model folder (repository entry) with optional overrides.

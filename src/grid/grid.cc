@@ -200,7 +200,7 @@ void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances, Mod
   }
 }
 
-struct Grid::Impl final : public ArbiterActions {
+struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoolListener {
   GridOptions options;
   ipc::SharedMemoryRegistry shared_memory;  // thread-safe on its own
   std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
@@ -214,7 +214,6 @@ struct Grid::Impl final : public ArbiterActions {
   mutable std::mutex mu;  // guards everything below
   std::vector<std::string> order;
   std::map<std::string, ModelRecord> models;
-  std::map<std::string, std::shared_ptr<WorkerSlot>> slots;
   bool shutting_down = false;
 
   // The ledger's owner at run time (arbiter.h): grants, swap-ins, room for
@@ -225,20 +224,17 @@ struct Grid::Impl final : public ArbiterActions {
   std::deque<SwapEvent> swap_events;  // guarded by mu; the last kMaxSwapEvents
   std::vector<std::string> change_log;  // guarded by mu
 
-  // Watchdog: slots waiting to be restarted, with when.
-  std::condition_variable watchdog_cv;
-  std::deque<std::pair<Clock::time_point, std::shared_ptr<WorkerSlot>>> restarts;
-  std::thread watchdog;
+  // The worker slots and their watchdog (worker_pool.h); processes come
+  // from `env`. Created by Grid::Create; thread-safe on their own.
+  std::shared_ptr<grid_internal::WorkerEnv> env;
+  std::unique_ptr<grid_internal::WorkerPool> pool;
 
   // Has every running worker forget the shared-memory regions `ids`.
   // Takes mu itself.
   void DetachFromWorkers(const std::vector<uint64_t>& ids) {
     std::vector<std::shared_ptr<WorkerClient>> clients;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const auto& [key, slot] : slots) {
-        if (auto client = slot->Client()) clients.push_back(std::move(client));
-      }
+    for (const auto& slot : pool->Slots()) {
+      if (auto client = slot->Client()) clients.push_back(std::move(client));
     }
     for (const auto& client : clients) {
       for (uint64_t id : ids) client->DetachRegion(id);
@@ -402,19 +398,10 @@ struct Grid::Impl final : public ArbiterActions {
     *is_new = false;
     if (options.isolation == Isolation::kNone) return nullptr;
     const std::string key = options.isolation == Isolation::kModel ? inst.key() : inst.device;
-    if (auto it = slots.find(key); it != slots.end() && !it->second->retired) return it->second;
-    auto slot = std::make_shared<WorkerSlot>(NewBackoff());
-    slot->key = key;
-    slot->device = inst.device;
+    if (auto live = pool->Find(key)) return live;
     const Device* d = FindDevice(inst.device);
-    slot->exec_device = d ? ExecDevice(*d) : "cpu";
     *is_new = true;
-    return slot;
-  }
-
-  grid_internal::RestartBackoff NewBackoff() const {
-    return grid_internal::RestartBackoff(options.initial_backoff, options.max_backoff,
-                                         kStableUptime);
+    return pool->NewSlot(key, inst.device, d ? ExecDevice(*d) : "cpu");
   }
 
   // ---- execution and residency (an instance's exec_mu held) ----
@@ -713,17 +700,14 @@ struct Grid::Impl final : public ArbiterActions {
   // ledger). mu not held.
   void ReleaseFromSlot(const std::shared_ptr<WorkerSlot>& slot, const std::string& model,
                        const std::string& key) {
+    std::shared_ptr<grid_internal::WorkerProcess> stop;
     bool empty = false;
     {
       std::lock_guard<std::mutex> lock(mu);
       auto& h = slot->hosted;
       h.erase(std::remove(h.begin(), h.end(), key), h.end());
       empty = h.empty();
-      if (empty) {
-        slot->retired = true;
-        auto it = slots.find(slot->key);
-        if (it != slots.end() && it->second == slot) slots.erase(it);
-      }
+      if (empty) stop = pool->Retire(slot);
     }
     if (!empty) {
       if (auto c = slot->Client()) (void)c->Unload(model, std::chrono::milliseconds{10'000});
@@ -733,36 +717,26 @@ struct Grid::Impl final : public ArbiterActions {
       l.ReleaseContext(slot->key);
       return 0;
     });
-    std::shared_ptr<WorkerClient> c;
-    {
-      std::lock_guard<std::mutex> lock(slot->mu);
-      c = std::move(slot->client);
-    }
-    if (c) c->Shutdown();
+    if (stop) stop->Shutdown();
   }
 
   // ---- loading (load_mu held, mu not held) ----
 
-  // Starts a worker for `slot` and records it. Errors: WorkerClient::Start's.
-  Status StartWorker(const std::shared_ptr<WorkerSlot>& slot, int threads) {
+  // How a worker for `slot` starts, with `threads` LibTorch threads.
+  WorkerOptions WorkerOptionsFor(const WorkerSlot& slot, int threads) const {
     WorkerOptions wo;
     wo.executable = options.worker_executable;
-    wo.name = slot->key;
+    wo.name = slot.key;
     wo.arena_bytes = options.arena_bytes;
     wo.spin = options.spin;
     wo.threads = threads;
-    std::weak_ptr<WorkerSlot> weak = slot;
-    auto client = WorkerClient::Start(std::move(wo), [this, weak](const WorkerExit& exit) {
-      if (auto s = weak.lock()) OnWorkerExit(s, exit);
-    });
-    if (!client.ok()) return client.status();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      slot->backoff.Started(Clock::now());
-    }
-    std::lock_guard<std::mutex> lock(slot->mu);
-    slot->client = std::move(client).value();
-    return Status::Ok();
+    return wo;
+  }
+
+  // Starts the first worker of `slot` (the pool restarts it when it dies).
+  // Errors: WorkerEnv::Launch's.
+  Status StartWorker(const std::shared_ptr<WorkerSlot>& slot, int threads) {
+    return pool->Start(slot, WorkerOptionsFor(*slot, threads));
   }
 
   // Loads one instance onto its executor (worker or in-process). Fills the
@@ -942,11 +916,11 @@ struct Grid::Impl final : public ArbiterActions {
       ModelRecord& rec = models.at(inst.model);
       Apply(rec, LifecycleEvent::kDemand);
       if (slot) {
-        if (new_slot) slots[slot->key] = slot;
+        if (new_slot) pool->Add(slot);
         slot->hosted.push_back(inst.key());
         inst.slot = slot;
       }
-      for (const auto& [k, sl] : slots) workers += sl->retired ? 0 : 1;
+      workers = pool->LiveCount();
     }
     const int threads = ThreadsPerWorker(workers);
     const auto start = Clock::now();
@@ -1085,7 +1059,7 @@ struct Grid::Impl final : public ArbiterActions {
               auto& h = held->hosted;
               h.erase(std::remove(h.begin(), h.end(), key), h.end());
               if (h.empty() && new_slots.erase(held->key) > 0) {
-                slots.erase(held->key);
+                pool->Retire(held);  // never started: no process to stop
                 arbiter->WithLedger([&](memory::MemoryLedger& l) {
                   l.ReleaseContext(held->key);
                   return 0;
@@ -1102,7 +1076,7 @@ struct Grid::Impl final : public ArbiterActions {
         }
         if (slot) {
           if (new_slot) {
-            slots[slot->key] = slot;
+            pool->Add(slot);
             new_slots[slot->key] = slot;
           }
           slot->hosted.push_back(inst->key());
@@ -1119,12 +1093,7 @@ struct Grid::Impl final : public ArbiterActions {
       for (const auto& n : reported) on_model(models.at(n).status);
     }
 
-    size_t workers = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const auto& [k, s] : slots) workers += s->retired ? 0 : 1;
-    }
-    const int threads = ThreadsPerWorker(workers);
+    const int threads = ThreadsPerWorker(pool->LiveCount());
 
     // Start the new workers, in parallel.
     std::map<std::string, Status> start_errors;
@@ -1213,76 +1182,45 @@ struct Grid::Impl final : public ArbiterActions {
     }
   }
 
-  // ---- watchdog ----
+  // ---- watchdog (WorkerPoolListener: the pool restarts, the grid reloads) ----
 
-  // From a worker's reader thread: mark its models restarting and queue a restart.
-  void OnWorkerExit(const std::shared_ptr<WorkerSlot>& slot, const WorkerExit& exit) {
-    if (exit.requested) return;
+  // A worker died: its models are restarting until the pool starts a new one.
+  void OnWorkerDied(const std::shared_ptr<WorkerSlot>& slot, const std::string& why) override {
     std::lock_guard<std::mutex> lock(mu);
-    if (shutting_down || slot->retired) return;
-    const auto delay = slot->backoff.OnExit(Clock::now());
-    std::string why = "worker '" + slot->key + "' (pid " + std::to_string(exit.pid) + ") " +
-                      exit.Describe() + "; restarting in " + std::to_string(delay.count()) + " ms";
+    if (shutting_down) return;
     for (const auto& key : slot->hosted) {
-      std::string model = key.substr(0, key.rfind('#'));
-      auto it = models.find(model);
+      auto it = models.find(ModelOfKey(key));
       if (it != models.end() && IsPlaced(it->second.status.state) &&
           it->second.status.state != ModelState::kStandby) {
         Apply(it->second, LifecycleEvent::kWorkerDied, why);
       }
     }
-    restarts.emplace_back(Clock::now() + delay, slot);
-    watchdog_cv.notify_all();
   }
 
-  void WatchdogLoop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!shutting_down) {
-      if (restarts.empty()) {
-        watchdog_cv.wait(lock);
-        continue;
+  // The instances `slot` hosts, with their model's entry. mu held.
+  std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> HostedBy(const WorkerSlot& slot) {
+    std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> out;
+    for (const auto& key : slot.hosted) {
+      auto it = models.find(ModelOfKey(key));
+      if (it == models.end()) continue;
+      for (const auto& inst : it->second.instances) {
+        if (inst->key() == key) out.emplace_back(it->second.entry, inst);
       }
-      auto next = std::min_element(restarts.begin(), restarts.end(),
-                                   [](const auto& a, const auto& b) { return a.first < b.first; });
-      if (next->first > Clock::now()) {
-        watchdog_cv.wait_until(lock, next->first);
-        continue;
-      }
-      std::shared_ptr<WorkerSlot> slot = next->second;
-      restarts.erase(next);
-      if (slot->retired) continue;
-      lock.unlock();
-      Restart(slot);
-      lock.lock();
     }
+    return out;
   }
 
-  // Starts a new process for `slot` and loads its instances again.
-  void Restart(const std::shared_ptr<WorkerSlot>& slot) {
-    std::shared_ptr<WorkerClient> old;
-    {
-      std::lock_guard<std::mutex> lock(slot->mu);
-      old = std::move(slot->client);
-    }
-    old.reset();  // reaps the dead process (its reader thread has finished)
-    size_t workers;
+  // A restart of `slot` is due. Instances that were swapped out when the
+  // worker died lost their host copy with it: they go back to standby
+  // (their ledger bytes return) and load again from their files on their
+  // next request. Nothing left: the worker's context goes back too.
+  std::optional<WorkerOptions> OnRestartDue(const std::shared_ptr<WorkerSlot>& slot) override {
     std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> hosted;
     {
       std::lock_guard<std::mutex> lock(mu);
-      workers = slots.size();
-      for (const auto& key : slot->hosted) {
-        std::string model = key.substr(0, key.rfind('#'));
-        auto it = models.find(model);
-        if (it == models.end()) continue;
-        for (const auto& inst : it->second.instances) {
-          if (inst->key() == key) hosted.emplace_back(it->second.entry, inst);
-        }
-      }
+      if (shutting_down) return std::nullopt;
+      hosted = HostedBy(*slot);
     }
-    // Instances that were swapped out when the worker died lost their host
-    // copy with it: they go back to standby (their ledger bytes return) and
-    // load again from their files on their next request.
-    std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> resident;
     for (auto& [entry, inst] : hosted) {
       const std::string key = inst->key();
       const bool swapped = arbiter->WithLedger([&](memory::MemoryLedger& l) {
@@ -1290,10 +1228,7 @@ struct Grid::Impl final : public ArbiterActions {
         l.Remove(key);
         return true;
       });
-      if (!swapped) {
-        resident.emplace_back(std::move(entry), inst);
-        continue;
-      }
+      if (!swapped) continue;
       std::lock_guard<std::mutex> lock(mu);
       auto& h = slot->hosted;
       h.erase(std::remove(h.begin(), h.end(), key), h.end());
@@ -1305,35 +1240,41 @@ struct Grid::Impl final : public ArbiterActions {
         Summarize(it->second);  // no worker pid or device while on standby
       }
     }
-    hosted = std::move(resident);
+    std::lock_guard<std::mutex> lock(mu);
+    if (slot->hosted.empty()) {  // nothing left to restart
+      arbiter->WithLedger([&](memory::MemoryLedger& l) {
+        l.ReleaseContext(slot->key);
+        return 0;
+      });
+      return std::nullopt;
+    }
+    return WorkerOptionsFor(*slot, ThreadsPerWorker(pool->LiveCount()));
+  }
+
+  // Starting the new worker failed: its models say so until the next try.
+  void OnRestartFailed(const std::shared_ptr<WorkerSlot>& slot, const Status& error,
+                       std::chrono::milliseconds delay) override {
+    std::lock_guard<std::mutex> guard(load_mu);
+    std::lock_guard<std::mutex> lock(mu);
+    if (shutting_down) return;
+    for (auto& [entry, inst] : HostedBy(*slot)) {
+      Apply(inst->model, LifecycleEvent::kWorkerDied,
+            "restart failed: " + error.message() + "; retrying in " +
+                std::to_string(delay.count()) + " ms");
+    }
+  }
+
+  // The new worker runs: loads the slot's instances again. Models that
+  // cannot be reloaded hold nothing: their bytes go back to the ledger and
+  // the worker stops when it hosts nothing else.
+  void OnRestarted(const std::shared_ptr<WorkerSlot>& slot) override {
+    std::lock_guard<std::mutex> guard(load_mu);
+    std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> hosted;
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (slot->hosted.empty()) {  // nothing left to restart
-        slot->retired = true;
-        if (auto it = slots.find(slot->key); it != slots.end() && it->second == slot) slots.erase(it);
-        arbiter->WithLedger([&](memory::MemoryLedger& l) {
-          l.ReleaseContext(slot->key);
-          return 0;
-        });
-        return;
-      }
+      hosted = HostedBy(*slot);
     }
-    const int threads = ThreadsPerWorker(workers);
-    Status started = StartWorker(slot, threads);
-    std::lock_guard<std::mutex> guard(load_mu);
-    if (!started.ok()) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (shutting_down || slot->retired) return;
-      const auto delay = slot->backoff.OnStartFailed();
-      for (auto& [entry, inst] : hosted) {
-        Apply(inst->model, LifecycleEvent::kWorkerDied,
-              "restart failed: " + started.message() + "; retrying in " +
-                  std::to_string(delay.count()) + " ms");
-      }
-      restarts.emplace_back(Clock::now() + delay, slot);
-      watchdog_cv.notify_all();
-      return;
-    }
+    const int threads = ThreadsPerWorker(pool->LiveCount());
     std::vector<std::shared_ptr<Instance>> failed;
     for (auto& [entry, inst] : hosted) {
       Status s = LoadInstance(entry, *inst, threads);
@@ -1354,8 +1295,6 @@ struct Grid::Impl final : public ArbiterActions {
       }
       Summarize(rec);
     }
-    // Models that could not be reloaded hold nothing: their bytes go back to
-    // the ledger and their worker stops when it hosts nothing else.
     if (failed.empty()) return;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -1451,8 +1390,10 @@ Result<std::unique_ptr<Grid>> Grid::Create(GridOptions options) {
     return Status::Ok();
   });
   MG_RETURN_IF_ERROR(ledger);
-  Impl* raw = impl.get();
-  impl->watchdog = std::thread([raw] { raw->WatchdogLoop(); });
+  impl->env = o.worker_env ? o.worker_env : grid_internal::ProcessWorkerEnv();
+  grid_internal::RestartPolicy restart{o.initial_backoff, o.max_backoff, kStableUptime};
+  impl->pool = std::make_unique<grid_internal::WorkerPool>(impl->env.get(), restart, impl.get());
+  impl->pool->StartWatchdog();
   return std::unique_ptr<Grid>(new Grid(std::move(impl)));
 }
 
@@ -1770,9 +1711,7 @@ std::vector<DeviceStatus> Grid::Devices() const {
         ds.models.push_back(rec.instances.size() > 1 ? inst->key() : inst->model);
       }
     }
-    for (const auto& [key, slot] : impl_->slots) {
-      if (slot->device == d.id && !slot->retired) ++ds.workers;
-    }
+    ds.workers = impl_->pool->LiveCount(d.id);
     auto snap = impl_->arbiter->WithLedger(
         [&](memory::MemoryLedger& l) { return l.Snapshot(d.id); });
     if (snap.ok()) {
@@ -1801,12 +1740,7 @@ Result<ModelCounters> Grid::Counters(const std::string& model) const {
 }
 
 void Grid::RefreshMemory(std::chrono::milliseconds timeout) {
-  std::vector<std::shared_ptr<WorkerSlot>> slots;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    for (const auto& [k, s] : impl_->slots) slots.push_back(s);
-  }
-  for (const auto& slot : slots) {
+  for (const auto& slot : impl_->pool->Slots()) {
     auto client = slot->Client();
     if (!client || !client->alive()) continue;
     auto stats = client->Stats(timeout);
@@ -1855,15 +1789,14 @@ void Grid::Shutdown() {
   if (!impl_) return;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->shutting_down && !impl_->watchdog.joinable()) return;
+    if (impl_->shutting_down) return;
     impl_->shutting_down = true;
-    impl_->restarts.clear();
   }
-  impl_->watchdog_cv.notify_all();
-  if (impl_->watchdog.joinable()) impl_->watchdog.join();
+  // No more restarts; every slot retired (the watchdog joined first, so
+  // no restart runs below).
+  std::vector<std::shared_ptr<WorkerSlot>> slots = impl_->pool->Stop();
   std::lock_guard<std::mutex> guard(impl_->load_mu);
   std::vector<std::shared_ptr<Instance>> all;
-  std::vector<std::shared_ptr<WorkerSlot>> slots;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     for (auto& [n, rec] : impl_->models) {
@@ -1873,10 +1806,6 @@ void Grid::Shutdown() {
         rec.status.reason = "server shut down";
       }
     }
-    for (auto& [k, s] : impl_->slots) {
-      s->retired = true;
-      slots.push_back(s);
-    }
   }
   for (auto& inst : all) {
     if (inst->scheduler) inst->scheduler->Shutdown();
@@ -1884,7 +1813,12 @@ void Grid::Shutdown() {
   // Stop the workers in parallel: each gets its grace period at once.
   std::vector<std::thread> stoppers;
   for (auto& slot : slots) {
-    if (auto c = slot->Client()) stoppers.emplace_back([c] { c->Shutdown(); });
+    std::shared_ptr<grid_internal::WorkerProcess> p;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      p = slot->process;
+    }
+    if (p) stoppers.emplace_back([p] { p->Shutdown(); });
   }
   for (auto& t : stoppers) t.join();
 }

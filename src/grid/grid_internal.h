@@ -1,5 +1,5 @@
-// Internals of modelgrid::Grid (grid.h): the worker slots, instances and
-// executors the grid is made of. Not part of the public API.
+// Internals of modelgrid::Grid (grid.h): the instances and executors the
+// grid is made of (worker slots: worker_pool.h). Not part of the public API.
 #pragma once
 
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "grid/restart_backoff.h"
+#include "grid/worker_pool.h"
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/scheduler/batch_scheduler.h"
@@ -18,30 +18,6 @@
 namespace modelgrid::grid_internal {
 
 using Clock = std::chrono::steady_clock;
-
-// One worker process position: per instance in isolation `model`
-// ("resnet50#0"), per device in isolation `device` ("cpu"). The process
-// behind it changes when the watchdog restarts it; the slot stays.
-struct WorkerSlot {
-  explicit WorkerSlot(RestartBackoff b) : backoff(b) {}
-
-  std::string key;     // "model#replica" or the device id
-  std::string device;  // Device::id it serves
-  std::string exec_device;  // what its models run on ("cpu" for cpu and simulated devices)
-
-  std::mutex mu;
-  std::shared_ptr<WorkerClient> client;  // guarded by mu; null while restarting
-  std::vector<std::string> hosted;       // guarded by the grid's mu: instance keys
-  RestartBackoff backoff;               // guarded by the grid's mu: restart delays
-  bool retired = false;                  // guarded by the grid's mu: unloaded, never restart
-  uint64_t context_bytes = 0;            // guarded by the grid's mu: measured (CUDA)
-  bool context_measured = false;         // guarded by the grid's mu
-
-  std::shared_ptr<WorkerClient> Client() {
-    std::lock_guard<std::mutex> lock(mu);
-    return client;
-  }
-};
 
 // One placed instance of a model. Member order matters: the scheduler is
 // destroyed first (it drains into the executor), then the executor, then

@@ -3,6 +3,7 @@
 // memory limit in a worker, and the watchdog after kill -9.
 #include "testing/zoo.h"
 #include "modelgrid/grid.h"
+#include "grid/worker_pool.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -382,6 +383,66 @@ TEST(GridTest, KillDashNineFailsInFlightRequestsAndTheWatchdogRestartsTheWorker)
   InferCall again;
   again.inputs = {ids};
   EXPECT_TRUE(grid->Infer("gpt2", again).ok());
+}
+
+// Real worker processes, but the next `fail` restarts fail as a missing
+// executable would: the watchdog's restart-failure path through the grid.
+class FlakyEnv final : public grid_internal::WorkerEnv {
+ public:
+  Result<std::shared_ptr<grid_internal::WorkerProcess>> Launch(
+      WorkerOptions options, std::function<void(const WorkerExit&)> on_exit) override {
+    if (fail > 0) {
+      --fail;
+      ++failed;
+      return Status::NotFound("modelgrid-worker not found: '/nowhere/modelgrid-worker'");
+    }
+    return real->Launch(std::move(options), std::move(on_exit));
+  }
+  grid_internal::PoolClock::time_point Now() const override { return real->Now(); }
+  std::shared_ptr<grid_internal::WorkerEnv> real = grid_internal::ProcessWorkerEnv();
+  std::atomic<int> fail{0};
+  std::atomic<int> failed{0};
+};
+
+TEST(GridTest, FailedRestartsAreRetriedWithBackoffAndTheModelComesBack) {
+  REQUIRE_ZOO();
+  auto env = std::make_shared<FlakyEnv>();
+  GridOptions o = Options(Isolation::kModel);
+  o.initial_backoff = 100ms;
+  o.max_backoff = 400ms;
+  o.worker_env = env;
+  auto grid = MakeGrid(o);
+  ASSERT_TRUE(grid);
+  ASSERT_TRUE(grid->AddModel({"", zoo / "digits", {}, {}}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  const int64_t pid = grid->Model("digits")->worker_pid;
+  ASSERT_GT(pid, 0);
+  env->fail = 2;
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGKILL), 0);
+  // While the restarts fail, the model says so, with the next delay.
+  std::set<std::string> reasons;
+  for (int i = 0; i < 300 && env->failed < 2; ++i) {  // at most 3 s
+    auto st = grid->Model("digits");
+    if (st->state == ModelState::kRestarting) reasons.insert(st->reason);
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(env->failed.load(), 2);
+  ModelStatus st = WaitForState(*grid, "digits", ModelState::kReady, 30s);
+  ASSERT_EQ(st.state, ModelState::kReady) << st.reason;
+  // Delays 100 ms, then 200 and 400 after the failed starts: at least 700 ms.
+  EXPECT_GE(std::chrono::steady_clock::now() - killed_at, 700ms);
+  EXPECT_NE(st.worker_pid, pid);
+  EXPECT_EQ(st.restarts, 1);
+  bool saw_failure = false;
+  for (const auto& r : reasons) {
+    saw_failure |= r.find("restart failed: modelgrid-worker not found") != std::string::npos &&
+                   r.find("retrying in") != std::string::npos;
+  }
+  EXPECT_TRUE(saw_failure) << "reasons seen: " << reasons.size();
+  InferCall call;
+  call.inputs = {FloatRows(DigitsInputName(*grid), {std::vector<float>(64, 0.f)})};
+  EXPECT_TRUE(grid->Infer("digits", call).ok());
 }
 
 TEST(GridTest, ShutdownStopsEveryWorker) {
