@@ -7,7 +7,8 @@
 //                        [--zoo DIR] [--seconds N] [--clients N] [--seed N]
 //                        [--isolation model|device] [--min-residency-ms M]
 //                        [--timeout-ms T] [--reps N] [--burst-model NAME]
-//                        [--worker PATH]
+//                        [--worker PATH] [--device cpu|cuda:N]
+//                        [--h2d-gb-s G --d2h-gb-s G]
 //
 // Every figure is measured in the run that prints it; each section's
 // baseline is measured in the same run, so its ratios compare like with
@@ -65,6 +66,34 @@
 //    baseline row is static reservation: request = limit = 3R on cpu = 6R +
 //    2 contexts (no grant, no collision).
 //
+// On a GPU (--device cuda:N; default cpu): sections 1 and 2 run on that
+// GPU instead of `cpu=CAP`. The first plan estimates for CUDA on the whole
+// GPU, then sends one request to its first model (digits): that on-demand
+// load starts a worker, after which the grid measures the worker's CUDA
+// context through NVML (MeasureContext in src/grid/grid.cc); the bench reads
+// it from Grid::Devices(). A fresh grid charges its workers the default
+// (DefaultContextBytes, 512 MiB) until one of its own workers has loaded and
+// been measured, and the measured figure after that; so section 1 counts
+// each context as the larger of the two (on an H200 the measured one, 518
+// MiB) and section 2 as the first worker's default + the measured figure,
+// which keeps "exactly 7 fit" and "only one of X and the pusher is
+// resident" true whichever of the two is larger. ParseDeviceSpec takes no
+// `cuda:N=CAP`: the cap is GridOptions::buffer_bytes = total − used by
+// others − CAP (LedgerCapacity: the ledger and the planner both subtract
+// it), and the grid is made again, up to 5 times, until its ledger capacity
+// (DeviceStatus::capacity_bytes) is exactly CAP (NVML's "used" moves while
+// the previous grid's workers exit). Swap on CUDA goes to pinned host
+// memory, not files. --h2d-gb-s / --d2h-gb-s (pinned host↔device GB/s
+// measured elsewhere, e.g. scripts/swap_floor.py; scripts/gpu-check.sh's
+// `dynamic` step passes them) add a second section-2 table: each swap
+// against the time those bandwidths allow for the swapped bytes. Section 3
+// stays on the CPU (it says so): the small zoo's gpt2 burst is about 1 MiB
+// past R, below the CUDA caching allocator's 2 MiB blocks and the 32 MiB
+// cuBLAS workspace a first matrix product creates, so R and the limit sized
+// from its weights would not describe a burst on a GPU. Without a CUDA
+// device (no NVML GPU, or a build whose LibTorch lacks CUDA) --device cuda:N
+// exits with status 3 and says why.
+//
 // Bounded waits everywhere: each request carries --timeout-ms (10,000) and
 // the bench waits at most that + 30 s for its answer (then counts it as
 // hung); errors are counted by message and the first ones printed. Exit
@@ -86,6 +115,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -93,8 +123,10 @@
 
 #include "bench_util.h"
 #include "modelgrid/bytes.h"
+#include "modelgrid/device.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/repository.h"
+#include "modelgrid/torch/cuda_memory.h"
 
 namespace {
 
@@ -122,6 +154,9 @@ struct Args {
   int64_t timeout_ms = 10'000;
   int reps = 5;
   std::string burst_model = "gpt2";
+  std::string device = "cpu";  // sections 1 and 2: cpu or cuda:N
+  double h2d_gb_s = 0, d2h_gb_s = 0;  // section 2 on CUDA: pinned copy bandwidths (0 = not given)
+  std::optional<Device> gpu;   // --device cuda:N as discovered at start (NVML)
   std::string command;  // the command line, for the headers
 };
 
@@ -183,37 +218,6 @@ struct Sizes {
   uint64_t peak = 0;  // the estimate's instance peak (weights + activations + ...)
 };
 
-// Estimates `names` of the zoo on a grid whose models all go to standby
-// (no worker starts): request and weights per model, and the CPU's
-// per-worker context charge.
-std::map<std::string, Sizes> FirstPlan(const Args& a, const std::vector<std::string>& names,
-                                       uint64_t* context_bytes) {
-  GridOptions o;
-  o.devices = {"cpu"};
-  o.isolation = Isolation::kModel;
-  o.worker_executable = a.worker;
-  o.default_load = LoadPolicy::kOnDemand;
-  auto grid = Grid::Create(o);
-  if (!grid.ok()) Fail("first plan: grid", grid.status());
-  for (const auto& n : names) {
-    Status s = (*grid)->AddModel({n, std::filesystem::path(a.zoo) / n, {}, {}});
-    if (!s.ok()) Fail("first plan: " + n, s);
-  }
-  auto plan = (*grid)->LoadAll();
-  if (!plan.ok()) Fail("first plan", plan.status());
-  std::map<std::string, Sizes> out;
-  for (const ModelStatus& st : (*grid)->Models()) {
-    if (st.state != ModelState::kStandby || !st.estimate) {
-      Fail("first plan: " + st.name,
-           Status::Internal(std::string("expected standby with an estimate, got ") +
-                            ModelStateName(st.state) + ": " + st.reason));
-    }
-    out[st.name] = Sizes{st.request_bytes, st.estimate->weights, st.estimate->instance_peak()};
-  }
-  *context_bytes = (*grid)->Devices().at(0).device.context_bytes;
-  return out;
-}
-
 // One answered (or not) request.
 struct CallResult {
   Status status;
@@ -247,6 +251,61 @@ CallResult Call(Grid& grid, const std::string& model, const ZooModel& m, millise
   return out;
 }
 
+// A GPU's per-worker context as the grids charge it (--device cuda:N).
+struct GpuContext {
+  uint64_t charged = 0;   // what a fresh grid charges a worker until one of its own is measured
+  uint64_t measured = 0;  // Grid::Devices() after a first load: NVML-measured, else `charged`
+  bool is_measured = false;
+};
+
+// Estimates `names` of the zoo on a grid whose models all go to standby
+// (no worker starts): request and weights per model, and the CPU's
+// per-worker context charge. With `gpu` (--device cuda:N): the estimates
+// are for that GPU, and one request to names.front() loads it on demand so
+// that the grid measures a worker's context; *context_bytes is then the
+// device's context as Grid::Devices() reports it after that load.
+std::map<std::string, Sizes> FirstPlan(const Args& a, const std::vector<std::string>& names,
+                                       uint64_t* context_bytes, GpuContext* gpu = nullptr) {
+  GridOptions o;
+  o.devices = {gpu ? a.device : std::string("cpu")};
+  o.isolation = Isolation::kModel;
+  o.worker_executable = a.worker;
+  o.default_load = LoadPolicy::kOnDemand;
+  auto grid = Grid::Create(o);
+  if (!grid.ok()) Fail("first plan: grid", grid.status());
+  for (const auto& n : names) {
+    Status s = (*grid)->AddModel({n, std::filesystem::path(a.zoo) / n, {}, {}});
+    if (!s.ok()) Fail("first plan: " + n, s);
+  }
+  auto plan = (*grid)->LoadAll();
+  if (!plan.ok()) Fail("first plan", plan.status());
+  std::map<std::string, Sizes> out;
+  for (const ModelStatus& st : (*grid)->Models()) {
+    if (st.state != ModelState::kStandby || !st.estimate) {
+      Fail("first plan: " + st.name,
+           Status::Internal(std::string("expected standby with an estimate, got ") +
+                            ModelStateName(st.state) + ": " + st.reason));
+    }
+    out[st.name] = Sizes{st.request_bytes, st.estimate->weights, st.estimate->instance_peak()};
+  }
+  *context_bytes = (*grid)->Devices().at(0).device.context_bytes;
+  if (gpu) {
+    gpu->charged = *context_bytes;
+    const ZooModel m = OpenZooModel(a.zoo, names.front(), 1, 8, 42);
+    CallResult c = Call(**grid, names.front(), m, milliseconds{a.timeout_ms});
+    if (!c.status.ok()) {
+      Fail("first plan: the request to " + names.front() + " that measures a worker's context on " +
+               a.device,
+           c.status);
+    }
+    const DeviceStatus ds = (*grid)->Devices().at(0);
+    gpu->measured = ds.device.context_bytes;
+    gpu->is_measured = ds.context_measured;
+    *context_bytes = gpu->measured;
+  }
+  return out;
+}
+
 // Errors by message (cut to 200 characters), merged over threads.
 using ErrorCounts = std::map<std::string, uint64_t>;
 
@@ -276,6 +335,56 @@ void Header(const char* title, const Args& a) {
               bench::LoadAverage().c_str());
   std::printf("command: %s\n", a.command.c_str());
   std::printf("zoo:     %s\n", a.zoo.c_str());
+  if (a.gpu) {
+    std::printf("gpu:     %s = %s, %s MiB, %s MiB used by others at start (NVML)\n",
+                a.gpu->id.c_str(), a.gpu->name.c_str(), Mib(a.gpu->total_bytes).c_str(),
+                Mib(a.gpu->used_bytes).c_str());
+  }
+}
+
+// A grid with options `o` whose one device holds `capacity` bytes: cpu=CAP,
+// or on --device cuda:N that GPU with buffer_bytes = total − used by others
+// − CAP (ParseDeviceSpec takes no cuda:N=CAP; LedgerCapacity subtracts the
+// buffer). NVML's used bytes move while an earlier grid's workers exit: on
+// CUDA the grid is made again, up to 5 times 200 ms apart, until its
+// ledger's capacity is exactly `capacity`. *effective: the ledger's
+// capacity of the grid returned.
+std::unique_ptr<Grid> CreateCapped(const Args& a, GridOptions o, uint64_t capacity,
+                                   const std::string& what, uint64_t* effective) {
+  if (!a.gpu) {
+    o.devices = {"cpu=" + std::to_string(capacity)};
+    auto created = Grid::Create(o);
+    if (!created.ok()) Fail(what, created.status());
+    *effective = capacity;
+    return std::move(created).value();
+  }
+  std::unique_ptr<Grid> grid;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(milliseconds{200});
+    auto d = ParseDeviceSpec(a.device);
+    if (!d.ok()) Fail(what, d.status());
+    const uint64_t free = d->total_bytes > d->used_bytes ? d->total_bytes - d->used_bytes : 0;
+    if (free < capacity) {
+      Fail(what, Status::ResourceExhausted(a.device + " has " + std::to_string(free) +
+                                           " bytes free (NVML), fewer than the " +
+                                           std::to_string(capacity) + " bytes asked"));
+    }
+    o.devices = {a.device};
+    o.buffer_bytes = free - capacity;
+    grid.reset();
+    auto created = Grid::Create(o);
+    if (!created.ok()) Fail(what, created.status());
+    grid = std::move(created).value();
+    *effective = grid->Devices().at(0).capacity_bytes;
+    if (*effective == capacity) break;
+  }
+  return grid;
+}
+
+// The device line of sections 1 and 2: "cpu=CAP" or "cuda:N capped at CAP".
+std::string DeviceText(const Args& a, uint64_t capacity) {
+  if (!a.gpu) return "cpu=" + std::to_string(capacity);
+  return a.device + " capped at " + std::to_string(capacity) + " B";
 }
 
 std::string CollisionText(const std::map<std::string, uint64_t>& c) {
@@ -305,6 +414,7 @@ struct OverResult {
   std::vector<double> swap_out_us, swap_in_us;
   double seconds = 0;
   bool resident_at_end_ok = true;
+  uint64_t capacity = 0;  // the ledger's capacity of the grid (CreateCapped)
 };
 
 OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolation,
@@ -316,15 +426,14 @@ OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolati
   OverResult r;
   r.name = cfg.name;
   GridOptions o;
-  o.devices = {"cpu=" + std::to_string(capacity)};
   o.isolation = isolation;
   o.worker_executable = a.worker;
   o.default_load = LoadPolicy::kEager;
   o.min_residency = milliseconds{a.min_residency_ms};
   o.swap_space_bytes = cfg.swap ? kSwapSpace : 0;
-  auto created = Grid::Create(o);
-  if (!created.ok()) Fail(std::string("oversubscription ") + cfg.name, created.status());
-  std::unique_ptr<Grid> grid = std::move(created).value();
+  std::unique_ptr<Grid> grid = CreateCapped(a, o, capacity,
+                                            std::string("oversubscription ") + cfg.name,
+                                            &r.capacity);
   for (const auto& n : names) {
     const ZooModel& m = base_of.at(n);
     Status s = grid->AddModel({n, m.entry.dir, request_of.at(n), {}});
@@ -429,7 +538,13 @@ OverResult RunOverConfig(const Args& a, const OverConfig& cfg, Isolation isolati
 void Oversubscription(const Args& a) {
   std::vector<std::string> base_names(std::begin(kQuickModels), std::end(kQuickModels));
   uint64_t context = 0;
-  const std::map<std::string, Sizes> sizes = FirstPlan(a, base_names, &context);
+  GpuContext gpu;
+  const std::map<std::string, Sizes> sizes =
+      FirstPlan(a, base_names, &context, a.gpu ? &gpu : nullptr);
+  // On a GPU a grid charges its first workers the default until one has
+  // been measured: count each context as the larger figure, so that no
+  // fewer models fit than the formula says.
+  if (a.gpu) context = std::max(gpu.charged, gpu.measured);
   auto isolation = ParseIsolation(a.isolation);
   if (!isolation.ok() || *isolation == Isolation::kNone) {
     Fail("--isolation", Status::InvalidArgument("model or device"));
@@ -497,9 +612,27 @@ void Oversubscription(const Args& a) {
     std::printf("MiB; sum %s MiB over 21 models; context %s MiB per worker\n", Mib(sum).c_str(),
                 Mib(context).c_str());
   }
-  std::printf("device:  cpu=%llu (%s MiB = %s MiB of contexts [isolation %s] + sum / 3)\n",
-              static_cast<unsigned long long>(capacity), Mib(capacity).c_str(),
-              Mib(contexts).c_str(), a.isolation.c_str());
+  if (a.gpu) {
+    std::printf("context: %s MiB per worker = the larger of the %s MiB the grid measured for a "
+                "worker on %s after a first load (%s) and the %s MiB a fresh grid charges until "
+                "one of its own workers is measured\n",
+                Mib(context).c_str(), Mib(gpu.measured).c_str(), a.device.c_str(),
+                gpu.is_measured ? "NVML per-process bytes minus the caching allocator's reserve"
+                                : "NOT measured: the default charge, see the grid's log",
+                Mib(gpu.charged).c_str());
+  }
+  std::printf("device:  %s (%s MiB = %s MiB of contexts [isolation %s] + sum / 3)%s\n",
+              DeviceText(a, capacity).c_str(), Mib(capacity).c_str(), Mib(contexts).c_str(),
+              a.isolation.c_str(),
+              a.gpu ? "; the cap is GridOptions::buffer_bytes = total − used by others − cap" : "");
+  for (const auto& r : results) {
+    if (r.capacity != capacity) {
+      std::printf("         NOTE: %s's ledger capacity is %llu B, not %llu B (NVML's used bytes "
+                  "moved while the grid was made)\n",
+                  r.name.c_str(), static_cast<unsigned long long>(r.capacity),
+                  static_cast<unsigned long long>(capacity));
+    }
+  }
   std::printf("traffic: Zipf s=%.1f over the 21 models (rank order shuffled, seed %u), %d "
               "closed-loop clients, %d s per configuration, request timeout %lld ms\n",
               kZipfS, a.seed, a.clients, a.seconds, static_cast<long long>(a.timeout_ms));
@@ -561,7 +694,14 @@ void Oversubscription(const Args& a) {
 void SwapVsCold(const Args& a) {
   std::vector<std::string> base_names(std::begin(kQuickModels), std::end(kQuickModels));
   uint64_t context = 0;
-  const std::map<std::string, Sizes> sizes = FirstPlan(a, base_names, &context);
+  GpuContext gpu;
+  const std::map<std::string, Sizes> sizes =
+      FirstPlan(a, base_names, &context, a.gpu ? &gpu : nullptr);
+  // The two workers' contexts as a fresh grid charges them: on the CPU twice
+  // the (unmeasured) charge; on a GPU X's worker, the grid's first, at the
+  // default, and the pusher's, started after X's worker was measured, at
+  // the measured figure.
+  const uint64_t contexts = a.gpu ? gpu.charged + gpu.measured : 2 * context;
   const ZooModel pusher_model = OpenZooModel(a.zoo, "digits", 1, 8, 42);
   const milliseconds timeout{a.timeout_ms};
 
@@ -571,6 +711,9 @@ void SwapVsCold(const Args& a) {
     std::vector<double> cold_us, warm_us, swapreq_us, next_us, out_us, in_us;
     int reloads = 0, anomalies = 0;
     std::vector<std::string> notes;
+    std::vector<uint64_t> contexts_seen;  // GPU: X's worker's context as its grid measured it
+    uint64_t capacity = 0;
+    int capacity_off = 0;  // GPU: grids whose ledger capacity was not `capacity`
   };
   std::vector<Row> rows;
   for (const auto& name : base_names) {
@@ -579,18 +722,18 @@ void SwapVsCold(const Args& a) {
     Row row;
     row.model = name;
     row.request = sizes.at(name).request;
-    const uint64_t capacity = 2 * context + row.request + row.request / 2;
+    const uint64_t capacity = contexts + row.request + row.request / 2;
+    row.capacity = capacity;
     for (int rep = 0; rep < a.reps; ++rep) {
       GridOptions o;
-      o.devices = {"cpu=" + std::to_string(capacity)};
       o.isolation = Isolation::kModel;
       o.worker_executable = a.worker;
       o.default_load = LoadPolicy::kOnDemand;
       o.min_residency = milliseconds{0};
       o.swap_space_bytes = kSwapSpace;
-      auto created = Grid::Create(o);
-      if (!created.ok()) Fail("swap grid", created.status());
-      std::unique_ptr<Grid> grid = std::move(created).value();
+      uint64_t effective = 0;
+      std::unique_ptr<Grid> grid = CreateCapped(a, o, capacity, "swap grid", &effective);
+      if (effective != capacity) ++row.capacity_off;
       Status s = grid->AddModel({name, x.entry.dir, {}, {}});
       if (s.ok()) s = grid->AddModel({"pusher", pusher_model.entry.dir, row.request, {}});
       if (!s.ok()) Fail("swap: adding models", s);
@@ -628,6 +771,10 @@ void SwapVsCold(const Args& a) {
       CallResult cold = Call(*grid, name, x, timeout);
       if (!must(cold, "cold request")) continue;
       row.cold_us.push_back(cold.us);
+      if (a.gpu) {
+        auto st = grid->Model(name);
+        if (st.ok() && st->context_measured) row.contexts_seen.push_back(st->context_bytes);
+      }
       // Warm: 5 more requests, the median of the last 3 (LibTorch's
       // profiling executor optimizes the graph over the first runs).
       std::vector<double> warm;
@@ -666,14 +813,33 @@ void SwapVsCold(const Args& a) {
   }
 
   Header("Swap-in vs cold load, per zoo model", a);
-  std::printf("setup:   per model and rep a fresh grid: isolation model, load on demand, "
-              "min_residency 0, swap space %s MiB (files under the temp dir);\n"
-              "         the model X and a pusher (digits with memory_request = X's request), both "
-              "resolver swap, on cpu = 2 × %s MiB contexts + 1.5 × X's request;\n"
-              "         request X (cold: new worker + LibTorch load + 1 forward), 5 × X (warm: "
-              "median of the last 3), the pusher (X swapped out),\n"
-              "         X (swap-in + 1 forward), 5 × X more (median: the forward after a swap-in)\n",
-              Mib(kSwapSpace).c_str(), Mib(context).c_str());
+  if (!a.gpu) {
+    std::printf("setup:   per model and rep a fresh grid: isolation model, load on demand, "
+                "min_residency 0, swap space %s MiB (files under the temp dir);\n"
+                "         the model X and a pusher (digits with memory_request = X's request), both "
+                "resolver swap, on cpu = 2 × %s MiB contexts + 1.5 × X's request;\n"
+                "         request X (cold: new worker + LibTorch load + 1 forward), 5 × X (warm: "
+                "median of the last 3), the pusher (X swapped out),\n"
+                "         X (swap-in + 1 forward), 5 × X more (median: the forward after a "
+                "swap-in)\n",
+                Mib(kSwapSpace).c_str(), Mib(context).c_str());
+  } else {
+    std::printf("setup:   per model and rep a fresh grid: isolation model, load on demand, "
+                "min_residency 0, swap space %s MiB (pinned host memory);\n"
+                "         the model X and a pusher (digits with memory_request = X's request), both "
+                "resolver swap, on %s capped at %s MiB of contexts + 1.5 × X's request\n"
+                "         (contexts: X's worker, a grid's first, charged the default %s MiB; the "
+                "pusher's %s MiB, %s;\n"
+                "         the cap is GridOptions::buffer_bytes = total − used by others − cap);\n"
+                "         request X (cold: new worker + CUDA context + LibTorch load + 1 forward), "
+                "5 × X (warm: median of the last 3), the pusher (X swapped out),\n"
+                "         X (swap-in + 1 forward), 5 × X more (median: the forward after a "
+                "swap-in)\n",
+                Mib(kSwapSpace).c_str(), a.device.c_str(), Mib(contexts).c_str(),
+                Mib(gpu.charged).c_str(), Mib(gpu.measured).c_str(),
+                gpu.is_measured ? "as a first plan's worker measured it through NVML"
+                                : "NOT measured in the first plan: the default, see the grid's log");
+  }
   std::printf("reps:    %d per model; medians over the reps; batch 1 (8 tokens); swap-out/in = "
               "the worker's swap call timed by the grid (Grid::SwapEvents, ledger wait "
               "excluded);\n"
@@ -705,6 +871,45 @@ void SwapVsCold(const Args& a) {
     if (r.reloads) std::printf(", %d swap-ins reloaded from files", r.reloads);
     std::printf("%s\n", r.anomalies ? "" : "; no anomaly");
     for (const auto& n : r.notes) std::printf("    anomaly: %s\n", n.c_str());
+  }
+  if (a.gpu) {
+    for (const Row& r : rows) {
+      std::printf("  %s: cap %llu B", r.model.c_str(), static_cast<unsigned long long>(r.capacity));
+      if (r.capacity_off) std::printf(" (%d grids' ledger capacity differed from it)", r.capacity_off);
+      if (!r.contexts_seen.empty()) {
+        const auto [lo, hi] = std::minmax_element(r.contexts_seen.begin(), r.contexts_seen.end());
+        std::printf("; X's worker context as its grids measured it %s–%s MiB (the pusher is "
+                    "charged that)",
+                    Mib(*lo).c_str(), Mib(*hi).c_str());
+      }
+      std::printf("\n");
+    }
+  }
+  if (a.gpu && a.h2d_gb_s > 0 && a.d2h_gb_s > 0) {
+    std::printf("\nSwaps against the pinned copy floor: host→device %.1f GB/s, device→host %.1f "
+                "GB/s (given with --h2d-gb-s / --d2h-gb-s); floor = swapped bytes / bandwidth "
+                "(swap-out: device→host, swap-in: host→device); medians as above\n\n",
+                a.h2d_gb_s, a.d2h_gb_s);
+    std::printf("| model | swapped bytes | swap-out ms | swap-out floor ms | swap-out ÷ floor | "
+                "swap-out GB/s | swap-in ms | swap-in floor ms | swap-in ÷ floor | swap-in GB/s |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    auto cells = [](const std::vector<double>& us, uint64_t bytes, double gb_s) {
+      if (us.empty()) return std::string("— | — | — | —");
+      const double ms = Median(us) / 1000.0;
+      const double floor_ms = double(bytes) / (gb_s * 1e9) * 1e3;
+      char b[160];
+      char ratio[32] = "—", rate[32] = "—";
+      if (floor_ms >= 0.001) std::snprintf(ratio, sizeof ratio, "%.1f", ms / floor_ms);
+      if (ms > 0) std::snprintf(rate, sizeof rate, "%.2f", double(bytes) / (ms * 1e6));
+      std::snprintf(b, sizeof b, "%.3f | %.3f | %s | %s", ms, floor_ms, ratio, rate);
+      return std::string(b);
+    };
+    for (const Row& r : rows) {
+      std::printf("| %s | %llu | %s | %s |\n", r.model.c_str(),
+                  static_cast<unsigned long long>(r.swapped_bytes),
+                  cells(r.out_us, r.swapped_bytes, a.d2h_gb_s).c_str(),
+                  cells(r.in_us, r.swapped_bytes, a.h2d_gb_s).c_str());
+    }
   }
   std::fflush(stdout);
 }
@@ -842,6 +1047,13 @@ void Bursts(const Args& a) {
   }
 
   Header("Bursts: two models borrowing past their request on one device", a);
+  if (a.gpu) {
+    std::printf("note:    on the CPU, not %s (--device applies to sections 1 and 2): a %s burst "
+                "here is %llu B past R, below the CUDA caching allocator's 2 MiB blocks and the "
+                "32 MiB cuBLAS workspace a first matrix product creates, so R and the limit "
+                "sized from the weights would not describe a burst on a GPU\n",
+                a.device.c_str(), a.burst_model.c_str(), (unsigned long long)burst_need);
+  }
   std::printf("models:  burst_a, burst_b = %s, each request %s (batch %lld%s), from %d clients "
               "(half on each), closed loop, %d s per row, timeout %lld ms\n",
               a.burst_model.c_str(), bench::DescribeTensors(m.inputs).c_str(),
@@ -912,8 +1124,52 @@ int main(int argc, char** argv) {
   app.add_option("--reps", a.reps, "repetitions per model (section 2)")->check(CLI::Range(1, 100));
   app.add_option("--burst-model", a.burst_model, "zoo model copied twice in section 3");
   app.add_option("--worker", a.worker, "modelgrid-worker executable");
+  app.add_option("--device", a.device,
+                 "device of sections 1 and 2: cpu (cpu=CAP) or cuda:N (the GPU, capped through "
+                 "GridOptions::buffer_bytes); section 3 stays on the CPU");
+  app.add_option("--h2d-gb-s", a.h2d_gb_s,
+                 "section 2 on cuda:N: pinned host->device GB/s measured elsewhere (e.g. "
+                 "scripts/swap_floor.py); with --d2h-gb-s, adds swaps vs the copy floor")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--d2h-gb-s", a.d2h_gb_s, "section 2 on cuda:N: pinned device->host GB/s")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + std::string(argv[i]);
+  if (a.device != "cpu") {
+    const bool cuda_form = a.device.rfind("cuda:", 0) == 0 && a.device.size() > 5 &&
+                           a.device.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (!cuda_form) {
+      std::fprintf(stderr, "dynamic_memory_bench: --device must be cpu or cuda:N, not '%s'\n",
+                   a.device.c_str());
+      return 2;
+    }
+    // Both reasons at once when both hold: the GPU, then the build.
+    std::string why;
+    auto gpu = ParseDeviceSpec(a.device);
+    if (!gpu.ok()) why = gpu.status().message();
+    if (!CudaBuild()) {
+      why += std::string(why.empty() ? "" : "; and ") +
+             "this build's LibTorch has no CUDA (MODELGRID_WITH_CUDA is OFF): its "
+             "modelgrid-worker cannot run a model on a GPU";
+    }
+    if (!why.empty()) {
+      std::fprintf(stderr,
+                   "dynamic_memory_bench: --device %s: no usable CUDA device: %s\n"
+                   "dynamic_memory_bench: run without --device (cpu) here, or on a machine with "
+                   "an NVIDIA GPU and a CUDA build (scripts/gpu-check.sh --steps ...,dynamic)\n",
+                   a.device.c_str(), why.c_str());
+      return 3;
+    }
+    a.gpu = *gpu;
+  } else if (a.h2d_gb_s > 0 || a.d2h_gb_s > 0) {
+    std::fprintf(stderr, "dynamic_memory_bench: --h2d-gb-s / --d2h-gb-s apply to --device "
+                         "cuda:N (a swap on the CPU writes files)\n");
+    return 2;
+  }
+  if ((a.h2d_gb_s > 0) != (a.d2h_gb_s > 0)) {
+    std::fprintf(stderr, "dynamic_memory_bench: give both --h2d-gb-s and --d2h-gb-s, or neither\n");
+    return 2;
+  }
   // The grids' log lines go to stderr: stdout carries the tables.
   spdlog::set_default_logger(std::make_shared<spdlog::logger>(
       "dynamic_memory_bench", std::make_shared<spdlog::sinks::stderr_sink_mt>()));

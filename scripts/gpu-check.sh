@@ -8,7 +8,7 @@
 #                        [--zoo-profile small|full] [--replicas N] [--jobs N] [--dry-run]
 #   scripts/gpu-check.sh --fetch-debs DIR     (on the development machine, see below)
 #
-# Steps (--steps takes a comma-separated subset; default: all but `tests`):
+# Steps (--steps takes a comma-separated subset; default: all but `tests` and `dynamic`):
 #   machine    os-release, g++, nvidia-smi, torch and CUDA versions -> machine.txt
 #   deps       unpack the carried .deb files (--debs) into a private prefix
 #   configure  cmake against python3's torch.utils.cmake_prefix_path
@@ -23,9 +23,19 @@
 #              model's weights swapped out to pinned host memory and back
 #              (scripts/swap_floor.py): times vs the bandwidth floor, outputs
 #              bit-identical after the swap-in
+#   dynamic    bench/dynamic_memory_bench.cc on cuda:0 (opt-in; needs the build's
+#              dynamic_memory_bench and modelgrid-worker, and the zoo): the pinned
+#              copy bandwidth (scripts/swap_floor.py's), then --section
+#              oversubscription (21 models, 3 configurations x DYNAMIC_SECONDS)
+#              and --section swap (DYNAMIC_REPS per zoo model: swap-in vs a cold
+#              load, and each swap vs the pinned copy floor) -> dynamic_*_cuda.md;
+#              about 2 minutes on an H200 with 16 cores at the defaults
 # A command may run at most 10 minutes on the lent machine: split the steps
 # over calls (the build folder stays between calls), e.g. first
 # --steps machine,deps,configure,build then --steps gpu-tests,zoo,accuracy,context,density.
+# The dynamic-memory bench in one call on a fresh machine:
+#   BUILD_TARGETS="modelgrid-worker dynamic_memory_bench" scripts/gpu-check.sh \
+#     --debs .cache/gpu-debs --jobs 16 --steps machine,deps,configure,build,zoo,dynamic
 #
 # Libraries the build needs that the GPU machine lacks come as .deb files:
 # on the development machine `scripts/gpu-check.sh --fetch-debs .cache/gpu-debs`
@@ -40,6 +50,10 @@
 # DENSITY_SECONDS (load run per served configuration, default 20): the
 # served density runs one `modelgrid serve` per pair, so split it over calls
 # under the 10-minute limit, e.g. STRATEGIES=memory-optimized --steps density.
+# DYNAMIC_SECONDS (timed seconds per over-subscription configuration, default
+# 12) and DYNAMIC_REPS (swap section repetitions per model, default 3) size
+# the dynamic step; a build without BUILD_TARGETS builds every target, the
+# bench included.
 # Exit codes: 0 every step ran and passed; 1 a step failed (see results.md);
 # 2 bad arguments; 3 a prerequisite is missing (no nvidia-smi, no GPU, no
 # CUDA-enabled torch, no cmake/ninja).
@@ -57,10 +71,12 @@ DRY_RUN=0
 FETCH_DEBS=""
 NVIDIA_SMI="${MODELGRID_NVIDIA_SMI:-nvidia-smi}"
 PYTHON="${PYTHON:-python3}"
-ALL_STEPS="machine deps configure build zoo gpu-tests tests accuracy context density swap"
+ALL_STEPS="machine deps configure build zoo gpu-tests tests accuracy context density swap dynamic"
 STRATEGIES="${STRATEGIES:-fill-first balance memory-optimized latency-sensitive optimal}"
 ISOLATIONS="${ISOLATIONS:-model device}"
 DENSITY_SECONDS="${DENSITY_SECONDS:-20}"
+DYNAMIC_SECONDS="${DYNAMIC_SECONDS:-12}"
+DYNAMIC_REPS="${DYNAMIC_REPS:-3}"
 # Debian 12 packages the build needs beyond CMake, ninja, g++ and LibTorch
 # (scripts/install-deps.sh), with the runtime libraries of the compiled ones.
 DEB_PACKAGES=(
@@ -100,6 +116,8 @@ done
 case "$ZOO_PROFILE" in small|full) ;; *) die_usage "--zoo-profile must be small or full, not '$ZOO_PROFILE'" ;; esac
 [[ "$REPLICAS" =~ ^[1-9][0-9]*$ ]] || die_usage "--replicas must be a positive number, not '$REPLICAS'"
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die_usage "--jobs must be a positive number, not '$JOBS'"
+[[ "$DYNAMIC_SECONDS" =~ ^[1-9][0-9]*$ ]] || die_usage "DYNAMIC_SECONDS must be a positive number, not '$DYNAMIC_SECONDS'"
+[[ "$DYNAMIC_REPS" =~ ^[1-9][0-9]*$ ]] || die_usage "DYNAMIC_REPS must be a positive number, not '$DYNAMIC_REPS'"
 IFS=',' read -r -a SELECTED <<< "$STEPS"
 for s in "${SELECTED[@]}"; do
   [[ " $ALL_STEPS " == *" $s "* ]] || die_usage "unknown step '$s' (steps: $ALL_STEPS)"
@@ -120,19 +138,31 @@ DEPS_PREFIX="$BUILD_DIR/deps-prefix"
 LOG_DIR="$OUT_DIR/logs"
 RESULTS="$OUT_DIR/results.md"
 
+# dynamic_limit SECTION: seconds the dynamic step lets one bench section run
+# (timeout), far above the expected time (3 x (DYNAMIC_SECONDS + ~4 s) for
+# the over-subscription, 7 models x DYNAMIC_REPS x ~3-5 s for the swap), so
+# that a hang cannot eat the call's 10 minutes.
+dynamic_limit() {
+  case "$1" in
+    oversubscription) echo $((3 * DYNAMIC_SECONDS + 120)) ;;
+    swap) echo $((7 * DYNAMIC_REPS * 8 + 60)) ;;
+  esac
+}
+
 # ---------------------------------------------------------------- dry run
 describe() {  # describe STEP: what the step runs, for --dry-run
   case "$1" in
     machine) echo "cat /etc/os-release; g++ --version; $NVIDIA_SMI; $PYTHON -c 'import torch; print(torch.__version__, torch.version.cuda)' > $OUT_DIR/machine.txt" ;;
     deps) echo "dpkg -x each ${DEBS_DIR:-<--debs DIR>}/*.deb into $DEPS_PREFIX (skipped without --debs); CMAKE_PREFIX_PATH, PKG_CONFIG_PATH, LD_LIBRARY_PATH point there" ;;
     configure) echo "cmake -S $ROOT -B $BUILD_DIR -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH=\"\$($PYTHON -c 'import torch;print(torch.utils.cmake_prefix_path)')[;$DEPS_PREFIX/usr]\" (expects MODELGRID_WITH_CUDA=ON)" ;;
-    build) echo "cmake --build $BUILD_DIR -j $JOBS" ;;
+    build) echo "cmake --build $BUILD_DIR -j $JOBS${BUILD_TARGETS:+ --target ${BUILD_TARGETS// / --target }} -- -k 0" ;;
     gpu-tests) echo "ctest --test-dir $BUILD_DIR -L gpu --output-on-failure" ;;
     tests) echo "ctest --test-dir $BUILD_DIR -j $JOBS --output-on-failure --timeout 900 (MODELGRID_TEST_ZOO=$BUILD_DIR/zoo-small)" ;;
     zoo) echo "$PYTHON tools/zoo/generate.py --profile $ZOO_PROFILE --out $ZOO_DIR" ;;
     accuracy) echo "$BUILD_DIR/bin/estimate_accuracy $ZOO_DIR --batches 1,8,32 --device cuda:0 (estimate on CUDA vs modelgrid-probe on cuda:0: caching-allocator reserved and allocated peaks, NVML process bytes; the seed's formula beside them)" ;;
     context) echo "per CUDA_MODULE_LOADING in LAZY EAGER: a $PYTHON process creates a CUDA context (torch.zeros(1, device='cuda')); $NVIDIA_SMI --query-compute-apps=pid,used_memory and memory.used before/after; then scripts/served_density.py serves $ZOO_DIR on cuda:0 (isolation model) and reports each worker's NVML-measured context_bytes" ;;
     swap) echo "$PYTHON scripts/swap_floor.py --zoo $ZOO_DIR --device cuda:0 (pinned/pageable copy GB/s; per model swap-out/in ms vs weight bytes / pinned host->device GB/s; bit-identical outputs)" ;;
+    dynamic) echo "pinned host<->device GB/s (scripts/swap_floor.py's bandwidth(), best of 5); then $BUILD_DIR/bin/dynamic_memory_bench --device cuda:0 --zoo $ZOO_DIR --section oversubscription --seconds $DYNAMIC_SECONDS (at most $(dynamic_limit oversubscription) s) > $OUT_DIR/dynamic_oversubscription_cuda.md, and --section swap --reps $DYNAMIC_REPS --h2d-gb-s H --d2h-gb-s D (at most $(dynamic_limit swap) s) > $OUT_DIR/dynamic_swap_cuda.md; the grids' logs in $LOG_DIR/dynamic-*.log" ;;
     density) echo "replicate $ZOO_DIR x$REPLICAS into $REPLICATED_DIR; for strategy in $STRATEGIES, isolation in $ISOLATIONS: $BUILD_DIR/bin/modelgrid plan --repository $REPLICATED_DIR --strategy S --isolation I --json (placed / unplaced on the discovered GPUs), then scripts/served_density.py: modelgrid serve on cuda:0, a ${DENSITY_SECONDS}s load run across all ready models (507 / 5xx counted), utilization = held bytes / device bytes" ;;
   esac
 }
@@ -349,6 +379,67 @@ step_swap() {
   return "${PIPESTATUS[0]}"
 }
 
+# The pinned host->device and device->host GB/s (the best over 64 MiB, 256
+# MiB and 1 GiB, as scripts/swap_floor.py measures them), as "H2D D2H".
+pinned_bandwidth() {
+  "$PYTHON" - "$ROOT/scripts" << 'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import swap_floor
+pinned = [r for r in swap_floor.bandwidth("cuda:0", 5) if r["pinned"]]
+print(f'{max(r["h2d_gb_s"] for r in pinned):.2f} {max(r["d2h_gb_s"] for r in pinned):.2f}')
+PYEOF
+}
+
+# dynamic_section NAME ARGS...: one section of the bench on cuda:0, its
+# tables into dynamic_NAME_cuda.md and the results, the grids' logs into
+# logs/dynamic-NAME.log.
+dynamic_section() {
+  local name="$1" limit rc why
+  shift
+  limit="$(dynamic_limit "$name")"
+  echo "gpu-check: dynamic_memory_bench --section $name (at most $limit s)"
+  timeout -k 10 "$limit" "$BUILD_DIR/bin/dynamic_memory_bench" --device cuda:0 --zoo "$ZOO_DIR" \
+      --section "$name" "$@" > "$OUT_DIR/dynamic_${name}_cuda.md" 2> "$LOG_DIR/dynamic-$name.log"
+  rc=$?
+  tee -a "$SECTIONS" < "$OUT_DIR/dynamic_${name}_cuda.md"
+  if [ $rc -ne 0 ]; then
+    why="exit $rc"
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="stopped after $limit s (timeout)"; fi
+    printf '\n%s section: %s; the last lines of logs/dynamic-%s.log:\n\n' "$name" "$why" "$name" |
+      tee -a "$SECTIONS"
+    tail -n 15 "$LOG_DIR/dynamic-$name.log" | sed 's/^/    /' | tee -a "$SECTIONS"
+  fi
+  return $rc
+}
+
+# Dynamic memory on cuda:0 (bench/dynamic_memory_bench.cc, docs/benchmarks.md
+# "Dynamic memory"): over-subscription against refusing and against
+# evict-by-unload, and swap-in vs cold load with each swap against the pinned
+# copy bandwidth measured just before (by a process that has exited by then).
+step_dynamic() {
+  local bw="" h2d="" d2h="" rc=0 bw_args=()
+  if [ ! -x "$BUILD_DIR/bin/dynamic_memory_bench" ] || [ ! -x "$BUILD_DIR/bin/modelgrid-worker" ]; then
+    echo "gpu-check: $BUILD_DIR/bin/dynamic_memory_bench or modelgrid-worker is not built" \
+      "(BUILD_TARGETS=\"modelgrid-worker dynamic_memory_bench\", or no BUILD_TARGETS)"
+    return 1
+  fi
+  [ -d "$ZOO_DIR/resnet18" ] || { echo "gpu-check: no zoo in $ZOO_DIR: run the zoo step first"; return 1; }
+  section "Dynamic memory on cuda:0 (bench/dynamic_memory_bench.cc --device cuda:0)"
+  bw="$(pinned_bandwidth)" && read -r h2d d2h <<< "$bw"
+  if [ -n "$d2h" ]; then
+    echo "Pinned host->device $h2d GB/s, device->host $d2h GB/s (scripts/swap_floor.py's bandwidth(), best of 5, measured just before the bench)." |
+      tee -a "$SECTIONS"
+    bw_args=(--h2d-gb-s "$h2d" --d2h-gb-s "$d2h")
+  else
+    echo "Pinned copy bandwidth not measured (scripts/swap_floor.py's bandwidth() failed: see logs/dynamic.log): no swap-vs-floor table." |
+      tee -a "$SECTIONS"
+  fi
+  dynamic_section oversubscription --seconds "$DYNAMIC_SECONDS" || rc=1
+  dynamic_section swap --reps "$DYNAMIC_REPS" "${bw_args[@]}" || rc=1
+  return $rc
+}
+
 replicate_zoo() {
   rm -rf "$REPLICATED_DIR" && mkdir -p "$REPLICATED_DIR" || return 1
   local model name k
@@ -424,7 +515,7 @@ for s in $ALL_STEPS; do
   case "$s" in
     configure|build)
       run_step "$s" "step_${s//-/_}" || BUILD_OK=0 ;;
-    gpu-tests|tests|accuracy|density)
+    gpu-tests|tests|accuracy|density|dynamic)
       if [ "$BUILD_OK" -eq 0 ]; then
         STATUS_ROWS+=("| $s | skipped (the build failed) | 0 |")
         continue
