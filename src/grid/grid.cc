@@ -2,7 +2,7 @@
 // Shutdown over Grid::Impl (grid_impl.h, which lists the other files).
 #include "modelgrid/grid.h"
 
-
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +18,6 @@
 #include <set>
 #include <thread>
 
-#include <spdlog/spdlog.h>
-
 #include "grid/grid_impl.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/device/nvml.h"
@@ -27,7 +25,6 @@
 #include "modelgrid/torch/graph_walk.h"
 
 namespace modelgrid {
-
 
 // ModelStateName (modelgrid/grid.h) is defined in lifecycle.cc, beside the
 // lifecycle table, so that the state machine's test builds without LibTorch.
@@ -131,11 +128,11 @@ Result<std::unique_ptr<Grid>> Grid::Create(GridOptions options) {
     if (options.worker_executable.empty()) options.worker_executable = FindWorkerExecutable();
     if (options.worker_executable.empty() ||
         ::access(options.worker_executable.c_str(), X_OK) != 0) {
-      return Status::NotFound(
-          "modelgrid-worker not found" +
-          (options.worker_executable.empty() ? std::string(" next to this executable or on PATH")
-                                             : ": '" + options.worker_executable + "'") +
-          " (needed for isolation '" + IsolationName(options.isolation) + "')");
+      return Status::NotFound("modelgrid-worker not found" +
+                              (options.worker_executable.empty()
+                                   ? std::string(" next to this executable or on PATH")
+                                   : ": '" + options.worker_executable + "'") +
+                              " (needed for isolation '" + IsolationName(options.isolation) + "')");
     }
   }
   if (!options.walker) {
@@ -195,17 +192,17 @@ Status Grid::AddModel(const ModelSpec& spec) {
   if (!spec.name.empty()) entry.name = spec.name;
   if (spec.memory_request) {
     if (*spec.memory_request == 0) {
-      return Status::InvalidArgument("model '" + entry.name + "': memory_request must be >= 1 byte");
+      return Status::InvalidArgument("model '" + entry.name +
+                                     "': memory_request must be >= 1 byte");
     }
     entry.config.memory_request = spec.memory_request;
   }
   if (spec.memory_limit) entry.config.memory_limit = spec.memory_limit;
   if (entry.config.memory_request && entry.config.memory_limit &&
       *entry.config.memory_limit < *entry.config.memory_request) {
-    return Status::InvalidArgument("model '" + entry.name + "': memory limit " +
-                                   std::to_string(*entry.config.memory_limit) +
-                                   " bytes is below its request " +
-                                   std::to_string(*entry.config.memory_request) + " bytes");
+    return Status::InvalidArgument(
+        "model '" + entry.name + "': memory limit " + std::to_string(*entry.config.memory_limit) +
+        " bytes is below its request " + std::to_string(*entry.config.memory_request) + " bytes");
   }
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->models.count(entry.name)) {
@@ -315,10 +312,12 @@ Status Grid::Load(const std::string& model) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   const ModelStatus& st = impl_->models.at(model).status;
   switch (st.state) {
-    case ModelState::kReady: return Status::Ok();
+    case ModelState::kReady:
+      return Status::Ok();
     case ModelState::kUnplaced:
       return Status::ResourceExhausted("model '" + model + "' does not fit: " + st.reason);
-    default: return Status::Unavailable("model '" + model + "': " + st.reason);
+    default:
+      return Status::Unavailable("model '" + model + "': " + st.reason);
   }
 }
 
@@ -363,11 +362,10 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
     // back first (the client sees latency, not an error).
     // So does a model loading on demand (its first request's batch is
     // loading it): later requests queue behind that load, not fail.
-    const bool demand_loading = st.state == ModelState::kLoading &&
-                                it->second.life.last_event() == LifecycleEvent::kDemand;
+    const bool demand_loading =
+        st.state == ModelState::kLoading && it->second.life.last_event() == LifecycleEvent::kDemand;
     const bool serving = st.state == ModelState::kReady || st.state == ModelState::kSwapped ||
-                         st.state == ModelState::kStandby ||
-                         st.state == ModelState::kSwappingIn ||
+                         st.state == ModelState::kStandby || st.state == ModelState::kSwappingIn ||
                          st.state == ModelState::kSwappingOut || demand_loading;
     if (!serving) {
       done(Status::Unavailable("model '" + model + "' is not ready (state " +
@@ -381,8 +379,8 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
         std::find(st.tasks.begin(), st.tasks.end(), call.task) == st.tasks.end()) {
       std::string list;
       for (const auto& t : st.tasks) list += (list.empty() ? "" : ", ") + t;
-      done(Status::NotFound("model '" + model + "' has no task '" + call.task + "' (tasks: " +
-                            list + ")"));
+      done(Status::NotFound("model '" + model + "' has no task '" + call.task +
+                            "' (tasks: " + list + ")"));
       return;
     }
     uint64_t best = UINT64_MAX;
@@ -413,7 +411,8 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
   if (call.timeout) req.deadline = SchedulerTime(std::chrono::steady_clock::now() + *call.timeout);
   auto shared_done = std::make_shared<InferCallback>(std::move(done));
   Status s = inst->scheduler->Submit(
-      std::move(req), [shared_done](Result<std::vector<InferTensor>> r) { (*shared_done)(std::move(r)); });
+      std::move(req),
+      [shared_done](Result<std::vector<InferTensor>> r) { (*shared_done)(std::move(r)); });
   if (!s.ok()) (*shared_done)(s);
 }
 
@@ -474,7 +473,8 @@ std::vector<ModelStatus> Grid::Models() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<ModelStatus> out;
   const auto collisions = impl_->arbiter->Collisions();
-  for (const auto& n : impl_->order) out.push_back(impl_->StatusOf(impl_->models.at(n), collisions));
+  for (const auto& n : impl_->order)
+    out.push_back(impl_->StatusOf(impl_->models.at(n), collisions));
   return out;
 }
 
@@ -505,8 +505,8 @@ std::vector<DeviceStatus> Grid::Devices() const {
       }
     }
     ds.workers = impl_->pool->LiveCount(d.id);
-    auto snap = impl_->arbiter->WithLedger(
-        [&](memory::MemoryLedger& l) { return l.Snapshot(d.id); });
+    auto snap =
+        impl_->arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.Snapshot(d.id); });
     if (snap.ok()) {
       ds.capacity_bytes = snap->capacity_bytes;
       ds.reserved_bytes = snap->request_bytes + snap->context_bytes;
@@ -626,9 +626,9 @@ Status Grid::Reconfigure(const std::string& model, const ModelUpdate& update) {
   ModelRecord& rec = it->second;
   ModelStatus& st = rec.status;
   const uint64_t request = update.request_bytes.value_or(st.request_bytes);
-  const uint64_t limit = update.limit_bytes.value_or(
-      update.request_bytes && !update.limit_bytes ? std::max(st.limit_bytes, request)
-                                                  : st.limit_bytes);
+  const uint64_t limit = update.limit_bytes.value_or(update.request_bytes && !update.limit_bytes
+                                                         ? std::max(st.limit_bytes, request)
+                                                         : st.limit_bytes);
   if (limit < request) {
     return Status::InvalidArgument("model '" + model + "': limit " + std::to_string(limit) +
                                    " bytes is below its request " + std::to_string(request) +

@@ -2,10 +2,10 @@
 
 #include "grid/grid_impl.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "modelgrid/device/nvml.h"
 
@@ -65,7 +65,8 @@ Status Grid::Impl::Apply(const std::string& model, LifecycleEvent event, std::st
   return Apply(it->second, event, std::move(reason));
 }
 
-std::pair<ModelRecord*, std::shared_ptr<Instance>> Grid::Impl::FindInstance(const std::string& key) {
+std::pair<ModelRecord*, std::shared_ptr<Instance>> Grid::Impl::FindInstance(
+    const std::string& key) {
   auto it = models.find(ModelOfKey(key));
   if (it == models.end()) return {nullptr, nullptr};
   for (const auto& inst : it->second.instances) {
@@ -80,7 +81,8 @@ void Grid::Impl::RecordSwap(SwapEvent e) {
   if (swap_events.size() > kMaxSwapEvents) swap_events.pop_front();
 }
 
-ModelStatus Grid::Impl::StatusOf(const ModelRecord& rec, const grid_internal::CollisionCounts& all) const {
+ModelStatus Grid::Impl::StatusOf(const ModelRecord& rec,
+                                 const grid_internal::CollisionCounts& all) const {
   ModelStatus s = rec.status;
   s.borrowed_bytes = s.swapped_bytes = 0;
   for (const auto& inst : rec.instances) {
@@ -113,8 +115,7 @@ void Grid::Impl::Summarize(ModelRecord& rec) {
     const auto& first = rec.instances.front();
     const Device* d = FindDevice(first->device);
     s.context_measured = first->slot->context_measured;
-    s.context_bytes = s.context_measured ? first->slot->context_bytes
-                                         : (d ? d->context_bytes : 0);
+    s.context_bytes = s.context_measured ? first->slot->context_bytes : (d ? d->context_bytes : 0);
   }
 }
 
@@ -143,9 +144,10 @@ void Grid::Impl::MeasureContext(const std::shared_ptr<WorkerSlot>& slot, WorkerC
                  device.id, device.context_bytes, ctx.status().ToString());
     return;
   }
-  spdlog::info("{} on {}: measured context {} bytes (NVML per-process minus {} reserved by "
-               "the allocator); the planner now charges it per worker",
-               slot->key, device.id, *ctx, reserved);
+  spdlog::info(
+      "{} on {}: measured context {} bytes (NVML per-process minus {} reserved by "
+      "the allocator); the planner now charges it per worker",
+      slot->key, device.id, *ctx, reserved);
   std::lock_guard<std::mutex> lock(mu);
   slot->context_bytes = *ctx;
   slot->context_measured = true;

@@ -22,13 +22,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "grid/arbiter.h"
 #include "grid/grid_internal.h"
@@ -49,7 +48,9 @@ using grid_internal::WorkerSlot;
 namespace grid_internal {
 
 // Simulated devices exist for planning; their models run on the CPU.
-inline std::string ExecDevice(const Device& d) { return d.kind == DeviceKind::kCuda ? d.id : "cpu"; }
+inline std::string ExecDevice(const Device& d) {
+  return d.kind == DeviceKind::kCuda ? d.id : "cpu";
+}
 
 // States in which a model has instances with schedulers: requests queue
 // for it (a swapped or standby one is brought back by its executor).
@@ -61,8 +62,10 @@ inline bool IsPlaced(ModelState s) {
     case ModelState::kStandby:
     case ModelState::kSwappingOut:
     case ModelState::kSwapped:
-    case ModelState::kSwappingIn: return true;
-    default: return false;
+    case ModelState::kSwappingIn:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -106,12 +109,12 @@ class GridExecutor final : public BatchExecutor {
 }  // namespace grid_internal
 
 using grid_internal::ExecDevice;
-using grid_internal::IsPlaced;
-using grid_internal::ModelOfKey;
-using grid_internal::LedgerCapacity;
-using grid_internal::UtcNow;
 using grid_internal::ExecuteFn;
 using grid_internal::GridExecutor;
+using grid_internal::IsPlaced;
+using grid_internal::LedgerCapacity;
+using grid_internal::ModelOfKey;
+using grid_internal::UtcNow;
 
 struct ModelRecord {
   ModelEntry entry;
@@ -140,7 +143,8 @@ inline void AddCounters(const SchedulerStats& s, bool live, ModelCounters* c) {
 
 // Folds the statistics of released `instances` into `c` (their queues are
 // empty or failed, so queued is left out).
-inline void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances, ModelCounters* c) {
+inline void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instances,
+                           ModelCounters* c) {
   for (const auto& inst : instances) {
     if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/false, c);
   }
@@ -151,11 +155,11 @@ inline void RetireCounters(const std::vector<std::shared_ptr<Instance>>& instanc
 struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoolListener {
   GridOptions options;
   ipc::SharedMemoryRegistry shared_memory;  // thread-safe on its own
-  std::filesystem::path private_scratch;  // made by NewModelFolder; removed by ~Grid
+  std::filesystem::path private_scratch;    // made by NewModelFolder; removed by ~Grid
   uint64_t next_folder = 0;
   std::vector<Device> devices;
   std::unique_ptr<GraphWalker> own_walker;  // when options.walker was null
-  std::set<std::string> measured_context;    // guarded by mu: devices whose context_bytes is measured
+  std::set<std::string> measured_context;  // guarded by mu: devices whose context_bytes is measured
 
   std::mutex load_mu;  // serializes LoadAll / Load / Unload (placement decisions)
 
@@ -167,9 +171,9 @@ struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoo
   // The ledger's owner at run time (arbiter.h): grants, swap-ins, room for
   // on-demand loads. Created by Grid::Create.
   std::unique_ptr<MemoryArbiter> arbiter;
-  std::filesystem::path swap_dir;     // where CPU weights swap to (options or private)
-  bool private_swap_dir = false;      // made by the grid: removed with it
-  std::deque<SwapEvent> swap_events;  // guarded by mu; the last kMaxSwapEvents
+  std::filesystem::path swap_dir;       // where CPU weights swap to (options or private)
+  bool private_swap_dir = false;        // made by the grid: removed with it
+  std::deque<SwapEvent> swap_events;    // guarded by mu; the last kMaxSwapEvents
   std::vector<std::string> change_log;  // guarded by mu
 
   // The worker slots and their watchdog (worker_pool.h); processes come
@@ -234,8 +238,7 @@ struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoo
 
   // Runs one batch on `inst` (GridExecutor).
   Result<std::vector<InferTensor>> Execute(Instance& inst, const ExecuteContext& ctx,
-                                           const std::string& task,
-                                           std::vector<InferTensor> inputs,
+                                           const std::string& task, std::vector<InferTensor> inputs,
                                            const nlohmann::json& params);
 
   Result<std::vector<InferTensor>> RunOnce(Instance& inst, const ExecuteContext& ctx,

@@ -1,13 +1,12 @@
 // Grid::Impl's placement and loading: worker starts, model loads, standby
 // and on-demand loads (grid_impl.h).
 
-#include "grid/grid_impl.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <future>
 
-#include <spdlog/spdlog.h>
-
+#include "grid/grid_impl.h"
 #include "modelgrid/bytes.h"
 
 namespace modelgrid {
@@ -84,7 +83,7 @@ void Grid::Impl::AttachScheduler(const ModelEntry& entry, Instance& inst) {
 }
 
 std::shared_ptr<Instance> Grid::Impl::NewInstance(const ModelRecord& rec, int replica,
-                                      uint64_t request_bytes) const {
+                                                  uint64_t request_bytes) const {
   auto inst = std::make_shared<Instance>();
   inst->model = rec.status.name;
   inst->replica = replica;
@@ -226,8 +225,8 @@ bool Grid::Impl::OnDemand(const ModelEntry& entry) const {
 }
 
 Result<Plan> Grid::Impl::PlaceAndLoad(const std::vector<std::string>& names,
-                          const std::function<void(const ModelStatus&)>& on_model,
-                          const std::function<void(const Plan&)>& on_plan) {
+                                      const std::function<void(const ModelStatus&)>& on_model,
+                                      const std::function<void(const Plan&)>& on_plan) {
   std::vector<ModelEntry> entries;
   std::vector<Device> devs;
   {
@@ -242,10 +241,9 @@ Result<Plan> Grid::Impl::PlaceAndLoad(const std::vector<std::string>& names,
   po.max_cpu_models = options.max_cpu_models;
   // On-demand models are estimated (their status shows the figures) but
   // not offered to the planner: they load on their first request.
-  MG_ASSIGN_OR_RETURN(
-      RepositoryPlan rp,
-      PlanRepository(entries, devs, po, options.estimate, options.walker,
-                     [this](const ModelEntry& e) { return !OnDemand(e); }));
+  MG_ASSIGN_OR_RETURN(RepositoryPlan rp,
+                      PlanRepository(entries, devs, po, options.estimate, options.walker,
+                                     [this](const ModelEntry& e) { return !OnDemand(e); }));
 
   // Record estimates, unplaced reasons and the new instances.
   std::vector<std::pair<const ModelEntry*, std::shared_ptr<Instance>>> todo;
@@ -268,8 +266,7 @@ Result<Plan> Grid::Impl::PlaceAndLoad(const std::vector<std::string>& names,
       rec.instances.clear();
       if (OnDemand(entries[i])) {
         if (!out.estimate) {
-          Apply(rec, LifecycleEvent::kEstimateFailed,
-                "estimate failed: " + out.error.message());
+          Apply(rec, LifecycleEvent::kEstimateFailed, "estimate failed: " + out.error.message());
         } else {
           Park(rec, "load: on_demand (loads on its first request)");
         }
@@ -380,7 +377,8 @@ Result<Plan> Grid::Impl::PlaceAndLoad(const std::vector<std::string>& names,
   // Load the instances: in parallel across workers, in order within one.
   std::map<std::string, std::vector<std::pair<const ModelEntry*, std::shared_ptr<Instance>>>>
       by_worker;
-  for (auto& t : todo) by_worker[t.second->slot ? t.second->slot->key : t.second->key()].push_back(t);
+  for (auto& t : todo)
+    by_worker[t.second->slot ? t.second->slot->key : t.second->key()].push_back(t);
   std::mutex report_mu;
   std::vector<std::future<void>> loads;
   for (auto& [key, list] : by_worker) {

@@ -1,27 +1,26 @@
 // Grid::Impl's executor path and residency: grants per batch, swap-in and
 // swap-out, eviction (grid_impl.h).
 
-#include "grid/grid_impl.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
-
+#include "grid/grid_impl.h"
 #include "modelgrid/bytes.h"
 
 namespace modelgrid {
 
 uint64_t Grid::Impl::BurstBytes(const Instance& inst, int64_t rows) const {
-  const uint64_t need = inst.weight_bytes + inst.per_row_bytes * static_cast<uint64_t>(
-                                                 std::max<int64_t>(1, rows));
+  const uint64_t need =
+      inst.weight_bytes + inst.per_row_bytes * static_cast<uint64_t>(std::max<int64_t>(1, rows));
   return need > inst.request_bytes ? need - inst.request_bytes : 0;
 }
 
 uint64_t Grid::Impl::BatchBudget(const Instance& inst) {
-  const uint64_t own = inst.request_bytes > inst.weight_bytes
-                           ? inst.request_bytes - inst.weight_bytes : 0;
-  const uint64_t room = inst.limit_bytes > inst.request_bytes
-                            ? inst.limit_bytes - inst.request_bytes : 0;
+  const uint64_t own =
+      inst.request_bytes > inst.weight_bytes ? inst.request_bytes - inst.weight_bytes : 0;
+  const uint64_t room =
+      inst.limit_bytes > inst.request_bytes ? inst.limit_bytes - inst.request_bytes : 0;
   if (room == 0) return own;
   const std::string device = inst.device;
   const uint64_t free = device.empty() ? room : arbiter->WithLedger([&](memory::MemoryLedger& l) {
@@ -31,9 +30,9 @@ uint64_t Grid::Impl::BatchBudget(const Instance& inst) {
 }
 
 Result<std::vector<InferTensor>> Grid::Impl::Execute(Instance& inst, const ExecuteContext& ctx,
-                                         const std::string& task,
-                                         std::vector<InferTensor> inputs,
-                                         const nlohmann::json& params) {
+                                                     const std::string& task,
+                                                     std::vector<InferTensor> inputs,
+                                                     const nlohmann::json& params) {
   std::lock_guard<std::mutex> exec(inst.exec_mu);
   // Busy from here: an instance being swapped in or loaded for this batch
   // is no eviction candidate for other waiters.
@@ -47,8 +46,8 @@ Result<std::vector<InferTensor>> Grid::Impl::Execute(Instance& inst, const Execu
   MG_RETURN_IF_ERROR(EnsureResident(inst, ctx.deadline));
   // The estimate may be pessimistic: ask at most what the limit allows and
   // let the worker's allocator say whether the batch really fits.
-  const uint64_t room = inst.limit_bytes > inst.request_bytes
-                            ? inst.limit_bytes - inst.request_bytes : 0;
+  const uint64_t room =
+      inst.limit_bytes > inst.request_bytes ? inst.limit_bytes - inst.request_bytes : 0;
   const uint64_t burst = std::min(BurstBytes(inst, ctx.rows), room);
   if (burst > 0 && !inst.device.empty()) {
     auto granted = arbiter->Grant(key, burst, ctx.deadline);
@@ -78,9 +77,9 @@ Result<std::vector<InferTensor>> Grid::Impl::Execute(Instance& inst, const Execu
 }
 
 Result<std::vector<InferTensor>> Grid::Impl::RunOnce(Instance& inst, const ExecuteContext& ctx,
-                                         const std::string& task,
-                                         const std::vector<InferTensor>& inputs,
-                                         const nlohmann::json& params) {
+                                                     const std::string& task,
+                                                     const std::vector<InferTensor>& inputs,
+                                                     const nlohmann::json& params) {
   if (inst.backend) return inst.backend->Run(task, inputs, params);
   std::shared_ptr<WorkerClient> client = inst.slot ? inst.slot->Client() : nullptr;
   if (!client || !client->alive()) {
@@ -99,10 +98,9 @@ Status Grid::Impl::EnsureResident(Instance& inst, std::optional<SchedulerTime> d
     state = it->second.status.state;
     if (state != ModelState::kReady && state != ModelState::kSwapped &&
         state != ModelState::kStandby) {
-      return Status::Unavailable("model '" + inst.model + "' is not ready (state " +
-                                 ModelStateName(state) +
-                                 (it->second.status.reason.empty()
-                                      ? "" : ": " + it->second.status.reason) + ")");
+      return Status::Unavailable(
+          "model '" + inst.model + "' is not ready (state " + ModelStateName(state) +
+          (it->second.status.reason.empty() ? "" : ": " + it->second.status.reason) + ")");
     }
   }
   if (state == ModelState::kReady) return Status::Ok();
@@ -190,9 +188,8 @@ Status Grid::Impl::SwapOutInstance(const std::string& key, const std::string& re
   }
   std::unique_lock<std::mutex> exec(inst->exec_mu, std::try_to_lock);
   if (!exec.owns_lock()) return Status::Unavailable(key + " is busy");
-  const bool room = arbiter->WithLedger([&](memory::MemoryLedger& l) {
-    return l.HostFreeBytes() >= inst->request_bytes;
-  });
+  const bool room = arbiter->WithLedger(
+      [&](memory::MemoryLedger& l) { return l.HostFreeBytes() >= inst->request_bytes; });
   if (!room) return Status::ResourceExhausted("the host swap tier has no room for " + key);
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -287,7 +284,7 @@ void Grid::Impl::ReleaseResidency(Instance& inst) {
 }
 
 void Grid::Impl::ReleaseFromSlot(const std::shared_ptr<WorkerSlot>& slot, const std::string& model,
-                     const std::string& key) {
+                                 const std::string& key) {
   std::shared_ptr<grid_internal::WorkerProcess> stop;
   bool empty = false;
   {

@@ -1,11 +1,11 @@
 // Grid::Impl as the worker pool's listener: what a worker's death and
 // restart do to its models (grid_impl.h).
 
-#include "grid/grid_impl.h"
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include <spdlog/spdlog.h>
+#include "grid/grid_impl.h"
 
 namespace modelgrid {
 
@@ -21,7 +21,8 @@ void Grid::Impl::OnWorkerDied(const std::shared_ptr<WorkerSlot>& slot, const std
   }
 }
 
-std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> Grid::Impl::HostedBy(const WorkerSlot& slot) {
+std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> Grid::Impl::HostedBy(
+    const WorkerSlot& slot) {
   std::vector<std::pair<ModelEntry, std::shared_ptr<Instance>>> out;
   for (const auto& key : slot.hosted) {
     auto it = models.find(ModelOfKey(key));
@@ -71,14 +72,14 @@ std::optional<WorkerOptions> Grid::Impl::OnRestartDue(const std::shared_ptr<Work
 }
 
 void Grid::Impl::OnRestartFailed(const std::shared_ptr<WorkerSlot>& slot, const Status& error,
-                     std::chrono::milliseconds delay) {
+                                 std::chrono::milliseconds delay) {
   std::lock_guard<std::mutex> guard(load_mu);
   std::lock_guard<std::mutex> lock(mu);
   if (shutting_down) return;
   for (auto& [entry, inst] : HostedBy(*slot)) {
     Apply(inst->model, LifecycleEvent::kWorkerDied,
-          "restart failed: " + error.message() + "; retrying in " +
-              std::to_string(delay.count()) + " ms");
+          "restart failed: " + error.message() + "; retrying in " + std::to_string(delay.count()) +
+              " ms");
   }
 }
 

@@ -2,9 +2,9 @@
 
 #include "grid/worker_pool.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace modelgrid::grid_internal {
 
@@ -49,7 +49,10 @@ struct WorkerPoolAnchor {
 };
 
 WorkerPool::WorkerPool(WorkerEnv* env, RestartPolicy policy, WorkerPoolListener* listener)
-    : env_(env), policy_(policy), listener_(listener), anchor_(std::make_shared<WorkerPoolAnchor>()) {
+    : env_(env),
+      policy_(policy),
+      listener_(listener),
+      anchor_(std::make_shared<WorkerPoolAnchor>()) {
   anchor_->pool = this;
 }
 
@@ -61,8 +64,8 @@ WorkerPool::~WorkerPool() {
 
 std::shared_ptr<WorkerSlot> WorkerPool::NewSlot(std::string key, std::string device,
                                                 std::string exec_device) const {
-  auto slot = std::make_shared<WorkerSlot>(
-      RestartBackoff(policy_.initial, policy_.max, policy_.stable));
+  auto slot =
+      std::make_shared<WorkerSlot>(RestartBackoff(policy_.initial, policy_.max, policy_.stable));
   slot->key = std::move(key);
   slot->device = std::move(device);
   slot->exec_device = std::move(exec_device);
