@@ -2,9 +2,10 @@
 // through the ledger, collisions settled by the asking model's resolver.
 #include "grid/arbiter.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
 
 namespace modelgrid::grid_internal {
 
@@ -25,6 +26,15 @@ std::string Holders(const CollisionDetail& c) {
 
 }  // namespace
 
+std::string PreemptionReason(const std::string& by_model, int by_priority) {
+  return "preempted by model '" + by_model + "' (priority " + std::to_string(by_priority) + ")";
+}
+
+Status ArbiterActions::PreemptInstance(const std::string& instance, const Preemption&) {
+  return Status::Unsupported("preempting the batch of " + instance +
+                             " is not supported here: its grant comes back when it ends");
+}
+
 MemoryArbiter::MemoryArbiter(memory::LedgerOptions ledger_options, memory::ReclaimOptions reclaim,
                              ArbiterActions* actions, bool swap_possible)
     : reclaim_(reclaim), actions_(actions), swap_possible_(swap_possible),
@@ -38,11 +48,17 @@ void MemoryArbiter::Track(const std::string& instance, InstanceRuntime runtime) 
 void MemoryArbiter::Forget(const std::string& instance) {
   std::lock_guard<std::mutex> lock(mu_);
   runtime_.erase(instance);
+  preemptions_.erase(instance);
   cv_.notify_all();
 }
 
 void MemoryArbiter::SetBusy(const std::string& instance, bool busy) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (busy) {
+    preemptions_.erase(instance);  // a record is about the batch before
+  } else if (auto p = preemptions_.find(instance); p != preemptions_.end()) {
+    p->second.pending = false;
+  }
   auto it = runtime_.find(instance);
   if (it == runtime_.end()) return;
   it->second.busy = busy;
@@ -80,7 +96,25 @@ void MemoryArbiter::Return(const std::string& instance, uint64_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
   ledger_.Return(instance, bytes);
+  if (auto p = preemptions_.find(instance); p != preemptions_.end()) {
+    auto view = ledger_.Find(instance);
+    if (!view || view->granted_bytes == 0) p->second.pending = false;
+  }
   cv_.notify_all();
+}
+
+std::optional<Preemption> MemoryArbiter::TakePreemption(const std::string& instance) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = preemptions_.find(instance);
+  if (it == preemptions_.end()) return std::nullopt;
+  Preemption p = std::move(it->second.what);
+  preemptions_.erase(it);
+  return p;
+}
+
+bool MemoryArbiter::PendingPreemptionLocked(const std::string& instance) const {
+  auto it = preemptions_.find(instance);
+  return it != preemptions_.end() && it->second.pending;
 }
 
 Status MemoryArbiter::SwapIn(const std::string& instance,
@@ -155,7 +189,9 @@ std::vector<memory::InstanceFacts> MemoryArbiter::FactsLocked(
     memory::InstanceFacts f;
     f.instance = view.account.instance;
     f.idle = !it->second.busy;
-    f.busy_burst_bytes = it->second.busy ? view.granted_bytes : 0;
+    // A batch already preempted is not preempted again: its grant is coming.
+    f.busy_burst_bytes =
+        it->second.busy && !PendingPreemptionLocked(f.instance) ? view.granted_bytes : 0;
     f.last_used = it->second.last_used;
     f.loaded_at = it->second.loaded_at;
     f.can_swap = swap_possible_;
@@ -181,7 +217,10 @@ Status MemoryArbiter::Settle(Need need, const std::string& instance, const std::
                              std::optional<ArbiterClock::time_point> deadline,
                              uint64_t* granted) {
   std::unique_lock<std::mutex> lock(mu_);
-  bool collided = false, reclaimed = false;
+  bool collided = false, reclaimed = false, preempted = false;
+  // Instances whose preemption the grid declined during this collision: not
+  // asked again (their batches end by themselves).
+  std::set<std::string> declined;
   std::string resolver_name = ResolverName(Resolver::kWait);
   Status last;
   for (;;) {
@@ -189,46 +228,96 @@ Status MemoryArbiter::Settle(Need need, const std::string& instance, const std::
     last = TryOnce(need, instance, bytes, account, worker_key, context_bytes, &got);
     if (last.ok()) {
       if (granted) *granted = got;
-      if (collided) CountLocked(model, resolver_name + (reclaimed ? "/reclaimed" : "/granted"));
+      if (collided) {
+        CountLocked(model, resolver_name + (preempted   ? "/preempted"
+                                            : reclaimed ? "/reclaimed"
+                                                        : "/granted"));
+      }
       return Status::Ok();
     }
     if (last.collision() == nullptr) return last;  // not a matter of free bytes
     const auto now = ArbiterClock::now();
     auto snapshot = ledger_.Snapshot(device);
     if (!snapshot.ok()) return snapshot.status();
-    const std::vector<memory::InstanceFacts> facts = FactsLocked(*snapshot);
+    std::vector<memory::InstanceFacts> facts = FactsLocked(*snapshot);
+    for (memory::InstanceFacts& f : facts) {
+      if (declined.contains(f.instance)) f.busy_burst_bytes = 0;
+    }
     memory::ReclaimPlan plan;
+    int priority = 0;
     if (need == Need::kAdmit) {
       // Making room for a cold model: evict by bytes, whatever its resolver.
       resolver_name = "evict";
       plan = memory::ChooseEvictions(*snapshot, facts, bytes, now, reclaim_);
+      if (plan.wait) {
+        // Swap-outs keep the workers, and in `model` isolation each worker's
+        // context stays charged to the device, also for the instances
+        // swapped out before: they alone may never make room. Unloads free
+        // the contexts too.
+        memory::ReclaimPlan unloads = memory::ChooseEvictions(
+            *snapshot, facts, bytes, now, reclaim_, memory::EvictionMode::kUnloadOnly);
+        if (!unloads.wait) plan = std::move(unloads);
+      }
     } else {
       auto view = ledger_.Find(instance);
       if (!view) return Status::NotFound("no ledger account for instance '" + instance + "'");
       resolver_name = ResolverName(view->account.resolver);
+      priority = view->account.priority;
+      // Grants of batches preempted already, not back yet, are coming: only
+      // the rest is planned for (a preempted burst is not preempted again).
+      uint64_t incoming = 0;
+      for (const auto& v : snapshot->instances) {
+        if (PendingPreemptionLocked(v.account.instance)) incoming += v.granted_bytes;
+      }
       memory::Requester req;
       req.instance = instance;
-      req.priority = view->account.priority;
+      req.priority = priority;
       req.resolver = view->account.resolver;
-      req.asked_bytes = bytes;
+      req.asked_bytes = bytes > incoming ? bytes - incoming : 0;
       req.now = now;
       plan = memory::PlanReclaim(*snapshot, facts, req, reclaim_);
     }
     collided = true;
     bool freed_any = false;
     if (!plan.wait && !plan.actions.empty()) {
-      lock.unlock();
       const std::string why = "to make room for " + instance + " on " + device;
+      Preemption by;
+      by.by_instance = instance;
+      by.by_model = model;
+      by.by_priority = priority;
+      by.reason = PreemptionReason(model, priority);
+      // Recorded before the grid acts, so that a batch failing at once finds
+      // its record (TakePreemption) however fast its executor is.
+      for (const auto& a : plan.actions) {
+        if (a.kind != memory::ReclaimKind::kPreempt) continue;
+        by.bytes = a.bytes;
+        preemptions_[a.instance] = PreemptionRecord{by, true};
+      }
+      lock.unlock();
+      std::vector<std::string> refused;
       for (const auto& a : plan.actions) {
         Status done;
         switch (a.kind) {
           case memory::ReclaimKind::kSwapOut: done = actions_->SwapOutInstance(a.instance, why); break;
           case memory::ReclaimKind::kUnload: done = actions_->EvictInstance(a.instance, why); break;
-          // A CPU instance caches nothing past its request and a CUDA one gives its
-          // cache back after every burst; a burst in flight is let finish (its
-          // grant comes back when it ends): both settle by waiting below.
+          case memory::ReclaimKind::kPreempt: {
+            by.bytes = a.bytes;
+            done = actions_->PreemptInstance(a.instance, by);
+            if (done.ok()) {
+              spdlog::info("{}: batch in flight {} ({} granted bytes) {}", a.instance, by.reason,
+                           a.bytes, why);
+              preempted = true;
+            } else {
+              refused.push_back(a.instance);
+              spdlog::info("preempt of {} {}: {}", a.instance, why, done.ToString());
+            }
+            continue;  // its grant comes back when its batch ends: waited for below
+          }
+          // The ledger counts no cache past a grant (a CUDA worker gives its
+          // cache back after every burst, and set_limit with a preemption):
+          // FactsLocked reports none, so no plan shrinks one.
           case memory::ReclaimKind::kShrinkCache:
-          case memory::ReclaimKind::kPreempt: continue;
+            continue;
         }
         if (done.ok()) {
           freed_any = true;
@@ -238,6 +327,10 @@ Status MemoryArbiter::Settle(Need need, const std::string& instance, const std::
         }
       }
       lock.lock();
+      for (const std::string& victim : refused) {
+        declined.insert(victim);
+        preemptions_.erase(victim);
+      }
       if (freed_any) {
         reclaimed = true;
         continue;

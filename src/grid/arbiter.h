@@ -6,7 +6,9 @@
 // the asking model's resolver (modelgrid/memory/reclaim.h): `wait` blocks
 // until bytes come back or the deadline passes, `priority` and `swap` have
 // the grid swap out or evict other instances through ArbiterActions, then
-// ask again. Internal to the grid component.
+// ask again; `priority` also preempts lower-priority batches in flight
+// (ArbiterActions::PreemptInstance) and waits for their grants to come
+// back. Internal to the grid component.
 //
 // Thread-safety: every method may be called from any thread. The arbiter's
 // mutex is never held while an ArbiterActions method runs, so actions may
@@ -31,17 +33,54 @@ namespace modelgrid::grid_internal {
 
 using ArbiterClock = std::chrono::steady_clock;
 
-// What the arbiter has the grid do to other instances to free bytes. Each
-// returns OK when the instance's bytes went back to the ledger (the action
-// itself updates the ledger), else an error (e.g. the instance turned busy):
-// the arbiter then plans again.
+// Who preempted an instance's batch in flight (resolver `priority`), as the
+// arbiter records it for that batch's error.
+struct Preemption {
+  std::string by_instance;  // the requester, "model#replica"
+  std::string by_model;     // its model
+  int by_priority = 0;      // its priority (strictly above the victim's)
+  uint64_t bytes = 0;       // the victim's grant the requester waits for (bytes)
+  // "preempted by model 'hi' (priority 5)": what the worker appends to the
+  // batch's memory-limit error (WorkerClient::SetLimit's reason) and what
+  // the batch's 507 says (PreemptionReason).
+  std::string reason;
+};
+
+// The reason text of a preemption by `by_model` at `by_priority`:
+// "preempted by model 'hi' (priority 5)".
+std::string PreemptionReason(const std::string& by_model, int by_priority);
+
+// What the arbiter has the grid do to other instances to free bytes.
+// SwapOutInstance and EvictInstance return OK when the instance's bytes went
+// back to the ledger (the action itself updates the ledger), else an error
+// (e.g. the instance turned busy): the arbiter then plans again.
+// PreemptInstance frees nothing at once: the bytes come back later, through
+// MemoryArbiter::Return.
 class ArbiterActions {
  public:
   virtual ~ArbiterActions() = default;
   // Moves an idle instance's weights to the host tier (ledger SwapOut).
   virtual Status SwapOutInstance(const std::string& instance, const std::string& reason) = 0;
-  // Unloads an idle instance; its model goes back to standby (ledger Remove).
+  // Unloads an idle (or swapped-out) instance; its model goes back to
+  // standby (ledger Remove; its worker's context too when the worker stops).
   virtual Status EvictInstance(const std::string& instance, const std::string& reason) = 0;
+  // Fails `instance`'s batch in flight early so that its grant comes back
+  // (resolver `priority`, stage 3 of memory::PlanReclaim). The arbiter asks
+  // only for busy instances of strictly lower priority than the requester
+  // that hold a grant on the device, never for pinned instances nor the
+  // requester itself, and at most once per batch while its grant is not
+  // back. The grid has the instance's worker lower its cap to its request
+  // now (WorkerClient::SetLimit(model, request_bytes, preemption.reason)),
+  // which also gives its cached-but-unused bytes back, so that the batch
+  // fails at its next allocation past its request; it must not wait for the
+  // batch (its exec lock is held by it) nor touch the ledger: the grant
+  // comes back through MemoryArbiter::Return when the batch ends, as every
+  // grant does. Returns OK when the cap was lowered; an error when the
+  // instance cannot be preempted (no worker, isolation `none`, not busy any
+  // more, the worker's error): the arbiter then waits for its batch to end,
+  // and does not ask again for that instance during this collision. The
+  // default (a grid that does not preempt): kUnsupported.
+  virtual Status PreemptInstance(const std::string& instance, const Preemption& preemption);
 };
 
 // Run-time facts of one instance that the ledger does not keep.
@@ -79,7 +118,9 @@ class MemoryArbiter {
   // Registers or updates an instance's run-time facts; Forget drops them.
   void Track(const std::string& instance, InstanceRuntime runtime);
   void Forget(const std::string& instance);
-  // Marks `instance` busy (a batch starts) or idle (it ended, now = last use).
+  // Marks `instance` busy (a batch starts) or idle (it ended, now = last
+  // use). A batch that starts forgets the preemption recorded for the one
+  // before (TakePreemption).
   void SetBusy(const std::string& instance, bool busy);
   // Marks `instance` resident from now (loaded or swapped in).
   void SetResident(const std::string& instance, double reload_cost_s);
@@ -96,6 +137,15 @@ class MemoryArbiter {
   // Gives a grant back (the burst ended) and wakes waiters.
   void Return(const std::string& instance, uint64_t bytes);
 
+  // The preemption of `instance`'s batch (ArbiterActions::PreemptInstance)
+  // recorded since that batch began, and forgets it; nullopt when there was
+  // none. The grid calls it when a batch of the instance has ended (after
+  // Return, before its next SetBusy(true)): a batch that failed with
+  // kResourceExhausted while a preemption is recorded is answered 507
+  // naming the preempter (CollisionDetail::preempted_by) and is not
+  // retried; a batch that succeeded anyway ignores it.
+  std::optional<Preemption> TakePreemption(const std::string& instance);
+
   // Brings a swapped instance's request back onto its device in the ledger,
   // settling a collision with its resolver (a `wait` model waits, a `swap`
   // model swaps out idle others: time-sharing). Errors as Grant.
@@ -103,15 +153,23 @@ class MemoryArbiter {
 
   // Admits an instance being loaded on demand on `device`, evicting idle
   // least-recently-used instances there (memory::ChooseEvictions: swapped
-  // when their resolver is swap and the host tier has room, else unloaded)
-  // until `account.request_bytes` plus `context_bytes` (a new worker's
-  // context, charged to `worker_key`; 0 = none) fit, or waiting for bytes
-  // until `deadline`. Errors: kResourceExhausted with a CollisionDetail when
-  // the deadline passed first; the ledger's other errors.
+  // when their resolver is swap and the host tier has room, else unloaded;
+  // when swap-outs cannot make room, e.g. because swapped-out instances
+  // keep their workers' contexts in `model` isolation, planned again with
+  // unloads only, swapped-out instances included, which free those
+  // contexts) until `account.request_bytes` plus `context_bytes` (a new
+  // worker's context, charged to `worker_key`; 0 = none) fit, or waiting for
+  // bytes until `deadline`. Errors: kResourceExhausted with a
+  // CollisionDetail when the deadline passed first; the ledger's other
+  // errors.
   Status AdmitWithRoom(const memory::InstanceAccount& account, const std::string& worker_key,
                        uint64_t context_bytes, std::optional<ArbiterClock::time_point> deadline);
 
-  // Counts of collisions so far, per model and "resolver/outcome".
+  // Counts of collisions so far, per model and "resolver/outcome". Outcomes:
+  // "granted" (bytes came back by themselves), "reclaimed" (others were
+  // swapped out or unloaded), "preempted" (a lower-priority batch in flight
+  // was preempted for it), "timed_out"; resolver "evict" for on-demand
+  // admissions.
   CollisionCounts Collisions() const;
 
  private:
@@ -129,6 +187,8 @@ class MemoryArbiter {
                 uint64_t* granted);
   std::vector<memory::InstanceFacts> FactsLocked(const memory::DeviceLedger& snapshot) const;
   void CountLocked(const std::string& model, const std::string& key);
+  // True while `instance` has a preemption whose grant has not come back.
+  bool PendingPreemptionLocked(const std::string& instance) const;
 
   memory::ReclaimOptions reclaim_;
   ArbiterActions* const actions_;
@@ -139,6 +199,15 @@ class MemoryArbiter {
   memory::MemoryLedger ledger_;
   std::map<std::string, InstanceRuntime> runtime_;
   CollisionCounts collisions_;
+  // Preemptions per victim instance until TakePreemption (or its next
+  // batch, or Forget). `pending` until its grant is back (Return) or its
+  // batch ended (SetBusy false): a pending victim is not preempted again
+  // and its grant counts as coming for the waiters on its device.
+  struct PreemptionRecord {
+    Preemption what;
+    bool pending = true;
+  };
+  std::map<std::string, PreemptionRecord> preemptions_;
 };
 
 }  // namespace modelgrid::grid_internal

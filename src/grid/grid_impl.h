@@ -261,6 +261,15 @@ struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoo
   // and loads again on its next request.
   Status EvictInstance(const std::string& key, const std::string& reason) override;
 
+  // Lowers the cap of `key`'s batch in flight to its request through its
+  // worker (WorkerClient::SetLimit with the preemption's reason), so that
+  // the batch fails at its next allocation past the request and its grant
+  // comes back (ArbiterActions::PreemptInstance). Does not wait for the
+  // batch. Errors: kNotFound, kUnavailable (not ready, pinned),
+  // kUnsupported (in-process), the worker's.
+  Status PreemptInstance(const std::string& key,
+                         const grid_internal::Preemption& preemption) override;
+
   // Frees what a resident instance holds (worker side, ledger) and leaves
   // it on standby: its scheduler stays. mu not held; exec_mu held or the
   // scheduler stopped.

@@ -931,6 +931,91 @@ TEST(GridMemoryTest, AGrantThatCannotBeHadTimesOutWithACollisionWithinItsDeadlin
   EXPECT_EQ(grid->Devices().at(0).borrowed_bytes, 0u);
 }
 
+// Resolver priority against a lower-priority batch in flight: its cap is
+// lowered to its request while it runs (the worker's set_limit), so it fails
+// with a 507 naming the preempter, its grant comes back and the
+// higher-priority batch runs on it. Two resnet18 copies on a device with
+// room for one burst past the requests.
+TEST(GridMemoryTest, APriorityBatchPreemptsALowerPriorityBatchInFlight) {
+  REQUIRE_ZOO();
+  Reference ref(zoo, {"resnet18"});
+  ASSERT_TRUE(ref.ok());
+  const uint64_t loaded = ref.ModelOf("resnet18").current_bytes;
+  const std::vector<InferTensor> big = {Images(32, 5)}, mid = {Images(16, 6)};
+  const auto want_big = ref.Answer("resnet18", big);
+  const auto want_mid = ref.Answer("resnet18", mid);
+
+  const uint64_t request = loaded + 8 * kMiB;
+  const uint64_t limit = request + 512 * kMiB;
+  // Probe the grants each batch asks for on a roomy device.
+  uint64_t asked_big = 0, asked_mid = 0;
+  {
+    auto probe = MakeGrid(Options({"cpu=4GiB"}));
+    ASSERT_TRUE(probe);
+    ASSERT_TRUE(probe->AddModel({"lo", zoo / "resnet18", request, limit}).ok());
+    ASSERT_TRUE(probe->LoadAll().ok());
+    const MemoryEstimate& e = *StatusOf(*probe, "lo").estimate;
+    const uint64_t batch = static_cast<uint64_t>(std::max<int64_t>(1, e.batch));
+    const uint64_t per_row = (e.instance_peak() - e.weights + batch - 1) / batch;
+    auto chunks = [](uint64_t b) { return (b + 32 * kMiB - 1) / (32 * kMiB) * (32 * kMiB); };
+    asked_big = chunks(e.weights + per_row * 32 - request);
+    asked_mid = chunks(e.weights + per_row * 16 - request);
+  }
+  ASSERT_GT(asked_mid, 0u);
+  ASSERT_LE(asked_mid, asked_big);
+  // Room for the big burst, or the mid one, not both.
+  const uint64_t capacity = 2 * kContext + 2 * request + asked_big;
+  auto grid = MakeGrid(Options({"cpu=" + std::to_string(capacity)}));
+  ASSERT_TRUE(grid);
+  ASSERT_TRUE(grid->AddModel({"lo", zoo / "resnet18", request, limit}).ok());
+  ASSERT_TRUE(grid->AddModel({"hi", zoo / "resnet18", request, limit}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  ModelUpdate hi;
+  hi.resolver = Resolver::kPriority;
+  hi.priority = 5;
+  ASSERT_TRUE(grid->Reconfigure("hi", hi).ok());
+  ModelUpdate lo;
+  lo.priority = 0;
+  ASSERT_TRUE(grid->Reconfigure("lo", lo).ok());
+  ASSERT_EQ(grid->Devices().at(0).free_bytes, asked_big);
+
+  // A preemption needs the high batch to arrive while the low one runs:
+  // try a few times; every answer must be right or a 507 naming `hi`.
+  int preempted = 0;
+  for (int attempt = 0; attempt < 8 && preempted == 0; ++attempt) {
+    auto low = std::async(std::launch::async, [&] { return InferWithin(*grid, "lo", big, 30s); });
+    bool borrowing = false;
+    for (int i = 0; i < 5'000 && !borrowing; ++i) {  // at most 5 s
+      borrowing = StatusOf(*grid, "lo").borrowed_bytes > 0;
+      if (!borrowing) std::this_thread::sleep_for(1ms);
+    }
+    auto high = InferWithin(*grid, "hi", mid, 30s);
+    EXPECT_TRUE(SameTensors(high, want_mid)) << "attempt " << attempt;
+    auto l = low.get();
+    if (l.ok()) {
+      EXPECT_TRUE(SameTensors(l, want_big)) << "attempt " << attempt << ": it ended first";
+      continue;
+    }
+    ASSERT_EQ(l.status().code(), StatusCode::kResourceExhausted) << l.status().ToString();
+    const CollisionDetail* c = l.status().collision();
+    ASSERT_NE(c, nullptr) << l.status().ToString();
+    EXPECT_EQ(c->preempted_by, "hi");
+    EXPECT_EQ(c->model, "lo");
+    EXPECT_NE(l.status().message().find("preempted by model 'hi' (priority 5)"),
+              std::string::npos)
+        << l.status().message();
+    ++preempted;
+  }
+  EXPECT_EQ(preempted, 1) << "no low batch was preempted in 8 attempts";
+  EXPECT_GE(Collisions(StatusOf(*grid, "hi"), "priority/preempted"), 1u)
+      << CollisionsText(StatusOf(*grid, "hi"));
+  // Nothing leaked, and the preempted model serves its next batch in full.
+  EXPECT_EQ(grid->Devices().at(0).borrowed_bytes, 0u);
+  EXPECT_EQ(grid->Devices().at(0).free_bytes, asked_big);
+  EXPECT_TRUE(SameTensors(InferWithin(*grid, "lo", big, 30s), want_big));
+  EXPECT_EQ(StatusOf(*grid, "lo").state, ModelState::kReady);
+}
+
 // =====================================================================
 // 6. Reconfiguration while serving.
 // =====================================================================

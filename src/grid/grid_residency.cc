@@ -55,6 +55,29 @@ Result<std::vector<InferTensor>> Grid::Impl::Execute(Instance& inst, const Execu
     inst.granted_bytes = *granted;
   }
   auto result = RunOnce(inst, ctx, task, inputs, params);
+  // A higher-priority model lowered this batch's cap while it ran
+  // (resolver priority, PreemptInstance): its 507 names the preempter, and
+  // it is not retried (the bytes went to the preempter).
+  if (!result.ok() && result.status().code() == StatusCode::kResourceExhausted) {
+    if (auto pre = arbiter->TakePreemption(key)) {
+      if (inst.granted_bytes > 0) {
+        arbiter->Return(key, inst.granted_bytes);
+        inst.granted_bytes = 0;
+      }
+      StatusDetail detail;
+      if (const MemoryLimitDetail* m = result.status().memory_limit()) detail.memory_limit = *m;
+      CollisionDetail c;
+      c.model = inst.model;
+      c.device = inst.device;
+      c.resolver = "priority";
+      c.asked_bytes = pre->bytes;
+      c.preempted_by = pre->by_model;
+      detail.collision = std::move(c);
+      return Status::ResourceExhausted("model '" + inst.model + "': its batch was " +
+                                       pre->reason + ": " + result.status().message())
+          .WithDetail(std::move(detail));
+    }
+  }
   // The estimate fell short of what the batch needed: when the limit allows
   // more, ask the ledger for what the worker reported missing, once.
   if (!result.ok() && result.status().memory_limit() != nullptr) {
@@ -238,6 +261,41 @@ Status Grid::Impl::SwapOutInstance(const std::string& key, const std::string& re
   return Status::Ok();
 }
 
+Status Grid::Impl::PreemptInstance(const std::string& key,
+                                   const grid_internal::Preemption& preemption) {
+  std::shared_ptr<WorkerClient> client;
+  std::string model;
+  uint64_t request = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto [rec, inst] = FindInstance(key);
+    if (rec == nullptr || inst == nullptr) {
+      return Status::NotFound("no instance '" + key + "' to preempt");
+    }
+    if (rec->status.state != ModelState::kReady) {
+      return Status::Unavailable("instance '" + key + "' is " +
+                                        ModelStateName(rec->status.state) + ", not ready");
+    }
+    if (rec->status.pinned) return Status::Unavailable("instance '" + key + "' is pinned");
+    if (!inst->slot) {
+      return Status::Unsupported("instance '" + key +
+                                 "' runs in-process (isolation none): no cap to lower");
+    }
+    client = inst->slot->Client();
+    model = inst->model;
+    request = inst->request_bytes;
+  }
+  if (!client || !client->alive()) {
+    return Status::Unavailable("instance '" + key + "': its worker is restarting");
+  }
+  auto set = client->SetLimit(model, request, preemption.reason, std::chrono::milliseconds{5'000});
+  if (!set.ok()) return set.status();
+  spdlog::info("{}: {}: cap lowered to its request {} bytes while its batch runs ({} bytes of "
+               "cache given back)",
+               key, preemption.reason, request, set->released_bytes);
+  return Status::Ok();
+}
+
 Status Grid::Impl::EvictInstance(const std::string& key, const std::string& reason) {
   std::shared_ptr<Instance> inst;
   {
@@ -273,9 +331,10 @@ void Grid::Impl::ReleaseResidency(Instance& inst) {
     return 0;
   });
   inst.backend.reset();
-  std::shared_ptr<WorkerSlot> slot = std::move(inst.slot);
+  std::shared_ptr<WorkerSlot> slot;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(mu);  // PreemptInstance reads inst.slot under mu
+    slot = std::move(inst.slot);
     inst.device.clear();
     inst.current_bytes = inst.peak_bytes = 0;
     if (auto it = models.find(inst.model); it != models.end()) Summarize(it->second);

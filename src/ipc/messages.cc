@@ -344,6 +344,10 @@ std::string_view MessageTypeName(MessageType type) {
       return "swap_in";
     case MessageType::kSwappedIn:
       return "swapped_in";
+    case MessageType::kSetLimit:
+      return "set_limit";
+    case MessageType::kLimitSet:
+      return "limit_set";
   }
   return "unknown";
 }
@@ -489,6 +493,16 @@ std::string ToJson(const SwappedInMessage& m) {
   return Dump(j);
 }
 std::string ToJson(const UnloadedMessage& m) { return Dump({{"model", m.model}}); }
+
+std::string ToJson(const SetLimitMessage& m) {
+  return Dump({{"model", m.model}, {"limit_bytes", m.limit_bytes}, {"reason", m.reason}});
+}
+
+std::string ToJson(const LimitSetMessage& m) {
+  json j{{"model", m.model}, {"held_bytes", m.held_bytes}, {"released_bytes", m.released_bytes}};
+  MaybeError(j, m.error);
+  return Dump(j);
+}
 
 // ---- decoding ----
 
@@ -749,6 +763,31 @@ Status FromJson(std::string_view json_text, SwappedInMessage* out) {
   out->error.reset();
   if (r.Has("error")) out->error = ReadError(r, "error");
   r.RejectUnknown({"model", "bytes", "duration_us", "reloaded", "reason", "error"});
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, SetLimitMessage* out) {
+  const std::string context = Context(MessageType::kSetLimit);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->limit_bytes = r.Uint64("limit_bytes");
+  out->reason = r.OptionalString("reason", "");
+  r.RejectUnknown({"model", "limit_bytes", "reason"});
+  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
+  return r.status();
+}
+
+Status FromJson(std::string_view json_text, LimitSetMessage* out) {
+  const std::string context = Context(MessageType::kLimitSet);
+  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
+  JsonReader r(j, context);
+  out->model = r.String("model");
+  out->held_bytes = r.Uint64("held_bytes");
+  out->released_bytes = r.Uint64("released_bytes");
+  out->error.reset();
+  if (r.Has("error")) out->error = ReadError(r, "error");
+  r.RejectUnknown({"model", "held_bytes", "released_bytes", "error"});
   return r.status();
 }
 

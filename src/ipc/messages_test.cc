@@ -54,7 +54,9 @@ TEST(MessagesTest, TypeNamesAndValues) {
       {MessageType::kSwapOut, "swap_out"},
       {MessageType::kSwappedOut, "swapped_out"},
       {MessageType::kSwapIn, "swap_in"},
-      {MessageType::kSwappedIn, "swapped_in"}};
+      {MessageType::kSwappedIn, "swapped_in"},
+      {MessageType::kSetLimit, "set_limit"},
+      {MessageType::kLimitSet, "limit_set"}};
   for (const auto& [type, name] : expected) {
     EXPECT_EQ(MessageTypeName(type), name);
     EXPECT_EQ(ToMessageType(static_cast<uint16_t>(type)), type);
@@ -67,7 +69,10 @@ TEST(MessagesTest, TypeNamesAndValues) {
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwapIn), 72);
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kSwappedIn), 73);
   EXPECT_FALSE(ToMessageType(74).has_value());
-  EXPECT_EQ(kProtocolVersion, 4u);  // swap_out/swap_in, infer limit_bytes, error memory_limit
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kSetLimit), 80);
+  EXPECT_EQ(static_cast<uint16_t>(MessageType::kLimitSet), 81);
+  EXPECT_FALSE(ToMessageType(82).has_value());
+  EXPECT_EQ(kProtocolVersion, 5u);  // 4: swap, infer limit_bytes, error memory_limit; 5: set_limit
   EXPECT_FALSE(ToMessageType(0).has_value());
   EXPECT_FALSE(ToMessageType(999).has_value());
 }
@@ -240,6 +245,46 @@ TEST(MessagesTest, MalformedSwapMessagesAreRefusedNamingTheField) {
   auto wrong = FromFrame<SwappedInMessage>(ToFrame(SwappedOutMessage{}));
   ASSERT_FALSE(wrong.ok());
   EXPECT_TRUE(Mentions(wrong.status(), "expected a 'swapped_in' message, got 'swapped_out'"));
+}
+
+TEST(MessagesTest, SetLimitMessagesHaveTheDocumentedShape) {
+  const SetLimitMessage set{"lo", 96ULL << 20, "preempted by model 'hi' (priority 5)"};
+  EXPECT_EQ(json::parse(ToJson(set)), json::parse(R"j({
+      "model": "lo", "limit_bytes": 100663296,
+      "reason": "preempted by model 'hi' (priority 5)"})j"));
+  EXPECT_EQ(RoundTrip(set, 11), set);
+  EXPECT_EQ(ToFrame(set, 11).request_id, 11u);
+  EXPECT_EQ(ToFrame(set).type, 80);
+  SetLimitMessage no_reason;
+  ASSERT_TRUE(FromJson(R"({"model":"m","limit_bytes":0})", &no_reason).ok());
+  EXPECT_EQ(no_reason, (SetLimitMessage{"m", 0, ""}));
+
+  const LimitSetMessage done{"lo", 46'758'048, 20ULL << 20, std::nullopt};
+  EXPECT_EQ(json::parse(ToJson(done)), json::parse(R"({
+      "model": "lo", "held_bytes": 46758048, "released_bytes": 20971520})"));
+  EXPECT_EQ(RoundTrip(done, 11), done);
+  EXPECT_EQ(ToFrame(done).type, 81);
+  const LimitSetMessage failed{"m", 0, 0, ErrorInfo{StatusCode::kNotFound, "not loaded"}};
+  EXPECT_EQ(json::parse(ToJson(failed))["error"],
+            json::parse(R"({"code": "NOT_FOUND", "message": "not loaded"})"));
+  EXPECT_EQ(RoundTrip(failed), failed);
+
+  Status s = Decode<SetLimitMessage>(R"({"limit_bytes":1})");
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "'set_limit' message: field 'model': missing")) << s.ToString();
+  s = Decode<SetLimitMessage>(R"({"model":"","limit_bytes":1})");
+  EXPECT_TRUE(Mentions(s, "'set_limit' message: field 'model': empty")) << s.ToString();
+  s = Decode<SetLimitMessage>(R"({"model":"m"})");
+  EXPECT_TRUE(Mentions(s, "field 'limit_bytes': missing")) << s.ToString();
+  s = Decode<SetLimitMessage>(R"({"model":"m","limit_bytes":-5})");
+  EXPECT_TRUE(Mentions(s, "field 'limit_bytes': expected a non-negative integer")) << s.ToString();
+  s = Decode<SetLimitMessage>(R"({"model":"m","limit_bytes":1,"why":"x"})");
+  EXPECT_TRUE(Mentions(s, "field 'why': unknown field")) << s.ToString();
+  s = Decode<LimitSetMessage>(R"({"model":"m","held_bytes":1})");
+  EXPECT_TRUE(Mentions(s, "'limit_set' message: field 'released_bytes': missing")) << s.ToString();
+  auto wrong = FromFrame<LimitSetMessage>(ToFrame(SwappedInMessage{}));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_TRUE(Mentions(wrong.status(), "expected a 'limit_set' message, got 'swapped_in'"));
 }
 
 // The per-execution cap of an infer: absent (the load's limit), a value, or

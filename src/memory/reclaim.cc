@@ -24,16 +24,17 @@ struct Candidate {
   const std::string& name() const { return view->account.instance; }
 };
 
-// The snapshot's instances that any plan may touch: resident, not pinned,
-// with facts, not the requester (`exclude`).
+// The snapshot's instances that any plan may touch: resident (or swapped
+// out too, with `swapped`), not pinned, with facts, not the requester
+// (`exclude`).
 std::vector<Candidate> Touchable(const DeviceLedger& snapshot,
                                  const std::vector<InstanceFacts>& facts,
-                                 const std::string& exclude) {
+                                 const std::string& exclude, bool swapped = false) {
   std::map<std::string, const InstanceFacts*> by_name;
   for (const InstanceFacts& f : facts) by_name.emplace(f.instance, &f);
   std::vector<Candidate> out;
   for (const InstanceView& v : snapshot.instances) {
-    if (v.swapped || v.account.pinned || v.account.instance == exclude) continue;
+    if ((v.swapped && !swapped) || v.account.pinned || v.account.instance == exclude) continue;
     auto it = by_name.find(v.account.instance);
     if (it == by_name.end()) continue;
     out.push_back(Candidate{&v, it->second});
@@ -178,18 +179,24 @@ double EvictionScore(const InstanceFacts& facts, uint64_t bytes_freed, ReclaimTi
 }
 
 ReclaimPlan ChooseEvictions(const DeviceLedger& snapshot, const std::vector<InstanceFacts>& facts,
-                            uint64_t asked_bytes, ReclaimTime now, const ReclaimOptions& options) {
+                            uint64_t asked_bytes, ReclaimTime now, const ReclaimOptions& options,
+                            EvictionMode mode) {
   ReclaimPlan plan;
   plan.shortfall_bytes = Shortfall(snapshot, asked_bytes);
   if (plan.shortfall_bytes == 0) return plan;
+  const bool unload_only = mode == EvictionMode::kUnloadOnly;
   struct Scored {
     Candidate c;
     double score;
   };
   std::vector<Scored> victims;
-  for (const Candidate& c : Touchable(snapshot, facts, "")) {
-    if (!Evictable(c, now, options) || c.view->device_bytes == 0) continue;
-    victims.push_back(Scored{c, EvictionScore(*c.facts, c.view->device_bytes, now)});
+  for (const Candidate& c : Touchable(snapshot, facts, "", /*swapped=*/unload_only)) {
+    if (!Evictable(c, now, options)) continue;
+    // What an unload frees on the device (a swap-out frees less: no context).
+    const uint64_t unload_bytes = c.view->device_bytes + c.facts->unload_extra_bytes;
+    if (unload_only ? unload_bytes == 0 : c.view->device_bytes == 0) continue;
+    victims.push_back(
+        Scored{c, EvictionScore(*c.facts, unload_only ? unload_bytes : c.view->device_bytes, now)});
   }
   std::sort(victims.begin(), victims.end(), [](const Scored& a, const Scored& b) {
     if (a.score != b.score) return a.score > b.score;
@@ -199,14 +206,17 @@ ReclaimPlan ChooseEvictions(const DeviceLedger& snapshot, const std::vector<Inst
   uint64_t host_room = snapshot.host_free_bytes;
   for (const Scored& s : victims) {
     const uint64_t request = s.c.view->account.request_bytes;
-    const bool swap = s.c.view->account.resolver == Resolver::kSwap && s.c.facts->can_swap &&
-                      request <= host_room;
+    const bool swap = !unload_only && s.c.view->account.resolver == Resolver::kSwap &&
+                      s.c.facts->can_swap && request <= host_room;
     if (swap) host_room -= request;
     all.push_back(ReclaimAction{
         s.c.name(), swap ? ReclaimKind::kSwapOut : ReclaimKind::kUnload,
         s.c.view->device_bytes + (swap ? 0 : s.c.facts->unload_extra_bytes)});
   }
-  Settle(std::move(all), "eviction: idle instances past their minimum residency", plan);
+  Settle(std::move(all),
+         unload_only ? "eviction (unloads only): idle instances past their minimum residency"
+                     : "eviction: idle instances past their minimum residency",
+         plan);
   return plan;
 }
 

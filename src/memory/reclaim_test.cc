@@ -395,6 +395,72 @@ TEST_F(EvictionTest, MinimumResidencyIsAnOption) {
   EXPECT_EQ(Chosen(plan), (std::vector<std::string>{"f#0"}));
 }
 
+// In `model` isolation each instance has its own worker, whose context is
+// charged to the device while the instance is resident or swapped out. A
+// swap-out keeps it; kUnloadOnly unloads instead, and also reaches instances
+// swapped out before, whose unload frees their context.
+class UnloadOnlyTest : public ReclaimTest {
+ protected:
+  void SetUp() override {
+    ReclaimTest::SetUp();
+    // held: contexts 300 + 300 + 300 + 300, requests 100 + 100 (s#0's 200
+    // and p#0's 100 are in the host tier) = 1400 of 2000.
+    for (const char* w : {"a#0", "s#0", "p#0", "n#0"}) {
+      ASSERT_TRUE(ledger_.ChargeContext("cuda:0", w, 300 * M).ok());
+    }
+    Admit(Account("a#0", "cuda:0", 100, 100, 0, Resolver::kSwap));
+    Admit(Account("s#0", "cuda:0", 200, 200, 0, Resolver::kSwap));
+    ASSERT_TRUE(ledger_.SwapOut("s#0").ok());
+    Admit(Account("p#0", "cuda:0", 100, 100, 0, Resolver::kSwap, /*pinned=*/true));
+    ASSERT_TRUE(ledger_.SwapOut("p#0").ok());
+    Admit(Account("n#0", "cuda:0", 100, 100, 0, Resolver::kSwap));
+    ASSERT_TRUE(ledger_.SwapOut("n#0").ok());
+    Admit(Account("b#0", "cuda:0", 100, 100, 0, Resolver::kSwap));
+    facts_ = {Idle("a#0", 10, true), Idle("s#0", 50, true), Idle("p#0", 0, true),
+              Idle("n#0", 0, true), Idle("b#0", 80, true)};
+    for (const char* w : {"a#0", "s#0", "p#0"}) FactsOf(w).unload_extra_bytes = 300 * M;
+    // n#0's worker hosts others too (device isolation): unloading it frees nothing.
+  }
+};
+
+TEST_F(UnloadOnlyTest, SwapOutsThatCannotCoverWaitWhereUnloadsFreeTheContexts) {
+  // A cold model and its worker: 801 asked, 201 short. Swapping a#0 and
+  // b#0 out frees their requests only (200)...
+  ReclaimPlan swaps = ChooseEvictions(Snap(), facts_, 801 * M, At(100));
+  EXPECT_TRUE(swaps.wait) << "two swap-outs free 200 of the 201 missing";
+  EXPECT_EQ(swaps.shortfall_bytes, 201 * M);
+  // ... unloading a#0 frees its context too.
+  ReclaimPlan unloads =
+      ChooseEvictions(Snap(), facts_, 801 * M, At(100), {}, EvictionMode::kUnloadOnly);
+  EXPECT_FALSE(unloads.wait) << unloads.reason;
+  EXPECT_EQ(unloads.actions, (std::vector<ReclaimAction>{Act("a#0", ReclaimKind::kUnload, 400)}));
+  EXPECT_EQ(unloads.freed_bytes, 400 * M);
+}
+
+TEST_F(UnloadOnlyTest, ASwappedOutInstanceIsUnloadedForItsContextOnlyInUnloadOnlyMode) {
+  facts_ = {Idle("s#0", 50, true), Idle("p#0", 0, true), Idle("n#0", 0, true)};
+  FactsOf("s#0").unload_extra_bytes = 300 * M;
+  FactsOf("p#0").unload_extra_bytes = 300 * M;
+  // 700 asked, 100 short: no resident candidate has facts; s#0 is swapped.
+  EXPECT_TRUE(ChooseEvictions(Snap(), facts_, 700 * M, At(100)).wait);
+  ReclaimPlan plan =
+      ChooseEvictions(Snap(), facts_, 700 * M, At(100), {}, EvictionMode::kUnloadOnly);
+  EXPECT_FALSE(plan.wait) << plan.reason;
+  // Its context (300), nothing of its request: that is in the host tier. The
+  // pinned p#0 and n#0 (whose unload frees nothing here) are never chosen.
+  EXPECT_EQ(plan.actions, (std::vector<ReclaimAction>{Act("s#0", ReclaimKind::kUnload, 300)}));
+  EXPECT_TRUE(
+      ChooseEvictions(Snap(), facts_, 901 * M, At(100), {}, EvictionMode::kUnloadOnly).wait);
+  // Busy or too fresh: not a candidate either.
+  FactsOf("s#0").idle = false;
+  EXPECT_TRUE(
+      ChooseEvictions(Snap(), facts_, 700 * M, At(100), {}, EvictionMode::kUnloadOnly).wait);
+  FactsOf("s#0").idle = true;
+  FactsOf("s#0").loaded_at = At(98);
+  EXPECT_TRUE(
+      ChooseEvictions(Snap(), facts_, 700 * M, At(100), {}, EvictionMode::kUnloadOnly).wait);
+}
+
 TEST(ReclaimKindTest, Names) {
   EXPECT_STREQ(ReclaimKindName(ReclaimKind::kShrinkCache), "shrink-cache");
   EXPECT_STREQ(ReclaimKindName(ReclaimKind::kSwapOut), "swap-out");
@@ -532,6 +598,65 @@ RC_GTEST_PROP(ReclaimProperty, PlansKeepTheRules, ()) {
   CheckPlanRules(in, PlanReclaim(in.snapshot, in.facts, in.requester), false);
   CheckPlanRules(
       in, ChooseEvictions(in.snapshot, in.facts, in.requester.asked_bytes, in.requester.now), true);
+}
+
+// Unloads-only evictions over random devices whose instances' unloads may
+// free a worker context: only unloads, of idle, unpinned instances past
+// their minimum residency with facts, each freeing what it holds on the
+// device plus its context (a swapped-out one only its context, never 0),
+// stopping once covered; a wait only when all of them could not cover.
+RC_GTEST_PROP(ReclaimProperty, UnloadOnlyEvictionsKeepTheirRules, ()) {
+  RandomDevice in = DrawDevice();
+  for (InstanceFacts& f : in.facts) {
+    if (*rc::gen::arbitrary<bool>()) f.unload_extra_bytes = *rc::gen::inRange<uint64_t>(1, 500);
+  }
+  const DeviceLedger& s = in.snapshot;
+  const uint64_t asked = in.requester.asked_bytes;
+  const uint64_t shortfall =
+      s.held_bytes + asked > s.capacity_bytes ? s.held_bytes + asked - s.capacity_bytes : 0;
+  const ReclaimPlan plan =
+      ChooseEvictions(s, in.facts, asked, in.requester.now, {}, EvictionMode::kUnloadOnly);
+  RC_ASSERT(plan.shortfall_bytes == shortfall);
+  std::map<std::string, const InstanceFacts*> facts;
+  for (const InstanceFacts& f : in.facts) facts[f.instance] = &f;
+  uint64_t possible = 0;  // what every allowed unload together frees
+  for (const InstanceView& v : s.instances) {
+    auto f = facts.find(v.account.instance);
+    if (f == facts.end() || v.account.pinned || !f->second->idle ||
+        in.requester.now - f->second->loaded_at < std::chrono::seconds(5)) {
+      continue;
+    }
+    possible += v.device_bytes + f->second->unload_extra_bytes;
+  }
+  if (plan.wait) {
+    RC_ASSERT(plan.actions.empty());
+    RC_ASSERT(possible < shortfall);
+    return;
+  }
+  RC_ASSERT(shortfall == 0 || possible >= shortfall);
+  uint64_t freed = 0;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    const ReclaimAction& a = plan.actions[i];
+    RC_ASSERT(a.kind == ReclaimKind::kUnload);
+    RC_ASSERT(seen.insert(a.instance).second);
+    const InstanceView* v = nullptr;
+    for (const InstanceView& row : s.instances) {
+      if (row.account.instance == a.instance) v = &row;
+    }
+    RC_ASSERT(v != nullptr);
+    RC_ASSERT(facts.count(a.instance) == 1u);
+    const InstanceFacts& f = *facts[a.instance];
+    RC_ASSERT(!v->account.pinned);
+    RC_ASSERT(f.idle);
+    RC_ASSERT(in.requester.now - f.loaded_at >= std::chrono::seconds(5));
+    RC_ASSERT(a.bytes == v->device_bytes + f.unload_extra_bytes);
+    RC_ASSERT(a.bytes > 0u);
+    if (i + 1 < plan.actions.size()) RC_ASSERT(freed + a.bytes < shortfall);
+    freed += a.bytes;
+  }
+  RC_ASSERT(freed == plan.freed_bytes);
+  RC_ASSERT(freed >= shortfall);
 }
 
 // A plan waits only when the bytes its rules allow cannot cover: here, the

@@ -442,9 +442,13 @@ void BatchScheduler::Run(Batch batch) {
   for (Pending& p : members) all.push_back(&p);
   Attempt first = Execute(all);
   const uint64_t first_us = Micros(first.start, first.end);
-  // A merged batch that ran out of memory: its requests may fit alone.
+  // A merged batch that ran out of memory: its requests may fit alone. Not
+  // one a higher-priority model preempted (CollisionDetail::preempted_by):
+  // its bytes were taken on purpose, so that failure is every member's.
+  const CollisionDetail* collision = first.failure.collision();
+  const bool preempted = collision != nullptr && !collision->preempted_by.empty();
   const bool retry = members.size() > 1 && first.executor_failed &&
-                     first.failure.code() == StatusCode::kResourceExhausted;
+                     first.failure.code() == StatusCode::kResourceExhausted && !preempted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     CountBatchLocked(first);

@@ -272,6 +272,46 @@ TEST(MemoryAwareBatchingTest, SplitRequestThatStillDoesNotFitFailsAlone) {
   EXPECT_EQ(stats.executed_requests, stats.succeeded + stats.failed);
 }
 
+// A merged batch preempted by a higher-priority model (the grid's 507 with
+// CollisionDetail::preempted_by) is not split: each member gets that error,
+// and the executor ran once.
+TEST(MemoryAwareBatchingTest, APreemptedMergedBatchIsNotSplit) {
+  FakeExecutor executor([](const ExecuteContext& ctx, const std::string& task,
+                           const std::vector<InferTensor>& in,
+                           const nlohmann::json& p) -> Result<std::vector<InferTensor>> {
+    if (task == "block") return DoubleModel(task, in, p);
+    StatusDetail detail;
+    detail.collision = CollisionDetail{};
+    detail.collision->model = "m";
+    detail.collision->resolver = "priority";
+    detail.collision->preempted_by = "hi";
+    return Status::ResourceExhausted(
+               "model 'm': its batch was preempted by model 'hi' "
+               "(priority 5)")
+        .WithDetail(std::move(detail));
+  });
+  BatchScheduler s(Options(8), &executor);
+  Outcome blocker;
+  StartBlocker(s, executor, blocker);
+  std::vector<Outcome> outs(3);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    ASSERT_TRUE(s.Submit(Rows(static_cast<int>(i) + 1, 1), outs[i].Callback()).ok());
+  }
+  executor.Release();
+  for (Outcome& o : outs) {
+    auto r = o.Get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+    ASSERT_NE(r.status().collision(), nullptr);
+    EXPECT_EQ(r.status().collision()->preempted_by, "hi");
+  }
+  ASSERT_TRUE(blocker.Get().ok());
+  EXPECT_EQ(RowsOf(Batches(executor)), (std::vector<int64_t>{3}));
+  SchedulerStats stats = s.Stats();
+  EXPECT_EQ(stats.memory_splits, 0u);
+  EXPECT_EQ(stats.failed, 3u);
+}
+
 // A lone request's kResourceExhausted is final: there is nothing to split.
 TEST(MemoryAwareBatchingTest, LoneRequestIsNotRetried) {
   FakeExecutor executor(FailsPast(1));

@@ -66,6 +66,14 @@ Result<std::vector<InferTensor>> SelectOutputs(std::vector<InferTensor> outputs,
   return picked;
 }
 
+// `error` with "; <reason>" appended when it is a memory limit's refusal
+// and `reason` is not empty; its detail is kept.
+Status WithReason(const Status& error, const std::string& reason) {
+  if (reason.empty() || error.code() != StatusCode::kResourceExhausted) return error;
+  Status out(error.code(), error.message() + "; " + reason);
+  return error.detail() != nullptr ? out.WithDetail(*error.detail()) : out;
+}
+
 }  // namespace
 
 ModelRunner::ModelRunner(std::string model, WorkerContext* context, RetireFn on_retire)
@@ -276,13 +284,16 @@ bool ModelRunner::RunLoad(LoadJob& job) {
         // The device's caching allocator is capped at the sum of the limits
         // of this worker's models there (cuda_memory.h).
         cuda_index_ = CudaIndex(load.device);
-        cuda_limit_ = load.limit_bytes;
         cuda_request_ = load.request_bytes == 0 ? load.limit_bytes : load.request_bytes;
         status = cuda_index_ < 0
                      ? Status::InvalidArgument("device '" + load.device + "' is not cuda:N")
                      : context_->AddCudaBudget(cuda_index_, load.limit_bytes, cuda_request_);
         if (status.ok()) {
-          cuda_budget_added_ = true;
+          {
+            std::lock_guard<std::mutex> caps(cap_mu_);
+            cuda_budget_added_ = true;
+            standing_cap_ = share_ = load.limit_bytes;
+          }
           (void)ResetCudaPeak(cuda_index_);
           if (auto st = CudaStats(cuda_index_); st.ok()) before = st->allocated_bytes;
         } else {
@@ -291,11 +302,14 @@ bool ModelRunner::RunLoad(LoadJob& job) {
       } else {
         // The model's own limit on its counters, and its share of the
         // process-wide sum (the backstop for allocations charged to no model).
-        limit_bytes_ = load.limit_bytes;
-        counters_->SetLimit(limit_bytes_ == 0 ? std::nullopt
-                                              : std::optional<uint64_t>(limit_bytes_));
-        context_->AddLimit(limit_bytes_);
-        limit_added_ = true;
+        {
+          std::lock_guard<std::mutex> caps(cap_mu_);
+          standing_cap_ = share_ = load.limit_bytes;
+          counters_->SetLimit(load.limit_bytes == 0 ? std::nullopt
+                                                    : std::optional<uint64_t>(load.limit_bytes));
+          context_->AddLimit(load.limit_bytes);
+          limit_added_ = true;
+        }
         before = counters_->current_aligned_bytes();
         counters_->ResetPeak();
       }
@@ -484,39 +498,41 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
         ref.name, ref.datatype, ref.shape,
         std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size())});
   }
-  // This execution's own limit (the frontend's grant past the request), put
-  // back to the load's when the run is over, whatever happens.
+  // This execution's own limit (the frontend's grant past the request), or
+  // the standing cap; the standing cap is back when the run is over,
+  // whatever happens. SetLimit may change the cap in force meanwhile.
   const bool own_limit = infer.limit_bytes.has_value();
-  const uint64_t load_limit = cuda_index_ >= 0 ? cuda_limit_ : limit_bytes_;
-  const uint64_t cap = own_limit ? *infer.limit_bytes : load_limit;
-  if (own_limit) MG_RETURN_IF_ERROR(ApplyExecutionLimit(cap));
-  struct Restore {
+  MG_RETURN_IF_ERROR(BeginExecution(infer.limit_bytes));
+  struct End {
     ModelRunner* runner;
-    bool active;
-    uint64_t limit;
-    ~Restore() {
-      if (active) runner->RestoreLoadLimit(limit);
+    bool own_limit;
+    bool active = true;
+    ~End() {
+      if (active) runner->EndExecution(own_limit);
     }
-  } restore{this, own_limit, cap};
+  } end{this, own_limit};
 
   const uint64_t refusals_before = counters_->stats().refusals;
   auto run = backend_.Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
+  // Read before the execution ends: a refusal under a cap SetLimit set
+  // names why it was set (e.g. the model that preempted this one).
+  const std::string reason = run.ok() ? std::string() : ReasonInForce();
   if (cuda_index_ >= 0) {
     const WorkerContext::CudaBudget during = context_->cuda_budget(cuda_index_);
-    if (own_limit) {
-      RestoreLoadLimit(cap);
-      restore.active = false;
-    }
+    EndExecution(own_limit);
+    end.active = false;
     ReleaseCudaBurst();
     // kResourceExhausted: the typed c10::OutOfMemoryError; the text for the
     // allocator's error rethrown by the TorchScript interpreter as a plain
     // runtime_error (cuda_memory.h, IsCudaOutOfMemory).
     if (!run.ok() && (run.status().code() == StatusCode::kResourceExhausted ||
                       IsCudaOutOfMemory(run.status().message()))) {
-      return CudaLimitError(run.status(), infer.task, during);
+      return WithReason(CudaLimitError(run.status(), infer.task, during), reason);
     }
   }
-  if (!run.ok()) return LimitOrError(run.status(), infer.task, refusals_before);
+  if (!run.ok()) {
+    return WithReason(LimitOrError(run.status(), infer.task, refusals_before), reason);
+  }
   std::vector<InferTensor> all = std::move(run).value();
   MG_ASSIGN_OR_RETURN(std::vector<InferTensor> outputs,
                       SelectOutputs(std::move(all), infer.output_names, model_, infer.task));
@@ -545,31 +561,89 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
   return refs;
 }
 
-Status ModelRunner::ApplyExecutionLimit(uint64_t limit_bytes) {
+Status ModelRunner::ApplyCapLocked(uint64_t cap) {
   if (cuda_index_ >= 0) {
-    Status s = context_->ReplaceCudaLimit(cuda_index_, cuda_limit_, limit_bytes);
-    if (!s.ok()) {
-      return s.WithPrefix("model '" + model_ + "': applying the request's limit of " +
-                          std::to_string(limit_bytes) + " bytes");
-    }
+    MG_RETURN_IF_ERROR(context_->ReplaceCudaLimit(cuda_index_, share_, cap));
+    share_ = cap;
     return Status::Ok();
   }
-  counters_->SetLimit(limit_bytes == 0 ? std::nullopt : std::optional<uint64_t>(limit_bytes));
-  context_->ReplaceLimit(limit_bytes_, limit_bytes);
+  counters_->SetLimit(cap == 0 ? std::nullopt : std::optional<uint64_t>(cap));
+  // Never below what the model holds now: lowering a model under what its
+  // request in flight holds must not make the process-wide sum refuse the
+  // worker's other models until that request has given its bytes back.
+  const uint64_t share = cap == 0 ? 0 : std::max(cap, counters_->current_aligned_bytes());
+  context_->ReplaceLimit(share_, share);
+  share_ = share;
   return Status::Ok();
 }
 
-void ModelRunner::RestoreLoadLimit(uint64_t limit_bytes) {
-  if (cuda_index_ >= 0) {
-    Status s = context_->ReplaceCudaLimit(cuda_index_, limit_bytes, cuda_limit_);
-    if (!s.ok()) {
-      spdlog::warn("model '{}': cannot put the load's cap of cuda:{} back: {}", model_, cuda_index_,
-                   s.ToString());
-    }
-    return;
+Status ModelRunner::BeginExecution(std::optional<uint64_t> own_limit) {
+  std::lock_guard<std::mutex> lock(cap_mu_);
+  if (!own_limit) {
+    reason_in_force_ = standing_reason_;
+    return Status::Ok();
   }
-  counters_->SetLimit(limit_bytes_ == 0 ? std::nullopt : std::optional<uint64_t>(limit_bytes_));
-  context_->ReplaceLimit(limit_bytes, limit_bytes_);
+  Status s = ApplyCapLocked(*own_limit);
+  if (!s.ok()) {
+    return s.WithPrefix("model '" + model_ + "': applying the request's limit of " +
+                        std::to_string(*own_limit) + " bytes");
+  }
+  reason_in_force_.clear();
+  return Status::Ok();
+}
+
+void ModelRunner::EndExecution(bool had_own_limit) {
+  std::lock_guard<std::mutex> lock(cap_mu_);
+  reason_in_force_ = standing_reason_;
+  if (!had_own_limit) return;
+  Status s = ApplyCapLocked(standing_cap_);
+  if (!s.ok()) {
+    spdlog::warn("model '{}': cannot put its cap of {} bytes back: {}", model_, standing_cap_,
+                 s.ToString());
+  }
+}
+
+std::string ModelRunner::ReasonInForce() const {
+  std::lock_guard<std::mutex> lock(cap_mu_);
+  return reason_in_force_;
+}
+
+Result<ipc::LimitSetMessage> ModelRunner::SetLimit(uint64_t limit_bytes,
+                                                   const std::string& reason) {
+  ipc::LimitSetMessage reply;
+  reply.model = model_;
+  {
+    std::lock_guard<std::mutex> lock(cap_mu_);
+    if (!loaded_.load() || (!limit_added_ && !cuda_budget_added_)) {
+      return Status::Unavailable(context_->Who() + ": model '" + model_ +
+                                 "' is not loaded (its load has not finished, or failed)");
+    }
+    Status s = ApplyCapLocked(limit_bytes);
+    if (!s.ok()) {
+      return s.WithPrefix("model '" + model_ + "': setting its cap to " +
+                          std::to_string(limit_bytes) + " bytes");
+    }
+    standing_cap_ = limit_bytes;
+    standing_reason_ = reason;
+    reason_in_force_ = reason;
+  }
+  if (cuda_index_ >= 0) {
+    // Cached blocks no tensor uses go back to the device now, not after
+    // the request in flight.
+    if (auto released = EmptyCudaCache(cuda_index_); released.ok()) {
+      reply.released_bytes = *released;
+    } else {
+      spdlog::warn("model '{}': cannot give cuda:{}'s cache back: {}", model_, cuda_index_,
+                   released.status().ToString());
+    }
+    if (auto st = CudaStats(cuda_index_); st.ok()) reply.held_bytes = st->allocated_bytes;
+  } else {
+    reply.held_bytes = counters_->current_aligned_bytes();
+  }
+  spdlog::info("model '{}': cap set to {}{}; it holds {} bytes, {} cached bytes released", model_,
+               limit_bytes == 0 ? std::string("none") : std::to_string(limit_bytes) + " bytes",
+               reason.empty() ? "" : " (" + reason + ")", reply.held_bytes, reply.released_bytes);
+  return reply;
 }
 
 void ModelRunner::RunSwapOut(const SwapOutJob& job) {
@@ -639,14 +713,19 @@ void ModelRunner::RunSwapIn(const SwapInJob& job) {
 }
 
 void ModelRunner::RemoveBudgets() {
+  std::lock_guard<std::mutex> lock(cap_mu_);
   if (limit_added_) {
-    context_->RemoveLimit(limit_bytes_);
+    context_->RemoveLimit(share_);
+    counters_->SetLimit(std::nullopt);
     limit_added_ = false;
   }
   if (cuda_budget_added_) {
-    context_->RemoveCudaBudget(cuda_index_, cuda_limit_, cuda_request_);
+    context_->RemoveCudaBudget(cuda_index_, share_, cuda_request_);
     cuda_budget_added_ = false;
   }
+  share_ = standing_cap_ = 0;
+  standing_reason_.clear();
+  reason_in_force_.clear();
 }
 
 void ModelRunner::ReleaseCudaBurst() {

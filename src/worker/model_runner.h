@@ -8,7 +8,9 @@
 // thread allocates (a ScopedCharge for the thread's life) and capped by the
 // model's limit; the process-wide counters above them are capped by the sum
 // of the limits (WorkerContext). README.md, "Memory limit", says what is
-// exact and what is not.
+// exact and what is not. SetLimit changes the model's cap from another
+// thread (the receive loop) at once, even in the middle of a request: the
+// counters' limit is an atomic that every allocation reads.
 //
 // Lane (messages.h, "Lanes"): when the load brought one, the runner's thread
 // also reads `infer` frames from the lane itself and answers on it, so a
@@ -37,9 +39,9 @@
 
 namespace modelgrid::worker {
 
-// Thread-safety: the Enqueue methods, Stop, finished() and memory() may be
-// called from any thread. Jobs run one at a time, in arrival order, on the
-// runner's thread.
+// Thread-safety: the Enqueue methods, SetLimit, Stop, finished() and
+// memory() may be called from any thread. Jobs run one at a time, in
+// arrival order, on the runner's thread.
 class ModelRunner {
  public:
   // Called on the runner's thread when the model stops serving on its own
@@ -72,6 +74,26 @@ class ModelRunner {
   void EnqueueSwapOut(std::string swap_dir, uint64_t request_id);
   // TorchScriptBackend::SwapIn; replies `swapped_in`.
   void EnqueueSwapIn(uint64_t request_id);
+
+  // Sets the model's memory cap to `limit_bytes` (bytes; 0 = none) now, on
+  // the calling thread (the receive loop: `set_limit`, messages.h), not
+  // queued behind the model's requests: the request running now, if any,
+  // is capped at it from its next allocation on, and it replaces the load's
+  // limit for later requests without a `limit_bytes` of their own (one with
+  // its own limit still runs under that, and this cap is back after it).
+  // `reason` ("" = none) is appended ("; <reason>") to the memory-limit
+  // error of a request this cap refuses. CPU: the model's own counters get
+  // the cap; its share of the process-wide sum becomes max(cap, bytes it
+  // holds now), so a model lowered under what its request in flight holds
+  // does not make the process limit refuse the worker's other models.
+  // CUDA: the model's share of its device's cap becomes `limit_bytes` (the
+  // device's caching allocator is shared by the worker's models there:
+  // their cap moves too) and every cached-but-unused block is given back
+  // (emptyCache). Returns the reply figures: bytes the model holds after
+  // it and bytes given back (CPU: 0). Errors: kUnavailable while the model
+  // is not loaded (its load is still running, failed, or it was
+  // unloaded); the CUDA cap's error (SetCudaLimit; nothing changed then).
+  Result<ipc::LimitSetMessage> SetLimit(uint64_t limit_bytes, const std::string& reason);
 
   // Drops queued jobs (no replies: the frontend is gone or shutting down)
   // and lets the thread end after the job running now.
@@ -132,11 +154,20 @@ class ModelRunner {
   void RunUnload(const UnloadJob& job);
   void RunSwapOut(const SwapOutJob& job);
   void RunSwapIn(const SwapInJob& job);
-  // Applies an execution's own limit (InferMessage::limit_bytes) to the
-  // model's counters and the process sum (CPU) or the device's cap (CUDA).
-  Status ApplyExecutionLimit(uint64_t limit_bytes);
-  // Puts the load's limit back.
-  void RestoreLoadLimit(uint64_t limit_bytes);
+  // Starts an execution under its own limit (InferMessage::limit_bytes,
+  // applied to the model's counters and the process sum on CPU, the
+  // device's cap on CUDA) or, when it has none, under the standing cap.
+  // Errors: the CUDA cap's (SetCudaLimit).
+  Status BeginExecution(std::optional<uint64_t> own_limit);
+  // Ends it: the standing cap (the load's limit, or SetLimit's) is back
+  // when the execution had its own.
+  void EndExecution(bool had_own_limit);
+  // Why the cap in force now was set (SetLimit's reason; "" otherwise).
+  std::string ReasonInForce() const;
+  // Makes `cap` (bytes, 0 = none) the cap in force: the model's counters'
+  // limit and its share of the process sum (CPU) or of its device's cap
+  // (CUDA). cap_mu_ held. Errors: the CUDA cap's; nothing changed then.
+  Status ApplyCapLocked(uint64_t cap);
   // Answers queued jobs with `error` (after a failed load).
   void FailQueued(const Status& error);
   Result<std::vector<ipc::TensorRef>> Execute(const InferJob& job);
@@ -156,12 +187,23 @@ class ModelRunner {
   WorkerContext* context_;
   RetireFn on_retire_;
   TorchScriptBackend backend_;  // used by the runner's thread only
-  uint64_t limit_bytes_ = 0;    // the limit added for this model (runner's thread)
-  bool limit_added_ = false;    // runner's thread
-  int cuda_index_ = -1;         // N for a model on cuda:N, else -1 (runner's thread)
-  uint64_t cuda_limit_ = 0;     // the limit added to cuda:N's budget
-  uint64_t cuda_request_ = 0;   // the request added to cuda:N's budget
-  bool cuda_budget_added_ = false;
+  // N for a model on cuda:N, else -1. Written by the load before it sets
+  // cuda_budget_added_ or limit_added_ (under cap_mu_), never after:
+  // SetLimit reads it only once it saw one of them set.
+  int cuda_index_ = -1;
+  uint64_t cuda_request_ = 0;  // the request added to cuda:N's budget
+
+  // The model's caps (README.md, "Memory limit"), bytes, 0 = none. Written
+  // by the runner's thread (load, each request's own limit, unload) and by
+  // SetLimit on the receive loop; guarded by cap_mu_. Outside a request
+  // with its own limit, the cap in force is standing_cap_.
+  mutable std::mutex cap_mu_;
+  bool limit_added_ = false;        // CPU: the load added share_ to the process sum
+  bool cuda_budget_added_ = false;  // CUDA: the load added share_ to cuda:N's budget
+  uint64_t standing_cap_ = 0;       // the load's limit, or the last SetLimit's
+  std::string standing_reason_;     // SetLimit's reason for standing_cap_ ("" = the load's)
+  uint64_t share_ = 0;              // this model's share now of the process sum / device cap
+  std::string reason_in_force_;     // why the cap in force now was set ("" = not SetLimit)
   // A CUDA allocator refusal as the 507 error (model, device, the cap of
   // budget `during` the request, use) with a MemoryLimitDetail.
   Status CudaLimitError(const Status& error, const std::string& task,

@@ -681,6 +681,24 @@ Result<ipc::SwappedInMessage> WorkerClient::SwapIn(const std::string& model,
   return std::move(done).value();
 }
 
+Result<ipc::LimitSetMessage> WorkerClient::SetLimit(const std::string& model, uint64_t limit_bytes,
+                                                    const std::string& reason,
+                                                    std::chrono::milliseconds timeout) {
+  auto call = std::make_shared<PendingCall>(impl_->next_id++);
+  MG_ASSIGN_OR_RETURN(
+      ipc::Frame reply,
+      impl_->Roundtrip(call,
+                       ipc::ToFrame(ipc::SetLimitMessage{model, limit_bytes, reason}, call->id),
+                       Clock::now() + timeout));
+  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kLimitSet)) {
+    return impl_->UnexpectedReply(reply, "'limit_set'");
+  }
+  auto done = ipc::FromFrame<ipc::LimitSetMessage>(reply);
+  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
+  if (done->error) return done->error->ToStatus();
+  return std::move(done).value();
+}
+
 Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
                                                      const std::string& task,
                                                      const std::vector<InferTensor>& inputs,

@@ -1,7 +1,11 @@
 // The memory limit inside a worker: a request past it fails alone with
 // RESOURCE_EXHAUSTED naming the model and the limit, the next one succeeds
-// in the same process; a load past it fails the same way.
+// in the same process; a load past it fails the same way; set_limit
+// changes one model's cap at once, even under a request in flight.
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include "modelgrid/torch/cuda_memory.h"
 #include "modelgrid/worker/worker_client.h"
@@ -236,6 +240,158 @@ TEST(WorkerMemoryTest, AnInfersLimitBytesCapsThatExecutionOnly) {
   // 0: no cap for this execution.
   EXPECT_TRUE(worker->Infer("resnet18", "infer", Images(32), {}, kGenerous, uint64_t{0}).ok());
   EXPECT_EQ(worker->pid(), pid);
+  EXPECT_EQ(exits.Calls(), 0);
+}
+
+// set_limit (WorkerClient::SetLimit) lowers one model's cap at once: its
+// next batch that needs more fails with the memory-limit error ending with
+// the reason, while another model of the same worker serves the same batch;
+// an infer's own limit_bytes still runs under its own cap; raising the cap
+// back lets the batch through with the right answer.
+TEST(WorkerMemoryTest, SetLimitCapsOneModelAtOnceNamingWhyAndLeavesTheOthersAlone) {
+  REQUIRE_ZOO();
+  const uint64_t need = Resnet18Peak(zoo, 8);
+  ASSERT_GT(need, uint64_t{46'758'048});
+  const uint64_t roomy = need + (uint64_t{16} << 20);
+  ExitRecord exits;
+  START_WORKER(worker, Options("set-limit"), exits);
+  ipc::LoadMessage load_lo = LoadOf(zoo, "resnet18", roomy);
+  load_lo.model = "lo";
+  ipc::LoadMessage load_other = LoadOf(zoo, "resnet18", roomy);
+  load_other.model = "other";
+  ASSERT_TRUE(worker->Load(load_lo, kGenerous).ok());
+  ASSERT_TRUE(worker->Load(load_other, kGenerous).ok());
+  const pid_t pid = worker->pid();
+  TorchScriptBackend local;
+  ASSERT_TRUE(local.Load(OpenEntry(zoo, "resnet18")).ok());
+  const auto want = local.Run("infer", Images(8));
+  ASSERT_TRUE(want.ok());
+  auto before = worker->Infer("lo", "infer", Images(8), {}, kGenerous);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_TRUE(SameTensors(*before, *want));
+
+  // Lowered to a little above its weights: the reply says what it holds.
+  const uint64_t weights = ModelFigures(*worker, "lo").current_bytes;
+  ASSERT_GE(weights, uint64_t{46'758'048});
+  const uint64_t low = weights + (uint64_t{1} << 20);
+  const std::string why = "preempted by model 'hi' (priority 5)";
+  auto set = worker->SetLimit("lo", low, why, kGenerous);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->model, "lo");
+  EXPECT_EQ(set->held_bytes, weights);
+  EXPECT_EQ(set->released_bytes, 0u) << "a CPU model caches nothing";
+
+  auto refused = worker->Infer("lo", "infer", Images(8), {}, kGenerous);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted) << refused.status().ToString();
+  EXPECT_TRUE(
+      Contains(refused.status(), "model 'lo': memory limit exceeded: limit " + std::to_string(low)))
+      << refused.status().ToString();
+  const std::string text = refused.status().message();
+  ASSERT_GE(text.size(), why.size());
+  EXPECT_EQ(text.substr(text.size() - why.size() - 2), "; " + why) << text;
+  ASSERT_NE(refused.status().memory_limit(), nullptr) << refused.status().ToString();
+  EXPECT_EQ(refused.status().memory_limit()->model, "lo");
+  EXPECT_EQ(refused.status().memory_limit()->limit_bytes, low);
+
+  // The other model of the worker: its own cap, untouched.
+  auto other = worker->Infer("other", "infer", Images(8), {}, kGenerous);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_TRUE(SameTensors(*other, *want));
+  EXPECT_EQ(ModelFigures(*worker, "other").current_bytes, weights);
+
+  // A request with its own limit (the grid's next grant) runs under it and
+  // says no reason; the lowered cap is back after it.
+  auto granted = worker->Infer("lo", "infer", Images(8), {}, kGenerous, roomy);
+  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  EXPECT_TRUE(SameTensors(*granted, *want));
+  auto short_grant = worker->Infer("lo", "infer", Images(8), {}, kGenerous, low);
+  ASSERT_EQ(short_grant.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_FALSE(Contains(short_grant.status(), why)) << short_grant.status().ToString();
+  auto again = worker->Infer("lo", "infer", Images(8), {}, kGenerous);
+  ASSERT_EQ(again.status().code(), StatusCode::kResourceExhausted) << again.status().ToString();
+  EXPECT_TRUE(Contains(again.status(), why)) << again.status().ToString();
+
+  // Raised back: the batch fits again, with the same answer.
+  auto raised = worker->SetLimit("lo", roomy, "", kGenerous);
+  ASSERT_TRUE(raised.ok()) << raised.status().ToString();
+  EXPECT_EQ(raised->held_bytes, weights);
+  auto after = worker->Infer("lo", "infer", Images(8), {}, kGenerous);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(SameTensors(*after, *want));
+
+  // 0: no cap at all.
+  ASSERT_TRUE(worker->SetLimit("lo", 0, "", kGenerous).ok());
+  EXPECT_TRUE(worker->Infer("lo", "infer", Images(16), {}, kGenerous).ok());
+
+  auto unknown = worker->SetLimit("nobody", low, why, kGenerous);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound) << unknown.status().ToString();
+  EXPECT_TRUE(Contains(unknown.status(), "model 'nobody' is not loaded"))
+      << unknown.status().ToString();
+  EXPECT_EQ(worker->pid(), pid);
+  EXPECT_EQ(exits.Calls(), 0);
+}
+
+// A cap lowered from another thread while the model's request runs (the
+// worker's receive loop applies it; the model's thread is computing) fails
+// that very request, naming why; the model then serves on.
+TEST(WorkerMemoryTest, ACapLoweredWhileARequestRunsFailsThatRequest) {
+  REQUIRE_ZOO();
+  ExitRecord exits;
+  START_WORKER(worker, Options("set-limit-in-flight"), exits);
+  ASSERT_TRUE(worker->Load(LoadOf(zoo, "gpt2", uint64_t{512} << 20), kGenerous).ok());
+  // A long generate: 120 steps, each a forward that allocates.
+  const std::vector<InferTensor> inputs = {TokenIds(8, 8, 3)};  // gpt2's max batch
+  const nlohmann::json params = {{"max_new_tokens", 120}};
+  TorchScriptBackend local;
+  ASSERT_TRUE(local.Load(OpenEntry(zoo, "gpt2")).ok());
+  const auto want = local.Run("generate", inputs, params);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  const uint64_t idle = ModelFigures(*worker, "gpt2").current_bytes;
+  ASSERT_GT(idle, 0u);
+
+  const std::string why = "preempted by model 'hi' (priority 9)";
+  std::atomic<bool> returned{false};
+  Result<std::vector<InferTensor>> running = Status::Internal("not run");
+  const auto start = std::chrono::steady_clock::now();
+  std::thread request([&] {
+    running = worker->Infer("gpt2", "generate", inputs, params, kGenerous);
+    returned = true;
+  });
+  // It runs once the model holds more than between requests.
+  bool started = false;
+  while (!returned && std::chrono::steady_clock::now() - start < kGenerous) {
+    if (ModelFigures(*worker, "gpt2").current_bytes > idle) {
+      started = true;
+      break;
+    }
+  }
+  Result<ipc::LimitSetMessage> set = Status::Internal("not sent");
+  if (started) set = worker->SetLimit("gpt2", idle, why, kGenerous);
+  const bool finished_first = returned.load();
+  request.join();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(started) << "the request ended before it was seen running (" << ms << " ms)";
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_FALSE(finished_first) << "the request ended before the cap came (" << ms << " ms)";
+  EXPECT_GE(set->held_bytes, idle);
+  ASSERT_FALSE(running.ok()) << "the request ran to its end under the lowered cap (" << ms
+                             << " ms)";
+  EXPECT_EQ(running.status().code(), StatusCode::kResourceExhausted) << running.status().ToString();
+  ASSERT_NE(running.status().memory_limit(), nullptr) << running.status().ToString();
+  EXPECT_EQ(running.status().memory_limit()->limit_bytes, idle);
+  EXPECT_TRUE(Contains(running.status(), "model 'gpt2': memory limit exceeded"))
+      << running.status().ToString();
+  EXPECT_TRUE(Contains(running.status(), "; " + why)) << running.status().ToString();
+
+  // Its bytes came back; raised again, the same request gives the answer.
+  EXPECT_EQ(ModelFigures(*worker, "gpt2").current_bytes, idle);
+  ASSERT_TRUE(worker->SetLimit("gpt2", uint64_t{512} << 20, "", kGenerous).ok());
+  auto again = worker->Infer("gpt2", "generate", inputs, params, kGenerous);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(SameTensors(*again, *want));
+  EXPECT_TRUE(worker->alive());
   EXPECT_EQ(exits.Calls(), 0);
 }
 

@@ -1,5 +1,6 @@
 // The receive loop of modelgrid-worker: decodes each frame and routes it to
-// the model's runner or answers it at once (ping, attach_arena, get_stats).
+// the model's runner or answers it at once (ping, attach_arena, get_stats,
+// set_limit).
 #include "worker/worker_service.h"
 
 #include <spdlog/spdlog.h>
@@ -95,6 +96,9 @@ class WorkerService {
         return;
       case MessageType::kSwapIn:
         OnSwapIn(frame);
+        return;
+      case MessageType::kSetLimit:
+        OnSetLimit(frame);
         return;
       case MessageType::kShutdown:
         OnShutdown(frame);
@@ -335,6 +339,35 @@ class WorkerService {
   void OnSwapIn(const ipc::Frame& frame) {
     OnSwap<ipc::SwapInMessage, ipc::SwappedInMessage>(
         frame, [&](auto& runner, ipc::SwapInMessage&) { runner.EnqueueSwapIn(frame.request_id); });
+  }
+
+  // Not queued: the cap changes now, even while the model's thread runs a
+  // request (this loop never waits for a model; ModelRunner::SetLimit is
+  // thread-safe). Answered with limit_set, the error set when nothing
+  // changed.
+  void OnSetLimit(const ipc::Frame& frame) {
+    auto set = ipc::FromFrame<ipc::SetLimitMessage>(frame);
+    ipc::LimitSetMessage reply;
+    if (!set.ok()) {
+      reply.error = ipc::ErrorInfo::FromStatus(set.status());
+      context_.Send(ipc::ToFrame(reply, frame.request_id));
+      return;
+    }
+    reply.model = set->model;
+    std::shared_ptr<ModelRunner> runner;
+    {
+      std::lock_guard<std::mutex> lock(models_mu_);
+      auto it = models_.find(set->model);
+      if (it != models_.end()) runner = it->second;
+    }
+    if (!runner) {
+      reply.error = NotHeld(set->model);
+    } else if (auto done = runner->SetLimit(set->limit_bytes, set->reason); done.ok()) {
+      reply = std::move(done).value();
+    } else {
+      reply.error = ipc::ErrorInfo::FromStatus(done.status());
+    }
+    context_.Send(ipc::ToFrame(reply, frame.request_id));
   }
 
   ipc::ErrorInfo NotHeld(const std::string& model) const {

@@ -63,6 +63,9 @@
 // swap_in (72)        F -> W      {"model": str}
 // swapped_in (73)     W -> F      {"model": str, "bytes": u64, "duration_us": u64,
 //                                  "reloaded": bool, "reason": str opt "", "error": error opt}
+// set_limit (80)      F -> W      {"model": str, "limit_bytes": u64, "reason": str opt ""}
+// limit_set (81)      W -> F      {"model": str, "held_bytes": u64, "released_bytes": u64,
+//                                  "error": error opt}
 //
 // tensor = {"name": str, "datatype": KServe v2 name ("FP32", ...),
 //           "shape": [i64 >= 0], "offset": u64, "size": u64, "region": u64 opt 0}
@@ -103,7 +106,8 @@
 // one request at a time anyway); a `result` for a request the frontend gave
 // up on may still arrive and is matched by request id. The worker closes
 // its end when the model is unloaded or its load fails; `load`, `unload`,
-// `get_stats`, `swap_out` and `swap_in` stay on the control socket.
+// `get_stats`, `swap_out`, `swap_in` and `set_limit` stay on the control
+// socket.
 //
 // Swap (docs/design.md, "Memory model" → swap): `swap_out` moves a loaded
 // model's weights off its device (CPU: to one file in `swap_dir`; CUDA: to
@@ -123,6 +127,26 @@
 // bytes past the model's request per batch; 0 = no limit for it); the
 // load-time limit is in force again afterwards. A refusal by either comes
 // back as RESOURCE_EXHAUSTED with `memory_limit` in the error.
+//
+// Changing a model's cap at once (docs/design.md, "Memory model" →
+// resolver priority): `set_limit` is handled by the worker's receive loop
+// itself, not queued behind the model's requests, so it takes effect even
+// while the model's thread is in the middle of a request. `limit_bytes`
+// becomes the model's cap now (0 = none): for the execution in flight, if
+// any, and, in place of the load's limit, for later requests that carry no
+// `limit_bytes` of their own (an `infer` that carries one still replaces it
+// for its execution, then the set_limit's cap is back). Lowering it below
+// what the request in flight already holds makes its next allocation fail:
+// that request is answered with RESOURCE_EXHAUSTED (`memory_limit` set) and
+// its message ends with "; <reason>" when `reason` is not empty. It also
+// gives the model's device cached-but-unused bytes back (CUDA: the caching
+// allocator's emptyCache; CPU: nothing is cached). `limit_set` reports the
+// bytes the model holds after it (CPU: its own counters; CUDA: the
+// allocator's allocated bytes on its device, all of the worker's models
+// there) and the bytes given back (CPU: 0). `error`: NOT_FOUND when the
+// worker does not hold the model, UNAVAILABLE while it is still loading,
+// the CUDA error when the device cap could not be set (then nothing
+// changed).
 #pragma once
 
 #include <cstdint>
@@ -141,7 +165,7 @@
 namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
-inline constexpr uint32_t kProtocolVersion = 4;
+inline constexpr uint32_t kProtocolVersion = 5;
 
 enum class MessageType : uint16_t {
   kPing = 1,
@@ -166,6 +190,8 @@ enum class MessageType : uint16_t {
   kSwappedOut = 71,
   kSwapIn = 72,
   kSwappedIn = 73,
+  kSetLimit = 80,
+  kLimitSet = 81,
 };
 
 // The lower-case name used in the table above ("load_failed"); "unknown" for
@@ -474,6 +500,35 @@ struct SwappedInMessage {
   bool operator==(const SwappedInMessage&) const = default;
 };
 
+// F -> W: set `model`'s memory cap to `limit_bytes` at once, even while it
+// runs a request (see "Changing a model's cap at once" above), and give its
+// device's cached-but-unused bytes back. Answered by `limit_set`.
+struct SetLimitMessage {
+  static constexpr MessageType kType = MessageType::kSetLimit;
+  std::string model;
+  uint64_t limit_bytes = 0;  // the new cap, bytes; 0 = none
+  // Why, e.g. "preempted by model 'hi' (priority 5)": appended to the
+  // memory-limit error of a request that this cap refuses. "" = none.
+  std::string reason;
+  bool operator==(const SetLimitMessage&) const = default;
+};
+
+// W -> F: the answer to `set_limit`; `error` set when nothing changed (the
+// figures are then 0).
+struct LimitSetMessage {
+  static constexpr MessageType kType = MessageType::kLimitSet;
+  std::string model;
+  // Bytes the model holds right after the change (CPU: its own counters'
+  // aligned bytes; CUDA: the caching allocator's allocated bytes on the
+  // model's device, every model of the worker there).
+  uint64_t held_bytes = 0;
+  // Cached bytes given back to the device (CUDA: what emptyCache released
+  // there; CPU: always 0).
+  uint64_t released_bytes = 0;
+  std::optional<ErrorInfo> error;
+  bool operator==(const LimitSetMessage&) const = default;
+};
+
 // F -> W: exit now. No reply: the frontend waits for end of stream and the
 // child's exit status.
 struct ShutdownMessage {
@@ -504,6 +559,8 @@ std::string ToJson(const SwapOutMessage& m);
 std::string ToJson(const SwappedOutMessage& m);
 std::string ToJson(const SwapInMessage& m);
 std::string ToJson(const SwappedInMessage& m);
+std::string ToJson(const SetLimitMessage& m);
+std::string ToJson(const LimitSetMessage& m);
 
 // Parses a payload into `*out` (left unspecified on error). Errors:
 // kCorruption naming the message type and, where one is at fault, the field:
@@ -534,6 +591,8 @@ Status FromJson(std::string_view json, SwapOutMessage* out);
 Status FromJson(std::string_view json, SwappedOutMessage* out);
 Status FromJson(std::string_view json, SwapInMessage* out);
 Status FromJson(std::string_view json, SwappedInMessage* out);
+Status FromJson(std::string_view json, SetLimitMessage* out);
+Status FromJson(std::string_view json, LimitSetMessage* out);
 
 // Checks that every tensor lies inside `bounds` ([offset, offset + size) of
 // each within [bounds.offset, bounds.offset + bounds.size)) — what the

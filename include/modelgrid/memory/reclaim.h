@@ -17,7 +17,9 @@
 //
 // Rules every plan keeps:
 //   - pinned instances, the requester itself, swapped-out instances and
-//     instances without facts are never touched;
+//     instances without facts are never touched (one exception: an
+//     unloads-only ChooseEvictions may unload a swapped-out instance whose
+//     unload frees its worker's context, EvictionMode::kUnloadOnly);
 //   - an instance loaded less than `min_residency` ago is never swapped out
 //     or unloaded (no thrashing); shrinking its cache or preempting its burst
 //     evicts nothing and stays allowed;
@@ -134,16 +136,34 @@ ReclaimPlan PlanReclaim(const DeviceLedger& snapshot, const std::vector<Instance
 // tuning, and it is deterministic for the same inputs.
 double EvictionScore(const InstanceFacts& facts, uint64_t bytes_freed, ReclaimTime now);
 
+// How ChooseEvictions may free an instance.
+enum class EvictionMode {
+  // Swapped out when its resolver is kSwap, it can swap and the host tier
+  // has room, else unloaded; swapped-out instances are not candidates.
+  kSwapWhenPossible,
+  // Every victim unloaded (freeing its worker's context too,
+  // InstanceFacts::unload_extra_bytes), and swapped-out instances whose
+  // unload frees such a context are candidates as well: in `model`
+  // isolation a swapped-out instance keeps its worker, so its context stays
+  // charged to the device until it is unloaded.
+  kUnloadOnly,
+};
+
 // Chooses instances of `snapshot`'s device to evict so a cold model's
-// `asked_bytes` fit (the plan frees the shortfall, see ReclaimPlan). Candidates: idle, not
-// pinned, resident, with facts, loaded at least `min_residency` before `now`.
-// Order: EvictionScore descending, then older last_used, then instance name.
-// Each is kSwapOut when its resolver is kSwap, it can swap and the host tier
-// has room for its request (swaps summed), else kUnload; either frees its
-// request + grant.
-// Stops as soon as the shortfall is covered; wait when the candidates cannot.
+// `asked_bytes` fit (the plan frees the shortfall, see ReclaimPlan).
+// Candidates: idle, not pinned, with facts, loaded at least `min_residency`
+// before `now`, and resident (kUnloadOnly: or swapped out with
+// unload_extra_bytes > 0). Order: EvictionScore (of the bytes each frees)
+// descending, then older last_used, then instance name. With
+// kSwapWhenPossible each is kSwapOut when its resolver is kSwap, it can swap
+// and the host tier has room for its request (swaps summed), freeing its
+// request + grant, else kUnload, freeing request + grant +
+// unload_extra_bytes; with kUnloadOnly each is kUnload (a swapped-out one
+// frees its unload_extra_bytes only). Stops as soon as the shortfall is
+// covered; wait when the candidates cannot.
 ReclaimPlan ChooseEvictions(const DeviceLedger& snapshot, const std::vector<InstanceFacts>& facts,
                             uint64_t asked_bytes, ReclaimTime now,
-                            const ReclaimOptions& options = {});
+                            const ReclaimOptions& options = {},
+                            EvictionMode mode = EvictionMode::kSwapWhenPossible);
 
 }  // namespace modelgrid::memory

@@ -25,7 +25,9 @@
 // budget_bytes) the dispatcher closes a batch before it would need more bytes
 // than the instance has; a merged batch that still fails with
 // kResourceExhausted is retried as its requests, each alone (see
-// BatchSchedulerOptions and SchedulerStats::memory_splits).
+// BatchSchedulerOptions and SchedulerStats::memory_splits), unless the error
+// says a higher-priority model preempted it (a CollisionDetail with
+// preempted_by): then every member gets that error.
 #pragma once
 
 #include <chrono>
@@ -172,7 +174,8 @@ struct SchedulerStats {
   uint64_t batch_compute_duration_us = 0;  // Execute() time, once per batch
   uint64_t request_duration_us = 0;  // Submit() to callback (nv_inference_request_duration_us)
   // Merged batches (2+ requests) whose Execute() returned kResourceExhausted
-  // and were retried as their requests, each alone.
+  // (not a preemption: CollisionDetail::preempted_by empty) and were retried
+  // as their requests, each alone.
   uint64_t memory_splits = 0;
   // Batches the cost model closed early: the next compatible request in the
   // queue fit max_batch_size but not the memory budget.

@@ -29,8 +29,9 @@
 // request's path. An Infer that finds its model's lane busy with another
 // call takes the control socket instead (its request queues in the worker
 // behind the running one, as before lanes). Load, Unload, Stats, SwapOut,
-// SwapIn and death detection stay on the control socket; when the worker dies, a call on a lane
-// fails with the same "worker ... exited" error as the others.
+// SwapIn, SetLimit and death detection stay on the control socket; when the
+// worker dies, a call on a lane fails with the same "worker ... exited"
+// error as the others.
 //
 // Thread-safety: every method may be called from any thread, concurrently
 // (many Infer calls may be in flight at once; replies are matched by request
@@ -179,6 +180,29 @@ class WorkerClient {
   // limit refused the weights; the load error when the reload failed;
   // kUnavailable as Load.
   Result<ipc::SwappedInMessage> SwapIn(const std::string& model, std::chrono::milliseconds timeout);
+
+  // Sets `model`'s memory cap in the worker to `limit_bytes` bytes (0 =
+  // none) at once (messages.h set_limit): the worker applies it from its
+  // receive loop, not behind the model's queued requests, so a request the
+  // model is running now is capped from its next allocation on. Lowered
+  // under what that request holds, it fails the request with
+  // kResourceExhausted (Status::memory_limit() set) whose message ends with
+  // "; <reason>" (e.g. "preempted by model 'hi' (priority 5)"; "" adds
+  // nothing). The cap replaces the load's limit for later requests that
+  // carry no limit of their own; an Infer with `limit_bytes` still runs
+  // under its own, so the grid's next batch is not held to it. It also
+  // gives the model's device cached-but-unused bytes back (CUDA:
+  // emptyCache; CPU caches nothing). Returns `held_bytes`, what the model
+  // holds right after (CPU: its own counters; CUDA: the caching allocator's
+  // allocated bytes on its device, every model of the worker there), and
+  // `released_bytes`, the cached bytes given back (CPU: 0). Errors:
+  // kNotFound for a model the worker does not hold; kUnavailable while its
+  // load has not finished, or as Load (the worker died, or no answer within
+  // `timeout`); kInternal or kNotFound with the CUDA error when the device
+  // cap could not be set (nothing changed then).
+  Result<ipc::LimitSetMessage> SetLimit(const std::string& model, uint64_t limit_bytes,
+                                        const std::string& reason,
+                                        std::chrono::milliseconds timeout);
 
   // Has the worker forget shared-memory region `region_id` (messages.h
   // detach_region; no reply): the grid calls it when the region is
