@@ -125,6 +125,12 @@ void Grid::Impl::MeasureContext(const std::shared_ptr<WorkerSlot>& slot, WorkerC
     std::lock_guard<std::mutex> lock(mu);
     const Device* d = FindDevice(slot->device);
     if (d == nullptr || d->kind != DeviceKind::kCuda) return;
+    // Once per slot, at its first load: later, NVML's per-process bytes
+    // minus the reserve also count what the caching allocator gave back to
+    // the driver but the process still maps (seen on an H200: 518 MiB at
+    // the first load, over 1 GiB after unloads and swap-outs in the same
+    // worker), which is not a context.
+    if (slot->context_measured) return;
     device = *d;
   }
   auto stats = client.Stats(std::chrono::milliseconds{5'000});

@@ -215,7 +215,8 @@ struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoo
   // Recomputes a model's status fields that derive from its instances.
   void Summarize(ModelRecord& rec);
 
-  // On a CUDA device, measures the worker's context once it has loaded:
+  // On a CUDA device, measures the worker's context once, when its first
+  // model has loaded:
   // NVML's bytes for its pid minus its caching allocator's reserve. The
   // device's per-worker charge becomes the measured figure, so later plans
   // charge it instead of the configured default. Failures are logged: the

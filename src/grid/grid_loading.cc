@@ -157,7 +157,12 @@ Status Grid::Impl::DemandLoad(Instance& inst, std::optional<SchedulerTime> deadl
     const Device* best = nullptr;
     uint64_t best_free = 0;
     for (const Device* d : AllowedDevices(entry)) {
-      const uint64_t ctx = options.isolation == Isolation::kNone ? 0 : d->context_bytes;
+      // A context only when the load starts a worker: always in isolation
+      // model, in isolation device only while the device has none.
+      const bool new_worker =
+          options.isolation == Isolation::kModel ||
+          (options.isolation == Isolation::kDevice && pool->Find(d->id) == nullptr);
+      const uint64_t ctx = new_worker ? d->context_bytes : 0;
       if (inst.request_bytes + ctx > LedgerCapacity(*d, options.buffer_bytes)) continue;
       const uint64_t free =
           arbiter->WithLedger([&](memory::MemoryLedger& l) { return l.FreeBytes(d->id); });
