@@ -345,12 +345,16 @@ Status MemoryArbiter::Settle(Need need, const std::string& instance, const std::
   CollisionDetail detail = *last.collision();
   detail.model = model;
   detail.resolver = resolver_name;
+  StatusDetail typed;
+  const std::string holders = Holders(detail);
+  const uint64_t free_bytes = detail.free_bytes;
+  typed.collision = std::move(detail);
   return Status::ResourceExhausted("model '" + model + "': " + std::to_string(bytes) +
                                    " bytes on " + device + " could not be had before the "
                                    "deadline (resolver " + resolver_name + "): " +
-                                   std::to_string(detail.free_bytes) + " bytes free, held by " +
-                                   Holders(detail))
-      .WithDetail(StatusDetail{.collision = std::move(detail)});
+                                   std::to_string(free_bytes) + " bytes free, held by " +
+                                   holders)
+      .WithDetail(std::move(typed));
 }
 
 }  // namespace modelgrid::grid_internal

@@ -834,6 +834,64 @@ TEST(GridMemoryTest, ABatchPastTheRequestBorrowsUpToTheLimitAndGivesItBack) {
   EXPECT_EQ(grid->Devices().at(0).free_bytes, before.free_bytes);
 }
 
+// A worker killed while its batch holds a grant: the batch fails (never
+// hangs), the grant goes back to the ledger, the model restarts and serves
+// the same batch again, borrowing again.
+TEST(GridMemoryTest, KillingAWorkerThatHoldsAGrantGivesTheGrantBackAndTheModelComesBack) {
+  REQUIRE_ZOO();
+  Reference ref(zoo, {"resnet18"});
+  ASSERT_TRUE(ref.ok());
+  const uint64_t loaded = ref.ModelOf("resnet18").current_bytes;
+  const std::vector<InferTensor> big = {Images(32, 7)};
+  const auto want_big = ref.Answer("resnet18", big);
+  const uint64_t request = loaded + 8 * kMiB;
+  const uint64_t limit = request + 256 * kMiB;
+  auto grid = MakeGrid(Options({"cpu=1GiB"}));
+  ASSERT_TRUE(grid);
+  ASSERT_TRUE(grid->AddModel({"loose", zoo / "resnet18", request, limit}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  const auto before = grid->Devices().at(0);
+  ASSERT_EQ(before.borrowed_bytes, 0u);
+
+  // Kill the worker while a batch is borrowing; try a few times (the batch
+  // may end before the kill lands).
+  bool killed_while_borrowing = false;
+  for (int attempt = 0; attempt < 5 && !killed_while_borrowing; ++attempt) {
+    ModelStatus st = WaitForState(*grid, "loose", ModelState::kReady, 30s);
+    ASSERT_EQ(st.state, ModelState::kReady) << st.reason;
+    const int64_t pid = st.worker_pid;
+    auto batch = std::async(std::launch::async, [&] { return InferWithin(*grid, "loose", big); });
+    for (int i = 0; i < 5'000; ++i) {  // at most 5 s
+      if (StatusOf(*grid, "loose").borrowed_bytes > 0) {
+        killed_while_borrowing = ::kill(static_cast<pid_t>(pid), SIGKILL) == 0;
+        break;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    auto r = batch.get();  // InferWithin is bounded: never hangs
+    if (!killed_while_borrowing) {
+      EXPECT_TRUE(SameTensors(r, want_big));
+      continue;
+    }
+    if (r.ok()) {  // the answer was on its way when the kill landed
+      EXPECT_TRUE(SameTensors(r, want_big));
+    } else {
+      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    }
+  }
+  ASSERT_TRUE(killed_while_borrowing) << "no batch was borrowing when it was looked at";
+  EXPECT_EQ(StatusOf(*grid, "loose").borrowed_bytes, 0u) << "the grant came back";
+  EXPECT_EQ(grid->Devices().at(0).borrowed_bytes, 0u);
+  ModelStatus st = WaitForState(*grid, "loose", ModelState::kReady, 30s);
+  ASSERT_EQ(st.state, ModelState::kReady) << st.reason;
+  EXPECT_GE(st.restarts, 1);
+  const auto after = grid->Devices().at(0);
+  EXPECT_EQ(after.free_bytes, before.free_bytes) << "every byte back in the ledger";
+  EXPECT_EQ(after.reserved_bytes, before.reserved_bytes);
+  EXPECT_TRUE(SameTensors(InferWithin(*grid, "loose", big), want_big));
+  EXPECT_EQ(grid->Devices().at(0).borrowed_bytes, 0u);
+}
+
 // =====================================================================
 // 5. The wait resolver: bounded by the request's timeout.
 // =====================================================================
@@ -954,7 +1012,9 @@ TEST(GridMemoryTest, APriorityBatchPreemptsALowerPriorityBatchInFlight) {
     ASSERT_TRUE(probe);
     ASSERT_TRUE(probe->AddModel({"lo", zoo / "resnet18", request, limit}).ok());
     ASSERT_TRUE(probe->LoadAll().ok());
-    const MemoryEstimate& e = *StatusOf(*probe, "lo").estimate;
+    const ModelStatus lo_status = StatusOf(*probe, "lo");
+    ASSERT_TRUE(lo_status.estimate.has_value());
+    const MemoryEstimate& e = *lo_status.estimate;
     const uint64_t batch = static_cast<uint64_t>(std::max<int64_t>(1, e.batch));
     const uint64_t per_row = (e.instance_peak() - e.weights + batch - 1) / batch;
     auto chunks = [](uint64_t b) { return (b + 32 * kMiB - 1) / (32 * kMiB) * (32 * kMiB); };

@@ -31,9 +31,17 @@ class ServeE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto zoo = Zoo();
     if (!zoo) return;
+    // gpt2's request covers the long generate of the kill test (8 rows of
+    // 124 tokens, past the estimate's sequence length of 32): the request
+    // must be in flight when the worker is killed, not refused for memory
+    // first.
     suite_.Start(*zoo, "e2e", {"digits", "gpt2"},
                  {"--device", "cpu", "--isolation", "model", "--worker-threads", "1",
-                  "--http-port", "0"});
+                  "--http-port", "0"},
+                 [](const fs::path& repo) {
+                   std::ofstream(repo / "gpt2" / "config.yaml", std::ios::app)
+                       << "memory:\n  request: 256MiB\n";
+                 });
     port_ = suite_.port();
   }
   static void TearDownTestSuite() {

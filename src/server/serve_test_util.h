@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -182,13 +183,16 @@ class ServeProcess {
 // TearDownTestSuite.
 class SuiteServer {
  public:
-  // Copies `models` of `zoo` into a fresh temp folder tagged `tag`, runs
-  // `modelgrid serve --repository <it> FLAGS...` and waits until it serves.
-  // port() is then > 0; it stays 0 when the server did not start.
+  // Copies `models` of `zoo` into a fresh temp folder tagged `tag`, has
+  // `prepare` (when given) change the copies, runs `modelgrid serve
+  // --repository <it> FLAGS...` and waits until it serves. port() is then
+  // > 0; it stays 0 when the server did not start.
   void Start(const fs::path& zoo, const std::string& tag, const std::vector<std::string>& models,
-             const std::vector<std::string>& flags) {
+             const std::vector<std::string>& flags,
+             const std::function<void(const fs::path& repo)>& prepare = {}) {
     dir_ = MakeTempDir(tag);
     CopyModels(zoo, *dir_ / "models", models);
+    if (prepare) prepare(*dir_ / "models");
     std::vector<std::string> args = {"serve", "--repository", (*dir_ / "models").string()};
     args.insert(args.end(), flags.begin(), flags.end());
     server_ = std::make_unique<ServeProcess>();
