@@ -1,7 +1,9 @@
 // Grid with inputs in registered system shared memory (Triton's extension,
 // grid.h InferCall): read in place in-process and by a worker, errors named,
 // and unregistering.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -130,6 +132,70 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
   EXPECT_EQ(*got, expected(second));
   EXPECT_TRUE(grid->UnregisterSharedMemory("").ok());
   EXPECT_TRUE(grid->SharedMemoryRegions().empty());
+}
+
+// A client that shrinks a registered object (ftruncate) fails only its own
+// request, with an error naming the region; no process dies of SIGBUS (in
+// isolation none that process is the server), and the region serves again
+// once the object has its size back.
+TEST_P(GridSharedMemoryTest, AShrunkObjectFailsOnlyThatRequestAndKillsNoProcess) {
+  REQUIRE_ZOO();
+  GridOptions o;
+  o.isolation = GetParam();
+  o.devices = {"cpu=8GiB"};
+  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
+  o.worker_threads = 1;
+  auto created = Grid::Create(o);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  std::unique_ptr<Grid> grid = std::move(created).value();
+  ASSERT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  auto st = grid->Model("digits");
+  ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
+  const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;
+  const int64_t pid = st->worker_pid;
+
+  const std::string key = "/mg_grid_shm_shrink_" + std::to_string(::getpid()) + "_" +
+                          std::string(IsolationName(GetParam()));
+  auto shm = PosixSharedMemory::Create(key, 4096);
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  const std::string rows = DigitsBytes(zoo, 0, 4);
+  std::memcpy((*shm)->data(), rows.data(), rows.size());
+  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 0, 4096).ok());
+  auto from_shm = [&] {
+    InferCall call;
+    call.inputs = {InShm(input, 4, "rows", 0, rows.size())};
+    return grid->Infer("digits", std::move(call));
+  };
+  auto want = from_shm();
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+
+  const int fd = ::shm_open(key.c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  for (off_t size : {off_t{0}, off_t{512}}) {  // nothing left; less than the tensor
+    ASSERT_EQ(::ftruncate(fd, size), 0);
+    auto got = from_shm();
+    ASSERT_EQ(got.status().code(), StatusCode::kInvalidArgument) << got.status().ToString();
+    EXPECT_NE(got.status().message().find("shrank to " + std::to_string(size) + " bytes"),
+              std::string::npos)
+        << got.status().ToString();
+    EXPECT_NE(got.status().message().find("'rows'"), std::string::npos) << got.status().message();
+  }
+  // Nothing died: the same worker (or this process) serves plain requests.
+  InferCall plain;
+  plain.inputs = {Rows(input, 4, rows)};
+  auto direct = grid->Infer("digits", std::move(plain));
+  ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+  EXPECT_EQ(*direct, *want);
+  EXPECT_EQ(grid->Model("digits")->worker_pid, pid);
+  EXPECT_EQ(grid->Model("digits")->restarts, 0);
+  // Its size back (zero-filled past 512: rewrite the rows), it serves again.
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  ::close(fd);
+  std::memcpy((*shm)->data(), rows.data(), rows.size());
+  auto again = from_shm();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *want);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolations, GridSharedMemoryTest,

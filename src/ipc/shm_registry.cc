@@ -116,6 +116,22 @@ Result<std::shared_ptr<const SharedTensorBytes>> SharedMemoryRegistry::Slice(
                                    std::to_string(byte_size) + " runs past its " +
                                    std::to_string(e.region.byte_size) + " bytes");
   }
+  // The client may have shrunk the object since it registered it (ftruncate):
+  // reading past its end would kill the reader with SIGBUS (the worker, or
+  // this process in isolation none). Checked per request; a shrink during
+  // the request itself is not caught (docs: the client must not do that).
+  const uint64_t end = e.region.offset + offset + byte_size;
+  struct stat st {};
+  if (::fstat(e.mapping->fd(), &st) != 0) {
+    return Status::Internal("shared memory region " + Quote(name) + ": fstat of key " +
+                            Quote(e.region.key) + ": " + std::strerror(errno));
+  }
+  if (static_cast<uint64_t>(st.st_size) < end) {
+    return Status::InvalidArgument(
+        "shared memory region " + Quote(name) + ": its object " + Quote(e.region.key) +
+        " shrank to " + std::to_string(st.st_size) + " bytes since it was registered; the "
+        "request reads up to byte " + std::to_string(end) + " (register it again)");
+  }
   auto slice = std::make_shared<SharedTensorBytes>();
   slice->region = name;
   slice->region_id = e.id;

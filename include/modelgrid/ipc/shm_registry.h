@@ -8,9 +8,11 @@
 // worker once (`attach_region`), so the bytes reach the model without any
 // copy: the worker reads what the client wrote.
 //
-// The client must not shrink the object while it is registered (a read
-// past its end would raise SIGBUS, in Triton as here) and must not write a
-// tensor while a request that reads it is in flight.
+// A client that shrinks the object while it is registered (ftruncate) fails
+// its own requests: Slice checks the object's size on every request (a read
+// past its end would kill the reader with SIGBUS). A shrink during a
+// request that already passed that check is not caught; the client must not
+// do that, nor write a tensor while a request that reads it is in flight.
 #pragma once
 
 #include <cstdint>
@@ -65,7 +67,9 @@ class SharedMemoryRegistry {
   // The bytes [offset, offset + byte_size) of region `name` (offsets within
   // the region, as a request gives them), with what a worker needs to map
   // them. Errors: kNotFound for an unknown region; kInvalidArgument when
-  // the range does not lie within the region (both named).
+  // the range does not lie within the region, or when the object shrank
+  // below it since it was registered (both named); kInternal when fstat
+  // fails.
   Result<std::shared_ptr<const SharedTensorBytes>> Slice(const std::string& name, uint64_t offset,
                                                          uint64_t byte_size) const;
 
