@@ -24,6 +24,32 @@ namespace {
 using server::HttpReply;
 using server::HttpRequest;
 
+// Why the request's framing headers are refused, or "" when they are
+// fine: a Content-Length that is not a plain decimal number (e.g. "-1",
+// "12abc"), several Content-Length headers that disagree, or a
+// Content-Length next to a Transfer-Encoding (RFC 9112 §6.3: a request
+// smuggling vector).
+std::string FramingError(const httplib::Request& req) {
+  const size_t count = req.get_header_value_count("Content-Length");
+  std::string first;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string v = req.get_header_value("Content-Length", i);
+    if (v.empty() || v.size() > 19 ||
+        !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return "Content-Length '" + v + "' is not a byte count (a decimal number)";
+    }
+    if (i == 0) {
+      first = v;
+    } else if (v != first) {
+      return "conflicting Content-Length headers: '" + first + "' and '" + v + "'";
+    }
+  }
+  if (count > 0 && req.has_header("Transfer-Encoding")) {
+    return "both Content-Length and Transfer-Encoding are set; send one of them";
+  }
+  return "";
+}
+
 // httplib::Server with access to its listening socket, to close it when Run
 // never ran (httplib closes it only when listening ends).
 class ListeningServer : public httplib::Server {
@@ -160,6 +186,15 @@ void HttpServer::Impl::Configure() {
   http.set_socket_options([](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  // Framing the library would accept or answer late (RFC 9112 §6.3):
+  // refused with 400 before any body is read.
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const std::string why = FramingError(req);
+    if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    WriteReply(server::ErrorReply(400, why), res);
+    res.set_header("Connection", "close");
+    return httplib::Server::HandlerResponse::Handled;
   });
   const uint64_t max_body = options.max_body_bytes;
   http.set_error_handler(httplib::Server::HandlerWithResponse(

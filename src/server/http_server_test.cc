@@ -391,6 +391,40 @@ TEST_F(HttpServerTest, BodiesOverTheLimitAre413) {
   ExpectAlive();
 }
 
+// Framing a hostile client sends is refused at once with 400 naming the
+// header (it was 200 for two different Content-Length headers, and 413
+// after 5 s for Content-Length: -1); the server keeps serving.
+TEST_F(HttpServerTest, AmbiguousFramingIs400AtOnce) {
+  const std::string body = R"({"ready": true})";
+  struct Case {
+    std::string headers;
+    std::string names;
+  };
+  const std::vector<Case> cases = {
+      {"Content-Length: " + std::to_string(body.size()) + "\r\nContent-Length: 3\r\n",
+       "conflicting Content-Length headers"},
+      {"Content-Length: -1\r\n", "Content-Length '-1' is not a byte count"},
+      {"Content-Length: 12abc\r\n", "Content-Length '12abc' is not a byte count"},
+      {"Content-Length: " + std::to_string(body.size()) + "\r\nTransfer-Encoding: chunked\r\n",
+       "both Content-Length and Transfer-Encoding"},
+  };
+  for (const Case& c : cases) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string raw =
+        RawExchange(port_, "POST /v2/repository/index HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                               c.headers + "Connection: close\r\n\r\n" + body);
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(raw.rfind("HTTP/1.1 400", 0), 0u) << c.headers << "\n" << raw;
+    EXPECT_NE(raw.find(c.names), std::string::npos) << raw;
+    EXPECT_LT(took, std::chrono::seconds(2)) << c.headers;
+  }
+  // The same request, framed once, is served.
+  const std::string ok = RawExchange(
+      port_, "POST /v2/repository/index HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
+}
+
 TEST_F(HttpServerTest, UnknownPathsAre404Json) {
   Reply get = Get(port_, "/v2/nothing/here");
   EXPECT_EQ(get.status, 404);
