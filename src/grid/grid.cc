@@ -368,9 +368,14 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
                          st.state == ModelState::kStandby || st.state == ModelState::kSwappingIn ||
                          st.state == ModelState::kSwappingOut || demand_loading;
     if (!serving) {
-      done(Status::Unavailable("model '" + model + "' is not ready (state " +
-                               ModelStateName(st.state) +
-                               (st.reason.empty() ? "" : ": " + st.reason) + ")"));
+      Status not_ready = Status::Unavailable("model '" + model + "' is not ready (state " +
+                                             ModelStateName(st.state) +
+                                             (st.reason.empty() ? "" : ": " + st.reason) + ")");
+      // Restarting or loading ends by itself: say when to come back.
+      if (st.state == ModelState::kRestarting || st.state == ModelState::kLoading) {
+        not_ready = WithRetryAfter(not_ready, kRestartRetryAfterSeconds);
+      }
+      done(std::move(not_ready));
       return;
     }
     // A model never loaded yet (standby) does not know its tasks: its worker

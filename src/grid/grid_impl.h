@@ -108,6 +108,21 @@ class GridExecutor final : public BatchExecutor {
 
 }  // namespace grid_internal
 
+namespace grid_internal {
+// Seconds a client is told to wait (Retry-After) before retrying a model
+// that is restarting or whose worker died under its request: about the
+// watchdog's first restart delay plus a small model's load.
+constexpr uint64_t kRestartRetryAfterSeconds = 1;
+
+// `s` with `seconds` as its retry-after detail, other details kept.
+inline Status WithRetryAfter(const Status& s, uint64_t seconds) {
+  if (s.ok()) return s;
+  StatusDetail d = s.detail() ? *s.detail() : StatusDetail{};
+  d.retry_after_seconds = seconds;
+  return s.WithDetail(std::move(d));
+}
+}  // namespace grid_internal
+
 using grid_internal::ExecDevice;
 using grid_internal::ExecuteFn;
 using grid_internal::GridExecutor;
@@ -115,6 +130,8 @@ using grid_internal::IsPlaced;
 using grid_internal::LedgerCapacity;
 using grid_internal::ModelOfKey;
 using grid_internal::UtcNow;
+using grid_internal::WithRetryAfter;
+using grid_internal::kRestartRetryAfterSeconds;
 
 struct ModelRecord {
   ModelEntry entry;

@@ -106,10 +106,18 @@ Result<std::vector<InferTensor>> Grid::Impl::RunOnce(Instance& inst, const Execu
   if (inst.backend) return inst.backend->Run(task, inputs, params);
   std::shared_ptr<WorkerClient> client = inst.slot ? inst.slot->Client() : nullptr;
   if (!client || !client->alive()) {
-    return Status::Unavailable("model '" + inst.model + "': its worker is restarting");
+    return WithRetryAfter(
+        Status::Unavailable("model '" + inst.model + "': its worker is restarting"),
+        kRestartRetryAfterSeconds);
   }
-  return client->Infer(inst.model, task, inputs, params, TimeoutUntil(ctx.deadline, Clock::now()),
-                       inst.request_bytes + inst.granted_bytes);
+  auto result =
+      client->Infer(inst.model, task, inputs, params, TimeoutUntil(ctx.deadline, Clock::now()),
+                    inst.request_bytes + inst.granted_bytes);
+  // The worker died under the request: the watchdog restarts it.
+  if (!result.ok() && result.status().code() == StatusCode::kUnavailable && !client->alive()) {
+    return WithRetryAfter(result.status(), kRestartRetryAfterSeconds);
+  }
+  return result;
 }
 
 Status Grid::Impl::EnsureResident(Instance& inst, std::optional<SchedulerTime> deadline) {
@@ -121,9 +129,11 @@ Status Grid::Impl::EnsureResident(Instance& inst, std::optional<SchedulerTime> d
     state = it->second.status.state;
     if (state != ModelState::kReady && state != ModelState::kSwapped &&
         state != ModelState::kStandby) {
-      return Status::Unavailable(
-          "model '" + inst.model + "' is not ready (state " + ModelStateName(state) +
-          (it->second.status.reason.empty() ? "" : ": " + it->second.status.reason) + ")");
+      return WithRetryAfter(
+          Status::Unavailable(
+              "model '" + inst.model + "' is not ready (state " + ModelStateName(state) +
+              (it->second.status.reason.empty() ? "" : ": " + it->second.status.reason) + ")"),
+          kRestartRetryAfterSeconds);
     }
   }
   if (state == ModelState::kReady) return Status::Ok();

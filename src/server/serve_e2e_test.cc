@@ -203,6 +203,21 @@ TEST_F(ServeE2eTest, KillDashNineOfAWorkerFailsItsRequestsFastAndTheOthersKeepSe
   Reply failed = in_flight.get();
   EXPECT_EQ(failed.status, 503) << failed.body;
   EXPECT_NE(failed.Error().find("signal 9"), std::string::npos) << failed.body;
+  EXPECT_EQ(failed.Header("Retry-After"), "1") << "a 503 of a restart says when to retry";
+  {
+    // A request while gpt2 restarts: 503 with Retry-After, or served when
+    // the restart already ended.
+    const json one = {{"inputs",
+                       {{{"name", "input_ids"},
+                         {"shape", {1, 2}},
+                         {"datatype", "INT64"},
+                         {"data", {5, 6}}}}}};
+    Reply during = Post(port_, "/v2/models/gpt2/infer", one.dump());
+    if (during.status != 200) {
+      EXPECT_EQ(during.status, 503) << during.body;
+      EXPECT_EQ(during.Header("Retry-After"), "1") << during.body;
+    }
+  }
   const auto latency = std::chrono::steady_clock::time_point(
                            std::chrono::steady_clock::duration(answered_ns.load())) -
                        killed_at;
