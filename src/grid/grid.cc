@@ -342,7 +342,7 @@ Status Grid::Unload(const std::string& model) {
     it->second.instances.clear();
     impl_->Summarize(it->second);
   }
-  impl_->ReleaseInstances(instances);
+  impl_->ReleaseInstances(instances, "model unloaded");
   std::lock_guard<std::mutex> lock(impl_->mu);
   RetireCounters(instances, &impl_->models.at(model).retired);
   return Status::Ok();

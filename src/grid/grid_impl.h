@@ -351,10 +351,11 @@ struct Grid::Impl final : public ArbiterActions, public grid_internal::WorkerPoo
                             const std::function<void(const ModelStatus&)>& on_model,
                             const std::function<void(const Plan&)>& on_plan = {});
 
-  // Stops the schedulers of `instances`, unloads them from their workers,
-  // stops workers left empty and gives their bytes back to the ledger.
-  // mu not held.
-  void ReleaseInstances(const std::vector<std::shared_ptr<Instance>>& instances);
+  // Stops the schedulers of `instances` (their queued requests fail with
+  // `why`), unloads them from their workers, stops workers left empty and
+  // gives their bytes back to the ledger. mu not held.
+  void ReleaseInstances(const std::vector<std::shared_ptr<Instance>>& instances,
+                        const std::string& why);
 
   // ---- watchdog (WorkerPoolListener: the pool restarts, the grid reloads) ----
 

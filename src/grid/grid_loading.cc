@@ -436,13 +436,14 @@ Result<Plan> Grid::Impl::PlaceAndLoad(const std::vector<std::string>& names,
       rec.instances.clear();
     }
   }
-  ReleaseInstances(dropped);
+  ReleaseInstances(dropped, "its load failed");
   return rp.plan;
 }
 
-void Grid::Impl::ReleaseInstances(const std::vector<std::shared_ptr<Instance>>& instances) {
+void Grid::Impl::ReleaseInstances(const std::vector<std::shared_ptr<Instance>>& instances,
+                                  const std::string& why) {
   for (const auto& inst : instances) {
-    if (inst->scheduler) inst->scheduler->Shutdown();
+    if (inst->scheduler) inst->scheduler->Shutdown(why);
     arbiter->Forget(inst->key());
     std::lock_guard<std::mutex> exec(inst->exec_mu);
     ReleaseResidency(*inst);

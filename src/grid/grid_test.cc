@@ -385,6 +385,50 @@ TEST(GridTest, KillDashNineFailsInFlightRequestsAndTheWatchdogRestartsTheWorker)
   EXPECT_TRUE(grid->Infer("gpt2", again).ok());
 }
 
+// Requests queued behind a batch when their model is unloaded are told so
+// (they used to read "server shutting down"); the batch in flight ends.
+TEST(GridTest, RequestsQueuedAtAnUnloadAreToldTheModelWasUnloaded) {
+  REQUIRE_ZOO();
+  auto grid = MakeGrid(Options(Isolation::kModel));
+  ASSERT_TRUE(grid);
+  ASSERT_TRUE(grid->AddModel({"", zoo / "gpt2", {}, uint64_t{256} << 20}).ok());
+  ASSERT_TRUE(grid->LoadAll().ok());
+  InferTensor ids;
+  ids.name = "input_ids";
+  ids.datatype = DataType::kInt64;
+  ids.shape = {1, 4};
+  std::vector<int64_t> tokens = {5, 6, 7, 8};
+  ids.data.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 8);
+  // Different seeds: not merged, so one runs and the others queue.
+  std::vector<std::future<Result<std::vector<InferTensor>>>> pending;
+  for (int i = 0; i < 4; ++i) {
+    InferCall call;
+    call.task = "generate";
+    call.inputs = {ids};
+    call.params = {{"max_new_tokens", 100}, {"do_sample", true}, {"seed", i}};
+    auto p = std::make_shared<std::promise<Result<std::vector<InferTensor>>>>();
+    pending.push_back(p->get_future());
+    grid->InferAsync("gpt2", std::move(call),
+                     [p](Result<std::vector<InferTensor>> r) { p->set_value(std::move(r)); });
+  }
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(grid->Unload("gpt2").ok());
+  int unloaded = 0;
+  for (auto& f : pending) {
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    auto r = f.get();
+    if (r.ok()) continue;  // the batch in flight ran to its end
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("model unloaded: model 'gpt2' did not run request"),
+              std::string::npos)
+        << r.status().message();
+    EXPECT_EQ(r.status().message().find("shutting down"), std::string::npos)
+        << r.status().message();
+    ++unloaded;
+  }
+  EXPECT_GE(unloaded, 1) << "no request was still queued at the unload";
+}
+
 // Real worker processes, but the next `fail` restarts fail as a missing
 // executable would: the watchdog's restart-failure path through the grid.
 class FlakyEnv final : public grid_internal::WorkerEnv {

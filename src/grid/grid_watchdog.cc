@@ -120,7 +120,7 @@ void Grid::Impl::OnRestarted(const std::shared_ptr<WorkerSlot>& slot) {
       RetireCounters({inst}, &models.at(inst->model).retired);
     }
   }
-  ReleaseInstances(failed);
+  ReleaseInstances(failed, "its reload after a worker restart failed");
 }
 
 }  // namespace modelgrid

@@ -168,7 +168,7 @@ SchedulerStats BatchScheduler::Stats() const {
   return stats_;
 }
 
-void BatchScheduler::Shutdown() {
+void BatchScheduler::Shutdown(const std::string& why) {
   std::lock_guard<std::mutex> serial(shutdown_mu_);
   std::vector<Pending> drained;
   {
@@ -181,7 +181,7 @@ void BatchScheduler::Shutdown() {
   }
   for (Pending& p : drained) {
     Complete(p, Status::Unavailable(
-                    fmt::format("server shutting down: model '{}' did not run request '{}'",
+                    fmt::format("{}: model '{}' did not run request '{}'", why,
                                 options_.model_name, p.request.id)));
   }
   if (dispatcher_.joinable()) dispatcher_.join();

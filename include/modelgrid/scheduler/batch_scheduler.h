@@ -248,9 +248,10 @@ class BatchScheduler {
   SchedulerStats Stats() const;
 
   // Stops accepting requests, fails every queued request with kUnavailable
-  // "server shutting down" (on the calling thread), waits for the batch in
-  // flight to finish and joins the dispatcher. Idempotent.
-  void Shutdown();
+  // "<why>: model 'm' did not run request 'r'" (on the calling thread;
+  // `why` says what stopped it, e.g. "model unloaded"), waits for the batch
+  // in flight to finish and joins the dispatcher. Idempotent.
+  void Shutdown(const std::string& why = "server shutting down");
 
  private:
   struct Pending;
