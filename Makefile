@@ -30,7 +30,7 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 zoo-small: deps
-	$(PYTHON) tools/zoo/generate.py --profile small --out $(ZOO_SMALL)
+	$(PYTHON) tools/zoo/generate.py --profile small --out $(ZOO_SMALL) --triton-out $(ZOO_SMALL)-triton
 
 demo-repo: deps
 	$(PYTHON) tools/zoo/generate.py --profile full --out $(DEMO_REPO)

@@ -37,6 +37,10 @@ struct MemoryEstimate {
   uint64_t margin = 0;          // safety margin: instance_peak × margin fraction
   uint64_t context = 0;         // per worker process on this device type (not per instance)
   std::string method;           // how activations were found, e.g. "graph walk"
+  // Non-empty when activations (and so the walk's workspace) are unknown:
+  // why, e.g. the model declares no inputs. `activations` is then 0 and the
+  // request covers the weights only (EstimateOptions::weights_only_without_inputs).
+  std::string activations_unknown;
   std::vector<std::string> notes;  // cross-checks and warnings, for humans
   std::optional<uint64_t> calibrated_peak;  // measured by --calibrate, when available
 
@@ -51,6 +55,12 @@ struct EstimateOptions {
   DeviceKind device = DeviceKind::kCpu;    // which allocator/workspace model applies
   double margin_fraction = 0.10;           // margin = instance_peak × this
   std::optional<uint64_t> context_bytes;   // default: DefaultContextBytes(device)
+  // A TorchScript model whose configuration declares no inputs (a folder
+  // with neither config.pbtxt nor config.yaml): false (placement, serve) makes
+  // that an error, since the walk needs the input shapes; true (`modelgrid
+  // estimate`) gives the exact weight bytes from the archive with
+  // MemoryEstimate::activations_unknown saying why activations are missing.
+  bool weights_only_without_inputs = false;
 };
 
 // Shape-and-liveness walk over a TorchScript graph, implemented with LibTorch
@@ -77,7 +87,8 @@ class GraphWalker {
 // which case TorchScript-only models get a weights-only estimate with a note.
 // Errors: whatever the file parsers report (kCorruption naming the file and
 // the problem, kInvalidArgument for a config.json field), kInvalidArgument
-// for batch < 1 or a model that declares no inputs when a walk needs them.
+// for batch < 1 or a model that declares no inputs when a walk needs them
+// (unless options.weights_only_without_inputs).
 Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOptions& options,
                                      GraphWalker* walker);
 

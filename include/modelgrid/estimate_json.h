@@ -13,7 +13,8 @@ namespace modelgrid {
 //  "weights_bytes", "activations_bytes", "kv_cache_bytes", "workspace_bytes",
 //  "allocator_slack_bytes", "margin_bytes", "context_bytes",
 //  "instance_peak_bytes", "request_bytes", "total_bytes", "method", "notes"
-//  [, "calibrated_peak_bytes" when calibrated]}. Never fails.
+//  [, "calibrated_peak_bytes" when calibrated]
+//  [, "activations_unknown": why, when activations are unknown]}. Never fails.
 nlohmann::json EstimateToJson(const MemoryEstimate& e);
 
 }  // namespace modelgrid

@@ -7,7 +7,9 @@
 //     gpt2/       config.yaml?  config.json  model-0000k-of-0000n.safetensors
 //                               model.safetensors.index.json     1/model.pt
 //
-// Triton's <model>/<version>/model.pt layout is accepted as is.
+// Triton's <model>/<version>/model.pt layout is accepted as is, and so is
+// Triton's config.pbtxt (read alongside or instead of config.yaml; see
+// OpenModel for the precedence).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +24,7 @@
 
 namespace modelgrid {
 
-// One input or output tensor of a model, as declared in config.yaml.
+// One input or output tensor of a model, as declared in config.yaml or config.pbtxt.
 // `dims` excludes the batch dimension when the model batches
 // (max_batch_size > 0), as in Triton; -1 marks a variable dimension.
 struct TensorSpec {
@@ -127,17 +129,86 @@ enum class ModelFormat {
   kHuggingFace,   // config.json + safetensors (+ optionally <version>/model.pt to execute)
 };
 
+// Which version folders of a model are served (Triton's version_policy in
+// config.pbtxt; config.yaml has no such field, so without a config.pbtxt the
+// policy is latest 1).
+struct VersionPolicy {
+  enum class Kind {
+    kLatest,    // the `num_versions` highest version numbers
+    kAll,       // every version folder
+    kSpecific,  // the version numbers listed in `versions`
+  };
+  Kind kind = Kind::kLatest;
+  uint32_t num_versions = 1;      // kLatest; at least 1
+  std::vector<int64_t> versions;  // kSpecific; each >= 0
+
+  bool operator==(const VersionPolicy&) const = default;
+};
+
+// What ParseTritonModelConfig read from a config.pbtxt.
+struct TritonModelConfig {
+  // The fields config.pbtxt shares with config.yaml, mapped (platform
+  // "pytorch_libtorch" / backend "pytorch" -> "pytorch_torchscript";
+  // max_batch_size as is, 0 when absent as in Triton; input/output ->
+  // inputs/outputs with TYPE_* -> DataType; dynamic_batching present ->
+  // batching enabled with its preferred sizes, delay, default timeout and
+  // queue size, absent -> batching disabled; instance_group -> replicas and
+  // device pins). Fields config.yaml alone has keep their defaults.
+  ModelConfig config;
+  std::string name;  // `name`; "" when absent (Triton wants the folder's name)
+  VersionPolicy version_policy;
+  std::map<std::string, std::string> label_files;  // output name -> label_filename as written
+  std::map<std::string, std::string> parameters;   // parameters: key -> string_value
+  // One line per field that was skipped (unknown to ModelGrid, e.g.
+  // `optimization`) or read but not acted on (e.g. `input.reshape`), each
+  // field path once however often it occurs:
+  // "<file>:<line>:<column>: field '<path>' ...". Lines and columns from 1.
+  std::vector<std::string> warnings;
+};
+
+// Parses a Triton model configuration (config.pbtxt, protobuf text format)
+// with protobuf's TextFormat parser over src/repository/triton_model_config.proto.
+// `file` names the file in messages. Fields Triton defines but ModelGrid does
+// not read are skipped and listed in `warnings`, never an error.
+// Errors: kInvalidArgument "<file>:<line>:<column>: <what>" for text that is
+// not valid protobuf text format or does not fit the schema (a string where a
+// number is expected, an unknown TYPE_* or KIND_* value, ...), and, naming the
+// field's line and column, for values ModelGrid cannot use: a negative
+// max_batch_size, a dims entry 0 or below -1, a tensor without name or
+// data_type (TYPE_INVALID), a duplicate tensor name, a negative instance
+// count or gpu, a version_policy specific version below 0.
+// kUnsupported "<file>: ..." for a platform or backend other than PyTorch's
+// (ModelGrid serves TorchScript only).
+Result<TritonModelConfig> ParseTritonModelConfig(const std::string& text, const std::string& file);
+
 // One model of the repository, resolved to its files.
 struct ModelEntry {
   std::string name;                     // the folder name
   std::filesystem::path dir;            // the model's folder
   ModelFormat format = ModelFormat::kTorchScript;
-  std::string version;                  // highest numeric version folder with model.pt, or ""
+  // The version served: the highest numeric version folder holding model.pt
+  // among those `version_policy` selects, or "".
+  std::string version;
+  // Every version `version_policy` selects (ascending by number). ModelGrid
+  // serves one version per model: `version`; with Triton's `all` or
+  // `latest {num_versions: n > 1}` the others are listed here (and in a
+  // warning) but not served.
+  std::vector<std::string> versions;
+  VersionPolicy version_policy;
   std::optional<std::filesystem::path> torchscript;   // <dir>/<version>/model.pt
   std::optional<std::filesystem::path> hf_config;     // <dir>/config.json
   std::vector<std::filesystem::path> safetensors;     // single file or all shards, sorted
   std::optional<std::filesystem::path> safetensors_index;  // model.safetensors.index.json
   ModelConfig config;
+  std::optional<std::filesystem::path> config_yaml;   // <dir>/config.yaml when present
+  std::optional<std::filesystem::path> config_pbtxt;  // <dir>/config.pbtxt when present
+  // Per output, its class labels (one per line of the output's
+  // label_filename in config.pbtxt; trailing "\r" and empty last line dropped).
+  std::map<std::string, std::vector<std::string>> labels;
+  std::map<std::string, std::string> parameters;  // config.pbtxt parameters
+  // Warnings about the configuration files (TritonModelConfig::warnings and
+  // versions not served), each once; ScanRepository logs them.
+  std::vector<std::string> warnings;
 };
 
 // Parses a model's config.yaml text. `file` names the file in errors.
@@ -147,6 +218,15 @@ struct ModelEntry {
 // or not a byte quantity, memory.limit below memory.request, an unknown
 // resolver or load policy (both list the allowed values).
 Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file);
+
+// As above, over `base` instead of the defaults: each field the YAML sets
+// replaces base's (a list such as inputs, devices or
+// dynamic_batching.preferred_batch_sizes as a whole; dynamic_batching and
+// memory field by field; tasks added to base's), the others keep base's
+// value. This is how a folder's config.yaml adds to and wins over its
+// config.pbtxt (OpenModel). Errors: as above.
+Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file,
+                                     const ModelConfig& base);
 
 // Writes `config` as config.yaml text that ParseModelConfig reads back into
 // an equal ModelConfig (every field written, except memory sizes not set
@@ -158,15 +238,28 @@ Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::st
 std::string ModelConfigToYaml(const ModelConfig& config);
 
 // Resolves one model folder (or a direct path to a model.pt / .safetensors
-// file, named after its stem) into a ModelEntry, reading config.yaml if present.
+// file, named after its stem) into a ModelEntry, reading its configuration:
+// config.pbtxt (Triton's, ParseTritonModelConfig) if present, then
+// config.yaml (ParseModelConfig over what config.pbtxt gave: the YAML adds
+// ModelGrid's own fields and wins where both set one). Label files named by
+// label_filename are read. The version served follows config.pbtxt's
+// version_policy (latest 1 without one).
 // Errors: kNotFound if the path does not exist or holds no model files;
-// config.yaml errors as ParseModelConfig.
+// config.yaml errors as ParseModelConfig, config.pbtxt errors as
+// ParseTritonModelConfig (kUnsupported for a non-PyTorch platform);
+// kInvalidArgument naming config.pbtxt and the field for a version_policy
+// that selects no version folder holding model.pt or a label_filename that
+// cannot be read or escapes the model folder.
 Result<ModelEntry> OpenModel(const std::filesystem::path& path);
 
 // Lists every model folder under `root` (sorted by name). Folders that hold
-// no model files are skipped; a folder with a broken config.yaml is an error
-// (the whole repository is rejected so the user sees the problem at once).
-// Errors: kNotFound if `root` is not a directory; any OpenModel error.
+// no model files and no config.yaml are skipped, as are folders whose
+// config.pbtxt names a platform ModelGrid does not serve (e.g. an ONNX model
+// of a Triton repository; logged as a warning). A folder with a broken
+// configuration is an error (the whole repository is rejected so the user
+// sees the problem at once). Each model's `warnings` are logged once
+// (spdlog, warn level).
+// Errors: kNotFound if `root` is not a directory; any other OpenModel error.
 Result<std::vector<ModelEntry>> ScanRepository(const std::filesystem::path& root);
 
 }  // namespace modelgrid

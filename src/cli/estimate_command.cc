@@ -1,10 +1,11 @@
 // `modelgrid estimate`: the predicted memory of each model, before loading it.
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/json_output.h"
@@ -54,7 +55,10 @@ void AddCalibration(const EstimateArgs& args, const ModelEntry& model, MemoryEst
 // A path may be one model or a whole repository (a folder of model folders).
 Result<std::vector<ModelEntry>> ModelsAt(const std::string& path) {
   auto one = OpenModel(path);
-  if (one.ok()) return std::vector<ModelEntry>{std::move(one).value()};
+  if (one.ok()) {
+    for (const std::string& w : one->warnings) spdlog::warn("{}", w);  // ScanRepository's do
+    return std::vector<ModelEntry>{std::move(one).value()};
+  }
   if (one.status().code() != StatusCode::kNotFound || !std::filesystem::is_directory(path)) {
     return one.status();
   }
@@ -69,6 +73,8 @@ int Run(const EstimateArgs& args) {
   if (args.seq > 0) options.sequence_length = args.seq;
   options.device = args.device == "cpu" ? DeviceKind::kCpu : DeviceKind::kCuda;
   options.margin_fraction = args.margin;
+  // A model without configuration still gets its weights (activations unknown).
+  options.weights_only_without_inputs = true;
   auto walker = MakeWalker();
   CalibrationCache cache(CalibrationCache::DefaultPath());
 
@@ -99,9 +105,10 @@ int Run(const EstimateArgs& args) {
       table.AddRow({e->model, std::to_string(e->batch),
                     e->sequence_length ? std::to_string(e->sequence_length) : "-",
                     std::to_string(e->parameters), FormatBytes(e->weights),
-                    FormatBytes(e->activations), FormatBytes(e->workspace),
-                    FormatBytes(e->allocator_slack), FormatBytes(e->margin),
-                    FormatBytes(e->request()), FormatBytes(e->context), FormatBytes(e->total()),
+                    e->activations_unknown.empty() ? FormatBytes(e->activations) : "unknown",
+                    FormatBytes(e->workspace), FormatBytes(e->allocator_slack),
+                    FormatBytes(e->margin), FormatBytes(e->request()), FormatBytes(e->context),
+                    FormatBytes(e->total()),
                     e->calibrated_peak ? FormatBytes(*e->calibrated_peak) : "-", e->method});
       for (const auto& n : e->notes) notes.push_back(e->model + ": " + n);
     }

@@ -23,6 +23,7 @@ nlohmann::json EstimateToJson(const MemoryEstimate& e) {
       {"notes", e.notes},
   };
   if (e.calibrated_peak) j["calibrated_peak_bytes"] = *e.calibrated_peak;
+  if (!e.activations_unknown.empty()) j["activations_unknown"] = e.activations_unknown;
   return j;
 }
 

@@ -34,16 +34,25 @@ bool IsIntegerType(DataType t) {
   }
 }
 
+// Why a model without declared inputs cannot be walked.
+std::string NoInputsReason(const ModelEntry& model) {
+  std::string where;
+  if (!model.config_pbtxt && !model.config_yaml) {
+    where = "it has no configuration (neither config.pbtxt nor config.yaml in " +
+            model.dir.string() + ")";
+  } else {
+    where = "neither its config.pbtxt nor its config.yaml lists them";
+  }
+  return "model '" + model.name + "' declares no inputs: " + where +
+         "; the graph walk needs their shapes";
+}
+
 // Input shapes for the graph walk: config.yaml dims with the batch prepended
 // when the model batches; -1 becomes the sequence length for the integer
 // (token id, mask, type id) inputs of HF models.
 Status WalkInputs(const ModelEntry& model, bool is_hf, int64_t batch, int64_t seq,
                   std::vector<std::vector<int64_t>>* shapes, std::vector<DataType>* types) {
-  if (model.config.inputs.empty()) {
-    return Status::InvalidArgument(
-        "model '" + model.name +
-        "' declares no inputs in config.yaml; the graph walk needs their shapes");
-  }
+  if (model.config.inputs.empty()) return Status::InvalidArgument(NoInputsReason(model));
   for (const TensorSpec& in : model.config.inputs) {
     std::vector<int64_t> shape;
     if (model.config.max_batch_size > 0) shape.push_back(batch);
@@ -106,7 +115,10 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
   // Activations.
   const HfConfig* cfg = w.config ? &*w.config : nullptr;
   bool walked = false;  // activations (and, on the CPU, weights) come from the walk
-  if (model.torchscript && walker != nullptr) {
+  // Without declared inputs the walk cannot run: an error, or (when asked)
+  // the weights alone with the reason, unless config.json gives activations.
+  const bool skip_walk = model.config.inputs.empty() && options.weights_only_without_inputs;
+  if (model.torchscript && walker != nullptr && !skip_walk) {
     std::vector<std::vector<int64_t>> shapes;
     std::vector<DataType> types;
     MG_RETURN_IF_ERROR(WalkInputs(model, is_hf, batch, seq, &shapes, &types));
@@ -133,6 +145,11 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
     e.method = "analytic (config.json)";
     e.notes.push_back("activations peak at the " + a.peak_stage + " stage (" +
                       std::to_string(a.peak) + " bytes)");
+  } else if (model.torchscript && walker != nullptr) {  // skip_walk
+    e.method = "none";
+    e.activations_unknown = NoInputsReason(model);
+    e.notes.push_back("activations unknown: " + e.activations_unknown +
+                      "; the request covers the weights only");
   } else {
     e.method = "none";
     e.notes.push_back("no graph walker: activations not estimated");

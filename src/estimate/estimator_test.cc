@@ -4,6 +4,7 @@
 #include "estimate/test_fixtures.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/estimate.h"
+#include "modelgrid/estimate_json.h"
 
 namespace modelgrid {
 namespace {
@@ -350,6 +351,37 @@ TEST(EstimatorTest, WalkInputErrors) {
   r = EstimateModel(m, Cpu(), &w);
   EXPECT_EQ(r.status().code(), StatusCode::kUnsupported);
   EXPECT_THAT(r.status().message(), HasSubstr("model 'vision': aten::weird"));
+}
+
+TEST(EstimatorTest, NoConfigurationGivesWeightsWithActivationsUnknownWhenAsked) {
+  TempDir dir;
+  ModelEntry m;
+  m.name = "bare";
+  m.dir = dir / "bare";
+  m.torchscript = dir / "bare/1/model.pt";
+  WriteTorchScript(*m.torchscript);
+  FakeWalker w;
+  // Placement and serve: an error naming the reason.
+  auto r = EstimateModel(m, Cpu(), &w);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("model 'bare' declares no inputs: it has no configuration (neither "
+                        "config.pbtxt nor config.yaml in"));
+  // `modelgrid estimate`: the archive's weight bytes, activations unknown.
+  EstimateOptions o = Cpu();
+  o.weights_only_without_inputs = true;
+  auto weights_only = EstimateModel(m, o, &w);
+  ASSERT_TRUE(weights_only.ok()) << weights_only.status().ToString();
+  auto no_walker = EstimateModel(m, Cpu(), nullptr);
+  ASSERT_TRUE(no_walker.ok()) << no_walker.status().ToString();
+  EXPECT_GT(weights_only->weights, 0u);
+  EXPECT_EQ(weights_only->weights, no_walker->weights);  // the archive's tensor records
+  EXPECT_EQ(weights_only->activations, 0u);
+  EXPECT_EQ(weights_only->method, "none");
+  EXPECT_THAT(weights_only->activations_unknown, HasSubstr("declares no inputs"));
+  EXPECT_EQ(w.calls, 0);
+  EXPECT_EQ(EstimateToJson(*weights_only).value("activations_unknown", ""),
+            weights_only->activations_unknown);
 }
 
 TEST(EstimatorTest, BadOptions) {

@@ -130,6 +130,7 @@ Status ParseBatching(const FieldReader& r, const YAML::Node& node, BatchingConfi
   if (node["preferred_batch_sizes"]) {
     const YAML::Node list = node["preferred_batch_sizes"];
     if (!list.IsSequence()) return r.Error(p + "preferred_batch_sizes", "expected a list of integers");
+    b.preferred_batch_sizes.clear();  // replaces a base's list (config.pbtxt)
     for (size_t i = 0; i < list.size(); ++i) {
       MG_ASSIGN_OR_RETURN(int64_t v, r.NonNegative(list[i], p + "preferred_batch_sizes[" + std::to_string(i) + "]"));
       b.preferred_batch_sizes.push_back(v);
@@ -179,6 +180,7 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
   }
   if (root["devices"]) {
     if (!root["devices"].IsSequence()) return r.Error("devices", "expected a list such as [cuda:0, cpu]");
+    c.devices.clear();  // replaces a base's pins (config.pbtxt instance_group)
     for (size_t i = 0; i < root["devices"].size(); ++i) {
       MG_ASSIGN_OR_RETURN(std::string d, r.Scalar<std::string>(root["devices"][i], "devices", "a device id"));
       c.devices.push_back(d);
@@ -262,7 +264,12 @@ Result<LoadPolicy> ParseLoadPolicy(const std::string& text) {
 }
 
 Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file) {
-  ModelConfig config;
+  return ParseModelConfig(yaml_text, file, ModelConfig{});
+}
+
+Result<ModelConfig> ParseModelConfig(const std::string& yaml_text, const std::string& file,
+                                     const ModelConfig& base) {
+  ModelConfig config = base;
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

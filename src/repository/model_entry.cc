@@ -1,10 +1,12 @@
 // OpenModel and ScanRepository: resolving folders of a model repository into
 // ModelEntry values (layout in modelgrid/repository.h).
 
-#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -28,16 +30,103 @@ Result<std::string> ReadFile(const fs::path& path) {
   return ss.str();
 }
 
-// The highest numeric version folder holding model.pt, or "" if none.
-std::string LatestVersion(const fs::path& dir) {
-  std::string best;
+// The numeric value of a version folder's name; nullopt past uint64.
+std::optional<uint64_t> VersionNumber(const std::string& v) {
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
+  return n;
+}
+
+// The numeric version folders holding model.pt, ascending by number.
+std::vector<std::pair<uint64_t, std::string>> VersionFolders(const fs::path& dir) {
+  std::vector<std::pair<uint64_t, std::string>> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string v = e.path().filename().string();
     if (!e.is_directory() || !IsNumeric(v) || !fs::exists(e.path() / "model.pt")) continue;
-    if (best.empty() || std::stoull(v) > std::stoull(best)) best = v;
+    if (auto n = VersionNumber(v)) out.emplace_back(*n, v);
   }
-  return best;
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Picks the versions `policy` selects (ascending) into m.versions and the
+// served one (the highest) into m.version. `where` names the policy's file.
+Status SelectVersions(ModelEntry& m, const std::string& where) {
+  const auto found = VersionFolders(m.dir);
+  std::vector<std::string> selected;
+  const VersionPolicy& p = m.version_policy;
+  switch (p.kind) {
+    case VersionPolicy::Kind::kLatest: {
+      const size_t n = std::min<size_t>(found.size(), std::max<uint32_t>(1, p.num_versions));
+      for (size_t i = found.size() - n; i < found.size(); ++i) selected.push_back(found[i].second);
+      break;
+    }
+    case VersionPolicy::Kind::kAll:
+      for (const auto& f : found) selected.push_back(f.second);
+      break;
+    case VersionPolicy::Kind::kSpecific:
+      for (const auto& f : found) {
+        if (std::find(p.versions.begin(), p.versions.end(), static_cast<int64_t>(f.first)) !=
+            p.versions.end()) {
+          selected.push_back(f.second);
+        }
+      }
+      if (selected.empty() && !found.empty()) {
+        std::string wanted, have;
+        for (int64_t v : p.versions) wanted += (wanted.empty() ? "" : ", ") + std::to_string(v);
+        for (const auto& f : found) have += (have.empty() ? "" : ", ") + f.second;
+        return Status::InvalidArgument(
+            where + ": field 'version_policy.specific': versions [" + wanted +
+            "] have no version folder holding model.pt (found: " + have + ")");
+      }
+      break;
+  }
+  m.versions = selected;
+  m.version = selected.empty() ? "" : selected.back();
+  if (selected.size() > 1) {
+    std::string list;
+    for (const auto& v : selected) list += (list.empty() ? "" : ", ") + v;
+    m.warnings.push_back(where + ": field 'version_policy' selects versions " + list +
+                         "; ModelGrid serves one version per model: " + m.version);
+  }
+  return Status::Ok();
+}
+
+// Reads config.pbtxt into `m` (config, policy, parameters, labels, warnings).
+Status ReadTritonConfig(ModelEntry& m) {
+  const fs::path file = *m.config_pbtxt;
+  MG_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  MG_ASSIGN_OR_RETURN(TritonModelConfig t, ParseTritonModelConfig(text, file.string()));
+  m.config = std::move(t.config);
+  m.version_policy = t.version_policy;
+  m.parameters = std::move(t.parameters);
+  m.warnings = std::move(t.warnings);
+  if (!t.name.empty() && t.name != m.name) {
+    m.warnings.push_back(file.string() + ": field 'name': '" + t.name +
+                         "' differs from the folder's name; the model is served as '" + m.name +
+                         "'");
+  }
+  for (const auto& [output, label_file] : t.label_files) {
+    const fs::path rel(label_file);
+    const std::string field = file.string() + ": field 'output.label_filename' of output '" +
+                              output + "': '" + label_file + "' ";
+    if (rel.is_absolute() ||
+        std::any_of(rel.begin(), rel.end(), [](const fs::path& part) { return part == ".."; })) {
+      return Status::InvalidArgument(field + "must be a path inside the model folder");
+    }
+    std::ifstream in(m.dir / rel, std::ios::binary);
+    if (!in) return Status::InvalidArgument(field + "cannot be opened in " + m.dir.string());
+    std::vector<std::string> labels;
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      labels.push_back(line);
+    }
+    m.labels[output] = std::move(labels);
+  }
+  return Status::Ok();
 }
 
 // The safetensors files of a folder: the shards named by
@@ -84,14 +173,21 @@ Result<ModelEntry> OpenModelDir(const fs::path& dir, const std::string& name) {
   ModelEntry m;
   m.name = name;
   m.dir = dir;
-  m.version = LatestVersion(dir);
+  // config.pbtxt first, then config.yaml over it: the YAML wins where both
+  // set a field (documented in src/repository/README.md).
+  if (fs::exists(dir / "config.pbtxt")) {
+    m.config_pbtxt = dir / "config.pbtxt";
+    MG_RETURN_IF_ERROR(ReadTritonConfig(m));
+  }
+  if (fs::exists(dir / "config.yaml")) {
+    m.config_yaml = dir / "config.yaml";
+    MG_ASSIGN_OR_RETURN(std::string text, ReadFile(dir / "config.yaml"));
+    MG_ASSIGN_OR_RETURN(m.config, ParseModelConfig(text, (dir / "config.yaml").string(), m.config));
+  }
+  MG_RETURN_IF_ERROR(SelectVersions(m, m.config_pbtxt ? m.config_pbtxt->string() : dir.string()));
   if (!m.version.empty()) m.torchscript = dir / m.version / "model.pt";
   if (fs::exists(dir / "config.json")) m.hf_config = dir / "config.json";
   MG_ASSIGN_OR_RETURN(m.safetensors, FindSafetensors(dir, m.safetensors_index));
-  if (fs::exists(dir / "config.yaml")) {
-    MG_ASSIGN_OR_RETURN(std::string text, ReadFile(dir / "config.yaml"));
-    MG_ASSIGN_OR_RETURN(m.config, ParseModelConfig(text, (dir / "config.yaml").string()));
-  }
   if (!m.torchscript && m.safetensors.empty()) {
     return Status::NotFound("model '" + name + "' (" + dir.string() +
                             "): no model files (expected <version>/model.pt or *.safetensors)");
@@ -128,6 +224,7 @@ Result<ModelEntry> OpenModel(const fs::path& path) {
     auto m = OpenModelDir(parent.parent_path(), parent.parent_path().filename().string());
     if (m.ok()) {
       m->version = parent.filename().string();
+      m->versions = {m->version};
       m->torchscript = file;
     }
     return m;
@@ -161,9 +258,20 @@ Result<std::vector<ModelEntry>> ScanRepository(const fs::path& root) {
   for (const auto& dir : dirs) {
     auto m = OpenModelDir(fs::absolute(dir).lexically_normal(), dir.filename().string());
     if (!m.ok()) {
-      if (m.status().code() == StatusCode::kNotFound && !fs::exists(dir / "config.yaml")) continue;
+      if (m.status().code() == StatusCode::kNotFound && !fs::exists(dir / "config.yaml")) {
+        if (fs::exists(dir / "config.pbtxt")) {
+          spdlog::warn("skipping '{}': {}", dir.filename().string(), m.status().message());
+        }
+        continue;
+      }
+      // A Triton repository's models of other backends (ONNX, Python, ...).
+      if (m.status().code() == StatusCode::kUnsupported) {
+        spdlog::warn("skipping '{}': {}", dir.filename().string(), m.status().message());
+        continue;
+      }
       return m.status();
     }
+    for (const std::string& w : m->warnings) spdlog::warn("{}", w);
     models.push_back(std::move(m).value());
   }
   return models;

@@ -11,6 +11,10 @@ namespace {
 HttpReply Metadata(const Grid& grid, const HttpRequest& req) {
   auto status = FindModelVersion(grid, req.Capture(0), req.Capture(1));
   if (!status.ok()) return ErrorReply(status.status());
+  // A model that never loaded has no inputs or outputs to show: say why.
+  if (std::string why = MetadataUnavailableReason(*status); !why.empty()) {
+    return ErrorReply(503, why);
+  }
   return JsonReply(200, ModelMetadataView(*status));
 }
 

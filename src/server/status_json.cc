@@ -64,6 +64,18 @@ json ModelMetadataView(const ModelStatus& status) {
                            status.max_batch_size);
 }
 
+std::string MetadataUnavailableReason(const ModelStatus& status) {
+  const bool never_loaded = status.inputs.empty() && status.outputs.empty();
+  if (!never_loaded ||
+      (status.state != ModelState::kFailed && status.state != ModelState::kUnplaced)) {
+    return "";
+  }
+  std::string why =
+      "model '" + status.name + "' has no metadata: it is " + ModelStateName(status.state);
+  if (!status.reason.empty()) why += ": " + status.reason;
+  return why;
+}
+
 json RepositoryIndexEntry(const ModelStatus& status) {
   return {{"name", status.name},
           {"version", status.version},

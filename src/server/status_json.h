@@ -38,6 +38,12 @@ const char* RepositoryStateName(ModelState state);
 // the infer task's inputs and outputs with MetadataShape.
 nlohmann::json ModelMetadataView(const ModelStatus& status);
 
+// Why `status` has no metadata to show, or "" when it has: a model that
+// failed or stayed unplaced before ever loading (no inputs or outputs known,
+// e.g. a folder without config.pbtxt or config.yaml whose estimate failed)
+// answers an error naming its state and reason instead of empty lists.
+std::string MetadataUnavailableReason(const ModelStatus& status);
+
 // One entry of POST /v2/repository/index:
 // {"name", "version", "state" (RepositoryStateName), "reason"}, plus
 // "modelgrid_state" (ModelStateName: the finer state).

@@ -63,6 +63,21 @@ TEST(StatusJsonTest, ModelMetadataWithoutBatchingOrVersion) {
   EXPECT_EQ(j["inputs"][0]["shape"], json::array({64}));
 }
 
+TEST(StatusJsonTest, MetadataOfAModelThatNeverLoadedIsAnError) {
+  EXPECT_EQ(MetadataUnavailableReason(DigitsStatus()), "");
+  ModelStatus s;
+  s.name = "bare";
+  s.state = ModelState::kFailed;
+  s.reason = "estimate failed: model 'bare' declares no inputs";
+  EXPECT_EQ(MetadataUnavailableReason(s),
+            "model 'bare' has no metadata: it is failed: estimate failed: model 'bare' declares "
+            "no inputs");
+  s.state = ModelState::kUnplaced;
+  EXPECT_NE(MetadataUnavailableReason(s), "");
+  s.state = ModelState::kStandby;  // loads on its first request: not an error
+  EXPECT_EQ(MetadataUnavailableReason(s), "");
+}
+
 TEST(StatusJsonTest, RepositoryStatesFollowTriton) {
   EXPECT_STREQ(RepositoryStateName(ModelState::kReady), "READY");
   EXPECT_STREQ(RepositoryStateName(ModelState::kLoading), "LOADING");

@@ -15,6 +15,14 @@ inline std::optional<std::filesystem::path> Zoo() {
   return std::filesystem::path(zoo);
 }
 
+// $MODELGRID_TEST_TRITON_ZOO when it names a folder, else nullopt: the zoo's
+// Triton-layout copy (config.pbtxt only; tools/zoo/generate.py --triton-out).
+inline std::optional<std::filesystem::path> TritonZoo() {
+  const char* zoo = std::getenv("MODELGRID_TEST_TRITON_ZOO");
+  if (!zoo || !std::filesystem::is_directory(zoo)) return std::nullopt;
+  return std::filesystem::path(zoo);
+}
+
 }  // namespace modelgrid::testing
 
 // In a gtest body: skips the test, saying why, without the zoo; otherwise

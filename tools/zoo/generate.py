@@ -2,6 +2,7 @@
 """ModelGrid model zoo generator.
 
     /usr/bin/python3 tools/zoo/generate.py --profile small|full --out DIR [--force]
+                                           [--triton-out TDIR]
 
 Writes a model repository (docs/design.md, "Repository layout on disk";
 include/modelgrid/repository.h) into DIR:
@@ -16,6 +17,10 @@ Deterministic (every model is built under its own fixed seed) and cached: when
 DIR/zoo.json records the same profile, generator version, source hash and torch
 version, it prints "zoo up to date" and exits. The repository is assembled in a
 temporary folder beside DIR and renamed into place at the end.
+
+--triton-out TDIR also writes, from the zoo, a Triton-layout repository
+(config.pbtxt only, no config.yaml; tools/zoo/triton_layout.py says which
+models and fields), rewritten on every run (links or copies, cheap).
 
 Run it with Debian's interpreter (/usr/bin/python3: torch, torchvision, numpy,
 sklearn from Debian). Nothing is downloaded.
@@ -49,6 +54,7 @@ if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") != "0":
 GENERATOR_VERSION = 1
 # The files whose contents define the output; hashed into zoo.json.
 SOURCE_FILES = ("generate.py", "zoo_builders.py", "hf_models.py", "safetensors_io.py")
+# (triton_layout.py is not among them: its output is rewritten on every run.)
 
 
 def source_hash():
@@ -191,9 +197,15 @@ def main(argv=None):
     parser.add_argument("--profile", choices=("small", "full"), required=True)
     parser.add_argument("--out", required=True, help="the repository folder to write")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    parser.add_argument("--triton-out", help="also write a Triton-layout repository here "
+                                             "(tools/zoo/triton_layout.py)")
     args = parser.parse_args(argv)
     try:
-        return generate(args.profile, args.out, args.force)
+        rc = generate(args.profile, args.out, args.force)
+        if rc == 0 and args.triton_out:
+            import triton_layout
+            triton_layout.write(args.out, args.triton_out)
+        return rc
     except KeyboardInterrupt:
         print("generate.py: interrupted; nothing was written", file=sys.stderr)
         return 130
