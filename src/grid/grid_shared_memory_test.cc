@@ -50,20 +50,30 @@ InferTensor InShm(const std::string& name, int64_t rows, const std::string& regi
   return t;
 }
 
-class GridSharedMemoryTest : public ::testing::TestWithParam<Isolation> {};
-
-TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
-  REQUIRE_ZOO();
+// A grid in `isolation` serving the zoo's digits; null (with a failure
+// recorded) when it cannot be made.
+std::unique_ptr<Grid> DigitsGrid(Isolation isolation, const std::filesystem::path& zoo) {
   GridOptions o;
-  o.isolation = GetParam();
+  o.isolation = isolation;
   o.devices = {"cpu=8GiB"};
   o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
   o.worker_threads = 1;
   auto created = Grid::Create(o);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_TRUE(created.ok()) << created.status().ToString();
+  if (!created.ok()) return nullptr;
   std::unique_ptr<Grid> grid = std::move(created).value();
-  ASSERT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
-  ASSERT_TRUE(grid->LoadAll().ok());
+  Status added = grid->AddModel({"digits", zoo / "digits", {}, {}});
+  EXPECT_TRUE(added.ok()) << added.ToString();
+  EXPECT_TRUE(grid->LoadAll().ok());
+  return added.ok() ? std::move(grid) : nullptr;
+}
+
+class GridSharedMemoryTest : public ::testing::TestWithParam<Isolation> {};
+
+TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
+  REQUIRE_ZOO();
+  std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
+  ASSERT_TRUE(grid);
   auto st = grid->Model("digits");
   ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
   const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;
@@ -140,16 +150,8 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
 // once the object has its size back.
 TEST_P(GridSharedMemoryTest, AShrunkObjectFailsOnlyThatRequestAndKillsNoProcess) {
   REQUIRE_ZOO();
-  GridOptions o;
-  o.isolation = GetParam();
-  o.devices = {"cpu=8GiB"};
-  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
-  o.worker_threads = 1;
-  auto created = Grid::Create(o);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
-  std::unique_ptr<Grid> grid = std::move(created).value();
-  ASSERT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
-  ASSERT_TRUE(grid->LoadAll().ok());
+  std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
+  ASSERT_TRUE(grid);
   auto st = grid->Model("digits");
   ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
   const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;

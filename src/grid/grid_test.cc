@@ -323,6 +323,36 @@ TEST(GridTest, TheWorkerEnforcesTheLimitAndServesTheNextRequest) {
   EXPECT_EQ(grid->Model("digits")->worker_pid, pid) << "the worker survived the refusal";
 }
 
+// gpt2's input_ids [1, 4].
+InferTensor GptIds() {
+  InferTensor ids;
+  ids.name = "input_ids";
+  ids.datatype = DataType::kInt64;
+  ids.shape = {1, 4};
+  const std::vector<int64_t> tokens = {5, 6, 7, 8};
+  ids.data.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 8);
+  return ids;
+}
+
+// Sends `n` sampled generates of `tokens` new tokens on `ids` to gpt2, each
+// with its own seed (so they are not merged: one runs, the others queue).
+std::vector<std::future<Result<std::vector<InferTensor>>>> LongGenerates(Grid& grid,
+                                                                        const InferTensor& ids,
+                                                                        int n, int tokens) {
+  std::vector<std::future<Result<std::vector<InferTensor>>>> pending;
+  for (int i = 0; i < n; ++i) {
+    InferCall call;
+    call.task = "generate";
+    call.inputs = {ids};
+    call.params = {{"max_new_tokens", tokens}, {"do_sample", true}, {"seed", i}};
+    auto p = std::make_shared<std::promise<Result<std::vector<InferTensor>>>>();
+    pending.push_back(p->get_future());
+    grid.InferAsync("gpt2", std::move(call),
+                    [p](Result<std::vector<InferTensor>> r) { p->set_value(std::move(r)); });
+  }
+  return pending;
+}
+
 TEST(GridTest, KillDashNineFailsInFlightRequestsAndTheWatchdogRestartsTheWorker) {
   REQUIRE_ZOO();
   auto grid = MakeGrid(Options(Isolation::kModel));
@@ -335,23 +365,8 @@ TEST(GridTest, KillDashNineFailsInFlightRequestsAndTheWatchdogRestartsTheWorker)
 
   // Long generates keep the worker busy while it is killed: the first is in
   // flight in the worker, the others wait in the model's queue.
-  InferTensor ids;
-  ids.name = "input_ids";
-  ids.datatype = DataType::kInt64;
-  ids.shape = {1, 4};
-  std::vector<int64_t> tokens = {5, 6, 7, 8};
-  ids.data.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 8);
-  std::vector<std::future<Result<std::vector<InferTensor>>>> pending;
-  for (int i = 0; i < 4; ++i) {
-    InferCall call;
-    call.task = "generate";
-    call.inputs = {ids};
-    call.params = {{"max_new_tokens", 124}, {"do_sample", true}, {"seed", i}};
-    auto p = std::make_shared<std::promise<Result<std::vector<InferTensor>>>>();
-    pending.push_back(p->get_future());
-    grid->InferAsync("gpt2", std::move(call),
-                     [p](Result<std::vector<InferTensor>> r) { p->set_value(std::move(r)); });
-  }
+  const InferTensor ids = GptIds();
+  auto pending = LongGenerates(*grid, ids, 4, 124);
   std::this_thread::sleep_for(100ms);
   ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGKILL), 0);
   const auto killed_at = std::chrono::steady_clock::now();
@@ -393,24 +408,7 @@ TEST(GridTest, RequestsQueuedAtAnUnloadAreToldTheModelWasUnloaded) {
   ASSERT_TRUE(grid);
   ASSERT_TRUE(grid->AddModel({"", zoo / "gpt2", {}, uint64_t{256} << 20}).ok());
   ASSERT_TRUE(grid->LoadAll().ok());
-  InferTensor ids;
-  ids.name = "input_ids";
-  ids.datatype = DataType::kInt64;
-  ids.shape = {1, 4};
-  std::vector<int64_t> tokens = {5, 6, 7, 8};
-  ids.data.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 8);
-  // Different seeds: not merged, so one runs and the others queue.
-  std::vector<std::future<Result<std::vector<InferTensor>>>> pending;
-  for (int i = 0; i < 4; ++i) {
-    InferCall call;
-    call.task = "generate";
-    call.inputs = {ids};
-    call.params = {{"max_new_tokens", 100}, {"do_sample", true}, {"seed", i}};
-    auto p = std::make_shared<std::promise<Result<std::vector<InferTensor>>>>();
-    pending.push_back(p->get_future());
-    grid->InferAsync("gpt2", std::move(call),
-                     [p](Result<std::vector<InferTensor>> r) { p->set_value(std::move(r)); });
-  }
+  auto pending = LongGenerates(*grid, GptIds(), 4, 100);
   std::this_thread::sleep_for(100ms);
   ASSERT_TRUE(grid->Unload("gpt2").ok());
   int unloaded = 0;
