@@ -94,6 +94,11 @@ struct GridOptions {
   uint64_t grant_chunk_bytes = uint64_t{32} << 20;
   std::chrono::milliseconds initial_backoff{100};   // watchdog restart delay, doubled per crash
   std::chrono::milliseconds max_backoff{5'000};
+  // Readiness as Triton's --strict-readiness: true = Ready() is false while
+  // any model that should serve cannot (failed, or unplaced: it fits on no
+  // device); false = only models still loading or restarting hold it back.
+  // An unloaded model never does (it was asked not to serve).
+  bool strict_readiness = true;
   // Where worker processes and the watchdog's time come from
   // (src/grid/worker_pool.h); null = real modelgrid-worker processes and
   // the steady clock. Tests inject one that fails starts on purpose.
@@ -309,8 +314,10 @@ class Grid {
   // Asks every worker for fresh memory figures (bounded by `timeout` each).
   void RefreshMemory(std::chrono::milliseconds timeout = std::chrono::milliseconds{1000});
 
-  // True when every placed model is ready (the readiness probe). Models in
-  // standby or swapped count as ready: their next request brings them back.
+  // True when every model that should serve is ready (the readiness probe;
+  // GridOptions::strict_readiness says whether failed and unplaced models
+  // hold it back). Models in standby or swapped count as ready: their next
+  // request brings them back.
   bool Ready() const;
 
   // ---- reconfiguration while serving ----

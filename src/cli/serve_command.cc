@@ -161,6 +161,7 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   }
   if (flags.Given("--load")) c.load = f.load;
   if (flags.Given("--min-residency-ms")) c.min_residency_ms = f.min_residency_ms;
+  if (flags.Given("--strict-readiness")) c.strict_readiness = f.strict_readiness;
   if (c.repository.empty()) {
     return Status::InvalidArgument(
         "no model repository: give --repository or 'repository' in --config");
@@ -187,6 +188,7 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
     return Status::InvalidArgument("--load must be eager or on_demand, not '" + c.load + "'");
   }
   o.min_residency = std::chrono::milliseconds(c.min_residency_ms);
+  o.strict_readiness = c.strict_readiness;
   o.walker = walker;
   return o;
 }
@@ -357,6 +359,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       cmd->add_option("--min-residency-ms", v.min_residency_ms,
                       "Never evict or swap out an instance loaded more recently (default 5000)")
           ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  o["--strict-readiness"] = cmd->add_option(
+      "--strict-readiness", v.strict_readiness,
+      "true | false: /v2/health/ready waits for every model (default true, as Triton); false: "
+      "failed and unplaced models do not hold it back");
   o["--max-cpu-models"] =
       cmd->add_option("--max-cpu-models", v.max_cpu_models,
                       "Most instances placed on the CPU when GPUs exist (-1: no bound)")

@@ -144,6 +144,12 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
     MG_ASSIGN_OR_RETURN(c->min_residency_ms, r.Integer(0, 86'400'000));
     return Status::Ok();
   };
+  setters["strict_readiness"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar());
+    if (v != "true" && v != "false") return r.Error("expected true or false, got '" + v + "'");
+    c->strict_readiness = v == "true";
+    return Status::Ok();
+  };
   setters["max_cpu_models"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(int64_t v, r.Integer(-1, 1 << 20));
     c->max_cpu_models = static_cast<int>(v);

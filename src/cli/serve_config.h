@@ -23,6 +23,8 @@
 //   swap_space: 8GiB            # bytes the host tier may hold; 0 = no swap (evictions unload)
 //   load: eager                 # eager | on_demand: models whose config.yaml says no `load:`
 //   min_residency_ms: 5000      # never evict or swap out an instance loaded more recently
+//   strict_readiness: true      # /v2/health/ready waits for every model (false: failed
+//                               # and unplaced models do not hold it back)
 // clang-format on
 #pragma once
 
@@ -51,6 +53,7 @@ struct ServeConfig {
   uint64_t swap_space_bytes = 0;  // 0 = no swapping
   std::string load = "eager";    // the default load policy: eager | on_demand
   int64_t min_residency_ms = 5'000;
+  bool strict_readiness = true;  // GridOptions::strict_readiness
 };
 
 // Applies the fields present in `yaml_text` to `config` (absent fields keep

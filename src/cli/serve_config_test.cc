@@ -24,6 +24,7 @@ swap_dir: swap
 swap_space: 8GiB
 load: on_demand
 min_residency_ms: 250
+strict_readiness: false
 )";
   ASSERT_TRUE(ApplyServeConfigYaml(yaml, "modelgrid.yaml", "/etc/mg", &c).ok());
   EXPECT_EQ(c.repository, "/etc/mg/models");  // relative to the file's folder
@@ -41,6 +42,7 @@ min_residency_ms: 250
   EXPECT_EQ(c.swap_space_bytes, 8ULL << 30);
   EXPECT_EQ(c.load, "on_demand");
   EXPECT_EQ(c.min_residency_ms, 250);
+  EXPECT_FALSE(c.strict_readiness);
 }
 
 TEST(ServeConfigTest, AbsentFieldsKeepTheirValues) {
@@ -77,6 +79,8 @@ TEST(ServeConfigTest, ErrorsNameTheFieldAndTheFile) {
       {"load: lazily\n", "field 'load': expected eager or on_demand, got 'lazily'"},
       {"load: default\n", "field 'load'"},
       {"min_residency_ms: -1\n", "field 'min_residency_ms'"},
+      {"strict_readiness: maybe\n",
+       "field 'strict_readiness': expected true or false, got 'maybe'"},
       {"swap_dir: ''\n", "field 'swap_dir': must not be empty"},
       {"devices: {a: b}\n", "field 'devices'"},
       {"host: [a, b]\n", "field 'host': expected a single value"},

@@ -579,6 +579,10 @@ bool Grid::Ready() const {
       continue;
     }
     if (!CountsTowardsReadiness(rec.status.state)) return false;
+    if (impl_->options.strict_readiness && (rec.status.state == ModelState::kFailed ||
+                                            rec.status.state == ModelState::kUnplaced)) {
+      return false;
+    }
   }
   return true;
 }

@@ -282,6 +282,17 @@ TEST(GridTest, AModelThatDoesNotFitIsReportedAndLoadSaysWhy) {
   ASSERT_TRUE(grid->LoadAll().ok());
   auto st = grid->Model("digits");
   EXPECT_EQ(st->state, ModelState::kUnplaced);
+  EXPECT_FALSE(grid->Ready()) << "strict readiness (default): an unplaced model holds it back";
+  {
+    GridOptions relaxed = Options(Isolation::kModel, {"cpu=1GiB"});
+    relaxed.strict_readiness = false;
+    auto other = MakeGrid(relaxed);
+    ASSERT_TRUE(other);
+    ASSERT_TRUE(other->AddModel({"digits", zoo / "digits", uint64_t{4} << 30, {}}).ok());
+    ASSERT_TRUE(other->LoadAll().ok());
+    EXPECT_EQ(other->Model("digits")->state, ModelState::kUnplaced);
+    EXPECT_TRUE(other->Ready()) << "relaxed: only loading or restarting models hold it back";
+  }
   EXPECT_FALSE(st->reason.empty());
   Status load = grid->Load("digits");
   EXPECT_EQ(load.code(), StatusCode::kResourceExhausted);

@@ -8,14 +8,23 @@ namespace modelgrid::server {
 
 namespace {
 
-// Why the grid is not ready: the placed models that are not serving.
+// Why the grid is not ready: the placed models that are not serving yet,
+// and (strict readiness) the models that failed or fit nowhere, with why.
 std::string NotReadyReason(const Grid& grid) {
-  std::string waiting;
+  std::string waiting, failing;
   for (const ModelStatus& m : grid.Models()) {
+    if (m.state == ModelState::kFailed || m.state == ModelState::kUnplaced) {
+      failing += (failing.empty() ? "" : "; ") + m.name + " (" + ModelStateName(m.state) +
+                 (m.reason.empty() ? "" : ": " + m.reason) + ")";
+      continue;
+    }
     if (m.device.empty() || m.state == ModelState::kReady) continue;
     waiting += (waiting.empty() ? "" : ", ") + m.name + " (" + ModelStateName(m.state) + ")";
   }
-  return waiting.empty() ? "server not ready" : "server not ready: waiting for " + waiting;
+  std::string why = "server not ready";
+  if (!waiting.empty()) why += ": waiting for " + waiting;
+  if (!failing.empty()) why += (waiting.empty() ? ": " : "; ") + std::string("not serving ") + failing;
+  return why;
 }
 
 }  // namespace

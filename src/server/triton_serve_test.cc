@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modelgrid/grid.h"
+#include "server/routes.h"
 #include "server/status_json.h"
 #include "testing/zoo.h"
 
@@ -92,6 +93,19 @@ TEST(TritonServeTest, AFolderWithoutConfigurationFailsWithTheReason) {
   EXPECT_THAT(st->reason, HasSubstr("declares no inputs: it has no configuration"));
   EXPECT_THAT(server::MetadataUnavailableReason(*st),
               HasSubstr("model 'bare' has no metadata: it is "));
+  // Strict readiness (the default): the failed model holds readiness back,
+  // and the probe says which model and why.
+  EXPECT_FALSE(grid->Ready());
+  bool probed = false;
+  for (server::Route& route : server::HealthRoutes(grid.get())) {
+    if (route.pattern != "/v2/health/ready") continue;
+    probed = true;
+    const server::HttpReply r = route.handler(server::HttpRequest{});
+    EXPECT_EQ(r.status, 503);
+    EXPECT_THAT(r.body, HasSubstr("not serving bare ("));
+    EXPECT_THAT(r.body, HasSubstr("declares no inputs"));
+  }
+  EXPECT_TRUE(probed);
   grid.reset();
   fs::remove_all(root);
 }
