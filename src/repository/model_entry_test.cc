@@ -4,28 +4,14 @@
 #include <fstream>
 
 #include "modelgrid/repository.h"
+#include "repository/repository_test_util.h"
 
 namespace modelgrid {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ModelEntryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("mg_repo_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  void Write(const fs::path& rel, const std::string& text) {
-    fs::create_directories((root_ / rel).parent_path());
-    std::ofstream(root_ / rel) << text;
-  }
-  fs::path root_;
-};
+class ModelEntryTest : public testing::TempRepositoryTest {};
 
 TEST_F(ModelEntryTest, TritonLayoutPicksTheHighestVersion) {
   Write("resnet/1/model.pt", "x");

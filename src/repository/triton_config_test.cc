@@ -13,6 +13,7 @@
 #include <string>
 
 #include "modelgrid/repository.h"
+#include "repository/repository_test_util.h"
 #include "testing/zoo.h"
 
 namespace modelgrid {
@@ -230,22 +231,7 @@ TEST(TritonConfigTest, BadValuesNameFieldLineAndColumn) {
   EXPECT_THAT(onnx.status().message(), HasSubstr("m/config.pbtxt:1:1: field 'platform'"));
 }
 
-class TritonRepositoryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("mg_triton_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  void Write(const fs::path& rel, const std::string& text) {
-    fs::create_directories((root_ / rel).parent_path());
-    std::ofstream(root_ / rel) << text;
-  }
-  fs::path root_;
-};
+class TritonRepositoryTest : public testing::TempRepositoryTest {};
 
 TEST_F(TritonRepositoryTest, OpenModelReadsConfigPbtxtVersionsAndLabels) {
   Write("resnet/config.pbtxt", kResnet);
