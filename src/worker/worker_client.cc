@@ -219,6 +219,22 @@ struct WorkerClient::Impl {
                             std::to_string(reply.type));
   }
 
+  // Sends `message` and waits until `timeout` for its reply of type
+  // `expected` (`name` for errors), decoded as Reply; a reply carrying an
+  // `error` becomes that error. The shape of swap_out, swap_in, set_limit.
+  template <typename Reply, typename Message>
+  Result<Reply> Call(const Message& message, ipc::MessageType expected, const char* name,
+                     std::chrono::milliseconds timeout) {
+    auto call = std::make_shared<PendingCall>(next_id++);
+    MG_ASSIGN_OR_RETURN(ipc::Frame reply,
+                        Roundtrip(call, ipc::ToFrame(message, call->id), Clock::now() + timeout));
+    if (reply.type != static_cast<uint16_t>(expected)) return UnexpectedReply(reply, name);
+    auto done = ipc::FromFrame<Reply>(reply);
+    if (!done.ok()) return done.status().WithPrefix(Who());
+    if (done->error) return done->error->ToStatus();
+    return std::move(done).value();
+  }
+
   // ---- the reader thread ----
 
   void ReaderLoop() {
@@ -652,51 +668,22 @@ Result<ipc::StatsMessage> WorkerClient::Stats(std::chrono::milliseconds timeout)
 Result<ipc::SwappedOutMessage> WorkerClient::SwapOut(const std::string& model,
                                                      const std::string& swap_dir,
                                                      std::chrono::milliseconds timeout) {
-  auto call = std::make_shared<PendingCall>(impl_->next_id++);
-  MG_ASSIGN_OR_RETURN(
-      ipc::Frame reply,
-      impl_->Roundtrip(call, ipc::ToFrame(ipc::SwapOutMessage{model, swap_dir}, call->id),
-                       Clock::now() + timeout));
-  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kSwappedOut)) {
-    return impl_->UnexpectedReply(reply, "'swapped_out'");
-  }
-  auto done = ipc::FromFrame<ipc::SwappedOutMessage>(reply);
-  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
-  if (done->error) return done->error->ToStatus();
-  return std::move(done).value();
+  return impl_->Call<ipc::SwappedOutMessage>(ipc::SwapOutMessage{model, swap_dir},
+                                             ipc::MessageType::kSwappedOut, "'swapped_out'",
+                                             timeout);
 }
 
 Result<ipc::SwappedInMessage> WorkerClient::SwapIn(const std::string& model,
                                                    std::chrono::milliseconds timeout) {
-  auto call = std::make_shared<PendingCall>(impl_->next_id++);
-  MG_ASSIGN_OR_RETURN(ipc::Frame reply,
-                      impl_->Roundtrip(call, ipc::ToFrame(ipc::SwapInMessage{model}, call->id),
-                                       Clock::now() + timeout));
-  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kSwappedIn)) {
-    return impl_->UnexpectedReply(reply, "'swapped_in'");
-  }
-  auto done = ipc::FromFrame<ipc::SwappedInMessage>(reply);
-  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
-  if (done->error) return done->error->ToStatus();
-  return std::move(done).value();
+  return impl_->Call<ipc::SwappedInMessage>(ipc::SwapInMessage{model},
+                                            ipc::MessageType::kSwappedIn, "'swapped_in'", timeout);
 }
 
 Result<ipc::LimitSetMessage> WorkerClient::SetLimit(const std::string& model, uint64_t limit_bytes,
                                                     const std::string& reason,
                                                     std::chrono::milliseconds timeout) {
-  auto call = std::make_shared<PendingCall>(impl_->next_id++);
-  MG_ASSIGN_OR_RETURN(
-      ipc::Frame reply,
-      impl_->Roundtrip(call,
-                       ipc::ToFrame(ipc::SetLimitMessage{model, limit_bytes, reason}, call->id),
-                       Clock::now() + timeout));
-  if (reply.type != static_cast<uint16_t>(ipc::MessageType::kLimitSet)) {
-    return impl_->UnexpectedReply(reply, "'limit_set'");
-  }
-  auto done = ipc::FromFrame<ipc::LimitSetMessage>(reply);
-  if (!done.ok()) return done.status().WithPrefix(impl_->Who());
-  if (done->error) return done->error->ToStatus();
-  return std::move(done).value();
+  return impl_->Call<ipc::LimitSetMessage>(ipc::SetLimitMessage{model, limit_bytes, reason},
+                                           ipc::MessageType::kLimitSet, "'limit_set'", timeout);
 }
 
 Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
