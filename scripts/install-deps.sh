@@ -12,7 +12,9 @@ PACKAGES=(
   libopenblas0-pthread               # fast BLAS for LibTorch (else the reference BLAS: ~1 GFLOP/s)
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
   libcli11-dev libzip-dev libxxhash-dev
-  protobuf-compiler libprotobuf-dev  # worker request payloads (src/ipc/request.proto)
+  protobuf-compiler libprotobuf-dev  # worker request payloads (src/ipc/request.proto), config.pbtxt
+  libgrpc++-dev protobuf-compiler-grpc  # the KServe v2 gRPC server (src/grpc/)
+  libmicrohttpd-dev zlib1g-dev       # the HTTP server (event-driven, bounded connections); gzip/deflate bodies
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   pkg-config curl procps
 )
