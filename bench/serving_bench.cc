@@ -396,7 +396,8 @@ int main(int argc, char** argv) {
     fs::create_directory_symlink(fs::absolute(w.entry.dir), repo / w.entry.name);
   }
   std::vector<std::string> args = {modelgrid,     "serve", "--repository", repo.string(),
-                                   "--http-port", "0",     "--isolation",  isolation};
+                                   "--http-port", "0",     "--isolation",  isolation,
+                                   "--grpc-port", "0"};
   if (worker_threads > 0)
     args.insert(args.end(), {"--worker-threads", std::to_string(worker_threads)});
   for (const auto& d : devices) args.insert(args.end(), {"--device", d});

@@ -126,7 +126,8 @@ def main():
 
     base = f"http://127.0.0.1:{args.port}"
     cmd = [args.modelgrid, "serve", "--repository", args.repository, "--strategy", args.strategy,
-           "--isolation", args.isolation, "--host", "127.0.0.1", "--http-port", str(args.port)]
+           "--isolation", args.isolation, "--host", "127.0.0.1", "--http-port", str(args.port),
+           "--grpc-port", "0"]
     for d in args.device:
         cmd += ["--device", d]
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"),

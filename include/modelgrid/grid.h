@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modelgrid/device.h"
@@ -218,11 +219,10 @@ struct SwapEvent {
 struct InferCall {
   std::string task = "infer";
   // The inputs. An input whose bytes a client placed in a registered
-  // system shared-memory region (Grid::RegisterSharedMemory) has no `data`
-  // and these `parameters` (Triton's names): "shared_memory_region" (the
-  // registered name), "shared_memory_byte_size" (bytes) and, optionally,
-  // "shared_memory_offset" (bytes from the region's start, default 0). The
-  // grid resolves them and the model reads the client's bytes in place.
+  // system shared-memory region has no `data` and its `shared` set
+  // (Grid::SharedMemorySlice; the service layer reads Triton's request
+  // parameters into it, modelgrid/service/inference_service.h): the model
+  // reads the client's bytes in place. An input with both is refused.
   std::vector<InferTensor> inputs;
   nlohmann::json params = nlohmann::json::object();  // task parameters (generate's)
   int priority = 0;
@@ -237,6 +237,9 @@ struct ModelCounters {
   uint64_t success = 0, failure = 0, executions = 0, inferences = 0;
   uint64_t queue_us = 0, compute_us = 0, request_us = 0;
   uint64_t queued = 0, rejected = 0, timed_out = 0;
+  // When the model last got an inference request (Grid::InferAsync), in
+  // milliseconds since the Unix epoch; 0 = never (Triton's last_inference).
+  uint64_t last_inference_ms = 0;
 };
 
 class Grid {
@@ -311,6 +314,10 @@ class Grid {
   Result<ModelStatus> Model(const std::string& model) const;
   std::vector<DeviceStatus> Devices() const;
   Result<ModelCounters> Counters(const std::string& model) const;
+  // The repository entry `model` was added from: its configuration
+  // (config.pbtxt and config.yaml merged), versions, labels and parameters.
+  // Errors: kNotFound for an unknown model.
+  Result<ModelEntry> Entry(const std::string& model) const;
   // Asks every worker for fresh memory figures (bounded by `timeout` each).
   void RefreshMemory(std::chrono::milliseconds timeout = std::chrono::milliseconds{1000});
 
@@ -339,6 +346,17 @@ class Grid {
   std::vector<SwapEvent> SwapEvents() const;
 
   // ---- system shared memory (Triton's extension; modelgrid/ipc/shm_registry.h) ----
+
+  // The bytes [offset, offset + byte_size) of region `name` (offsets from
+  // the region's start), for an input read in place (InferTensor::shared).
+  // Errors: SharedMemoryRegistry::Slice's (kNotFound unknown region,
+  // kInvalidArgument a range past the region or an object that shrank).
+  Result<std::shared_ptr<const SharedTensorBytes>> SharedMemorySlice(const std::string& name,
+                                                                     uint64_t offset,
+                                                                     uint64_t byte_size) const;
+  // Copies an output's bytes into region `name` at `offset` (Triton's
+  // shared-memory outputs). Errors: as SharedMemorySlice for that range.
+  Status WriteSharedMemory(const std::string& name, uint64_t offset, std::string_view data) const;
 
   // Registers the POSIX shared memory object `key` (shm_open name) as
   // region `name`: byte_size bytes from `offset`. Errors: those of

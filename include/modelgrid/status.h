@@ -30,6 +30,7 @@ enum class StatusCode {
   kUnsupported,        // a valid request ModelGrid does not implement (501)
   kAlreadyExists,      // creating something that is already there (400)
   kInternal,           // a bug or an unexpected library failure (500)
+  kPermissionDenied,   // a management call without the admin token (HTTP 403 / gRPC PERMISSION_DENIED)
 };
 
 // Returns the upper-case name of `code`, e.g. "INVALID_ARGUMENT".
@@ -94,6 +95,9 @@ class Status {
   static Status Unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <mutex>
 #include <thread>
@@ -25,7 +26,9 @@
 #include "cli/table.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/grid.h"
+#include "modelgrid/grpc/grpc_server.h"
 #include "modelgrid/server/http_server.h"
+#include "modelgrid/service/inference_service.h"
 
 namespace modelgrid::cli {
 
@@ -39,6 +42,7 @@ struct ServeFlags {
   std::string config;
   ServeConfig values;
   std::string max_body_bytes;
+  std::string http_max_header_bytes;
   std::string buffer;
   std::string swap_space;
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
@@ -142,6 +146,9 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--isolation")) c.isolation = f.isolation;
   if (flags.Given("--host")) c.host = f.host;
   if (flags.Given("--http-port")) c.http_port = f.http_port;
+  if (flags.Given("--grpc-port")) c.grpc_port = f.grpc_port;
+  if (flags.Given("--admin-token")) c.admin_token = f.admin_token;
+  if (flags.Given("--shm-key-prefix")) c.shm_key_prefix = f.shm_key_prefix;
   if (flags.Given("--worker-threads")) c.worker_threads = f.worker_threads;
   if (flags.Given("--spin-us")) c.spin_us = f.spin_us;
   if (flags.Given("--max-cpu-models")) c.max_cpu_models = f.max_cpu_models;
@@ -162,6 +169,32 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--load")) c.load = f.load;
   if (flags.Given("--min-residency-ms")) c.min_residency_ms = f.min_residency_ms;
   if (flags.Given("--strict-readiness")) c.strict_readiness = f.strict_readiness;
+  if (flags.Given("--http-max-header-bytes")) {
+    auto bytes = ParseBytes(flags.http_max_header_bytes);
+    if (!bytes.ok()) return bytes.status().WithPrefix("--http-max-header-bytes");
+    if (*bytes < 1024 || *bytes > 65536) {
+      return Status::InvalidArgument("--http-max-header-bytes " + flags.http_max_header_bytes +
+                                     " is not in 1KiB..64KiB");
+    }
+    c.http_max_header_bytes = *bytes;
+  }
+  for (const auto& [flag, field] :
+       std::initializer_list<std::pair<const char*, std::optional<int> ServeConfig::*>>{
+           {"--http-max-headers", &ServeConfig::http_max_headers},
+           {"--http-max-connections", &ServeConfig::http_max_connections},
+           {"--http-max-connections-per-client", &ServeConfig::http_max_connections_per_client},
+           {"--http-backlog", &ServeConfig::http_backlog},
+           {"--http-threads", &ServeConfig::http_threads},
+           {"--http-io-threads", &ServeConfig::http_io_threads}}) {
+    if (flags.Given(flag)) c.*field = f.*field;
+  }
+  for (const auto& [flag, field] :
+       std::initializer_list<std::pair<const char*, std::optional<double> ServeConfig::*>>{
+           {"--http-header-timeout", &ServeConfig::http_header_timeout_s},
+           {"--http-body-timeout", &ServeConfig::http_body_timeout_s},
+           {"--http-idle-timeout", &ServeConfig::http_idle_timeout_s}}) {
+    if (flags.Given(flag)) c.*field = f.*field;
+  }
   if (c.repository.empty()) {
     return Status::InvalidArgument(
         "no model repository: give --repository or 'repository' in --config");
@@ -191,6 +224,26 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
   o.strict_readiness = c.strict_readiness;
   o.walker = walker;
   return o;
+}
+
+// The HTTP limits given in the config file or as flags; the others keep
+// HttpServerOptions' defaults.
+void ApplyHttpLimits(const ServeConfig& c, HttpServerOptions* o) {
+  auto ms = [](double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000 + 0.5));
+  };
+  if (c.http_max_header_bytes) o->max_header_bytes = *c.http_max_header_bytes;
+  if (c.http_max_headers) o->max_headers = *c.http_max_headers;
+  if (c.http_header_timeout_s) o->header_timeout = ms(*c.http_header_timeout_s);
+  if (c.http_body_timeout_s) o->body_timeout = ms(*c.http_body_timeout_s);
+  if (c.http_idle_timeout_s) o->idle_timeout = ms(*c.http_idle_timeout_s);
+  if (c.http_max_connections) o->max_connections = *c.http_max_connections;
+  if (c.http_max_connections_per_client) {
+    o->max_connections_per_client = *c.http_max_connections_per_client;
+  }
+  if (c.http_backlog) o->backlog = *c.http_backlog;
+  if (c.http_threads) o->threads = *c.http_threads;
+  if (c.http_io_threads) o->io_threads = *c.http_io_threads;
 }
 
 std::mutex print_mu;  // startup lines come from several loading threads
@@ -290,17 +343,40 @@ int Serve(const ServeFlags& flags) {
   http.host = config->host;
   http.port = config->http_port;
   http.max_body_bytes = config->max_body_bytes;
-  HttpServer server(grid->get(), http);
+  ApplyHttpLimits(*config, &http);
+  ServiceOptions service_options;
+  service_options.admin_token = config->admin_token;
+  service_options.shm_key_prefix = config->shm_key_prefix;
+  InferenceService service(grid->get(), service_options);
+  HttpServer server(&service, http);
   auto port = server.Bind();
   if (!port.ok()) {
     std::cerr << "error: " << port.status().message() << "\n";
     (*grid)->Shutdown();
     return kExitStartup;
   }
+  // gRPC on its own threads; printed before the HTTP line, which tells
+  // scripts and tests that the server is up.
+  std::unique_ptr<GrpcServer> grpc;
+  if (config->grpc_port >= 0) {
+    GrpcServerOptions go;
+    go.host = config->host;
+    go.port = config->grpc_port;
+    go.max_message_bytes = config->max_body_bytes;
+    grpc = std::make_unique<GrpcServer>(&service, go);
+    auto grpc_port = grpc->Start();
+    if (!grpc_port.ok()) {
+      std::cerr << "error: " << grpc_port.status().message() << "\n";
+      (*grid)->Shutdown();
+      return kExitStartup;
+    }
+    std::cout << "serving gRPC on " << config->host << ":" << *grpc_port << std::endl;
+  }
   std::cout << "serving on http://" << config->host << ":" << *port << std::endl;
   signals.OnStop([&server] { server.Stop(); });
   const Status run = server.Run();
   signals.OnStop({});
+  if (grpc) grpc->Stop();
   (*grid)->Shutdown();
   if (!run.ok()) {
     std::cerr << "error: " << run.message() << "\n";
@@ -316,7 +392,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ServeFlags>();
   ServeConfig& v = flags->values;
   CLI::App* cmd =
-      app.add_subcommand("serve", "Load a model repository and serve it over KServe v2 HTTP");
+      app.add_subcommand("serve", "Load a model repository and serve it over KServe v2 HTTP and gRPC");
   auto& o = flags->options;
   cmd->add_option("--config", flags->config,
                   "Server config file (modelgrid.yaml); flags override it");
@@ -335,6 +411,18 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   o["--http-port"] =
       cmd->add_option("--http-port", v.http_port, "HTTP port; 0 picks a free one (default 8000)")
           ->check(CLI::Range(0, 65535));
+  o["--grpc-port"] = cmd->add_option("--grpc-port", v.grpc_port,
+                                     "KServe v2 gRPC port; 0 picks a free one, -1 serves no "
+                                     "gRPC (default 8001)")
+                         ->check(CLI::Range(-1, 65535));
+  o["--admin-token"] = cmd->add_option(
+      "--admin-token", v.admin_token,
+      "Token that management calls (load/unload, shared-memory register, reconfiguration) "
+      "must present as 'Authorization: Bearer <token>' (default: none needed)");
+  o["--shm-key-prefix"] = cmd->add_option(
+      "--shm-key-prefix", v.shm_key_prefix,
+      "Only shared-memory keys starting with this can be registered (default /modelgrid_; "
+      "\"\" = any)");
   o["--max-body-bytes"] = cmd->add_option("--max-body-bytes", flags->max_body_bytes,
                                           "Largest request body, e.g. 64MiB (default)");
   o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,
@@ -367,6 +455,48 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       cmd->add_option("--max-cpu-models", v.max_cpu_models,
                       "Most instances placed on the CPU when GPUs exist (-1: no bound)")
           ->check(CLI::Range(-1, 1 << 20));
+  // HTTP limits against hostile clients (HttpServerOptions, http_server.h).
+  o["--http-max-header-bytes"] = cmd->add_option(
+      "--http-max-header-bytes", flags->http_max_header_bytes,
+      "Largest request line + headers, 1KiB..64KiB; more is 431 (default 32KiB)");
+  o["--http-max-headers"] =
+      cmd->add_option("--http-max-headers", v.http_max_headers,
+                      "Most header fields per request; more is 431 (default 100)")
+          ->check(CLI::Range(1, 10'000));
+  o["--http-header-timeout"] =
+      cmd->add_option("--http-header-timeout", v.http_header_timeout_s,
+                      "Seconds a request's line and headers may take to arrive; then 408 and "
+                      "close (default 10)")
+          ->check(CLI::Range(0.001, 86'400.0));
+  o["--http-body-timeout"] =
+      cmd->add_option("--http-body-timeout", v.http_body_timeout_s,
+                      "Seconds a request body may take after its headers; then 408 and close "
+                      "(default 60)")
+          ->check(CLI::Range(0.001, 86'400.0));
+  o["--http-idle-timeout"] =
+      cmd->add_option("--http-idle-timeout", v.http_idle_timeout_s,
+                      "Seconds a connection may stay silent (keep-alive, stalled body or "
+                      "answer) before it is closed; whole seconds (default 30)")
+          ->check(CLI::Range(0.001, 86'400.0));
+  o["--http-max-connections"] =
+      cmd->add_option("--http-max-connections", v.http_max_connections,
+                      "Most open connections; more are answered 503 and closed (default 1024)")
+          ->check(CLI::Range(1, 1'000'000));
+  o["--http-max-connections-per-client"] =
+      cmd->add_option("--http-max-connections-per-client", v.http_max_connections_per_client,
+                      "Most open connections per client IP address; 0 = no limit (default 256)")
+          ->check(CLI::Range(0, 1'000'000));
+  o["--http-backlog"] = cmd->add_option("--http-backlog", v.http_backlog,
+                                        "Listen backlog (default 1024)")
+                            ->check(CLI::Range(1, 1'000'000));
+  o["--http-threads"] =
+      cmd->add_option("--http-threads", v.http_threads,
+                      "Threads running route handlers (0: 2 x cores, at least 8)")
+          ->check(CLI::Range(0, 4096));
+  o["--http-io-threads"] =
+      cmd->add_option("--http-io-threads", v.http_io_threads,
+                      "Connection event threads (0: cores / 4, 1..4)")
+          ->check(CLI::Range(0, 64));
   cmd->callback([flags, exit_code] { *exit_code = Serve(*flags); });
 }
 

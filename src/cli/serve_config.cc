@@ -16,6 +16,13 @@ namespace modelgrid::cli {
 
 namespace {
 
+// "0.5" or "86400": a bound in messages.
+std::string FormatSeconds(double s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
+}
+
 // Errors of one field carry "FILE: field 'NAME': ...".
 class FieldReader {
  public:
@@ -43,6 +50,20 @@ class FieldReader {
     }
     return v;
   }
+  // A number of seconds in [min, max] (fractions allowed).
+  Result<double> Seconds(double min, double max) const {
+    MG_ASSIGN_OR_RETURN(std::string text, Scalar());
+    double v = 0;
+    try {
+      v = node_.as<double>();
+    } catch (const YAML::Exception&) {
+      return Error("expected a number of seconds, got '" + text + "'");
+    }
+    if (!(v >= min && v <= max)) {
+      return Error(text + " seconds is not in " + FormatSeconds(min) + ".." + FormatSeconds(max));
+    }
+    return v;
+  }
   Result<uint64_t> Bytes() const {
     MG_ASSIGN_OR_RETURN(std::string text, Scalar());
     auto bytes = ParseBytes(text);
@@ -67,6 +88,22 @@ class FieldReader {
 };
 
 using FieldSetter = std::function<Status(const FieldReader&, ServeConfig*)>;
+
+// Setters of the optional integer HTTP limits: `field` of ServeConfig in [min, max].
+FieldSetter IntLimit(std::optional<int> ServeConfig::*field, int64_t min, int64_t max) {
+  return [field, min, max](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.Integer(min, max));
+    c->*field = static_cast<int>(v);
+    return Status::Ok();
+  };
+}
+
+FieldSetter SecondsLimit(std::optional<double> ServeConfig::*field) {
+  return [field](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->*field, r.Seconds(0.001, 86'400));
+    return Status::Ok();
+  };
+}
 
 // One setter per field of the schema (serve_config.h).
 std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& base_dir) {
@@ -100,6 +137,19 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
   setters["http_port"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(int64_t v, r.Integer(0, 65535));
     c->http_port = static_cast<int>(v);
+    return Status::Ok();
+  };
+  setters["grpc_port"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.Integer(-1, 65535));
+    c->grpc_port = static_cast<int>(v);
+    return Status::Ok();
+  };
+  setters["admin_token"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->admin_token, r.Scalar());
+    return Status::Ok();
+  };
+  setters["shm_key_prefix"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->shm_key_prefix, r.Scalar());
     return Status::Ok();
   };
   setters["max_body_bytes"] = [](const FieldReader& r, ServeConfig* c) -> Status {
@@ -155,6 +205,24 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
     c->max_cpu_models = static_cast<int>(v);
     return Status::Ok();
   };
+  setters["http_max_header_bytes"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(uint64_t v, r.Bytes());
+    if (v < 1024 || v > 65536) {
+      return r.Error(std::to_string(v) + " bytes is not in 1KiB..64KiB (1024..65536)");
+    }
+    c->http_max_header_bytes = v;
+    return Status::Ok();
+  };
+  setters["http_max_headers"] = IntLimit(&ServeConfig::http_max_headers, 1, 10'000);
+  setters["http_header_timeout"] = SecondsLimit(&ServeConfig::http_header_timeout_s);
+  setters["http_body_timeout"] = SecondsLimit(&ServeConfig::http_body_timeout_s);
+  setters["http_idle_timeout"] = SecondsLimit(&ServeConfig::http_idle_timeout_s);
+  setters["http_max_connections"] = IntLimit(&ServeConfig::http_max_connections, 1, 1'000'000);
+  setters["http_max_connections_per_client"] =
+      IntLimit(&ServeConfig::http_max_connections_per_client, 0, 1'000'000);
+  setters["http_backlog"] = IntLimit(&ServeConfig::http_backlog, 1, 1'000'000);
+  setters["http_threads"] = IntLimit(&ServeConfig::http_threads, 0, 4096);
+  setters["http_io_threads"] = IntLimit(&ServeConfig::http_io_threads, 0, 64);
   return setters;
 }
 

@@ -56,46 +56,6 @@ std::string FindWorkerExecutable() {
   return "";
 }
 
-// Resolves the inputs of a call to `model` that name a registered
-// shared-memory region (InferCall, grid.h): sets InferTensor::shared and
-// removes the three parameters. Errors: kInvalidArgument for data next to a
-// region, a parameter of the wrong type or a range outside the region;
-// kNotFound for an unknown region. Every message names the model and input.
-Status ResolveSharedInputs(const ipc::SharedMemoryRegistry& registry, const std::string& model,
-                           std::vector<InferTensor>* inputs) {
-  for (InferTensor& in : *inputs) {
-    const auto region = in.parameters.find("shared_memory_region");
-    if (region == in.parameters.end()) continue;
-    const std::string who = "model '" + model + "': input '" + in.name + "'";
-    if (!in.data.empty()) {
-      return Status::InvalidArgument(who + ": has both data and shared_memory_region");
-    }
-    const auto size = in.parameters.find("shared_memory_byte_size");
-    const auto offset = in.parameters.find("shared_memory_offset");
-    if (!region->is_string()) {
-      return Status::InvalidArgument(who + ": shared_memory_region must be a string");
-    }
-    if (size == in.parameters.end() || !size->is_number_unsigned()) {
-      return Status::InvalidArgument(
-          who +
-          ": shared_memory_byte_size must be a non-negative integer next to "
-          "shared_memory_region");
-    }
-    if (offset != in.parameters.end() && !offset->is_number_unsigned()) {
-      return Status::InvalidArgument(who + ": shared_memory_offset must be a non-negative integer");
-    }
-    auto slice = registry.Slice(region->get<std::string>(),
-                                offset == in.parameters.end() ? 0 : offset->get<uint64_t>(),
-                                size->get<uint64_t>());
-    if (!slice.ok()) return slice.status().WithPrefix(who);
-    in.shared = std::move(slice).value();
-    in.parameters.erase("shared_memory_region");
-    in.parameters.erase("shared_memory_byte_size");
-    in.parameters.erase("shared_memory_offset");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Grid::Grid(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -388,6 +348,10 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
                             "' (tasks: " + list + ")"));
       return;
     }
+    it->second.last_inference_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
     uint64_t best = UINT64_MAX;
     for (const auto& i : it->second.instances) {
       if (!i->scheduler) continue;
@@ -402,10 +366,12 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
     done(Status::Unavailable("model '" + model + "' has no running instance"));
     return;
   }
-  if (Status shared = ResolveSharedInputs(impl_->shared_memory, model, &call.inputs);
-      !shared.ok()) {
-    done(shared);
-    return;
+  for (const InferTensor& in : call.inputs) {
+    if (in.shared && !in.data.empty()) {
+      done(Status::InvalidArgument("model '" + model + "': input '" + in.name +
+                                   "' has both data and shared memory bytes"));
+      return;
+    }
   }
   SchedulerRequest req;
   req.id = std::move(call.id);
@@ -419,6 +385,24 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
       std::move(req),
       [shared_done](Result<std::vector<InferTensor>> r) { (*shared_done)(std::move(r)); });
   if (!s.ok()) (*shared_done)(s);
+}
+
+Result<std::shared_ptr<const SharedTensorBytes>> Grid::SharedMemorySlice(const std::string& name,
+                                                                         uint64_t offset,
+                                                                         uint64_t byte_size) const {
+  return impl_->shared_memory.Slice(name, offset, byte_size);
+}
+
+Status Grid::WriteSharedMemory(const std::string& name, uint64_t offset,
+                               std::string_view data) const {
+  return impl_->shared_memory.Write(name, offset, data);
+}
+
+Result<ModelEntry> Grid::Entry(const std::string& model) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->models.find(model);
+  if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
+  return it->second.entry;
 }
 
 Status Grid::RegisterSharedMemory(const std::string& name, const std::string& key, uint64_t offset,
@@ -531,6 +515,7 @@ Result<ModelCounters> Grid::Counters(const std::string& model) const {
   auto it = impl_->models.find(model);
   if (it == impl_->models.end()) return Status::NotFound("unknown model '" + model + "'");
   ModelCounters c = it->second.retired;
+  c.last_inference_ms = it->second.last_inference_ms;
   for (const auto& inst : it->second.instances) {
     if (inst->scheduler) AddCounters(inst->scheduler->Stats(), /*live=*/true, &c);
   }

@@ -141,6 +141,7 @@ struct ModelRecord {
   // Counters of instances released by Unload or a reload, so that the
   // model's statistics keep counting across them (queued excluded).
   ModelCounters retired;
+  uint64_t last_inference_ms = 0;  // ModelCounters::last_inference_ms; guarded by Impl::mu
 };
 
 // Adds `s` to `c`; the queue length only when `live` (a released

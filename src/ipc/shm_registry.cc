@@ -144,4 +144,13 @@ Result<std::shared_ptr<const SharedTensorBytes>> SharedMemoryRegistry::Slice(
   return std::shared_ptr<const SharedTensorBytes>(std::move(slice));
 }
 
+Status SharedMemoryRegistry::Write(const std::string& name, uint64_t offset,
+                                   std::string_view data) const {
+  MG_ASSIGN_OR_RETURN(auto slice, Slice(name, offset, data.size()));
+  // The mapping is PROT_READ | PROT_WRITE (SharedMemory::MapFromFd); the
+  // slice's view is const only because inputs are never written.
+  if (!data.empty()) std::memcpy(const_cast<char*>(slice->bytes.data()), data.data(), data.size());
+  return Status::Ok();
+}
+
 }  // namespace modelgrid::ipc

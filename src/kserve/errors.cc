@@ -23,6 +23,8 @@ int HttpStatusFromCode(StatusCode code) {
       return 507;
     case StatusCode::kInternal:
       return 500;
+    case StatusCode::kPermissionDenied:
+      return 403;
   }
   return 500;
 }

@@ -17,9 +17,9 @@ using kserve_internal::BinaryPart;
 using nlohmann::json;
 
 // The request's "outputs" list (empty when absent). Errors: kInvalidArgument
-// for a malformed entry, a repeated name, a non-boolean binary_data, or
-// "output '<name>': shared memory outputs are not supported" for an entry
-// whose parameters name "shared_memory_region".
+// for a malformed entry, a repeated name or a non-boolean binary_data.
+// Shared-memory parameters are kept for the service (outputs written into
+// a registered region).
 Result<std::vector<RequestedOutput>> DecodeRequestedOutputs(const json& root) {
   std::vector<RequestedOutput> outputs;
   const auto it = root.find("outputs");
@@ -49,10 +49,6 @@ Result<std::vector<RequestedOutput>> DecodeRequestedOutputs(const json& root) {
       }
       out.binary_data = b->get<bool>();
       out.parameters.erase(b);
-    }
-    if (out.parameters.contains("shared_memory_region")) {
-      return Status::InvalidArgument("output '" + out.name +
-                                     "': shared memory outputs are not supported");
     }
     outputs.push_back(std::move(out));
   }

@@ -62,14 +62,16 @@ Result<EncodedBody> EncodeInferResponse(std::string_view model_name, std::string
   out.append(",\"outputs\":[");
   for (size_t i = 0; i < selected.size(); ++i) {
     const auto& [tensor, as_binary] = selected[i];
-    const Status valid = ValidateTensorData(*tensor, "output");
+    const bool in_shared_memory =
+        tensor->parameters.contains("shared_memory_region") && tensor->data.empty();
+    const Status valid = in_shared_memory ? Status::Ok() : ValidateTensorData(*tensor, "output");
     if (!valid.ok()) {
       return Status::Internal("model '" + std::string(model_name) +
                               "' produced a malformed tensor: " + valid.message());
     }
     if (i > 0) out.push_back(',');
     MG_RETURN_IF_ERROR(kserve_internal::AppendTensor(&out, &binary, *tensor, as_binary, "output"));
-    any_binary = any_binary || as_binary;
+    any_binary = any_binary || (as_binary && !in_shared_memory);
   }
   out.append("]}");
   if (any_binary) {

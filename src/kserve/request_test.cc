@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "kserve/kserve_test_util.h"
 #include "modelgrid/kserve/infer_codec.h"
 
@@ -148,7 +150,9 @@ TEST(DecodeRequestTest, ValueErrorsNameTheInputAndTheProblem) {
   ExpectError(DecodeOne("BOOL", "[2]", "[true,1]"),
               "input 'x': element 1 is 1, BOOL needs true or false");
   ExpectError(DecodeOne("FP32", "[1]", "[\"a\"]"), "element 0 is \"a\", FP32 needs a number");
-  ExpectError(DecodeOne("FP32", "[1]", "[null]"), "JSON has no NaN or infinity");
+  ExpectError(DecodeOne("FP32", "[1]", "[null]"),
+              "element 0 is null, FP32 needs a number (write non-finite values as NaN, "
+              "Infinity or -Infinity)");
   ExpectError(DecodeOne("FP32", "[1]", "[1e39]"), "value 1e+39 out of range for FP32");
   ExpectError(DecodeOne("FP16", "[2]", "[1,70000]"),
               "value 70000 out of range for FP16 (element 1)");
@@ -232,6 +236,111 @@ TEST(DecodeRequestTest, StructureErrors) {
                      "malformed JSON");
 }
 
+// Non-finite values travel in JSON as the tokens NaN, Infinity and -Infinity
+// (Triton's rapidjson kParseNanAndInfFlag / kWriteNanAndInfFlag; Python's
+// json module), as the float type's quiet NaN and infinities.
+TEST(DecodeRequestTest, NonFiniteTokensInFloatData) {
+  // FP32: quiet NaN 0x7FC00000, +inf 0x7F800000, -inf 0xFF800000.
+  EXPECT_EQ(*DecodeOne("FP32", "[4]", "[NaN, Infinity,-Infinity ,1.5]"),
+            std::string("\x00\x00\xc0\x7f\x00\x00\x80\x7f\x00\x00\x80\xff\x00\x00\xc0\x3f", 16));
+  // FP64: 0x7FF8000000000000, 0xFFF0000000000000.
+  EXPECT_EQ(*DecodeOne("FP64", "[2]", "[NaN,-Infinity]"),
+            std::string("\0\0\0\0\0\0\xf8\x7f\0\0\0\0\0\0\xf0\xff", 16));
+  // FP16: 0x7E00, 0x7C00, 0xFC00; BF16: 0x7FC0, 0x7F80, 0xFF80.
+  EXPECT_EQ(*DecodeOne("FP16", "[3]", "[NaN,Infinity,-Infinity]"),
+            std::string("\x00\x7e\x00\x7c\x00\xfc", 6));
+  EXPECT_EQ(*DecodeOne("BF16", "[3]", "[NaN,Infinity,-Infinity]"),
+            std::string("\xc0\x7f\x80\x7f\x80\xff", 6));
+  // Nested data, whitespace around, and a lone scalar.
+  EXPECT_EQ(*DecodeOne("FP32", "[2,1]", "[[ NaN ],[\n-Infinity\t]]"),
+            std::string("\x00\x00\xc0\x7f\x00\x00\x80\xff", 8));
+  EXPECT_EQ(*DecodeOne("FP32", "[]", "Infinity"), std::string("\x00\x00\x80\x7f", 4));
+  // Infinity is not "out of range" for the narrow types.
+  EXPECT_EQ(*DecodeOne("FP16", "[1]", "[-Infinity]"), std::string("\x00\xfc", 2));
+}
+
+TEST(DecodeRequestTest, NonFiniteTokensElsewhereAreRefused) {
+  // Non-float datatypes name the element and the type.
+  ExpectError(DecodeOne("INT32", "[2]", "[1,NaN]"),
+              "input 'x': element 1 is NaN, INT32 needs an integer");
+  ExpectError(DecodeOne("UINT8", "[1]", "[Infinity]"),
+              "element 0 is Infinity, UINT8 needs an integer");
+  ExpectError(DecodeOne("BOOL", "[1]", "[-Infinity]"),
+              "element 0 is -Infinity, BOOL needs true or false");
+  ExpectError(DecodeOne("BYTES", "[1]", "[NaN]"), "element 0 is NaN, BYTES needs a string");
+  // Only inside a tensor's "data": not in parameters, shapes, or the top level.
+  ExpectRequestError(R"({"parameters":{"x":NaN},"inputs":[]})",
+                     "malformed JSON at byte 19: NaN is accepted only in a tensor's \"data\"");
+  ExpectRequestError(
+      R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1],"parameters":{"s":Infinity},"data":[1]}]})",
+      "Infinity is accepted only in a tensor's \"data\"");
+  ExpectRequestError(
+      R"({"inputs":[{"name":"a","datatype":"FP32","shape":[-Infinity],"data":[1]}]})",
+      "-Infinity is accepted only in a tensor's \"data\"");
+  ExpectRequestError(R"({"inputs":[],"x":{"inputs":[{"data":[NaN]}]}})", "NaN is accepted only");
+  ExpectRequestError(R"({"inputs":[[{"data":[NaN]}]]})", "NaN is accepted only");
+  // Other spellings, and tokens glued to a neighbour, are malformed.
+  for (const char* data :
+       {"[nan]", "[Inf]", "[-NaN]", "[+Infinity]", "[infinity]", "[1NaN]", "[NaN1]", "[NaNNaN]",
+        "[-Infinityx]", "[Infinity-Infinity]", "[NaN NaN]", "[1-Infinity]", "[\"a\"NaN]"}) {
+    const std::string body =
+        std::string(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[1],"data":)") + data +
+        "}]}";
+    ExpectRequestError(body, "malformed JSON at byte ");
+  }
+  // Byte offsets and quoted text are those of the body as sent (the 'a' of
+  // "nan" is byte 71), the same as with a number of the token's length there.
+  auto with_token =
+      Decode(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[2],"data":[Infinity,nan]}]})");
+  auto with_number =
+      Decode(R"({"inputs":[{"name":"a","datatype":"FP32","shape":[2],"data":[1.000000,nan]}]})");
+  ASSERT_FALSE(with_token.ok());
+  ASSERT_FALSE(with_number.ok());
+  EXPECT_THAT(with_number.status().message(), HasSubstr("malformed JSON at byte 71: "));
+  EXPECT_THAT(with_token.status().message(), HasSubstr("malformed JSON at byte 71: "));
+  EXPECT_THAT(with_token.status().message(), HasSubstr("last read: 'Infinity,na'"));
+}
+
+TEST(DecodeRequestTest, NonFiniteLookalikesInStringsAreUntouched) {
+  // Inside strings the tokens are text: names, BYTES data, parameters, keys.
+  auto r = Decode(R"({"id":"NaN","parameters":{"Infinity":"-Infinity"},"inputs":[
+      {"name":"NaN","datatype":"BYTES","shape":[3],"data":["NaN","Infinity","\"-Infinity"]},
+      {"name":"Infinity","datatype":"FP32","shape":[1],"data":[NaN]}]})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->id, "NaN");
+  EXPECT_EQ(r->parameters, json({{"Infinity", "-Infinity"}}));
+  ASSERT_EQ(r->inputs.size(), 2u);
+  EXPECT_EQ(r->inputs[0].name, "NaN");
+  EXPECT_EQ(r->inputs[0].data, BytesElements({"NaN", "Infinity", "\"-Infinity"}));
+  EXPECT_EQ(r->inputs[1].name, "Infinity");
+  EXPECT_EQ(r->inputs[1].data, std::string("\x00\x00\xc0\x7f", 4));
+  // Numbers before and after the tokens keep their values (the parser's
+  // number events are matched to the tokens by position).
+  auto mixed = DecodeOne("FP64", "[6]", "[1,NaN,-2.5e1,Infinity,3,-Infinity]");
+  ASSERT_TRUE(mixed.ok()) << mixed.status().ToString();
+  EXPECT_EQ(*mixed, Le<double>({1.0, std::numeric_limits<double>::quiet_NaN(), -25.0,
+                                std::numeric_limits<double>::infinity(), 3.0,
+                                -std::numeric_limits<double>::infinity()}));
+}
+
+TEST(DecodeRequestTest, NonFiniteRoundTripThroughTheEncoder) {
+  InferRequest request;
+  request.inputs.push_back({"f32",
+                            DataType::kFP32,
+                            {3},
+                            Le<float>({std::numeric_limits<float>::quiet_NaN(),
+                                       std::numeric_limits<float>::infinity(), -0.5f})});
+  request.inputs.push_back(
+      {"f16", DataType::kFP16, {2}, std::string("\x00\xfc\x00\x7e", 4)});  // -inf, NaN
+  auto body = EncodeInferRequest(request, /*binary_inputs=*/false);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_THAT(body->body, HasSubstr(R"("data":[NaN,Infinity,-0.5])"));
+  EXPECT_THAT(body->body, HasSubstr(R"("data":[-Infinity,NaN])"));
+  auto decoded = Decode(body->body);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->inputs, request.inputs);
+}
+
 // Inputs in system shared memory: no data, parameters kept for the grid.
 TEST(DecodeRequestTest, SharedMemoryInputsKeepTheirParameters) {
   // Binary, shared-memory and JSON inputs mixed: order kept, binary bytes
@@ -304,10 +413,14 @@ TEST(DecodeRequestTest, SharedMemoryErrors) {
   // A plain input next to a shared one still needs its data.
   ExpectRequestError(R"({"inputs":[)" + shared + R"(,{"name":"b","datatype":"INT8","shape":[1]}]})",
                      "input 'b': has no \"data\" and no binary_data_size");
-  // Outputs are always written into the response.
-  ExpectRequestError(R"({"inputs":[],"outputs":[{"name":"y","parameters":
+  // A requested output in shared memory keeps its parameters for the service.
+  auto out = DecodeInferRequest(R"({"inputs":[],"outputs":[{"name":"y","parameters":
       {"shared_memory_region":"out","shared_memory_byte_size":40}}]})",
-                     "output 'y': shared memory outputs are not supported");
+                                std::nullopt);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->outputs.size(), 1u);
+  EXPECT_EQ(out->outputs[0].parameters,
+            json({{"shared_memory_region", "out"}, {"shared_memory_byte_size", 40}}));
 }
 
 TEST(DecodeRequestTest, RequestedOutputsAndParameters) {

@@ -46,14 +46,33 @@ TEST(EncodeResponseTest, SpecExample) {
   EXPECT_EQ(from_spec->outputs.at(0), ExampleOutput());
 }
 
+// An output the service wrote into shared memory: its parameters, no data,
+// and no binary part even when binary data was asked for every output.
+TEST(EncodeResponseTest, SharedMemoryOutputsCarryTheirRegionAndNoData) {
+  InferTensor t = ExampleOutput();
+  t.data.clear();
+  t.parameters = {{"shared_memory_region", "out"}, {"shared_memory_byte_size", 24}};
+  auto r = EncodeInferResponse("m", "", "", {t, ExampleOutput()}, {}, /*binary_data_output=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->json_header_length.has_value());
+  const json head = json::parse(r->body.substr(0, *r->json_header_length));
+  EXPECT_EQ(head["outputs"][0],
+            json({{"name", "output0"},
+                  {"datatype", "FP32"},
+                  {"shape", {3, 2}},
+                  {"parameters", {{"shared_memory_byte_size", 24}, {"shared_memory_region", "out"}}}}));
+  EXPECT_EQ(head["outputs"][1]["parameters"]["binary_data_size"], 24);
+  EXPECT_EQ(r->body.size() - *r->json_header_length, 24u);  // only the second output's bytes
+}
+
 std::string DataJson(const InferTensor& t) {
   auto r = EncodeInferResponse("m", "", "", {t}, {});
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return "";
-  const json body = json::parse(r->body);
-  EXPECT_FALSE(body.contains("model_version"));
-  EXPECT_FALSE(body.contains("id"));
+  // No model_version or id (the body may hold NaN tokens, which
+  // nlohmann::json::parse refuses, so the text is checked).
   const std::string& text = r->body;
+  EXPECT_EQ(text.rfind(R"({"model_name":"m","outputs":[{"name":")", 0), 0u) << text;
   const size_t start = text.find("\"data\":");
   return text.substr(start + 7, text.size() - (start + 7) - 3);  // drop "}]}"
 }
@@ -84,13 +103,79 @@ TEST(EncodeResponseTest, EveryDatatypeAsJson) {
                       DataType::kFP32,
                       {3},
                       Le<float>({std::nanf(""), -std::numeric_limits<float>::infinity(), 2.5f})}),
-            "[null,null,2.5]");
+            "[NaN,-Infinity,2.5]");
   EXPECT_EQ(DataJson({"o", DataType::kFP64, {3}, Le<double>({0.1, 1e300, -7.0})}),
             "[0.1,1e+300,-7.0]");
   EXPECT_EQ(
       DataJson({"o", DataType::kBytes, {3}, BytesElements({"ab", "q\"\\\n\x01", "\xc3\xa9"})}),
       "[\"ab\",\"q\\\"\\\\\\n\\u0001\",\"\xc3\xa9\"]");
   EXPECT_EQ(DataJson({"o", DataType::kFP32, {0, 4}, ""}), "[]");
+}
+
+// Non-finite values are written as Triton's HTTP server writes them
+// (rapidjson's kWriteNanAndInfFlag): the tokens NaN, Infinity, -Infinity, for
+// every float datatype; whatever the NaN's sign or payload.
+TEST(EncodeResponseTest, NonFiniteFloatsAsTokens) {
+  constexpr float kInfF = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(DataJson({"o",
+                      DataType::kFP32,
+                      {4},
+                      Le<float>({std::numeric_limits<float>::quiet_NaN(), kInfF, -kInfF, 1.0f})}),
+            "[NaN,Infinity,-Infinity,1.0]");
+  // A negative NaN with a payload (0xFFC00001) and a signalling NaN (0x7F800001).
+  EXPECT_EQ(DataJson({"o", DataType::kFP32, {2}, Le<uint32_t>({0xFFC00001u, 0x7F800001u})}),
+            "[NaN,NaN]");
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(DataJson({"o",
+                      DataType::kFP64,
+                      {3},
+                      Le<double>({-kInf, std::numeric_limits<double>::quiet_NaN(), kInf})}),
+            "[-Infinity,NaN,Infinity]");
+  // FP16 0x7C00 = +inf, 0xFC00 = -inf, 0x7E00 = NaN, 0xFE01 = -NaN.
+  EXPECT_EQ(DataJson({"o", DataType::kFP16, {4}, Le<uint16_t>({0x7C00, 0xFC00, 0x7E00, 0xFE01})}),
+            "[Infinity,-Infinity,NaN,NaN]");
+  // BF16 0x7F80 = +inf, 0xFF80 = -inf, 0x7FC0 = NaN.
+  EXPECT_EQ(DataJson({"o", DataType::kBF16, {3}, Le<uint16_t>({0x7F80, 0xFF80, 0x7FC0})}),
+            "[Infinity,-Infinity,NaN]");
+}
+
+TEST(EncodeResponseTest, NonFiniteFloatsRoundTrip) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const std::vector<InferTensor> outputs = {
+      {"f64",
+       DataType::kFP64,
+       {2, 2},
+       Le<double>({std::numeric_limits<double>::quiet_NaN(), kInf, -kInf, 0.25})},
+      {"f32", DataType::kFP32, {1}, Le<float>({-std::numeric_limits<float>::infinity()})},
+      {"f16", DataType::kFP16, {2}, Le<uint16_t>({0x7E00, 0x7C00})},
+      {"bf16", DataType::kBF16, {2}, Le<uint16_t>({0xFF80, 0x7FC0})},
+  };
+  auto r = EncodeInferResponse("m", "", "", outputs, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(
+      r->body,
+      R"({"model_name":"m","outputs":[)"
+      R"({"name":"f64","datatype":"FP64","shape":[2,2],"data":[NaN,Infinity,-Infinity,0.25]},)"
+      R"({"name":"f32","datatype":"FP32","shape":[1],"data":[-Infinity]},)"
+      R"({"name":"f16","datatype":"FP16","shape":[2],"data":[NaN,Infinity]},)"
+      R"({"name":"bf16","datatype":"BF16","shape":[2],"data":[-Infinity,NaN]}]})");
+  // Quiet NaNs with no payload and infinities come back bit for bit.
+  auto decoded = DecodeInferResponse(r->body, std::nullopt);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->outputs, outputs);
+  // A NaN's sign and payload are not carried by the token (binary data keeps
+  // them): -NaN 0xFFC00001 reads back as the quiet NaN 0x7FC00000.
+  const InferTensor odd{"o", DataType::kFP32, {1}, Le<uint32_t>({0xFFC00001u})};
+  auto odd_json = EncodeInferResponse("m", "", "", {odd}, {});
+  ASSERT_TRUE(odd_json.ok());
+  auto odd_back = DecodeInferResponse(odd_json->body, std::nullopt);
+  ASSERT_TRUE(odd_back.ok()) << odd_back.status().ToString();
+  EXPECT_EQ(odd_back->outputs.at(0).data, Le<uint32_t>({0x7FC00000u}));
+  auto odd_binary = EncodeInferResponse("m", "", "", {odd}, {RequestedOutput{"o", true}});
+  ASSERT_TRUE(odd_binary.ok());
+  auto odd_binary_back = DecodeInferResponse(odd_binary->body, odd_binary->json_header_length);
+  ASSERT_TRUE(odd_binary_back.ok());
+  EXPECT_EQ(odd_binary_back->outputs.at(0).data, odd.data);
 }
 
 TEST(EncodeResponseTest, BinaryOutputs) {

@@ -25,7 +25,15 @@ void Flatten(const json& data, std::vector<const json*>* leaves) {
   for (const json& item : data) Flatten(item, leaves);
 }
 
+// Whether `v` is a NaN or an infinity (ParseInferJson makes them from the
+// tokens NaN, Infinity and -Infinity).
+bool IsNonFinite(const json& v) { return v.is_number_float() && !std::isfinite(v.get<double>()); }
+
 std::string Show(const json& v) {
+  if (IsNonFinite(v)) {
+    const double d = v.get<double>();
+    return std::isnan(d) ? "NaN" : (d < 0 ? "-Infinity" : "Infinity");
+  }
   std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return text;
@@ -58,6 +66,9 @@ Status PutInteger(const json& v, size_t index, DataType type, std::string* out) 
     in_range =
         i >= 0 ? static_cast<uint64_t>(i) <= std::numeric_limits<T>::max()
                : std::is_signed_v<T> && i >= static_cast<int64_t>(std::numeric_limits<T>::min());
+  } else if (IsNonFinite(v)) {
+    return Status::InvalidArgument("element " + std::to_string(index) + " is " + Show(v) + ", " +
+                                   name + " needs an integer");
   } else if (v.is_number_float()) {
     const double d = v.get<double>();
     if (std::trunc(d) != d) {
@@ -86,11 +97,14 @@ Status PutFloat(const json& v, size_t index, DataType type, std::string* out) {
   const std::string name(DataTypeName(type));
   if (!v.is_number()) {
     std::string hint =
-        v.is_null() ? " (JSON has no NaN or infinity: send them as binary data)" : "";
+        v.is_null() ? " (write non-finite values as NaN, Infinity or -Infinity)" : "";
     return Status::InvalidArgument("element " + std::to_string(index) + " is " + Show(v) + ", " +
                                    name + " needs a number" + hint);
   }
   const double d = v.get<double>();
+  // NaN and the infinities (the tokens NaN, Infinity, -Infinity) convert to
+  // the type's quiet NaN / infinities; only finite values can overflow.
+  const bool finite = std::isfinite(d);
   bool overflow = false;
   switch (type) {
     case DataType::kFP64:
@@ -99,19 +113,19 @@ Status PutFloat(const json& v, size_t index, DataType type, std::string* out) {
     case DataType::kFP32: {
       // Magnitudes from FLT_MAX + half an ulp up round to infinity.
       constexpr double kFloatOverflow = 0x1.ffffffp127;
-      overflow = std::fabs(d) >= kFloatOverflow;
+      overflow = finite && std::fabs(d) >= kFloatOverflow;
       AppendRaw<float>(out, overflow ? 0.0f : static_cast<float>(d));
       break;
     }
     case DataType::kFP16: {
       const uint16_t h = DoubleToHalfBits(d);
-      overflow = (h & 0x7FFF) == 0x7C00;
+      overflow = finite && (h & 0x7FFF) == 0x7C00;
       AppendRaw<uint16_t>(out, h);
       break;
     }
     default: {  // kBF16
       const uint16_t b = DoubleToBF16Bits(d);
-      overflow = (b & 0x7FFF) == 0x7F80;
+      overflow = finite && (b & 0x7FFF) == 0x7F80;
       AppendRaw<uint16_t>(out, b);
       break;
     }

@@ -157,7 +157,7 @@ Result<json> ParseBody(std::string_view body, std::optional<size_t> json_header_
     binary->present = true;
     binary->bytes = body.substr(*json_header_length);
   }
-  MG_ASSIGN_OR_RETURN(json root, ParseJson(header));
+  MG_ASSIGN_OR_RETURN(json root, ParseInferJson(header));
   if (!root.is_object()) return Status::InvalidArgument("the body must be a JSON object");
   return root;
 }
@@ -211,6 +211,10 @@ Status AppendTensor(std::string* json_out, std::string* binary_out, const InferT
   }
   out.push_back(']');
   json params = tensor.parameters.is_object() ? tensor.parameters : json::object();
+  // An output the service wrote into the client's shared memory: its
+  // parameters say where, and the body carries no data.
+  const bool in_shared_memory = params.contains("shared_memory_region") && tensor.data.empty();
+  if (in_shared_memory) binary = false;
   if (binary) {
     params[kBinaryDataSize] = tensor.data.size();
   } else {
@@ -222,7 +226,7 @@ Status AppendTensor(std::string* json_out, std::string* binary_out, const InferT
   }
   if (binary) {
     binary_out->append(tensor.data);
-  } else {
+  } else if (!in_shared_memory) {
     out.append(",\"data\":");
     const Status s = AppendJsonData(&out, tensor);
     if (!s.ok()) return s.WithPrefix(std::string(kind) + " '" + tensor.name + "'");

@@ -23,7 +23,8 @@ struct BinaryPart {
 };
 
 // Splits `body` at `json_header_length` (when given) and parses the JSON
-// part, which must be an object. Errors: kInvalidArgument for a header length
+// part (ParseInferJson: NaN, Infinity and -Infinity are accepted in tensor
+// "data"), which must be an object. Errors: kInvalidArgument for a header length
 // past the body, malformed JSON, or a JSON value that is not an object.
 Result<nlohmann::json> ParseBody(std::string_view body, std::optional<size_t> json_header_length,
                                  BinaryPart* binary);

@@ -2,12 +2,15 @@
 // and the spellings of its enums (ResolverName/ParseResolver, LoadPolicyName/
 // ParseLoadPolicy).
 
+#include <cmath>
 #include <yaml-cpp/yaml.h>
 
 #include <set>
+#include <type_traits>
 
 #include "modelgrid/bytes.h"
 #include "modelgrid/repository.h"
+#include "modelgrid/utf8.h"
 
 namespace modelgrid {
 
@@ -43,7 +46,15 @@ class FieldReader {
   Result<T> Scalar(const YAML::Node& node, const std::string& field, const char* type) const {
     if (!node.IsScalar()) return Error(field, std::string("expected ") + type);
     try {
-      return node.as<T>();
+      T value = node.as<T>();
+      if constexpr (std::is_same_v<T, std::string>) {
+        // Names and ids end up in JSON views and in config.yaml written
+        // back (ModelConfigToYaml): bytes that are not text would change.
+        if (const size_t bad = FindInvalidUtf8(value); bad != std::string::npos) {
+          return Error(field, "is not UTF-8 text (bad byte at offset " + std::to_string(bad) + ")");
+        }
+      }
+      return value;
     } catch (const YAML::Exception&) {
       return Error(field, std::string("expected ") + type + ", got '" + node.Scalar() + "'");
     }
@@ -215,7 +226,9 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
   }
   if (root["expected_load"]) {
     MG_ASSIGN_OR_RETURN(c.expected_load, r.Scalar<double>(root["expected_load"], "expected_load", "a number"));
-    if (c.expected_load < 0) return r.Error("expected_load", "must be >= 0");
+    if (!std::isfinite(c.expected_load) || c.expected_load < 0) {
+      return r.Error("expected_load", "must be a finite number >= 0");
+    }
   }
   if (root["dynamic_batching"]) MG_RETURN_IF_ERROR(ParseBatching(r, root["dynamic_batching"], c.batching));
   if (root["tasks"]) {

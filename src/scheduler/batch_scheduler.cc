@@ -249,7 +249,10 @@ std::optional<BatchScheduler::Batch> BatchScheduler::NextBatch(SchedulerTime now
       picked.push_back(j);
     }
     const auto& preferred = options_.batching.preferred_batch_sizes;
-    const SchedulerTime ready = oldest + microseconds(options_.batching.max_queue_delay_us);
+    // Saturated like a deadline: a delay past the clock's range (config
+    // allows any uint64) never wraps into the past.
+    const uint64_t delay_us = options_.batching.max_queue_delay_us;
+    const SchedulerTime ready = delay_us == 0 ? oldest : DeadlineAfter(oldest, delay_us);
     due = total >= max || overflow || now >= ready ||
           std::find(preferred.begin(), preferred.end(), total) != preferred.end();
     if (!due) *wake = ready;

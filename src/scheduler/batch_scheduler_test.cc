@@ -191,6 +191,23 @@ TEST(BatchSchedulerTest, LoneRequestRunsWhenTheDelayExpires) {
   EXPECT_EQ(executor.Calls().size(), 1u);
 }
 
+// A delay past the clock's range (config.pbtxt allows any uint64) waits
+// like a very long one; it must not wrap into the past and dispatch at once.
+TEST(BatchSchedulerTest, AHugeDelayNeverWrapsIntoThePast) {
+  FakeExecutor executor;
+  ManualClock clock;
+  BatchScheduler s(Options(8, /*delay_us=*/UINT64_MAX), &executor, &clock);
+  Outcome a;
+  ASSERT_TRUE(s.Submit(XRequest("a", {1}), a.Callback()).ok());
+  EXPECT_FALSE(a.Ready(200ms));
+  EXPECT_EQ(executor.Calls().size(), 0u);
+  // A day later its own timeout (the model's default) has ended it, unrun.
+  clock.Advance(24h);
+  auto r = a.Get();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_EQ(executor.Calls().size(), 0u);
+}
+
 TEST(BatchSchedulerTest, QueueFullIsUnavailableWithRetryHint) {
   FakeExecutor executor;
   BatchSchedulerOptions o = Options(4);

@@ -1,5 +1,5 @@
 // One HTTP exchange as the route handlers see it, without the HTTP library:
-// http_server.cc adapts cpp-httplib's Request/Response to these, so the
+// http_server.cc adapts libmicrohttpd's requests and responses to these, so the
 // route files compile without httplib.h and stay small.
 #pragma once
 

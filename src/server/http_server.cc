@@ -1,293 +1,1302 @@
-// HttpServer (modelgrid/server/http_server.h): cpp-httplib underneath. The
-// only file of the server that includes httplib.h; the routes see
+// HttpServer (modelgrid/server/http_server.h) over GNU libmicrohttpd: the
+// only file of the server that includes microhttpd.h; the routes see
 // HttpRequest/HttpReply (http_exchange.h).
+//
+// Threads:
+//  - the guard (one thread, epoll): owns the listening socket; accepts;
+//    enforces max_connections and max_connections_per_client (503 past
+//    them); holds each new connection until its first request line and
+//    headers are in the socket's receive queue (peeked with MSG_PEEK, not
+//    consumed), checks them (http_head.h: size, field count, framing,
+//    version, header_timeout) and then hands the connection to an event
+//    thread (MHD_add_connection), or answers 400/408/431/501/505 itself.
+//    libmicrohttpd 0.9.75 answers a malformed Content-Length with its own
+//    HTML page (its status line written twice), so a new connection's first
+//    request never reaches it unchecked. The guard also sweeps the event
+//    threads' connections for passed header/body deadlines (408, then
+//    shutdown(2): the event thread sees the socket end and closes it), and
+//    drains the sockets closed on a client that may still be sending
+//    (lingering close: shutdown(SHUT_WR), read and drop for up to 2 s) so
+//    that the client reads the answer instead of a reset; and it notices
+//    clients that ended their side (FIN) mid-request, which libmicrohttpd's
+//    edge-triggered reads miss when the FIN comes with the last bytes.
+//  - event threads (io_threads libmicrohttpd daemons without listening
+//    sockets, one epoll thread each): parse, read bodies, write answers,
+//    keep-alive, idle timeout. Later requests on a keep-alive connection are
+//    checked in OnAccess (size, fields, framing). A complete request's
+//    connection is suspended (MHD_suspend_connection) and its request queued
+//    to
+//  - the handler pool (`threads` threads): inflates the body, routes, runs
+//    the handler, compresses the answer, then MHD_resume_connection; the
+//    event thread queues the answer in the access handler's next call.
+//
+// Bookkeeping shared by these threads (Impl::mu): the connections handed to
+// event threads by socket (Conn: deadline, phase), the counts per client
+// address, the requests in flight and the handlers running (for Stop).
 #include "modelgrid/server/http_server.h"
 
-#include <httplib.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
+#include <regex>
 #include <thread>
+#include <unordered_map>
 
-#include "modelgrid/bytes.h"
+#include "modelgrid/kserve/errors.h"
+#include "modelgrid/service/inference_service.h"
+#include "server/http_compression.h"
+#include "server/http_head.h"
 #include "server/routes.h"
 
 namespace modelgrid {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+using Headers = std::vector<std::pair<std::string, std::string>>;
 using server::HttpReply;
 using server::HttpRequest;
 
-// Why the request's framing headers are refused, or "" when they are
-// fine: a Content-Length that is not a plain decimal number (e.g. "-1",
-// "12abc"), several Content-Length headers that disagree, or a
-// Content-Length next to a Transfer-Encoding (RFC 9112 §6.3: a request
-// smuggling vector).
-std::string FramingError(const httplib::Request& req) {
-  const size_t count = req.get_header_value_count("Content-Length");
-  std::string first;
-  for (size_t i = 0; i < count; ++i) {
-    const std::string v = req.get_header_value("Content-Length", i);
-    if (v.empty() || v.size() > 19 ||
-        !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return "Content-Length '" + v + "' is not a byte count (a decimal number)";
-    }
-    if (i == 0) {
-      first = v;
-    } else if (v != first) {
-      return "conflicting Content-Length headers: '" + first + "' and '" + v + "'";
-    }
-  }
-  if (count > 0 && req.has_header("Transfer-Encoding")) {
-    return "both Content-Length and Transfer-Encoding are set; send one of them";
-  }
-  return "";
+constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+// How often the guard sweeps deadlines (their precision).
+constexpr auto kTick = std::chrono::milliseconds(100);
+// How long a socket closed on a client that may still be sending is drained.
+constexpr auto kLinger = std::chrono::seconds(2);
+// How long Stop waits for requests still receiving a body or sending an answer.
+constexpr auto kDrainIo = std::chrono::seconds(5);
+// Peeks at a new connection's receive queue on each arrival of bytes; past
+// this many (a client trickling its head in small segments), once per sweep
+// tick, so that a trickler cannot make the guard copy its head over and
+// over.
+constexpr int kEagerPeeks = 32;
+// Answers smaller than this are not compressed.
+constexpr size_t kMinCompressBytes = 1024;
+// libmicrohttpd's per-connection memory pool: the head, a record per header
+// field, and room for the read and write buffers.
+constexpr size_t kPoolPerHeaderBytes = 96;
+constexpr size_t kPoolSlackBytes = 32 << 10;
+// Connections accepted per wake-up of the guard (others wait for the next).
+constexpr int kAcceptBatch = 256;
+
+int64_t Micros(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
 
-// httplib::Server with access to its listening socket, to close it when Run
-// never ran (httplib closes it only when listening ends).
-class ListeningServer : public httplib::Server {
- public:
-  void CloseUnusedSocket() {
-    const socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
-    if (sock != INVALID_SOCKET) ::close(sock);
+// "10 s" or "1500 ms".
+std::string DurationText(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+  return std::to_string(d.count()) + " ms";
+}
+
+// The IP address of `sa` as text; IPv4-mapped IPv6 addresses as IPv4.
+std::string AddressText(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa->sa_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+      ::inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+    } else {
+      ::inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof(buf));
+    }
   }
+  return buf;
+}
+
+// The inode of the socket open as `fd` (0 when `fd` is not open): tells a
+// socket from a later one that reuses its descriptor number.
+uint64_t SocketInode(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+}
+
+// Writes what the socket takes now of `data` (answers written here are
+// small and the socket's send buffer is empty).
+void SendNow(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return;
+    }
+  }
+}
+
+// A fixed set of threads running queued jobs in order.
+class HandlerPool {
+ public:
+  explicit HandlerPool(int threads) {
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Loop(); });
+  }
+  ~HandlerPool() { Stop(); }
+  void Submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  // Runs the queued jobs, then joins the threads.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
 };
 
-HttpRequest ToRequest(const httplib::Request& req, std::string body) {
-  HttpRequest r;
-  r.method = req.method;
-  r.path = req.path;
-  for (size_t i = 1; i < req.matches.size(); ++i) r.captures.push_back(req.matches[i].str());
-  r.body = std::move(body);
-  for (const auto& [key, value] : req.params) r.query[key] = value;
-  r.headers.assign(req.headers.begin(), req.headers.end());
-  return r;
-}
+// A connection handed to an event thread. Fields after `ip` are guarded by
+// Impl::mu.
+struct Conn {
+  int fd = -1;
+  uint64_t inode = 0;
+  std::string ip;
+  // kHead: waiting for or reading a request line and headers; kBody: its
+  // body; kHandling: its handler runs; kAnswering: the answer is being sent.
+  enum class Phase { kHead, kBody, kHandling, kAnswering } phase = Phase::kHead;
+  Clock::time_point deadline = kNoDeadline;  // when the head or body must be complete
+  bool request_started = false;              // bytes of a request arrived: a 408 is meaningful
+  bool swept = false;                        // the guard shut it down
+  bool drain_on_close = false;               // a request was answered before its body arrived
+  bool half_closed = false;                  // the last sweep saw the client's end, nothing unread
+  bool released = false;                     // no longer counted in the connection limits
+};
 
-void WriteReply(HttpReply reply, httplib::Response& res) {
-  res.status = reply.status;
-  for (const auto& [key, value] : reply.headers) res.set_header(key, value);
-  res.set_header("Content-Type", reply.content_type);
-  res.body = std::move(reply.body);
-}
+// A new connection the guard holds until its first head is complete.
+struct Pending {
+  std::string ip;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  Clock::time_point accepted;
+  size_t peeked = 0;  // bytes seen in the receive queue
+  int peeks = 0;      // times the receive queue was peeked at
+};
 
-// Runs a route handler; an exception (a bug) becomes a 500 JSON error.
-void Dispatch(const server::RouteHandler& handler, HttpRequest request, httplib::Response& res) {
-  try {
-    WriteReply(handler(request), res);
-  } catch (const std::exception& e) {
-    WriteReply(server::ErrorReply(500, std::string("internal error: ") + e.what()), res);
-  } catch (...) {
-    WriteReply(server::ErrorReply(500, "internal error"), res);
-  }
-}
+// One request on an event thread (libmicrohttpd's per-request pointer).
+struct Request {
+  std::shared_ptr<Conn> conn;
+  HttpRequest http;
+  std::string coding;  // Content-Encoding to undo, "" = identity
+  bool accepts_gzip = false;
+  Clock::time_point started;
+  uint64_t wire_bytes = 0;
+  bool over_limit = false;  // the body passed max_body_bytes: the rest is dropped, 413 at the end
+  bool body_done = false;   // the whole body arrived (the access handler's final call)
+  bool dispatched = false;
+  std::atomic<bool> reply_ready{false};
+  HttpReply reply;  // written by the handler pool before reply_ready
+  bool answered = false;
+  int status = 0;
+  uint64_t response_bytes = 0;
+};
 
-std::string TooLargeMessage(uint64_t max_body_bytes) {
-  return "request body is larger than the limit of " + std::to_string(max_body_bytes) + " bytes (" +
-         FormatBytes(max_body_bytes) + ", --max-body-bytes)";
-}
-
-// The body of a request, read through `reader` and bounded by
-// `max_body_bytes` after decompression (httplib bounds only the
-// Content-Length it is told). Past the limit the rest is read and dropped,
-// so the connection stays usable. nullopt with `*error` set on failure.
-std::optional<std::string> ReadBody(const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& reader, uint64_t max_body_bytes,
-                                    HttpReply* error) {
-  if (req.is_multipart_form_data()) {
-    reader([](const httplib::MultipartFormData&) { return true; },
-           [](const char*, size_t) { return true; });
-    *error = server::ErrorReply(415, "multipart bodies are not accepted: send JSON");
-    return std::nullopt;
-  }
-  // A POST with neither Content-Length nor chunked encoding (curl -X POST)
-  // has an empty body; httplib would fail to read it.
-  const bool chunked =
-      req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
-  if (!chunked && !req.has_header("Content-Length")) return std::string();
-  std::string body;
-  bool too_large = false;
-  const bool read = reader([&](const char* data, size_t n) {
-    if (too_large || body.size() + n > max_body_bytes) {
-      too_large = true;
-      body.clear();
-      return true;
-    }
-    body.append(data, n);
-    return true;
-  });
-  if (too_large || res.status == 413) {
-    *error = server::ErrorReply(413, TooLargeMessage(max_body_bytes));
-    return std::nullopt;
-  }
-  if (!read) {
-    *error = server::ErrorReply(400, "could not read the request body");
-    return std::nullopt;
-  }
-  return body;
-}
-
-// Messages for errors httplib answers itself (no route, bad request line, ...).
-std::string LibraryErrorMessage(const httplib::Request& req, int status, uint64_t max_body_bytes) {
-  switch (status) {
-    case 404:
-      return "no route for " + req.method + " " + req.path;
-    case 413:
-      return TooLargeMessage(max_body_bytes);
-    case 414:
-      return "request URI too long";
-    case 400:
-      return "malformed HTTP request";
-    default:
-      return "HTTP error " + std::to_string(status);
-  }
-}
+struct CompiledRoute {
+  std::string method;
+  std::regex pattern;
+  std::shared_ptr<server::RouteHandler> handler;
+};
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Grid* grid = nullptr;
+  InferenceService* service = nullptr;
+  std::unique_ptr<InferenceService> owned_service;  // the Grid* constructor's
   HttpServerOptions options;
-  ListeningServer http;
-  int port = 0;
+  server::HeadLimits limits;
+  std::vector<CompiledRoute> routes;
+  int handler_threads = 0;
+  int io_threads = 0;
 
-  std::mutex mu;
-  std::condition_variable changed;  // `running` went false
+  // Lifecycle (life_mu).
+  std::mutex life_mu;
+  std::condition_variable life_cv;
+  int listen_fd = -1;
+  int port = 0;
   bool bound = false;
   bool ran = false;
   bool running = false;
   bool stop_requested = false;
-  bool stop_sent = false;
 
-  void Configure();
-  void RegisterRoutes();
-  void RegisterNotFound();
+  // Shared by the guard, the event threads and the handler pool (mu).
+  std::mutex mu;
+  std::condition_variable drained;                       // active_requests or handlers_running fell
+  std::unordered_map<int, std::shared_ptr<Conn>> conns;  // handed to event threads, by socket
+  std::unordered_map<std::string, int> per_client;       // open connections by address
+  int open_connections = 0;
+  int active_requests = 0;   // headers received, not yet completed
+  int handlers_running = 0;  // suspended connections whose handler runs
+  bool no_more_handlers = false;
+  std::vector<int> linger_inbox;  // dup'ed sockets to drain, from event threads
+  std::atomic<int> lingering{0};
+  std::atomic<bool> stopping{false};  // answers carry Connection: close
+
+  std::vector<MHD_Daemon*> daemons;
+  size_t next_daemon = 0;
+  std::unique_ptr<HandlerPool> pool;
+
+  // The guard thread and its own state.
+  std::thread guard;
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  std::atomic<bool> stop_listening{false};
+  std::atomic<bool> guard_exit{false};
+  std::unordered_map<int, Pending> pending;
+  std::unordered_map<int, Clock::time_point> linger_deadlines;
+  std::vector<char> scratch;
+  Clock::time_point accept_paused_until{};
+  Clock::time_point last_sweep{};
+
+  Status Validate() const;
+  void CompileRoutes();
+  Status Start();
+  void Shutdown();
+  void Wake();
+
+  // Guard.
+  void GuardLoop();
+  void AcceptAll();
+  void Examine(int fd, bool peer_closed, bool on_tick = false);
+  void HandOver(int fd);
+  void Refuse(int fd, int status, const std::string& message, const std::string& method,
+              const std::string& path, Clock::time_point since, const Headers& extra = {});
+  void ClosePending(int fd);
+  void StartLinger(int fd);
+  void DrainLinger(int fd);
+  void Sweep();
+  void Release(Conn& conn);                    // mu held
+  void ReleaseAddress(const std::string& ip);  // mu held
+  void Log(AccessRecord record) const;
+
+  // Event threads.
+  MHD_Result OnAccess(MHD_Connection* c, const char* url, const char* method,
+                      const char* upload_data, size_t* upload_size, void** req_cls);
+  MHD_Result Begin(MHD_Connection* c, Request* r, const char* url, const char* method);
+  MHD_Result Answer(MHD_Connection* c, Request* r, HttpReply reply, bool close);
+  MHD_Result Dispatch(MHD_Connection* c, Request* r);
+  void OnCompleted(Request* r);
+  void OnConnection(MHD_Connection* c, void** socket_context, MHD_ConnectionNotificationCode toe);
+  void OnRequestLine(MHD_Connection* c);
+
+  // Handler pool.
+  void Handle(Request* r, MHD_Connection* c);
+  HttpReply Process(Request& r);
+  void Compress(const Request& r, HttpReply& reply) const;
+
+  // libmicrohttpd's callbacks; `cls` is the Impl.
+  static MHD_Result AccessCb(void* cls, MHD_Connection* c, const char* url, const char* method,
+                             const char* version, const char* upload_data, size_t* upload_size,
+                             void** req_cls);
+  static void CompletedCb(void* cls, MHD_Connection* c, void** req_cls,
+                          MHD_RequestTerminationCode toe);
+  static void ConnectionCb(void* cls, MHD_Connection* c, void** socket_context,
+                           MHD_ConnectionNotificationCode toe);
+  static void* RequestLineCb(void* cls, const char* uri, MHD_Connection* c);
+  static void LogCb(void* cls, const char* fmt, va_list ap);
 };
 
-void HttpServer::Impl::Configure() {
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http.set_keep_alive_timeout(std::max(1, options.keep_alive_seconds));
-  http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
-  // Without TCP_NODELAY a response's second write waits for the client's
-  // delayed ACK (about 40 ms on Linux): measured by bench/serving_bench.
-  http.set_tcp_nodelay(true);
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
-  // a second server bind a port that is already taken.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  // Framing the library would accept or answer late (RFC 9112 §6.3):
-  // refused with 400 before any body is read.
-  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    const std::string why = FramingError(req);
-    if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    WriteReply(server::ErrorReply(400, why), res);
-    res.set_header("Connection", "close");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  const uint64_t max_body = options.max_body_bytes;
-  http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [max_body](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        WriteReply(server::ErrorReply(res.status, LibraryErrorMessage(req, res.status, max_body)),
-                   res);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        WriteReply(server::ErrorReply(500, "internal error: " + what), res);
-      });
-  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    spdlog::debug("http {} {} -> {}", req.method, req.path, res.status);
-  });
-  RegisterRoutes();
-  RegisterNotFound();
+// ---------------------------------------------------------------------------
+// Options, routes, start and stop.
+
+Status HttpServer::Impl::Validate() const {
+  const HttpServerOptions& o = options;
+  auto range = [](const std::string& name, int64_t value, int64_t min, int64_t max) -> Status {
+    if (value < min || value > max) {
+      return Status::InvalidArgument("HttpServerOptions." + name + " is " + std::to_string(value) +
+                                     ", not in " + std::to_string(min) + ".." +
+                                     std::to_string(max));
+    }
+    return Status::Ok();
+  };
+  if (o.port < 0 || o.port > 65535) {
+    return Status::InvalidArgument("HTTP port " + std::to_string(o.port) + " is not in 0..65535");
+  }
+  if (o.max_body_bytes == 0)
+    return Status::InvalidArgument("HttpServerOptions.max_body_bytes is 0");
+  MG_RETURN_IF_ERROR(
+      range("max_header_bytes",
+            static_cast<int64_t>(std::min<uint64_t>(o.max_header_bytes, uint64_t{1} << 40)), 1024,
+            65536));
+  MG_RETURN_IF_ERROR(range("max_headers", o.max_headers, 1, 10000));
+  MG_RETURN_IF_ERROR(range("header_timeout (ms)", o.header_timeout.count(), 1, 86'400'000));
+  MG_RETURN_IF_ERROR(range("body_timeout (ms)", o.body_timeout.count(), 1, 86'400'000));
+  MG_RETURN_IF_ERROR(range("idle_timeout (ms)", o.idle_timeout.count(), 1, 86'400'000));
+  MG_RETURN_IF_ERROR(range("max_connections", o.max_connections, 1, 1'000'000));
+  MG_RETURN_IF_ERROR(
+      range("max_connections_per_client", o.max_connections_per_client, 0, 1'000'000));
+  MG_RETURN_IF_ERROR(range("backlog", o.backlog, 1, 1'000'000));
+  MG_RETURN_IF_ERROR(range("threads", o.threads, 0, 4096));
+  MG_RETURN_IF_ERROR(range("io_threads", o.io_threads, 0, 64));
+  return Status::Ok();
 }
 
-void HttpServer::Impl::RegisterRoutes() {
-  const uint64_t max_body = options.max_body_bytes;
-  for (server::Route& route : server::AllRoutes(grid)) {
-    auto handler = std::make_shared<server::RouteHandler>(std::move(route.handler));
-    if (route.method == "GET") {
-      http.Get(route.pattern, [handler](const httplib::Request& req, httplib::Response& res) {
-        Dispatch(*handler, ToRequest(req, {}), res);
-      });
-      continue;
-    }
-    http.Post(route.pattern,
-              [handler, max_body](const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader& reader) {
-                HttpReply error;
-                std::optional<std::string> body = ReadBody(req, res, reader, max_body, &error);
-                if (!body) return WriteReply(std::move(error), res);
-                Dispatch(*handler, ToRequest(req, std::move(*body)), res);
-              });
+void HttpServer::Impl::CompileRoutes() {
+  for (server::Route& route : server::AllRoutes(service)) {
+    routes.push_back({route.method, std::regex(route.pattern, std::regex::ECMAScript),
+                      std::make_shared<server::RouteHandler>(std::move(route.handler))});
   }
 }
 
-// Unknown paths answer 404 JSON; bodies sent to them are read (bounded) and dropped.
-void HttpServer::Impl::RegisterNotFound() {
-  const uint64_t max_body = options.max_body_bytes;
-  auto not_found = [](const httplib::Request& req, httplib::Response& res) {
-    WriteReply(server::ErrorReply(404, "no route for " + req.method + " " + req.path), res);
-  };
-  auto drain_not_found = [max_body, not_found](const httplib::Request& req, httplib::Response& res,
-                                               const httplib::ContentReader& reader) {
-    HttpReply error;
-    if (!ReadBody(req, res, reader, max_body, &error)) return WriteReply(std::move(error), res);
-    not_found(req, res);
-  };
-  http.Get(".*", not_found);
-  http.Post(".*", drain_not_found);
-  http.Put(".*", drain_not_found);
-  http.Patch(".*", drain_not_found);
-  http.Delete(".*", drain_not_found);
+void HttpServer::Impl::Wake() {
+  const uint64_t one = 1;
+  if (wake_fd >= 0) (void)!::write(wake_fd, &one, sizeof(one));
 }
 
-HttpServer::HttpServer(Grid* grid, HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->grid = grid;
+MHD_Result HttpServer::Impl::AccessCb(void* cls, MHD_Connection* c, const char* url,
+                                      const char* method, const char* /*version*/,
+                                      const char* upload_data, size_t* upload_size,
+                                      void** req_cls) {
+  return static_cast<Impl*>(cls)->OnAccess(c, url, method, upload_data, upload_size, req_cls);
+}
+
+void HttpServer::Impl::CompletedCb(void* cls, MHD_Connection* /*c*/, void** req_cls,
+                                   MHD_RequestTerminationCode /*toe*/) {
+  auto* r = static_cast<Request*>(*req_cls);
+  *req_cls = nullptr;
+  if (r) static_cast<Impl*>(cls)->OnCompleted(r);
+}
+
+void HttpServer::Impl::ConnectionCb(void* cls, MHD_Connection* c, void** socket_context,
+                                    MHD_ConnectionNotificationCode toe) {
+  static_cast<Impl*>(cls)->OnConnection(c, socket_context, toe);
+}
+
+void* HttpServer::Impl::RequestLineCb(void* cls, const char* /*uri*/, MHD_Connection* c) {
+  static_cast<Impl*>(cls)->OnRequestLine(c);
+  return nullptr;
+}
+
+void HttpServer::Impl::LogCb(void* /*cls*/, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::string text(buf);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  spdlog::debug("libmicrohttpd: {}", text);
+}
+
+Status HttpServer::Impl::Start() {
+  pool = std::make_unique<HandlerPool>(handler_threads);
+  const size_t pool_bytes = options.max_header_bytes +
+                            static_cast<size_t>(options.max_headers) * kPoolPerHeaderBytes +
+                            kPoolSlackBytes;
+  const auto idle_seconds = static_cast<unsigned>((options.idle_timeout.count() + 999) / 1000);
+  // A backstop only: the guard counts connections before handing them over.
+  const auto mhd_limit = static_cast<unsigned>(options.max_connections + 64);
+  for (int i = 0; i < io_threads; ++i) {
+    MHD_Daemon* d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                                         MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+                                     0, nullptr, nullptr, &AccessCb, this,               //
+                                     MHD_OPTION_CONNECTION_LIMIT, mhd_limit,             //
+                                     MHD_OPTION_CONNECTION_TIMEOUT, idle_seconds,        //
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes,     //
+                                     MHD_OPTION_NOTIFY_COMPLETED, &CompletedCb, this,    //
+                                     MHD_OPTION_NOTIFY_CONNECTION, &ConnectionCb, this,  //
+                                     MHD_OPTION_URI_LOG_CALLBACK, &RequestLineCb, this,  //
+                                     MHD_OPTION_EXTERNAL_LOGGER, &LogCb, this,           //
+                                     MHD_OPTION_END);
+    if (d == nullptr) {
+      return Status::Internal("cannot start the HTTP event threads (libmicrohttpd " +
+                              std::string(MHD_get_version()) + " refused its options)");
+    }
+    daemons.push_back(d);
+  }
+  epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd < 0 || wake_fd < 0) {
+    return Status::Internal(std::string("cannot create the HTTP guard's epoll: ") +
+                            std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+  ev.data.fd = listen_fd;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+    return Status::Internal(std::string("cannot watch the listening socket: ") +
+                            std::strerror(errno));
+  }
+  scratch.resize(options.max_header_bytes + 1);
+  guard = std::thread([this] { GuardLoop(); });
+  return Status::Ok();
+}
+
+void HttpServer::Impl::Shutdown() {
+  stop_listening = true;
+  stopping = true;
+  Wake();
+  {
+    std::unique_lock lock(mu);
+    drained.wait_until(lock, Clock::now() + kDrainIo,
+                       [this] { return active_requests == 0 && handlers_running == 0; });
+    // From here no connection is suspended anew; those suspended resume
+    // when their handler ends (libmicrohttpd must not stop with one suspended).
+    no_more_handlers = true;
+    drained.wait(lock, [this] { return handlers_running == 0; });
+  }
+  for (MHD_Daemon* d : daemons) MHD_stop_daemon(d);
+  daemons.clear();
+  guard_exit = true;
+  Wake();
+  if (guard.joinable()) guard.join();
+  if (pool) pool->Stop();
+  for (int fd : {epoll_fd, wake_fd, listen_fd}) {
+    if (fd >= 0) ::close(fd);
+  }
+  epoll_fd = wake_fd = listen_fd = -1;
+  for (int fd : linger_inbox) ::close(fd);
+  linger_inbox.clear();
+}
+
+// ---------------------------------------------------------------------------
+// The guard: accept, first heads, deadlines, lingering closes.
+
+void HttpServer::Impl::GuardLoop() {
+  epoll_event events[64];
+  bool listening = true;
+  last_sweep = Clock::now();
+  while (!guard_exit) {
+    const int n = ::epoll_wait(epoll_fd, events, 64, static_cast<int>(kTick.count()));
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd) {
+        uint64_t v;
+        (void)!::read(wake_fd, &v, sizeof(v));
+      } else if (fd == listen_fd) {
+        if (listening && !stop_listening) AcceptAll();
+      } else if (pending.count(fd)) {
+        Examine(fd, (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+      } else if (linger_deadlines.count(fd)) {
+        DrainLinger(fd);
+      }
+    }
+    if (stop_listening && listening) {
+      listening = false;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+      ::shutdown(listen_fd, SHUT_RDWR);
+      std::vector<int> fds;
+      for (const auto& [fd, p] : pending) fds.push_back(fd);
+      for (int fd : fds) ClosePending(fd);
+    }
+    if (listening && accept_paused_until != Clock::time_point{} &&
+        Clock::now() >= accept_paused_until) {
+      accept_paused_until = {};
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = listen_fd;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, listen_fd, &ev);
+    }
+    {
+      std::vector<int> inbox;
+      {
+        std::lock_guard lock(mu);
+        inbox.swap(linger_inbox);
+      }
+      for (int fd : inbox) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.fd = fd;
+        ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+        linger_deadlines[fd] = Clock::now() + kLinger;
+      }
+    }
+    if (Clock::now() - last_sweep >= kTick) {
+      last_sweep = Clock::now();
+      Sweep();
+    }
+  }
+  std::vector<int> fds;
+  for (const auto& [fd, p] : pending) fds.push_back(fd);
+  for (int fd : fds) ClosePending(fd);
+  for (const auto& [fd, deadline] : linger_deadlines) ::close(fd);
+  lingering -= static_cast<int>(linger_deadlines.size());
+  linger_deadlines.clear();
+}
+
+void HttpServer::Impl::AcceptAll() {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: stop watching the socket for a tick
+      // rather than spin; the clients wait in the backlog.
+      spdlog::warn("http: accept failed: {} (pausing accepts for {} ms)", std::strerror(errno),
+                   kTick.count());
+      accept_paused_until = Clock::now() + kTick;
+      epoll_event ev{};
+      ev.data.fd = listen_fd;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, listen_fd, &ev);
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    const std::string ip = AddressText(reinterpret_cast<const sockaddr*>(&addr));
+    std::string refusal;
+    {
+      std::lock_guard lock(mu);
+      int& from_client = per_client[ip];
+      if (open_connections >= options.max_connections) {
+        refusal = "the server has " + std::to_string(open_connections) +
+                  " connections open, its limit (--http-max-connections " +
+                  std::to_string(options.max_connections) + "); retry later";
+      } else if (options.max_connections_per_client > 0 &&
+                 from_client >= options.max_connections_per_client) {
+        refusal = "too many connections from " + ip + ": " + std::to_string(from_client) +
+                  " open, the limit per client is " +
+                  std::to_string(options.max_connections_per_client) +
+                  " (--http-max-connections-per-client)";
+      } else {
+        ++open_connections;
+        ++from_client;
+      }
+      if (from_client == 0) per_client.erase(ip);
+    }
+    if (!refusal.empty()) {
+      Refuse(fd, 503, refusal, "", "", now, {{"Retry-After", "1"}});
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    Pending& p = pending[fd];
+    p.ip = ip;
+    p.addr = addr;
+    p.addr_len = len;
+    p.accepted = now;
+    epoll_event ev{};
+    // Edge-triggered: the head is peeked, not read, so a level-triggered
+    // watch would report it again at once; an edge comes with each arrival.
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    Examine(fd, false);
+  }
+}
+
+void HttpServer::Impl::Examine(int fd, bool peer_closed, bool on_tick) {
+  auto it = pending.find(fd);
+  if (it == pending.end()) return;
+  Pending& p = it->second;
+  if (!on_tick && !peer_closed && p.peeks >= kEagerPeeks) return;  // the sweep looks
+  ++p.peeks;
+  const ssize_t n = ::recv(fd, scratch.data(), scratch.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    ClosePending(fd);  // closed or reset before a whole head
+    return;
+  }
+  if (n < 0) return;
+  p.peeked = static_cast<size_t>(n);
+  const std::string_view data(scratch.data(), static_cast<size_t>(n));
+  const size_t end = server::FindHeadEnd(data);
+  if (end == std::string_view::npos) {
+    if (data.size() > options.max_header_bytes) {
+      const server::HeadRefusal r = server::HeadTooLarge(options.max_header_bytes);
+      Refuse(fd, r.status, r.message, "", "", p.accepted);
+    } else if (peer_closed) {
+      ClosePending(fd);  // the client stopped sending before the head ended
+    }
+    return;
+  }
+  auto head = server::ParseRequestHead(data.substr(0, end));
+  if (!head.ok()) {
+    Refuse(fd, 400, "malformed request head: " + head.status().message(), "", "", p.accepted);
+    return;
+  }
+  std::string path = head->target.substr(0, head->target.find('?'));
+  std::optional<server::HeadRefusal> refusal = server::CheckVersion(head->version);
+  if (!refusal) refusal = server::CheckHeadSize(head->headers.size(), end, limits);
+  if (!refusal) refusal = server::CheckFraming(head->headers);
+  if (refusal) {
+    Refuse(fd, refusal->status, refusal->message, head->method, path, p.accepted);
+    return;
+  }
+  HandOver(fd);
+}
+
+void HttpServer::Impl::HandOver(int fd) {
+  Pending p = std::move(pending.at(fd));
+  pending.erase(fd);
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  auto conn = std::make_shared<Conn>();
+  conn->fd = fd;
+  conn->inode = SocketInode(fd);
+  conn->ip = p.ip;
+  conn->deadline = p.accepted + options.header_timeout;
+  conn->request_started = true;
+  {
+    std::lock_guard lock(mu);
+    conns[fd] = conn;
+  }
+  MHD_Daemon* d = daemons[next_daemon++ % daemons.size()];
+  if (MHD_add_connection(d, fd, reinterpret_cast<const sockaddr*>(&p.addr), p.addr_len) !=
+      MHD_YES) {
+    // libmicrohttpd closed the socket; its close notice may have come or not.
+    spdlog::warn("http: cannot hand a connection from {} to an event thread: {}", p.ip,
+                 std::strerror(errno));
+    std::lock_guard lock(mu);
+    auto it = conns.find(fd);
+    if (it != conns.end() && it->second == conn) {
+      Release(*conn);
+      conns.erase(it);
+    }
+  }
+}
+
+void HttpServer::Impl::Refuse(int fd, int status, const std::string& message,
+                              const std::string& method, const std::string& path,
+                              Clock::time_point since, const Headers& extra) {
+  const std::string body = ErrorBody(message);
+  SendNow(fd, server::SerializeClosingResponse(status, body, extra));
+  spdlog::debug("http {} {} -> {} ({})", method, path, status, message);
+  AccessRecord record;
+  if (auto it = pending.find(fd); it != pending.end()) record.remote_address = it->second.ip;
+  record.method = method;
+  record.path = path;
+  record.status = status;
+  record.response_bytes = body.size();
+  record.duration_us = Micros(Clock::now() - since);
+  if (record.remote_address.empty()) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      record.remote_address = AddressText(reinterpret_cast<const sockaddr*>(&addr));
+    }
+  }
+  Log(std::move(record));
+  if (auto it = pending.find(fd); it != pending.end()) {
+    {
+      std::lock_guard lock(mu);
+      ReleaseAddress(it->second.ip);
+    }
+    pending.erase(it);
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  }
+  StartLinger(fd);
+}
+
+void HttpServer::Impl::ClosePending(int fd) {
+  auto it = pending.find(fd);
+  if (it == pending.end()) return;
+  {
+    std::lock_guard lock(mu);
+    ReleaseAddress(it->second.ip);
+  }
+  pending.erase(it);
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+}
+
+// After an answer to a client that may still be sending: drop what it sent,
+// end our side (FIN after the answer), and keep reading for up to kLinger so
+// that closing with unread bytes does not reset the connection under the
+// answer. Past max_connections lingering sockets, closes at once.
+void HttpServer::Impl::StartLinger(int fd) {
+  if (lingering.load() >= options.max_connections) {
+    ::close(fd);
+    return;
+  }
+  ++lingering;
+  ::shutdown(fd, SHUT_WR);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = fd;
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+  linger_deadlines[fd] = Clock::now() + kLinger;
+  DrainLinger(fd);
+}
+
+void HttpServer::Impl::DrainLinger(int fd) {
+  // Bounded per wake-up so one fast sender cannot hold the guard; the
+  // socket stays readable and comes back in the next epoll_wait.
+  for (int i = 0;; ++i) {
+    if (i == 16) return;
+    const ssize_t n = ::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    break;  // end of stream or error: done
+  }
+  if (linger_deadlines.erase(fd) > 0) {
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    --lingering;
+  }
+}
+
+void HttpServer::Impl::Sweep() {
+  const Clock::time_point now = Clock::now();
+  // New connections whose first head is late: 408 when some of it came.
+  // Those that trickled past kEagerPeeks are looked at here.
+  std::vector<int> late, trickling;
+  for (const auto& [fd, p] : pending) {
+    if (now >= p.accepted + options.header_timeout) {
+      late.push_back(fd);
+    } else if (p.peeks >= kEagerPeeks) {
+      trickling.push_back(fd);
+    }
+  }
+  for (int fd : trickling) Examine(fd, false, /*on_tick=*/true);
+  for (int fd : late) {
+    const Pending& p = pending.at(fd);
+    if (p.peeked == 0) {
+      ClosePending(fd);
+    } else {
+      Refuse(fd, 408,
+             "request line and headers not complete after " + DurationText(options.header_timeout) +
+                 " (--http-header-timeout)",
+             "", "", p.accepted);
+    }
+  }
+  // Connections of the event threads past a header or body deadline.
+  std::vector<AccessRecord> records;  // answers written here, logged after the lock
+  {
+    std::lock_guard lock(mu);
+    for (auto& [fd, conn] : conns) {
+      if (conn->swept) continue;
+      if (conn->deadline > now) {
+        // libmicrohttpd 0.9.75 watches its sockets edge-triggered and stops
+        // reading after a short read: a client that sent its last bytes and
+        // its FIN together is never seen to end. Seen here instead: the
+        // client's end arrived, nothing is left unread, and no request is
+        // being handled or answered, twice in a row (a tick apart).
+        if (conn->phase != Conn::Phase::kHead && conn->phase != Conn::Phase::kBody) {
+          conn->half_closed = false;
+          continue;
+        }
+        pollfd p{fd, POLLRDHUP, 0};
+        int unread = 0;
+        const bool ended = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)) &&
+                           ::ioctl(fd, FIONREAD, &unread) == 0 && unread == 0;
+        if (!ended || !conn->half_closed) {
+          conn->half_closed = ended;
+          continue;
+        }
+        if (SocketInode(fd) != conn->inode) continue;
+        if (conn->phase == Conn::Phase::kBody || conn->request_started) {
+          const std::string error =
+              ErrorBody(conn->phase == Conn::Phase::kBody
+                            ? "the client closed its side before the request body ended"
+                            : "the client closed its side before the request headers ended");
+          SendNow(fd, server::SerializeClosingResponse(400, error));
+          AccessRecord record;
+          record.remote_address = conn->ip;
+          record.status = 400;
+          record.response_bytes = error.size();
+          records.push_back(std::move(record));
+        }
+        ::shutdown(fd, SHUT_RDWR);
+        conn->swept = true;
+        continue;
+      }
+      if (SocketInode(fd) != conn->inode) continue;  // not the same socket (cannot happen)
+      const bool body = conn->phase == Conn::Phase::kBody;
+      if (conn->request_started || body) {
+        const std::string message =
+            body ? "request body not complete after " + DurationText(options.body_timeout) +
+                       " (--http-body-timeout)"
+                 : "request line and headers not complete after " +
+                       DurationText(options.header_timeout) + " (--http-header-timeout)";
+        const std::string error = ErrorBody(message);
+        SendNow(fd, server::SerializeClosingResponse(408, error));
+        AccessRecord record;
+        record.remote_address = conn->ip;
+        record.status = 408;
+        record.response_bytes = error.size();
+        records.push_back(std::move(record));
+      }
+      ::shutdown(fd, SHUT_RDWR);
+      conn->swept = true;
+    }
+  }
+  for (AccessRecord& r : records) Log(std::move(r));
+  // Lingering sockets past their time.
+  std::vector<int> expired;
+  for (const auto& [fd, deadline] : linger_deadlines) {
+    if (now >= deadline) expired.push_back(fd);
+  }
+  for (int fd : expired) {
+    linger_deadlines.erase(fd);
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    ::close(fd);
+    --lingering;
+  }
+}
+
+void HttpServer::Impl::ReleaseAddress(const std::string& ip) {
+  --open_connections;
+  auto it = per_client.find(ip);
+  if (it != per_client.end() && --it->second <= 0) per_client.erase(it);
+}
+
+void HttpServer::Impl::Release(Conn& conn) {
+  if (conn.released) return;
+  conn.released = true;
+  ReleaseAddress(conn.ip);
+}
+
+void HttpServer::Impl::Log(AccessRecord record) const {
+  if (!options.access_log) return;
+  try {
+    options.access_log(record);
+  } catch (...) {
+    // The hook must not throw; an exception must not take a server thread down.
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Event threads (libmicrohttpd callbacks).
+
+void HttpServer::Impl::OnConnection(MHD_Connection* c, void** socket_context,
+                                    MHD_ConnectionNotificationCode toe) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const int fd = info ? info->connect_fd : -1;
+  std::lock_guard lock(mu);
+  auto it = conns.find(fd);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = it != conns.end() ? it->second.get() : nullptr;
+    return;
+  }
+  // MHD_CONNECTION_NOTIFY_CLOSED: called before libmicrohttpd closes the socket.
+  if (it == conns.end() || (*socket_context != nullptr && it->second.get() != *socket_context)) {
+    return;
+  }
+  Conn& conn = *it->second;
+  int unread = 0;
+  ::ioctl(fd, FIONREAD, &unread);
+  const bool mid_request =
+      conn.phase == Conn::Phase::kBody || conn.request_started || conn.drain_on_close;
+  if ((unread > 0 || mid_request) && !conn.swept && lingering.load() < options.max_connections &&
+      SocketInode(fd) == conn.inode) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) {
+      ::shutdown(copy, SHUT_WR);
+      linger_inbox.push_back(copy);
+      ++lingering;
+      Wake();
+    }
+  }
+  Release(conn);
+  conns.erase(it);
+  *socket_context = nullptr;
+}
+
+void HttpServer::Impl::OnRequestLine(MHD_Connection* c) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  auto* conn = info ? static_cast<Conn*>(info->socket_context) : nullptr;
+  if (!conn) return;
+  std::lock_guard lock(mu);
+  conn->request_started = true;
+  conn->deadline = std::min(conn->deadline, Clock::now() + options.header_timeout);
+}
+
+MHD_Result HttpServer::Impl::OnAccess(MHD_Connection* c, const char* url, const char* method,
+                                      const char* upload_data, size_t* upload_size,
+                                      void** req_cls) {
+  auto* r = static_cast<Request*>(*req_cls);
+  if (r == nullptr) {
+    r = new Request();
+    *req_cls = r;
+    return Begin(c, r, url, method);
+  }
+  if (r->answered) {
+    *upload_size = 0;  // answered early: nothing more is kept
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    r->wire_bytes += *upload_size;
+    if (!r->over_limit && r->http.body.size() + *upload_size > options.max_body_bytes) {
+      r->over_limit = true;  // drop the rest as it comes, answer 413 at the end
+      std::string().swap(r->http.body);
+    }
+    if (!r->over_limit) r->http.body.append(upload_data, *upload_size);
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  r->body_done = true;
+  if (r->reply_ready.load(std::memory_order_acquire)) {
+    return Answer(c, r, std::move(r->reply), /*close=*/false);
+  }
+  if (r->dispatched) return MHD_YES;
+  if (r->over_limit) {
+    return Answer(c, r,
+                  server::ErrorReply(413, server::BodyTooLargeMessage(options.max_body_bytes)),
+                  /*close=*/false);
+  }
+  return Dispatch(c, r);
+}
+
+MHD_Result HttpServer::Impl::Begin(MHD_Connection* c, Request* r, const char* url,
+                                   const char* method) {
+  r->started = Clock::now();
+  r->http.method = method ? method : "";
+  r->http.path = url ? url : "";
+  MHD_get_connection_values(
+      c, MHD_HEADER_KIND,
+      [](void* cls, MHD_ValueKind, const char* key, const char* value) -> MHD_Result {
+        static_cast<Headers*>(cls)->emplace_back(key ? key : "", value ? value : "");
+        return MHD_YES;
+      },
+      &r->http.headers);
+  MHD_get_connection_values(
+      c, MHD_GET_ARGUMENT_KIND,
+      [](void* cls, MHD_ValueKind, const char* key, const char* value) -> MHD_Result {
+        if (key) (*static_cast<std::map<std::string, std::string>*>(cls))[key] = value ? value : "";
+        return MHD_YES;
+      },
+      &r->http.query);
+  const Headers& headers = r->http.headers;
+  const std::optional<std::string> length = server::FindHeader(headers, "Content-Length");
+  const bool has_body =
+      (length && *length != "0") || server::FindHeader(headers, "Transfer-Encoding").has_value();
+  if (length) {
+    // Room for the body up front, but not more than 1 MiB on a client's word.
+    const uint64_t announced = std::strtoull(length->c_str(), nullptr, 10);
+    if (announced <= options.max_body_bytes) {
+      r->http.body.reserve(static_cast<size_t>(std::min<uint64_t>(announced, 1 << 20)));
+    }
+  }
+  const MHD_ConnectionInfo* ctx = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  {
+    std::lock_guard lock(mu);
+    ++active_requests;
+    auto* conn = ctx ? static_cast<Conn*>(ctx->socket_context) : nullptr;
+    if (conn) {
+      auto it = conns.find(conn->fd);
+      if (it != conns.end() && it->second.get() == conn) r->conn = it->second;
+    }
+    if (r->conn) {
+      r->conn->phase = Conn::Phase::kBody;
+      r->conn->request_started = true;
+      r->conn->deadline = has_body ? r->started + options.body_timeout : kNoDeadline;
+    }
+  }
+  // Later requests on a keep-alive connection were not seen by the guard.
+  const MHD_ConnectionInfo* size_info =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  uint64_t head_bytes = size_info ? size_info->header_size : 0;
+  if (!size_info) {
+    head_bytes = r->http.method.size() + r->http.path.size() + 12;
+    for (const auto& [k, v] : headers) head_bytes += k.size() + v.size() + 4;
+  }
+  std::optional<server::HeadRefusal> refusal =
+      server::CheckHeadSize(headers.size(), head_bytes, limits);
+  if (!refusal) refusal = server::CheckFraming(headers);
+  if (!refusal) {
+    const std::string type = server::FindHeader(headers, "Content-Type").value_or("");
+    if (type.rfind("multipart/form-data", 0) == 0) {
+      refusal = server::HeadRefusal{415, "multipart bodies are not accepted: send JSON"};
+    }
+  }
+  if (!refusal) {
+    if (auto coding = server::FindHeader(headers, "Content-Encoding");
+        coding && !coding->empty() && ::strcasecmp(coding->c_str(), "identity") != 0) {
+      auto inflater = server::BodyInflater::Create(*coding);
+      if (!inflater.ok()) {
+        refusal = server::HeadRefusal{415, inflater.status().message()};
+      } else {
+        r->coding = *coding;
+      }
+    }
+  }
+  if (!refusal && length && std::strtoull(length->c_str(), nullptr, 10) > options.max_body_bytes) {
+    refusal = server::HeadRefusal{413, server::BodyTooLargeMessage(options.max_body_bytes)};
+  }
+  if (refusal) {
+    return Answer(c, r, server::ErrorReply(refusal->status, refusal->message), /*close=*/true);
+  }
+  r->accepts_gzip =
+      options.compress_responses &&
+      server::AcceptsGzip(server::FindHeader(headers, "Accept-Encoding").value_or(""));
+  return MHD_YES;
+}
+
+MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, Request* r) {
+  {
+    std::lock_guard lock(mu);
+    if (!no_more_handlers) {
+      ++handlers_running;
+      r->dispatched = true;
+      if (r->conn) {
+        r->conn->phase = Conn::Phase::kHandling;
+        r->conn->deadline = kNoDeadline;
+      }
+    }
+  }
+  if (!r->dispatched) {
+    return Answer(c, r, server::ErrorReply(503, "server is shutting down"), /*close=*/true);
+  }
+  MHD_suspend_connection(c);
+  pool->Submit([this, r, c] { Handle(r, c); });
+  return MHD_YES;
+}
+
+MHD_Result HttpServer::Impl::Answer(MHD_Connection* c, Request* r, HttpReply reply, bool close) {
+  auto* body = new std::string(std::move(reply.body));
+  MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
+      body->size(), body->data(), [](void* p) { delete static_cast<std::string*>(p); }, body);
+  if (response == nullptr) {
+    delete body;
+    return MHD_NO;
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
+  for (const auto& [name, value] : reply.headers) {
+    MHD_add_response_header(response, name.c_str(), value.c_str());
+  }
+  if (close || stopping.load()) {
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+  }
+  r->answered = true;
+  r->status = reply.status;
+  r->response_bytes = body->size();
+  const MHD_Result queued = MHD_queue_response(c, static_cast<unsigned>(reply.status), response);
+  MHD_destroy_response(response);
+  if (r->conn) {
+    std::lock_guard lock(mu);
+    // The answer is being written: the idle timeout watches it. A body
+    // answered before it arrived (413) is drained at the close
+    // (drain_on_close, set when the request completes).
+    r->conn->deadline = kNoDeadline;
+    r->conn->phase = Conn::Phase::kAnswering;
+  }
+  return queued;
+}
+
+void HttpServer::Impl::OnCompleted(Request* r) {
+  const Clock::time_point now = Clock::now();
+  if (r->answered) {
+    spdlog::debug("http {} {} -> {}", r->http.method, r->http.path, r->status);
+    AccessRecord record;
+    record.remote_address = r->conn ? r->conn->ip : "";
+    record.method = r->http.method;
+    record.path = r->http.path;
+    record.status = r->status;
+    record.request_body_bytes = r->wire_bytes;
+    record.response_bytes = r->response_bytes;
+    record.duration_us = Micros(now - r->started);
+    Log(std::move(record));
+  }
+  {
+    std::lock_guard lock(mu);
+    --active_requests;
+    if (r->conn && !r->conn->released) {
+      // Until the next request line: the idle timeout, then header_timeout.
+      r->conn->phase = Conn::Phase::kHead;
+      r->conn->request_started = false;
+      r->conn->deadline = now + options.idle_timeout + options.header_timeout;
+      if (!r->body_done) r->conn->drain_on_close = true;
+    }
+  }
+  drained.notify_all();
+  delete r;
+}
+
+// ---------------------------------------------------------------------------
+// Handler pool.
+
+void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
+  HttpReply reply = Process(*r);
+  Compress(*r, reply);
+  r->reply = std::move(reply);
+  r->reply_ready.store(true, std::memory_order_release);
+  // After this the event thread may answer and free `r`.
+  MHD_resume_connection(c);
+  {
+    std::lock_guard lock(mu);
+    --handlers_running;
+  }
+  drained.notify_all();
+}
+
+HttpReply HttpServer::Impl::Process(Request& r) {
+  try {
+    if (!r.coding.empty()) {
+      auto inflater = server::BodyInflater::Create(r.coding);
+      if (!inflater.ok()) return server::ErrorReply(415, inflater.status().message());
+      std::string plain;
+      Status s = (*inflater)->Feed(r.http.body, options.max_body_bytes, &plain);
+      if (s.code() == StatusCode::kResourceExhausted) {
+        return server::ErrorReply(413, server::BodyTooLargeMessage(options.max_body_bytes) +
+                                           " (after " + r.coding + " decompression)");
+      }
+      if (s.ok()) s = (*inflater)->Finish();
+      if (!s.ok()) return server::ErrorReply(400, s.message());
+      r.http.body = std::move(plain);
+    }
+    const std::string& method = r.http.method == "HEAD" ? std::string("GET") : r.http.method;
+    for (const CompiledRoute& route : routes) {
+      if (route.method != method) continue;
+      std::smatch m;
+      if (!std::regex_match(r.http.path, m, route.pattern)) continue;
+      for (size_t i = 1; i < m.size(); ++i) r.http.captures.push_back(m[i].str());
+      return (*route.handler)(r.http);
+    }
+    return server::ErrorReply(404, "no route for " + r.http.method + " " + r.http.path);
+  } catch (const std::exception& e) {
+    return server::ErrorReply(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return server::ErrorReply(500, "internal error");
+  }
+}
+
+void HttpServer::Impl::Compress(const Request& r, HttpReply& reply) const {
+  if (!r.accepts_gzip || reply.body.size() < kMinCompressBytes ||
+      !server::IsCompressibleType(reply.content_type)) {
+    return;
+  }
+  for (const auto& [name, value] : reply.headers) {
+    if (::strcasecmp(name.c_str(), "Content-Encoding") == 0) return;
+  }
+  auto gz = server::GzipCompress(reply.body);
+  if (!gz.ok()) return;  // send it as it is
+  reply.body = std::move(*gz);
+  reply.headers.emplace_back("Content-Encoding", "gzip");
+  reply.headers.emplace_back("Vary", "Accept-Encoding");
+}
+
+// ---------------------------------------------------------------------------
+// HttpServer.
+
+HttpServer::HttpServer(Grid* grid, HttpServerOptions options)
+    : HttpServer(static_cast<InferenceService*>(nullptr), std::move(options), grid) {}
+
+HttpServer::HttpServer(InferenceService* service, HttpServerOptions options)
+    : HttpServer(service, std::move(options), nullptr) {}
+
+HttpServer::HttpServer(InferenceService* service, HttpServerOptions options, Grid* grid)
+    : impl_(std::make_unique<Impl>()) {
+  if (service == nullptr) {
+    impl_->owned_service = std::make_unique<InferenceService>(grid, ServiceOptions{});
+    service = impl_->owned_service.get();
+  }
+  impl_->service = service;
   impl_->options = std::move(options);
-  impl_->Configure();
+  const HttpServerOptions& o = impl_->options;
+  impl_->limits.max_header_bytes = o.max_header_bytes;
+  impl_->limits.max_headers = o.max_headers;
+  impl_->limits.max_body_bytes = o.max_body_bytes;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  impl_->handler_threads = o.threads > 0 ? o.threads : std::max(8, 2 * cores);
+  impl_->io_threads = o.io_threads > 0 ? o.io_threads : std::clamp(cores / 4, 1, 4);
+  impl_->CompileRoutes();
 }
 
 HttpServer::~HttpServer() {
   Stop();
-  std::unique_lock lock(impl_->mu);
-  impl_->changed.wait(lock, [this] { return !impl_->running; });
-  if (impl_->bound && !impl_->ran) impl_->http.CloseUnusedSocket();
+  std::unique_lock lock(impl_->life_mu);
+  impl_->life_cv.wait(lock, [this] { return !impl_->running; });
+  if (impl_->listen_fd >= 0) {
+    ::close(impl_->listen_fd);
+    impl_->listen_fd = -1;
+  }
 }
 
 Result<int> HttpServer::Bind() {
-  std::lock_guard lock(impl_->mu);
+  std::lock_guard lock(impl_->life_mu);
   const HttpServerOptions& o = impl_->options;
   if (impl_->bound) return Status::Internal("HttpServer::Bind called twice");
-  if (o.port < 0 || o.port > 65535) {
-    return Status::InvalidArgument("HTTP port " + std::to_string(o.port) + " is not in 0..65535");
+  MG_RETURN_IF_ERROR(impl_->Validate());
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port_text = std::to_string(o.port);
+  if (const int rc = ::getaddrinfo(o.host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
+    return Status::Unavailable("cannot listen on " + where + ": " + ::gai_strerror(rc));
   }
-  const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
-                               : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port <= 0) {
-    return Status::Unavailable("cannot listen on " + o.host + ":" + std::to_string(o.port) +
-                               " (address in use or not available)");
+  std::string why = "no address";
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    const int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, o.backlog) != 0) {
+      why = std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+    }
   }
+  ::freeaddrinfo(found);
+  if (fd < 0) return Status::Unavailable("cannot listen on " + where + ": " + why);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = addr.ss_family == AF_INET6
+                       ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                       : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  // Every connection, lingering socket and worker pipe is a descriptor.
+  rlimit files{};
+  const rlim_t wanted = static_cast<rlim_t>(2 * o.max_connections + 256);
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < wanted) {
+    const rlim_t before = files.rlim_cur;
+    files.rlim_cur = std::min(wanted, files.rlim_max);
+    if (files.rlim_cur > before && ::setrlimit(RLIMIT_NOFILE, &files) == 0) {
+      spdlog::info("http: raised the open-file limit from {} to {}", before, files.rlim_cur);
+    }
+    if (files.rlim_cur < wanted) {
+      spdlog::warn("http: the open-file limit {} is below {} (2 × max_connections + 256)",
+                   files.rlim_cur, wanted);
+    }
+  }
+  impl_->listen_fd = fd;
   impl_->bound = true;
   impl_->port = port;
   return port;
@@ -295,46 +1304,41 @@ Result<int> HttpServer::Bind() {
 
 Status HttpServer::Run() {
   {
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->life_mu);
     if (!impl_->bound) return Status::Internal("HttpServer::Run called without a successful Bind");
     if (impl_->ran) return Status::Internal("HttpServer::Run called twice");
     impl_->ran = true;
     if (impl_->stop_requested) {
-      impl_->http.CloseUnusedSocket();
+      ::close(impl_->listen_fd);
+      impl_->listen_fd = -1;
       return Status::Ok();
     }
     impl_->running = true;
   }
-  const bool ok = impl_->http.listen_after_bind();
+  Status started = impl_->Start();
+  if (started.ok()) {
+    std::unique_lock lock(impl_->life_mu);
+    impl_->life_cv.wait(lock, [this] { return impl_->stop_requested; });
+  }
+  impl_->Shutdown();
   {
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->life_mu);
     impl_->running = false;
   }
-  impl_->changed.notify_all();
-  if (!ok) {
-    return Status::Internal("accepting connections on " + impl_->options.host + ":" +
-                            std::to_string(impl_->port) + " failed");
-  }
-  return Status::Ok();
+  impl_->life_cv.notify_all();
+  return started;
 }
 
 void HttpServer::Stop() {
-  std::unique_lock lock(impl_->mu);
-  impl_->stop_requested = true;
-  if (impl_->stop_sent) return;
-  // Run may be between its check and httplib's loop start: httplib::stop()
-  // acts only once listening began, so wait for that (or for Run to end).
-  while (impl_->running && !impl_->http.is_running()) {
-    impl_->changed.wait_for(lock, std::chrono::milliseconds(1));
+  {
+    std::lock_guard lock(impl_->life_mu);
+    impl_->stop_requested = true;
   }
-  if (impl_->http.is_running()) {
-    impl_->http.stop();
-    impl_->stop_sent = true;
-  }
+  impl_->life_cv.notify_all();
 }
 
 int HttpServer::port() const {
-  std::lock_guard lock(impl_->mu);
+  std::lock_guard lock(impl_->life_mu);
   return impl_->port;
 }
 

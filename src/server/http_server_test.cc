@@ -634,7 +634,7 @@ TEST_F(HttpServerTest, SharedMemoryInputsGiveTheOutputsOfJsonData) {
   constexpr uint64_t kRegionBytes = 4096;
   constexpr uint64_t kTensorOffset = 512;  // where the tensor starts in the region
   constexpr uint64_t kTensorBytes = 4 * 64 * sizeof(float);
-  auto created = testing::PosixSharedMemory::Create("/mg_http_test_" + std::to_string(::getpid()),
+  auto created = testing::PosixSharedMemory::Create("/modelgrid_http_test_" + std::to_string(::getpid()),
                                                     kRegionOffset + kRegionBytes);
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   testing::PosixSharedMemory& shm = **created;
@@ -696,7 +696,7 @@ TEST_F(HttpServerTest, SharedMemoryInputsGiveTheOutputsOfJsonData) {
 // inputs that name a region badly, outputs in shared memory, unregistration.
 TEST_F(HttpServerTest, SharedMemoryErrorsNameTheProblem) {
   constexpr uint64_t kBytes = 4096;
-  const std::string key = "/mg_http_test_" + std::to_string(::getpid()) + "_err";
+  const std::string key = "/modelgrid_http_test_" + std::to_string(::getpid()) + "_err";
   auto shm = testing::PosixSharedMemory::Create(key, kBytes);  // unlinked at the end
   ASSERT_TRUE(shm.ok()) << shm.status().ToString();
   UnregisterAllAtExit cleanup{port_};
@@ -743,12 +743,35 @@ TEST_F(HttpServerTest, SharedMemoryErrorsNameTheProblem) {
   with_data["inputs"][0]["data"] = std::vector<float>(64, 0.5f);
   ExpectInferError(infer, with_data.dump(), 400,
                    "input 'input': has both \"data\" and shared_memory_region");
+  // An output requested into the region is written there: the answer
+  // names the region and carries no data; the bytes are the logits a plain
+  // request returns. One byte short of them is an error naming the output.
   json shared_output = DigitsRequest(*digits_, 0, 1, true);
   shared_output["outputs"] = {
       {{"name", "logits"},
-       {"parameters", {{"shared_memory_region", "r"}, {"shared_memory_byte_size", 40}}}}};
+       {"parameters",
+        {{"shared_memory_region", "r"}, {"shared_memory_offset", 1024},
+         {"shared_memory_byte_size", 40}}}}};
+  Reply written = Post(port_, infer, shared_output.dump());
+  ASSERT_EQ(written.status, 200) << written.body;
+  const json& out = written.json["outputs"][0];
+  EXPECT_FALSE(out.contains("data")) << written.body;
+  EXPECT_EQ(out["parameters"]["shared_memory_region"], "r");
+  EXPECT_EQ(out["parameters"]["shared_memory_byte_size"], 40);
+  Reply plain = Post(port_, infer, DigitsRequest(*digits_, 0, 1, true).dump());
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  std::vector<float> logits(10);
+  std::memcpy(logits.data(), (*shm)->data() + 1024, 40);
+  ASSERT_EQ(plain.json["outputs"][0]["data"].size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_FLOAT_EQ(logits[i], plain.json["outputs"][0]["data"][i].get<float>()) << i;
+  }
+  shared_output["outputs"][0]["parameters"]["shared_memory_byte_size"] = 39;
   ExpectInferError(infer, shared_output.dump(), 400,
-                   "output 'logits': shared memory outputs are not supported");
+                   "output 'logits': 40 bytes do not fit the 39 of shared_memory_byte_size");
+  // A key outside the allowed prefix (--shm-key-prefix, default /modelgrid_).
+  expect_error(reg("x", {{"key", "/elsewhere"}, {"byte_size", 16}}), 403,
+               "does not start with the allowed prefix '/modelgrid_'");
 
   expect_error(Post(port_, region + "nosuch/unregister", ""), 404, "'nosuch' is not registered");
   ASSERT_EQ(reg("r2", {{"key", key}, {"offset", 16}, {"byte_size", 16}}).status, 200);

@@ -239,7 +239,8 @@ std::string FormatMetrics(const std::vector<ModelMetrics>& models,
   return out.str();
 }
 
-std::vector<Route> MetricsRoutes(Grid* grid) {
+std::vector<Route> MetricsRoutes(InferenceService* service) {
+  Grid* grid = service->grid();
   return {{"GET", "/metrics", [grid](const HttpRequest&) {
              std::vector<ModelMetrics> models;
              for (const ModelStatus& s : grid->Models()) {

@@ -1,26 +1,20 @@
-// The route table and the model/version lookup shared by the routes (routes.h).
+// The route table and the admin token of a request (routes.h).
 #include "server/routes.h"
 
 namespace modelgrid::server {
 
-Result<ModelStatus> FindModelVersion(const Grid& grid, const std::string& model,
-                                     const std::string& version) {
-  MG_ASSIGN_OR_RETURN(ModelStatus status, grid.Model(model));
-  if (!version.empty() && version != status.version) {
-    return Status::NotFound("model '" + model + "' has no version '" + version + "'" +
-                            (status.version.empty()
-                                 ? std::string(" (it has no version folder)")
-                                 : " (serving version '" + status.version + "')"));
-  }
-  return status;
+std::string RequestToken(const HttpRequest& req) {
+  auto header = req.Header("Authorization");
+  return header ? BearerToken(*header) : "";
 }
 
-std::vector<Route> AllRoutes(Grid* grid) {
+std::vector<Route> AllRoutes(InferenceService* service) {
   std::vector<Route> all;
   // Literal paths first: /v2/models/stats must not be read as model "stats".
   for (auto group :
-       {HealthRoutes(grid), StatsRoutes(grid), ModelGridRoutes(grid), MetricsRoutes(grid),
-        RepositoryRoutes(grid), SharedMemoryRoutes(grid), InferRoutes(grid), ModelRoutes(grid)}) {
+       {HealthRoutes(service), StatsRoutes(service), ModelGridRoutes(service),
+        MetricsRoutes(service), RepositoryRoutes(service), SharedMemoryRoutes(service),
+        InferRoutes(service), ConfigRoutes(service), ModelRoutes(service)}) {
     for (Route& r : group) all.push_back(std::move(r));
   }
   return all;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "modelgrid/grid.h"
+#include "modelgrid/service/inference_service.h"
 #include "server/http_exchange.h"
 
 namespace modelgrid::server {
@@ -27,32 +28,34 @@ struct Route {
 inline constexpr const char* kModelPath = "/v2/models/([^/]+)(?:/versions/([^/]+))?";
 
 // GET /v2/health/live, /v2/health/ready, /v2 (server metadata).
-std::vector<Route> HealthRoutes(Grid* grid);
+std::vector<Route> HealthRoutes(InferenceService* service);
 // GET /v2/models/{m}[/versions/{v}] (metadata) and .../ready.
-std::vector<Route> ModelRoutes(Grid* grid);
+std::vector<Route> ModelRoutes(InferenceService* service);
 // POST /v2/models/{m}[/versions/{v}]/infer.
-std::vector<Route> InferRoutes(Grid* grid);
+std::vector<Route> InferRoutes(InferenceService* service);
 // POST /v2/repository/index, /v2/repository/models/{m}/load, .../unload.
-std::vector<Route> RepositoryRoutes(Grid* grid);
+std::vector<Route> RepositoryRoutes(InferenceService* service);
 // GET /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats.
-std::vector<Route> StatsRoutes(Grid* grid);
+std::vector<Route> StatsRoutes(InferenceService* service);
 // GET /v2/modelgrid/devices, /v2/modelgrid/models, /v2/modelgrid/changes;
 // POST /v2/modelgrid/models/{m}/config, /v2/modelgrid/strategy.
-std::vector<Route> ModelGridRoutes(Grid* grid);
+std::vector<Route> ModelGridRoutes(InferenceService* service);
 // Triton's system shared memory extension (routes_shared_memory.cc):
 // GET /v2/systemsharedmemory/status, .../region/{name}/status; POST
 // .../region/{name}/register, .../region/{name}/unregister,
 // /v2/systemsharedmemory/unregister.
-std::vector<Route> SharedMemoryRoutes(Grid* grid);
+std::vector<Route> SharedMemoryRoutes(InferenceService* service);
 // GET /metrics (Prometheus text format, server/metrics.h).
-std::vector<Route> MetricsRoutes(Grid* grid);
+std::vector<Route> MetricsRoutes(InferenceService* service);
 // Every route above, literal paths first.
-std::vector<Route> AllRoutes(Grid* grid);
+std::vector<Route> AllRoutes(InferenceService* service);
 
-// The status of `model`, checking that `version` (when not empty) is the
-// version the grid serves. Errors: the grid's kNotFound for an unknown
-// model; kNotFound "model 'm' has no version 'v' (serving version '1')".
-Result<ModelStatus> FindModelVersion(const Grid& grid, const std::string& model,
-                                     const std::string& version);
+// The admin token a request presents: its `Authorization: Bearer <token>`
+// header (BearerToken), "" when it has none.
+std::string RequestToken(const HttpRequest& req);
+
+// GET /v2/models/{m}[/versions/{v}]/config (Triton's model configuration
+// extension, InferenceService::Config).
+std::vector<Route> ConfigRoutes(InferenceService* service);
 
 }  // namespace modelgrid::server

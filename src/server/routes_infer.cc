@@ -1,10 +1,9 @@
 // POST /v2/models/{m}[/versions/{v}]/infer: decode (JSON or Triton's binary
-// data extension), run the selected task on the grid, encode the outputs.
+// data extension), run it through the InferenceService, encode the outputs.
 #include <charconv>
 #include <string>
 
 #include "modelgrid/kserve/infer_codec.h"
-#include "server/infer_call.h"
 #include "server/routes.h"
 
 namespace modelgrid::server {
@@ -32,25 +31,17 @@ Result<std::optional<size_t>> JsonHeaderLength(const HttpRequest& req) {
   return std::optional<size_t>(length);
 }
 
-HttpReply Infer(Grid* grid, const HttpRequest& req) {
-  const std::string& model = req.Capture(0);
-  auto status = FindModelVersion(*grid, model, req.Capture(1));
-  if (!status.ok()) return ErrorReply(status.status());
+HttpReply Infer(InferenceService* service, const HttpRequest& req) {
   auto header_length = JsonHeaderLength(req);
   if (!header_length.ok()) return ErrorReply(header_length.status());
   auto request = DecodeInferRequest(req.body, *header_length);
   if (!request.ok()) return ErrorReply(request.status());
-
   const std::vector<RequestedOutput> requested = request->outputs;
   const bool binary_data_output = request->binary_data_output;
-  const std::string id = request->id;
-  auto call = MakeInferCall(std::move(*request));
-  if (!call.ok()) return ErrorReply(call.status());
-  auto outputs = grid->Infer(model, std::move(*call));
-  if (!outputs.ok()) return ErrorReply(outputs.status());
-
-  auto encoded =
-      EncodeInferResponse(model, status->version, id, *outputs, requested, binary_data_output);
+  auto response = service->Infer(req.Capture(0), req.Capture(1), std::move(*request));
+  if (!response.ok()) return ErrorReply(response.status());
+  auto encoded = EncodeInferResponse(response->model_name, response->model_version, response->id,
+                                     response->outputs, requested, binary_data_output);
   if (!encoded.ok()) return ErrorReply(encoded.status());
   HttpReply reply;
   reply.body = std::move(encoded->body);
@@ -63,9 +54,9 @@ HttpReply Infer(Grid* grid, const HttpRequest& req) {
 
 }  // namespace
 
-std::vector<Route> InferRoutes(Grid* grid) {
+std::vector<Route> InferRoutes(InferenceService* service) {
   return {{"POST", std::string(kModelPath) + "/infer",
-           [grid](const HttpRequest& r) { return Infer(grid, r); }}};
+           [service](const HttpRequest& r) { return Infer(service, r); }}};
 }
 
 }  // namespace modelgrid::server

@@ -3,6 +3,8 @@
 // memory figures first), and reconfiguration while serving:
 // POST /v2/modelgrid/models/{m}/config, POST /v2/modelgrid/strategy,
 // GET /v2/modelgrid/changes (docs/design.md, "Memory model").
+#include <limits>
+
 #include "modelgrid/bytes.h"
 #include "server/routes.h"
 #include "server/status_json.h"
@@ -51,8 +53,17 @@ Result<ModelUpdate> DecodeUpdate(const std::string& body, const std::string& mod
       MG_ASSIGN_OR_RETURN(uint64_t bytes, BytesField(v, field));
       (key == "request" ? u.request_bytes : u.limit_bytes) = bytes;
     } else if (key == "priority") {
-      if (!v.is_number_integer()) return Status::InvalidArgument(field + ": expected an integer");
-      u.priority = v.get<int>();
+      const bool in_range =
+          v.is_number_integer() &&
+          (v.is_number_unsigned()
+               ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+               : v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+                     v.get<int64_t>() <= std::numeric_limits<int>::max());
+      if (!in_range) {
+        return Status::InvalidArgument(field + ": expected an integer in int range, got " +
+                                       v.dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+      u.priority = static_cast<int>(v.get<int64_t>());
     } else if (key == "resolver") {
       if (!v.is_string()) return Status::InvalidArgument(field + ": expected a string");
       auto r = ParseResolver(v.get<std::string>());
@@ -105,15 +116,28 @@ HttpReply Changes(Grid* grid) {
 
 }  // namespace
 
-std::vector<Route> ModelGridRoutes(Grid* grid) {
+std::vector<Route> ModelGridRoutes(InferenceService* service) {
+  Grid* grid = service->grid();
   return {
       {"GET", "/v2/modelgrid/devices", [grid](const HttpRequest& r) { return Devices(grid, r); }},
       {"GET", "/v2/modelgrid/models", [grid](const HttpRequest& r) { return Models(grid, r); }},
       {"GET", "/v2/modelgrid/changes", [grid](const HttpRequest&) { return Changes(grid); }},
       {"POST", "/v2/modelgrid/strategy",
-       [grid](const HttpRequest& r) { return SetStrategy(grid, r); }},
+       [service, grid](const HttpRequest& r) {
+         if (Status s = service->Authorize(RequestToken(r), "changing the strategy"); !s.ok()) {
+           return ErrorReply(s);
+         }
+         return SetStrategy(grid, r);
+       }},
       {"POST", "/v2/modelgrid/models/([^/]+)/config",
-       [grid](const HttpRequest& r) { return Reconfigure(grid, r); }},
+       [service, grid](const HttpRequest& r) {
+         if (Status s = service->Authorize(RequestToken(r),
+                                           "reconfiguring model '" + r.Capture(0) + "'");
+             !s.ok()) {
+           return ErrorReply(s);
+         }
+         return Reconfigure(grid, r);
+       }},
   };
 }
 

@@ -1,42 +1,35 @@
-// GET /v2/models/{m}[/versions/{v}] (metadata) and .../ready.
-#include <string>
-
+// GET /v2/models/{m}[/versions/{v}] (metadata), .../ready and .../config,
+// over the InferenceService.
 #include "server/routes.h"
 #include "server/status_json.h"
 
 namespace modelgrid::server {
 
-namespace {
-
-HttpReply Metadata(const Grid& grid, const HttpRequest& req) {
-  auto status = FindModelVersion(grid, req.Capture(0), req.Capture(1));
-  if (!status.ok()) return ErrorReply(status.status());
-  // A model that never loaded has no inputs or outputs to show: say why.
-  if (std::string why = MetadataUnavailableReason(*status); !why.empty()) {
-    return ErrorReply(503, why);
-  }
-  return JsonReply(200, ModelMetadataView(*status));
-}
-
-HttpReply Ready(const Grid& grid, const HttpRequest& req) {
-  auto status = FindModelVersion(grid, req.Capture(0), req.Capture(1));
-  if (!status.ok()) return ErrorReply(status.status());
-  if (status->state == ModelState::kReady) {
-    return JsonReply(200, {{"name", status->name}, {"ready", true}});
-  }
-  std::string why = "model '" + status->name + "' is " + ModelStateName(status->state);
-  if (!status->reason.empty()) why += ": " + status->reason;
-  return JsonReply(503, {{"name", status->name}, {"ready", false}, {"error", why}});
-}
-
-}  // namespace
-
-std::vector<Route> ModelRoutes(Grid* grid) {
+std::vector<Route> ModelRoutes(InferenceService* service) {
   const std::string model = kModelPath;
   return {
-      {"GET", model, [grid](const HttpRequest& r) { return Metadata(*grid, r); }},
-      {"GET", model + "/ready", [grid](const HttpRequest& r) { return Ready(*grid, r); }},
+      {"GET", model,
+       [service](const HttpRequest& r) {
+         auto m = service->Metadata(r.Capture(0), r.Capture(1));
+         if (!m.ok()) return ErrorReply(m.status());
+         return JsonReply(200, MetadataJson(*m));
+       }},
+      {"GET", model + "/ready",
+       [service](const HttpRequest& r) {
+         auto ready = service->ModelReady(r.Capture(0), r.Capture(1));
+         if (!ready.ok()) return ErrorReply(ready.status());
+         if (ready->ready) return JsonReply(200, {{"name", r.Capture(0)}, {"ready", true}});
+         return JsonReply(503, {{"name", r.Capture(0)}, {"ready", false}, {"error", ready->reason}});
+       }},
   };
+}
+
+std::vector<Route> ConfigRoutes(InferenceService* service) {
+  return {{"GET", std::string(kModelPath) + "/config", [service](const HttpRequest& r) {
+             auto config = service->Config(r.Capture(0), r.Capture(1));
+             if (!config.ok()) return ErrorReply(config.status());
+             return JsonReply(200, *config);
+           }}};
 }
 
 }  // namespace modelgrid::server

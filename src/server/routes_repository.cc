@@ -1,7 +1,6 @@
-// Triton's model repository extension: POST /v2/repository/index,
-// /v2/repository/models/{m}/load and /v2/repository/models/{m}/unload.
-#include <string>
-
+// Triton's model repository extension over the InferenceService:
+// POST /v2/repository/index, /v2/repository/models/{m}/load and
+// /v2/repository/models/{m}/unload (the last two behind the admin token).
 #include "server/routes.h"
 #include "server/status_json.h"
 
@@ -12,7 +11,7 @@ namespace {
 using nlohmann::json;
 
 // Body {"ready": bool?}: with ready true, only the models that serve.
-HttpReply Index(const Grid& grid, const HttpRequest& req) {
+HttpReply Index(const InferenceService& service, const HttpRequest& req) {
   auto body = ParseJsonObjectBody(req.body);
   if (!body.ok()) return ErrorReply(body.status());
   bool ready_only = false;
@@ -23,9 +22,8 @@ HttpReply Index(const Grid& grid, const HttpRequest& req) {
     ready_only = (*body)["ready"].get<bool>();
   }
   json index = json::array();
-  for (const ModelStatus& m : grid.Models()) {
-    if (ready_only && m.state != ModelState::kReady) continue;
-    index.push_back(RepositoryIndexEntry(m));
+  for (const RepositoryEntry& e : service.RepositoryIndex(ready_only)) {
+    index.push_back(RepositoryEntryJson(e));
   }
   return JsonReply(200, index);
 }
@@ -46,36 +44,40 @@ Status CheckLoadBody(const HttpRequest& req) {
   return Status::Ok();
 }
 
-HttpReply Load(Grid* grid, const HttpRequest& req) {
-  const std::string& model = req.Capture(0);
-  if (Status s = CheckLoadBody(req); !s.ok()) return ErrorReply(s);
-  if (Status s = grid->Load(model); !s.ok()) return ErrorReply(s);
-  auto status = grid->Model(model);
+// The model's ModelGrid view after a load or unload.
+HttpReply ModelAnswer(const InferenceService& service, const std::string& model) {
+  auto status = service.grid()->Model(model);
   if (!status.ok()) return ErrorReply(status.status());
   return JsonReply(200, ModelView(*status));
+}
+
+HttpReply Load(InferenceService* service, const HttpRequest& req) {
+  const std::string& model = req.Capture(0);
+  if (Status s = CheckLoadBody(req); !s.ok()) return ErrorReply(s);
+  if (Status s = service->LoadModel(model, RequestToken(req)); !s.ok()) return ErrorReply(s);
+  return ModelAnswer(*service, model);
 }
 
 // Body {"parameters": {"unload_dependents": bool}?} (Triton); no model
 // depends on another here, so the parameters are read for validity only.
-HttpReply Unload(Grid* grid, const HttpRequest& req) {
+HttpReply Unload(InferenceService* service, const HttpRequest& req) {
   const std::string& model = req.Capture(0);
   auto body = ParseJsonObjectBody(req.body);
   if (!body.ok()) return ErrorReply(body.status());
-  if (Status s = grid->Unload(model); !s.ok()) return ErrorReply(s);
-  auto status = grid->Model(model);
-  if (!status.ok()) return ErrorReply(status.status());
-  return JsonReply(200, ModelView(*status));
+  if (Status s = service->UnloadModel(model, RequestToken(req)); !s.ok()) return ErrorReply(s);
+  return ModelAnswer(*service, model);
 }
 
 }  // namespace
 
-std::vector<Route> RepositoryRoutes(Grid* grid) {
+std::vector<Route> RepositoryRoutes(InferenceService* service) {
   return {
-      {"POST", "/v2/repository/index", [grid](const HttpRequest& r) { return Index(*grid, r); }},
+      {"POST", "/v2/repository/index",
+       [service](const HttpRequest& r) { return Index(*service, r); }},
       {"POST", "/v2/repository/models/([^/]+)/load",
-       [grid](const HttpRequest& r) { return Load(grid, r); }},
+       [service](const HttpRequest& r) { return Load(service, r); }},
       {"POST", "/v2/repository/models/([^/]+)/unload",
-       [grid](const HttpRequest& r) { return Unload(grid, r); }},
+       [service](const HttpRequest& r) { return Unload(service, r); }},
   };
 }
 

@@ -7,8 +7,10 @@
 //   POST /v2/systemsharedmemory/region/{name}/unregister
 //   POST /v2/systemsharedmemory/unregister                 every region
 // A status is a JSON array of {"name", "key", "offset", "byte_size"}; the
-// other routes answer 200 with {}. Infer requests then name a region in an
-// input's parameters (InferCall, modelgrid/grid.h).
+// other routes answer 200 with {}. Register and unregister are management
+// calls (the admin token, the allowed key prefix: InferenceService). Infer
+// requests then name a region in an input's or requested output's
+// parameters.
 #include <cstdint>
 #include <string>
 
@@ -77,11 +79,12 @@ Result<RegisterBody> ParseRegisterBody(const std::string& name, const std::strin
 // POST .../region/{name}/register: 200 {} once registered. Errors: 400 for
 // a bad body, an already registered name or sizes past the object; 404 for
 // an unknown key (SharedMemoryRegistry::Register).
-HttpReply Register(Grid* grid, const HttpRequest& req) {
+HttpReply Register(InferenceService* service, const HttpRequest& req) {
   const std::string& name = req.Capture(0);
   auto body = ParseRegisterBody(name, req.body);
   if (!body.ok()) return ErrorReply(body.status());
-  if (Status s = grid->RegisterSharedMemory(name, body->key, body->offset, body->byte_size);
+  if (Status s = service->RegisterSharedMemory(name, body->key, body->offset, body->byte_size,
+                                               RequestToken(req));
       !s.ok()) {
     return ErrorReply(s);
   }
@@ -91,39 +94,45 @@ HttpReply Register(Grid* grid, const HttpRequest& req) {
 // POST .../region/{name}/unregister (`name` set) or
 // /v2/systemsharedmemory/unregister (every region, `name` ""): 200 {}.
 // Errors: 404 for an unknown name.
-HttpReply Unregister(Grid* grid, const std::string& name) {
-  if (Status s = grid->UnregisterSharedMemory(name); !s.ok()) return ErrorReply(s);
+HttpReply Unregister(InferenceService* service, const HttpRequest& req, const std::string& name) {
+  if (Status s = service->UnregisterSharedMemory(name, RequestToken(req)); !s.ok()) {
+    return ErrorReply(s);
+  }
   return JsonReply(200, json::object());
 }
 
 // GET /v2/systemsharedmemory/status: 200 with every region (by name).
-HttpReply AllStatus(const Grid& grid) {
+HttpReply AllStatus(const InferenceService& service) {
   json list = json::array();
-  for (const ipc::SharedMemoryRegion& r : grid.SharedMemoryRegions()) list.push_back(RegionJson(r));
+  auto regions = service.SharedMemoryStatus("");  // kept: the loop must not see a temporary's insides
+  if (!regions.ok()) return ErrorReply(regions.status());
+  for (const ipc::SharedMemoryRegion& r : *regions) list.push_back(RegionJson(r));
   return JsonReply(200, list);
 }
 
 // GET .../region/{name}/status: 200 with a one-entry array. Errors: 404
 // for an unknown name.
-HttpReply RegionStatus(const Grid& grid, const HttpRequest& req) {
-  auto region = grid.SharedMemoryRegion(req.Capture(0));
-  if (!region.ok()) return ErrorReply(region.status());
-  return JsonReply(200, json::array({RegionJson(*region)}));
+HttpReply RegionStatus(const InferenceService& service, const HttpRequest& req) {
+  auto regions = service.SharedMemoryStatus(req.Capture(0));
+  if (!regions.ok()) return ErrorReply(regions.status());
+  return JsonReply(200, json::array({RegionJson(regions->at(0))}));
 }
 
 }  // namespace
 
-std::vector<Route> SharedMemoryRoutes(Grid* grid) {
+std::vector<Route> SharedMemoryRoutes(InferenceService* service) {
   const std::string region = kRegionPath;
   return {
       {"GET", "/v2/systemsharedmemory/status",
-       [grid](const HttpRequest&) { return AllStatus(*grid); }},
-      {"GET", region + "/status", [grid](const HttpRequest& r) { return RegionStatus(*grid, r); }},
-      {"POST", region + "/register", [grid](const HttpRequest& r) { return Register(grid, r); }},
+       [service](const HttpRequest&) { return AllStatus(*service); }},
+      {"GET", region + "/status",
+       [service](const HttpRequest& r) { return RegionStatus(*service, r); }},
+      {"POST", region + "/register",
+       [service](const HttpRequest& r) { return Register(service, r); }},
       {"POST", region + "/unregister",
-       [grid](const HttpRequest& r) { return Unregister(grid, r.Capture(0)); }},
+       [service](const HttpRequest& r) { return Unregister(service, r, r.Capture(0)); }},
       {"POST", "/v2/systemsharedmemory/unregister",
-       [grid](const HttpRequest&) { return Unregister(grid, ""); }},
+       [service](const HttpRequest& r) { return Unregister(service, r, ""); }},
   };
 }
 

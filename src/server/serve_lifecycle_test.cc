@@ -150,6 +150,13 @@ TEST(HttpServerLifecycleTest, BadFlagsAndConfigExit2PortTakenExits1) {
                             "--http-port", std::to_string(taken)});
   EXPECT_EQ(code5, 1) << out5;
   EXPECT_NE(out5.find("cannot listen"), std::string::npos) << out5;
+  // The same for the gRPC port.
+  auto [code6, out6] = run({"serve", "--repository", repo, "--device", "cpu", "--isolation", "none",
+                            "--http-port", "0", "--grpc-port", std::to_string(taken)});
+  EXPECT_EQ(code6, 1) << out6;
+  EXPECT_NE(out6.find("cannot listen for gRPC on 127.0.0.1:" + std::to_string(taken)),
+            std::string::npos)
+      << out6;
   ::close(sock);
   fs::remove_all(dir);
 }

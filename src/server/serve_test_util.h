@@ -4,6 +4,8 @@
 // (bounded) for its exit.
 #pragma once
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -74,7 +76,9 @@ class ServeProcess {
     if (stdout_fd_ >= 0) ::close(stdout_fd_);
   }
 
-  // Starts `modelgrid ARGS...` with stderr going to `log_file`.
+  // Starts `modelgrid ARGS...` with stderr going to `log_file`. A `serve`
+  // without --grpc-port gets --grpc-port 0 (a free port), so that servers
+  // of tests running at once do not fight over 8001.
   bool Start(const std::vector<std::string>& args, const fs::path& log_file) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return false;
@@ -92,6 +96,10 @@ class ServeProcess {
       std::string exe = MODELGRID_CLI_PATH;
       argv.push_back(exe.data());
       std::vector<std::string> copy = args;
+      if (!copy.empty() && copy[0] == "serve" &&
+          std::find(copy.begin(), copy.end(), "--grpc-port") == copy.end()) {
+        copy.insert(copy.end(), {"--grpc-port", "0"});
+      }
       for (std::string& a : copy) argv.push_back(a.data());
       argv.push_back(nullptr);
       ::execv(exe.c_str(), argv.data());
@@ -157,6 +165,14 @@ class ServeProcess {
     return "--- stdout ---\n" + stdout_ + "\n--- stderr ---\n" + err;
   }
   const std::string& stdout_text() const { return stdout_; }
+  // The gRPC port printed before the HTTP line ("serving gRPC on
+  // 127.0.0.1:PORT"), 0 when none was printed.
+  int grpc_port() {
+    DrainStdout();
+    static const std::regex kGrpc(R"(serving gRPC on 127\.0\.0\.1:(\d+))");
+    std::smatch m;
+    return std::regex_search(stdout_, m, kGrpc) ? std::stoi(m[1].str()) : 0;
+  }
 
  private:
   void DrainStdout() {
@@ -210,6 +226,8 @@ class SuiteServer {
     port_ = 0;
   }
   int port() const { return port_; }
+  // The gRPC port of the server, 0 when it serves none.
+  int grpc_port() { return server_ ? server_->grpc_port() : 0; }
   // What the server wrote (empty before Start).
   std::string Output() { return server_ ? server_->Output() : std::string(); }
 

@@ -1,11 +1,8 @@
 // JSON views of grid statuses (status_json.h).
 #include "server/status_json.h"
 
+#include "kserve/json_text.h"
 #include "modelgrid/estimate_json.h"
-
-#include <charconv>
-
-#include "modelgrid/kserve/metadata.h"
 
 namespace modelgrid::server {
 
@@ -13,75 +10,41 @@ namespace {
 
 using nlohmann::json;
 
-json CountAndNs(uint64_t count, uint64_t microseconds) {
-  return {{"count", count}, {"ns", microseconds * 1000}};
-}
-
-const DeviceStatus* FindDevice(const std::vector<DeviceStatus>& devices, const std::string& id) {
-  for (const DeviceStatus& d : devices) {
-    if (d.device.id == id) return &d;
-  }
-  return nullptr;
-}
+// Names reach here from paths and config files: bad bytes are replaced so
+// that dumping never throws.
+std::string Utf8(std::string_view s) { return kserve_internal::ToValidUtf8(s); }
 
 }  // namespace
 
-int64_t DeviceOrdinal(const std::string& device_id) {
-  const size_t sep = device_id.find_last_of(":#");
-  if (sep == std::string::npos) return 0;
-  int64_t ordinal = 0;
-  const char* first = device_id.data() + sep + 1;
-  const char* last = device_id.data() + device_id.size();
-  auto [end, ec] = std::from_chars(first, last, ordinal);
-  return (ec == std::errc() && end == last) ? ordinal : 0;
-}
-
-const char* RepositoryStateName(ModelState state) {
-  switch (state) {
-    case ModelState::kReady:
-      return "READY";
-    case ModelState::kLoading:
-    case ModelState::kRestarting:
-    case ModelState::kSwappingIn:
-      return "LOADING";
-    case ModelState::kSwappingOut:
-      return "UNLOADING";
-    case ModelState::kAdded:
-    case ModelState::kUnplaced:
-    case ModelState::kFailed:
-    case ModelState::kUnloaded:
-    case ModelState::kStandby:
-    case ModelState::kSwapped:
-      return "UNAVAILABLE";
+json MetadataJson(const ModelMetadata& m) {
+  auto list = [](const std::vector<TensorMetadata>& tensors) {
+    json out = json::array();
+    for (const TensorMetadata& t : tensors) {
+      out.push_back({{"name", Utf8(t.name)},
+                     {"datatype", std::string(DataTypeName(t.datatype))},
+                     {"shape", t.shape}});
+    }
+    return out;
+  };
+  json body = json::object();
+  body["name"] = Utf8(m.name);
+  if (!m.versions.empty()) {
+    json v = json::array();
+    for (const std::string& s : m.versions) v.push_back(Utf8(s));
+    body["versions"] = v;
   }
-  return "UNAVAILABLE";
+  body["platform"] = m.platform;
+  body["inputs"] = list(m.inputs);
+  body["outputs"] = list(m.outputs);
+  return body;
 }
 
-json ModelMetadataView(const ModelStatus& status) {
-  std::vector<std::string> versions;
-  if (!status.version.empty()) versions.push_back(status.version);
-  return ModelMetadataJson(status.name, versions, kPlatform, status.inputs, status.outputs,
-                           status.max_batch_size);
-}
-
-std::string MetadataUnavailableReason(const ModelStatus& status) {
-  const bool never_loaded = status.inputs.empty() && status.outputs.empty();
-  if (!never_loaded ||
-      (status.state != ModelState::kFailed && status.state != ModelState::kUnplaced)) {
-    return "";
-  }
-  std::string why =
-      "model '" + status.name + "' has no metadata: it is " + ModelStateName(status.state);
-  if (!status.reason.empty()) why += ": " + status.reason;
-  return why;
-}
-
-json RepositoryIndexEntry(const ModelStatus& status) {
-  return {{"name", status.name},
-          {"version", status.version},
-          {"state", RepositoryStateName(status.state)},
-          {"reason", status.reason},
-          {"modelgrid_state", ModelStateName(status.state)}};
+json RepositoryEntryJson(const RepositoryEntry& e) {
+  return {{"name", e.name},
+          {"version", e.version},
+          {"state", e.state},
+          {"reason", e.reason},
+          {"modelgrid_state", ModelStateName(e.modelgrid_state)}};
 }
 
 json EstimateView(const MemoryEstimate& e) { return EstimateToJson(e); }
@@ -138,33 +101,26 @@ json DeviceView(const DeviceStatus& s) {
           {"models", s.models}};
 }
 
-json MemoryUsageView(const ModelStatus& status, const std::vector<DeviceStatus>& devices) {
+json StatisticsJson(const ModelStatistics& s) {
+  auto duration = [](const StatisticDuration& d) { return json{{"count", d.count}, {"ns", d.ns}}; };
   json usage = json::array();
-  if (status.device.empty()) return usage;
-  const DeviceStatus* device = FindDevice(devices, status.device);
-  const bool gpu = device != nullptr && device->device.is_accelerator();
-  usage.push_back({{"type", gpu ? "GPU" : "CPU"},
-                   {"id", DeviceOrdinal(status.device)},
-                   {"byte_size", status.current_bytes}});
-  return usage;
-}
-
-json ModelStatsView(const ModelStatus& status, const ModelCounters& c,
-                    const std::vector<DeviceStatus>& devices) {
-  json inference_stats = {{"success", CountAndNs(c.success, c.request_us)},
-                          {"fail", CountAndNs(c.failure, 0)},
-                          {"queue", CountAndNs(c.success, c.queue_us)},
-                          {"compute_input", CountAndNs(c.success, 0)},
-                          {"compute_infer", CountAndNs(c.success, c.compute_us)},
-                          {"compute_output", CountAndNs(c.success, 0)}};
-  return {{"name", status.name},
-          {"version", status.version},
-          {"last_inference", 0},
-          {"inference_count", c.inferences},
-          {"execution_count", c.executions},
-          {"inference_stats", inference_stats},
+  for (const MemoryUsage& u : s.memory_usage) {
+    usage.push_back({{"type", u.type}, {"id", u.id}, {"byte_size", u.byte_size}});
+  }
+  return {{"name", s.name},
+          {"version", s.version},
+          {"last_inference", s.last_inference_ms},
+          {"inference_count", s.inference_count},
+          {"execution_count", s.execution_count},
+          {"inference_stats",
+           {{"success", duration(s.success)},
+            {"fail", duration(s.fail)},
+            {"queue", duration(s.queue)},
+            {"compute_input", duration(s.compute_input)},
+            {"compute_infer", duration(s.compute_infer)},
+            {"compute_output", duration(s.compute_output)}}},
           {"batch_stats", json::array()},
-          {"memory_usage", MemoryUsageView(status, devices)}};
+          {"memory_usage", usage}};
 }
 
 }  // namespace modelgrid::server

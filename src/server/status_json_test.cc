@@ -45,7 +45,7 @@ DeviceStatus Device(const std::string& id, DeviceKind kind) {
 }
 
 TEST(StatusJsonTest, ModelMetadataHasBatchDimensionAndPlatform) {
-  const json j = ModelMetadataView(DigitsStatus());
+  const json j = MetadataJson(MetadataOf(DigitsStatus()));
   EXPECT_EQ(j["name"], "digits");
   EXPECT_EQ(j["versions"], json::array({"1"}));
   EXPECT_EQ(j["platform"], "pytorch_torchscript");
@@ -58,7 +58,7 @@ TEST(StatusJsonTest, ModelMetadataWithoutBatchingOrVersion) {
   ModelStatus s = DigitsStatus();
   s.max_batch_size = 0;
   s.version.clear();
-  const json j = ModelMetadataView(s);
+  const json j = MetadataJson(MetadataOf(s));
   EXPECT_FALSE(j.contains("versions"));
   EXPECT_EQ(j["inputs"][0]["shape"], json::array({64}));
 }
@@ -91,7 +91,8 @@ TEST(StatusJsonTest, RepositoryStatesFollowTriton) {
   ModelStatus s = DigitsStatus();
   s.state = ModelState::kUnplaced;
   s.reason = "needs 9.00 GiB, largest free capacity 1.00 GiB on cpu";
-  const json j = RepositoryIndexEntry(s);
+  RepositoryEntry e{s.name, s.version, RepositoryStateName(s.state), s.reason, s.state};
+  const json j = RepositoryEntryJson(e);
   EXPECT_EQ(j, json({{"name", "digits"},
                      {"version", "1"},
                      {"state", "UNAVAILABLE"},
@@ -154,13 +155,12 @@ TEST(StatusJsonTest, MemoryUsageByDeviceKind) {
   const std::vector<DeviceStatus> devices = {Device("cpu", DeviceKind::kCpu),
                                              Device("cuda:1", DeviceKind::kCuda)};
   ModelStatus s = DigitsStatus();
-  EXPECT_EQ(MemoryUsageView(s, devices),
-            json::array({{{"type", "CPU"}, {"id", 0}, {"byte_size", 40'960u}}}));
+  auto usage = [&] { return StatisticsJson(StatisticsOf(s, {}, devices))["memory_usage"]; };
+  EXPECT_EQ(usage(), json::array({{{"type", "CPU"}, {"id", 0}, {"byte_size", 40'960u}}}));
   s.device = "cuda:1";
-  EXPECT_EQ(MemoryUsageView(s, devices),
-            json::array({{{"type", "GPU"}, {"id", 1}, {"byte_size", 40'960u}}}));
+  EXPECT_EQ(usage(), json::array({{{"type", "GPU"}, {"id", 1}, {"byte_size", 40'960u}}}));
   s.device.clear();
-  EXPECT_EQ(MemoryUsageView(s, devices), json::array());
+  EXPECT_EQ(usage(), json::array());
 }
 
 TEST(StatusJsonTest, StatsInTritonShape) {
@@ -172,7 +172,9 @@ TEST(StatusJsonTest, StatsInTritonShape) {
   c.queue_us = 11;
   c.compute_us = 22;
   c.request_us = 44;
-  const json j = ModelStatsView(DigitsStatus(), c, {Device("cpu", DeviceKind::kCpu)});
+  c.last_inference_ms = 1'700'000'000'123;
+  const json j = StatisticsJson(StatisticsOf(DigitsStatus(), c, {Device("cpu", DeviceKind::kCpu)}));
+  EXPECT_EQ(j["last_inference"], 1'700'000'000'123u);
   EXPECT_EQ(j["name"], "digits");
   EXPECT_EQ(j["version"], "1");
   EXPECT_EQ(j["inference_count"], 9u);

@@ -45,7 +45,7 @@ TEST(TritonServeTest, DigitsFromConfigPbtxtClassifyWithTheRecordedAccuracy) {
   ASSERT_TRUE(st.ok());
   ASSERT_EQ(st->state, ModelState::kReady) << st->reason;
   EXPECT_EQ(st->version, "1");  // version_policy specific [1] over folders 1 and 2
-  EXPECT_EQ(server::MetadataUnavailableReason(*st), "");
+  EXPECT_EQ(MetadataUnavailableReason(*st), "");
 
   std::ifstream in(zoo / "digits" / "test_set.json");
   const nlohmann::json set = nlohmann::json::parse(in);
@@ -91,13 +91,17 @@ TEST(TritonServeTest, AFolderWithoutConfigurationFailsWithTheReason) {
   EXPECT_TRUE(st->state == ModelState::kFailed || st->state == ModelState::kUnplaced)
       << ModelStateName(st->state);
   EXPECT_THAT(st->reason, HasSubstr("declares no inputs: it has no configuration"));
-  EXPECT_THAT(server::MetadataUnavailableReason(*st),
+  EXPECT_THAT(MetadataUnavailableReason(*st),
               HasSubstr("model 'bare' has no metadata: it is "));
   // Strict readiness (the default): the failed model holds readiness back,
   // and the probe says which model and why.
   EXPECT_FALSE(grid->Ready());
   bool probed = false;
-  for (server::Route& route : server::HealthRoutes(grid.get())) {
+  InferenceService service(grid.get(), {});
+  auto metadata = service.Metadata("bare", "");
+  EXPECT_EQ(metadata.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(metadata.status().message(), HasSubstr("model 'bare' has no metadata"));
+  for (server::Route& route : server::HealthRoutes(&service)) {
     if (route.pattern != "/v2/health/ready") continue;
     probed = true;
     const server::HttpReply r = route.handler(server::HttpRequest{});

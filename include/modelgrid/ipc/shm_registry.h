@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modelgrid/ipc/shared_memory.h"
@@ -72,6 +73,11 @@ class SharedMemoryRegistry {
   // fails.
   Result<std::shared_ptr<const SharedTensorBytes>> Slice(const std::string& name, uint64_t offset,
                                                          uint64_t byte_size) const;
+  // Copies `data` into region `name` at `offset` (bytes from the region's
+  // start): how an output requested into shared memory reaches the client
+  // (Triton's extension; the mapping is read-write). Errors: Slice's, for
+  // the range [offset, offset + data.size()).
+  Status Write(const std::string& name, uint64_t offset, std::string_view data) const;
 
  private:
   struct Entry {

@@ -12,7 +12,7 @@ namespace modelgrid {
 
 // The HTTP status for `code`, following Triton's mapping plus ModelGrid's 507:
 // kOk 200; kInvalidArgument, kCorruption, kAlreadyExists 400; kNotFound 404;
-// kUnsupported 501; kUnavailable 503; kResourceExhausted 507; kInternal 500.
+// kUnsupported 501; kUnavailable 503; kResourceExhausted 507; kInternal 500; kPermissionDenied 403.
 int HttpStatusFromCode(StatusCode code);
 
 // The JSON error body {"error":"<message>"} for `message`. Bytes of the

@@ -17,10 +17,12 @@
 // JSON element values per datatype: BOOL as true/false; UINT*/INT* as JSON
 // integers within the type's range; FP16/BF16/FP32/FP64 as JSON numbers
 // (rounded to nearest even into the type; a finite number that rounds past
-// the type's largest value is an error). JSON has no NaN or infinity: the
-// encoder writes them as null, the decoder rejects null; send such tensors
-// as binary data. BYTES as JSON strings (UTF-8 text; other bytes need binary
-// data).
+// the type's largest value is an error). NaN and infinities are written as
+// the tokens NaN, Infinity and -Infinity, as Triton's HTTP server and
+// Python's json module do (not strict JSON), and read back from those tokens
+// inside a tensor's "data" only (src/kserve/README.md, "Non-finite
+// values"); null is not a number. BYTES as JSON strings (UTF-8 text; other
+// bytes need binary data).
 //
 // Binary data: when Inference-Header-Content-Length is N, the first N body
 // bytes are the JSON and the rest are the raw tensor bytes (layout of
@@ -112,10 +114,9 @@ struct DecodeOptions {
 //   "input 'x': value 300 out of range for UINT8 (element 2)",
 //   "input 'x': binary_data_size 24 but shape [2,2] FP32 needs 16 bytes",
 //   "input 'x': has both \"data\" and shared_memory_region" (or
-//   "has both binary_data_size and shared_memory_region"),
-//   "output 'y': shared memory outputs are not supported" (a requested
-//   output whose parameters name "shared_memory_region": outputs are
-//   always sent in the response body).
+//   "has both binary_data_size and shared_memory_region").
+// A requested output's shared-memory parameters are kept in its
+// `parameters` (the service writes that output into the region).
 Result<InferRequest> DecodeInferRequest(std::string_view body,
                                         std::optional<size_t> json_header_length,
                                         const DecodeOptions& options = {});
@@ -124,8 +125,9 @@ Result<InferRequest> DecodeInferRequest(std::string_view body,
 // benchmarks). With `binary_inputs`, every input's data goes to the binary
 // part and json_header_length is set; otherwise all data is JSON.
 // Errors: kInvalidArgument when an input's data does not match its shape
-// (ValidateTensorData) or JSON cannot carry it (NaN/infinity in a float
-// tensor, BYTES elements that are not UTF-8 text).
+// (ValidateTensorData) or JSON cannot carry it (BYTES elements that are not
+// UTF-8 text). Float NaN / infinities are written as NaN / Infinity /
+// -Infinity.
 Result<EncodedBody> EncodeInferRequest(const InferRequest& request, bool binary_inputs);
 
 // Encodes an infer response. `outputs` are the tensors the model produced.
@@ -134,12 +136,15 @@ Result<EncodedBody> EncodeInferRequest(const InferRequest& request, bool binary_
 // sent as binary data when its RequestedOutput says binary_data, or, for
 // outputs without an entry, when `binary_data_output` is true (Triton's
 // request parameter); binary outputs get parameters.binary_data_size and the
-// result's json_header_length is set. Empty `model_version` / `id` are left
-// out of the JSON.
+// result's json_header_length is set. An output with no data whose
+// parameters carry "shared_memory_region" (written into the client's
+// region by the service) is sent with its parameters and no data. Empty
+// `model_version` / `id` are left out of the JSON.
 // Errors: kInvalidArgument when a requested output is not among `outputs`
 // ("requested output 'y' is not an output of model 'm'") or a JSON output
-// cannot be written as JSON (NaN is written as null; BYTES that are not
-// UTF-8 are an error naming the output and element); kInternal when an
+// cannot be written as JSON (BYTES that are not UTF-8 are an error naming
+// the output and element; float NaN / infinities are written as NaN /
+// Infinity / -Infinity); kInternal when an
 // output's data does not match its shape and datatype (a backend bug).
 Result<EncodedBody> EncodeInferResponse(std::string_view model_name, std::string_view model_version,
                                         std::string_view id,
@@ -149,8 +154,8 @@ Result<EncodedBody> EncodeInferResponse(std::string_view model_name, std::string
 
 // Decodes an infer response body (the client side; used by tests and
 // benchmarks), with the same rules and errors as DecodeInferRequest applied
-// to "outputs" (messages say "output 'y'"). NaN/infinity written as null by
-// EncodeInferResponse do not decode: request such outputs as binary data.
+// to "outputs" (messages say "output 'y'"); the NaN / Infinity / -Infinity
+// tokens EncodeInferResponse writes decode to the same values.
 Result<InferResponse> DecodeInferResponse(std::string_view body,
                                           std::optional<size_t> json_header_length,
                                           const DecodeOptions& options = {});

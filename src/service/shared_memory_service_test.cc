@@ -1,6 +1,7 @@
-// Grid with inputs in registered system shared memory (Triton's extension,
-// grid.h InferCall): read in place in-process and by a worker, errors named,
-// and unregistering.
+// The service with inputs in registered system shared memory (Triton's
+// extension; InferenceService resolves the parameters, the grid reads the
+// bytes in place in-process and in a worker): errors named, unregistering,
+// a shrunk object.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modelgrid/grid.h"
+#include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
 #include "testing/zoo.h"
 
@@ -74,18 +76,19 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
   REQUIRE_ZOO();
   std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
   ASSERT_TRUE(grid);
+  InferenceService service(grid.get(), {});
   auto st = grid->Model("digits");
   ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
   const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;
 
   // The object holds 4 rows at byte 512 of a region that starts at byte 256.
-  const std::string key = "/mg_grid_shm_test_" + std::to_string(::getpid()) + "_" +
+  const std::string key = "/modelgrid_shm_test_" + std::to_string(::getpid()) + "_" +
                           std::string(IsolationName(GetParam()));
   auto shm = PosixSharedMemory::Create(key, 4096);
   ASSERT_TRUE(shm.ok()) << shm.status().ToString();
   const std::string first = DigitsBytes(zoo, 0, 4), second = DigitsBytes(zoo, 4, 4);
   std::memcpy((*shm)->data() + 512, first.data(), first.size());
-  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 256, 3000).ok());
+  ASSERT_TRUE(service.RegisterSharedMemory("rows", key, 256, 3000, "").ok());
   EXPECT_EQ(grid->SharedMemoryRegions(),
             (std::vector<ipc::SharedMemoryRegion>{{"rows", key, 256, 3000}}));
 
@@ -96,10 +99,11 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? *out : std::vector<InferTensor>{};
   };
-  auto from_shm = [&](uint64_t offset, uint64_t bytes) {
-    InferCall call;
-    call.inputs = {InShm(input, 4, "rows", offset, bytes)};
-    return grid->Infer("digits", std::move(call));
+  auto from_shm = [&](uint64_t offset, uint64_t bytes) -> Result<std::vector<InferTensor>> {
+    InferRequest request;
+    request.inputs = {InShm(input, 4, "rows", offset, bytes)};
+    MG_ASSIGN_OR_RETURN(InferResponse response, service.Infer("digits", "", std::move(request)));
+    return response.outputs;
   };
   auto got = from_shm(256, first.size());
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -118,29 +122,29 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
       << got.status().ToString();
   got = from_shm(256, 1000);  // not 4 x 64 FP32
   EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << got.status().ToString();
-  InferCall both;
+  InferRequest both;
   both.inputs = {InShm(input, 4, "rows", 256, first.size())};
   both.inputs[0].data = first;
-  got = grid->Infer("digits", std::move(both));
-  EXPECT_NE(got.status().message().find("has both data and shared_memory_region"),
+  auto both_got = service.Infer("digits", "", std::move(both));
+  EXPECT_NE(both_got.status().message().find("has both data and shared_memory_region"),
             std::string::npos)
-      << got.status().ToString();
-  EXPECT_EQ(grid->RegisterSharedMemory("rows", key, 0, 16).code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(grid->RegisterSharedMemory("other", "/mg_no_such_key", 0, 16).code(),
+      << both_got.status().ToString();
+  EXPECT_EQ(service.RegisterSharedMemory("rows", key, 0, 16, "").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(service.RegisterSharedMemory("other", "/modelgrid_no_such_key", 0, 16, "").code(),
             StatusCode::kNotFound);
-  EXPECT_EQ(grid->RegisterSharedMemory("big", key, 0, 8192).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(service.RegisterSharedMemory("big", key, 0, 8192, "").code(), StatusCode::kInvalidArgument);
 
   // Unregistered: a call naming it fails; registered again, it serves again.
-  ASSERT_TRUE(grid->UnregisterSharedMemory("rows").ok());
+  ASSERT_TRUE(service.UnregisterSharedMemory("rows", "").ok());
   EXPECT_TRUE(grid->SharedMemoryRegions().empty());
   got = from_shm(256, first.size());
   EXPECT_EQ(got.status().code(), StatusCode::kNotFound) << got.status().ToString();
-  EXPECT_EQ(grid->UnregisterSharedMemory("rows").code(), StatusCode::kNotFound);
-  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 256, 3000).ok());
+  EXPECT_EQ(service.UnregisterSharedMemory("rows", "").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(service.RegisterSharedMemory("rows", key, 256, 3000, "").ok());
   got = from_shm(256, second.size());
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(*got, expected(second));
-  EXPECT_TRUE(grid->UnregisterSharedMemory("").ok());
+  EXPECT_TRUE(service.UnregisterSharedMemory("", "").ok());
   EXPECT_TRUE(grid->SharedMemoryRegions().empty());
 }
 
@@ -152,22 +156,24 @@ TEST_P(GridSharedMemoryTest, AShrunkObjectFailsOnlyThatRequestAndKillsNoProcess)
   REQUIRE_ZOO();
   std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
   ASSERT_TRUE(grid);
+  InferenceService service(grid.get(), {});
   auto st = grid->Model("digits");
   ASSERT_TRUE(st.ok() && st->state == ModelState::kReady) << st->reason;
   const std::string input = st->inputs.empty() ? "input" : st->inputs[0].name;
   const int64_t pid = st->worker_pid;
 
-  const std::string key = "/mg_grid_shm_shrink_" + std::to_string(::getpid()) + "_" +
+  const std::string key = "/modelgrid_shm_shrink_" + std::to_string(::getpid()) + "_" +
                           std::string(IsolationName(GetParam()));
   auto shm = PosixSharedMemory::Create(key, 4096);
   ASSERT_TRUE(shm.ok()) << shm.status().ToString();
   const std::string rows = DigitsBytes(zoo, 0, 4);
   std::memcpy((*shm)->data(), rows.data(), rows.size());
-  ASSERT_TRUE(grid->RegisterSharedMemory("rows", key, 0, 4096).ok());
-  auto from_shm = [&] {
-    InferCall call;
-    call.inputs = {InShm(input, 4, "rows", 0, rows.size())};
-    return grid->Infer("digits", std::move(call));
+  ASSERT_TRUE(service.RegisterSharedMemory("rows", key, 0, 4096, "").ok());
+  auto from_shm = [&]() -> Result<std::vector<InferTensor>> {
+    InferRequest request;
+    request.inputs = {InShm(input, 4, "rows", 0, rows.size())};
+    MG_ASSIGN_OR_RETURN(InferResponse response, service.Infer("digits", "", std::move(request)));
+    return response.outputs;
   };
   auto want = from_shm();
   ASSERT_TRUE(want.ok()) << want.status().ToString();

@@ -1,5 +1,5 @@
 // Request parameters -> InferCall (infer_call.h).
-#include "server/infer_call.h"
+#include "service/infer_call.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-namespace modelgrid::server {
+namespace modelgrid::service {
 
 namespace {
 
@@ -78,4 +78,4 @@ Result<InferCall> MakeInferCall(InferRequest request) {
   return call;
 }
 
-}  // namespace modelgrid::server
+}  // namespace modelgrid::service

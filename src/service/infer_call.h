@@ -7,7 +7,7 @@
 #include "modelgrid/grid.h"
 #include "modelgrid/kserve/infer_codec.h"
 
-namespace modelgrid::server {
+namespace modelgrid::service {
 
 // Builds the call from `request` (its inputs are moved out):
 //   "task"      string, default "infer" (e.g. "encode", "generate", a custom task);
@@ -20,4 +20,4 @@ namespace modelgrid::server {
 // and the expected type, e.g. "parameter 'priority' must be an integer, got \"high\"".
 Result<InferCall> MakeInferCall(InferRequest request);
 
-}  // namespace modelgrid::server
+}  // namespace modelgrid::service

@@ -1,10 +1,10 @@
 // Request parameters -> InferCall: task selection, priority, timeout, task
 // params; inputs (shared-memory ones included) passed through.
-#include "server/infer_call.h"
+#include "service/infer_call.h"
 
 #include <gtest/gtest.h>
 
-namespace modelgrid::server {
+namespace modelgrid::service {
 namespace {
 
 using nlohmann::json;
@@ -99,4 +99,4 @@ TEST(InferCallTest, BadParametersNameThemselves) {
 }
 
 }  // namespace
-}  // namespace modelgrid::server
+}  // namespace modelgrid::service

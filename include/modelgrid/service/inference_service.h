@@ -1,0 +1,241 @@
+// modelgrid::InferenceService — the KServe v2 / Open Inference Protocol
+// (with Triton's extensions) as one protocol-neutral service over a Grid:
+// health, metadata, model configuration, inference, repository, statistics
+// and system shared memory. It takes and returns plain structs; the HTTP
+// routes (src/server/) and the gRPC server (src/grpc/) are thin transports
+// that decode their wire format into these structs, call the service and
+// encode what it returns (docs/design.md, "Interfaces"). Everything that is
+// the protocol's meaning rather than its wire lives here: version checks,
+// readiness reasons, Triton's request parameters (task, priority, timeout,
+// shared_memory_*, classification), the admin token, the allowed
+// shared-memory keys.
+//
+// Thread-safety: every method may be called from any thread concurrently.
+// The grid is not owned and must outlive the service.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modelgrid/grid.h"
+#include "modelgrid/kserve/infer_codec.h"
+#include "modelgrid/status.h"
+
+namespace modelgrid {
+
+// How the service answers and guards.
+struct ServiceOptions {
+  std::string server_name = "modelgrid";  // ServerMetadata's name
+  std::string server_version;             // ServerMetadata's version; "" = MODELGRID_VERSION
+  // The token management calls must present (repository load/unload,
+  // shared-memory register/unregister, ModelGrid's reconfiguration): HTTP
+  // `Authorization: Bearer <token>`, gRPC metadata `authorization: Bearer
+  // <token>`. "" = management calls are open (the server listens on
+  // 127.0.0.1 by default).
+  std::string admin_token;
+  // The POSIX shared memory keys (shm_open names) a client may register:
+  // only those starting with this prefix, so that a client cannot map
+  // another program's objects through the server (the server's own arenas
+  // are memfds and have no key). "" = any key.
+  std::string shm_key_prefix = "/modelgrid_";
+};
+
+// Whether something serves, and why not.
+struct Readiness {
+  bool ready = false;
+  std::string reason;  // "" when ready
+};
+
+// GET /v2 / ServerMetadata.
+struct ServerMetadata {
+  std::string name, version;
+  std::vector<std::string> extensions;
+};
+
+// One tensor of a model's metadata: shape as a client sends it (-1 for the
+// batch dimension of a batching model and for variable dimensions).
+struct TensorMetadata {
+  std::string name;
+  DataType datatype = DataType::kFP32;
+  std::vector<int64_t> shape;
+};
+
+// GET /v2/models/{m}[/versions/{v}] / ModelMetadata.
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;  // the version served (empty when none)
+  std::string platform;               // "pytorch_torchscript"
+  std::vector<TensorMetadata> inputs, outputs;
+};
+
+// One model of the repository index (Triton's repository extension).
+struct RepositoryEntry {
+  std::string name, version;
+  std::string state;   // READY, LOADING, UNLOADING, UNAVAILABLE (Triton's words)
+  std::string reason;
+  ModelState modelgrid_state = ModelState::kAdded;  // the finer state
+};
+
+// A count with its summed duration (Triton's StatisticDuration).
+struct StatisticDuration {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// Where a model's memory is (Triton's MemoryUsage): "CPU" or "GPU", the
+// device ordinal, and the bytes its allocator holds (measured).
+struct MemoryUsage {
+  std::string type;
+  int64_t id = 0;
+  uint64_t byte_size = 0;
+};
+
+// One model's statistics (Triton's statistics extension). Durations in
+// nanoseconds from the grid's microsecond sums: success.ns is the request
+// duration of every executed request; queue and compute_infer are counted
+// per successful request; fail.ns, compute_input.ns and compute_output.ns
+// are 0 (not measured separately).
+struct ModelStatistics {
+  std::string name, version;
+  uint64_t last_inference_ms = 0;  // ms since the Unix epoch of the last request; 0 = never
+  uint64_t inference_count = 0, execution_count = 0;
+  StatisticDuration success, fail, queue, compute_input, compute_infer, compute_output;
+  std::vector<MemoryUsage> memory_usage;
+};
+
+// The service. See the top of this file.
+class InferenceService {
+ public:
+  // `grid` is not owned and must outlive the service.
+  InferenceService(Grid* grid, ServiceOptions options);
+
+  // The grid, for ModelGrid's own views (devices, models, changes, metrics).
+  Grid* grid() const { return grid_; }
+  const ServiceOptions& options() const { return options_; }
+
+  // ---- health and metadata ----
+
+  // Always live while the process answers.
+  bool Live() const { return true; }
+  // Grid::Ready, with the reason when not ready: the placed models not
+  // serving yet and (strict readiness) the failed or unplaced ones, each
+  // with its reason.
+  Readiness ServerReady() const;
+  // Name, version and the extensions served.
+  ServerMetadata Metadata() const;
+  // Whether `model` (at `version`, "" = the one served) is ready, with its
+  // state and reason when not. Errors: FindModel's.
+  Result<Readiness> ModelReady(const std::string& model, const std::string& version) const;
+  // The model's metadata (inputs and outputs of its infer task). Errors:
+  // FindModel's; kUnavailable naming the state and reason for a model that
+  // failed or stayed unplaced before it ever loaded (no inputs or outputs
+  // known) instead of empty lists.
+  Result<ModelMetadata> Metadata(const std::string& model, const std::string& version) const;
+  // The model's configuration as Triton's JSON (the fields of its
+  // ModelConfig message, src/grpc/kserve_grpc.proto, with Triton's field
+  // names; int64 dims as JSON numbers): name, platform, backend,
+  // max_batch_size, input, output, dynamic_batching, instance_group,
+  // version_policy, parameters — whether the model came with a
+  // config.pbtxt, a config.yaml or both (merged, modelgrid/repository.h).
+  // Errors: FindModel's.
+  Result<nlohmann::json> Config(const std::string& model, const std::string& version) const;
+  // The status of `model`, checking that `version` (when not empty) is the
+  // version served. Errors: kNotFound "unknown model 'm'"; kNotFound
+  // "model 'm' has no version 'v' (serving version '1')".
+  Result<ModelStatus> FindModel(const std::string& model, const std::string& version) const;
+
+  // ---- inference ----
+
+  // Runs `request` on `model` and calls `done` once, on a grid thread,
+  // with the response: the requested outputs in the requested order (every
+  // output in the model's order when none are requested), id echoed,
+  // model_version the one served. Request parameters (src/server/README.md):
+  // "task", "priority", "timeout" (µs) and the task's own; input parameters
+  // "shared_memory_region" / "shared_memory_byte_size" /
+  // "shared_memory_offset" read the input in place from a registered
+  // region; requested-output parameters of the same names write the output
+  // into a region (the response tensor then carries those parameters and
+  // no data), "classification": k returns Triton's top-k BYTES strings.
+  // Errors via `done`: FindModel's; kInvalidArgument for bad parameters,
+  // shapes or regions (named); the grid's (modelgrid/grid.h InferAsync).
+  void InferAsync(const std::string& model, const std::string& version, InferRequest request,
+                  std::function<void(Result<InferResponse>)> done);
+  // InferAsync, waiting for the answer.
+  Result<InferResponse> Infer(const std::string& model, const std::string& version,
+                              InferRequest request);
+
+  // ---- repository (Triton's model repository extension) ----
+
+  // Every model, or only those ready.
+  std::vector<RepositoryEntry> RepositoryIndex(bool ready_only) const;
+  // Loads / unloads `model` (Grid::Load / Grid::Unload). `token` is the
+  // admin token the caller presented ("" = none). Errors: Authorize's; the
+  // grid's.
+  Status LoadModel(const std::string& model, std::string_view token);
+  Status UnloadModel(const std::string& model, std::string_view token);
+
+  // ---- statistics ----
+
+  // Statistics of `model` (at `version`), or of every model when `model`
+  // is "". With `refresh` the workers are asked for fresh memory figures
+  // first. Errors: FindModel's.
+  Result<std::vector<ModelStatistics>> Statistics(const std::string& model,
+                                                  const std::string& version, bool refresh);
+
+  // ---- system shared memory (Triton's extension) ----
+
+  // Every registered region ("" ) or the one named (kNotFound).
+  Result<std::vector<ipc::SharedMemoryRegion>> SharedMemoryStatus(const std::string& name) const;
+  // Registers `key` as region `name`. Errors: Authorize's; kPermissionDenied
+  // naming the key and the allowed prefix when the key does not start with
+  // ServiceOptions::shm_key_prefix; Grid::RegisterSharedMemory's.
+  Status RegisterSharedMemory(const std::string& name, const std::string& key, uint64_t offset,
+                              uint64_t byte_size, std::string_view token);
+  // Unregisters `name` ("" = every region). Errors: Authorize's; kNotFound.
+  Status UnregisterSharedMemory(const std::string& name, std::string_view token);
+
+  // OK when no admin token is configured or `token` equals it (compared in
+  // constant time). Errors: kPermissionDenied "<what> needs the admin
+  // token (...)" naming the call.
+  Status Authorize(std::string_view token, std::string_view what) const;
+
+ private:
+  Grid* grid_;
+  ServiceOptions options_;
+};
+
+// Triton's repository state word for a grid state: kReady "READY";
+// kLoading, kRestarting and kSwappingIn "LOADING"; kSwappingOut
+// "UNLOADING"; everything else "UNAVAILABLE" (standby and swapped included:
+// not resident, though their next request brings them back;
+// RepositoryEntry::modelgrid_state tells which).
+const char* RepositoryStateName(ModelState state);
+
+// The number after the last ':' or '#' of a device id ("cuda:1" -> 1,
+// "sim:a100#2" -> 2); 0 when there is none ("cpu", "sim:a100").
+int64_t DeviceOrdinal(const std::string& device_id);
+
+// The metadata of a loaded model from its status: versions [version] (none
+// when empty), platform "pytorch_torchscript", the infer task's tensors
+// with MetadataShape (modelgrid/kserve/metadata.h).
+ModelMetadata MetadataOf(const ModelStatus& status);
+
+// Why `status` has no metadata to show, or "" when it has: a model that
+// failed or stayed unplaced before ever loading (no inputs or outputs known).
+std::string MetadataUnavailableReason(const ModelStatus& status);
+
+// One model's statistics from its status, counters and the devices (for
+// memory_usage: one entry for the device it is placed on, "GPU" for an
+// accelerator, none when not placed). See ModelStatistics for the units.
+ModelStatistics StatisticsOf(const ModelStatus& status, const ModelCounters& counters,
+                             const std::vector<DeviceStatus>& devices);
+
+// The token of an `Authorization: Bearer <token>` header value; "" when the
+// value is not of that form (scheme matched case-insensitively).
+std::string BearerToken(std::string_view authorization);
+
+}  // namespace modelgrid

@@ -1,0 +1,259 @@
+// InferenceService over a real Grid (isolation none) on the small zoo's
+// digits: outputs written into shared memory, the admin token and the
+// allowed key prefix, metadata, Triton's configuration JSON, statistics
+// with last_inference, requested-output order.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "modelgrid/service/inference_service.h"
+#include "testing/posix_shm.h"
+#include "testing/zoo.h"
+
+namespace modelgrid {
+namespace {
+
+using testing::PosixSharedMemory;
+
+// Row `i` of the digits test set as FP32 bytes.
+std::string DigitsRow(const std::filesystem::path& zoo, size_t i) {
+  std::ifstream in(zoo / "digits" / "test_set.json");
+  const nlohmann::json set = nlohmann::json::parse(in);
+  const std::vector<float> row = set["inputs"][i].get<std::vector<float>>();
+  return std::string(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(float));
+}
+
+std::unique_ptr<Grid> DigitsGrid(const std::filesystem::path& zoo) {
+  GridOptions o;
+  o.isolation = Isolation::kNone;
+  o.devices = {"cpu=8GiB"};
+  o.worker_threads = 1;
+  auto created = Grid::Create(o);
+  EXPECT_TRUE(created.ok()) << created.status().ToString();
+  if (!created.ok()) return nullptr;
+  std::unique_ptr<Grid> grid = std::move(created).value();
+  EXPECT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
+  EXPECT_TRUE(grid->LoadAll().ok());
+  return grid;
+}
+
+InferRequest OneRow(const std::string& input, std::string bytes) {
+  InferRequest r;
+  r.id = "req-1";
+  InferTensor t;
+  t.name = input;
+  t.datatype = DataType::kFP32;
+  t.shape = {1, 64};
+  t.data = std::move(bytes);
+  r.inputs.push_back(std::move(t));
+  return r;
+}
+
+class InferenceServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto zoo = testing::Zoo();
+    if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
+    zoo_ = *zoo;
+    grid_ = DigitsGrid(zoo_);
+    ASSERT_TRUE(grid_);
+    auto st = grid_->Model("digits");
+    ASSERT_TRUE(st.ok() && st->state == ModelState::kReady);
+    ASSERT_FALSE(st->inputs.empty());
+    ASSERT_FALSE(st->outputs.empty());
+    input_ = st->inputs[0].name;
+    output_ = st->outputs[0].name;
+  }
+  std::filesystem::path zoo_;
+  std::unique_ptr<Grid> grid_;
+  std::string input_, output_;
+};
+
+TEST_F(InferenceServiceTest, AnOutputRequestedIntoSharedMemoryIsWrittenThereAndNotSent) {
+  InferenceService service(grid_.get(), {});
+  const std::string row = DigitsRow(zoo_, 3);
+  auto plain = service.Infer("digits", "", OneRow(input_, row));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ASSERT_EQ(plain->outputs.size(), 1u);
+  const InferTensor& want = plain->outputs[0];
+  EXPECT_EQ(plain->id, "req-1");
+  EXPECT_EQ(plain->model_name, "digits");
+
+  const std::string key = "/modelgrid_out_test_" + std::to_string(::getpid());
+  auto shm = PosixSharedMemory::Create(key, 4096);
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  std::memset((*shm)->data(), 0x7f, 4096);
+  ASSERT_TRUE(service.RegisterSharedMemory("out", key, 1024, 2048, "").ok());
+
+  InferRequest request = OneRow(input_, row);
+  RequestedOutput wanted;
+  wanted.name = output_;
+  wanted.parameters = {{"shared_memory_region", "out"},
+                       {"shared_memory_offset", 100},
+                       {"shared_memory_byte_size", 1000}};
+  request.outputs = {wanted};
+  auto got = service.Infer("digits", "", std::move(request));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->outputs.size(), 1u);
+  const InferTensor& out = got->outputs[0];
+  EXPECT_TRUE(out.data.empty());
+  EXPECT_EQ(out.shape, want.shape);
+  EXPECT_EQ(out.datatype, want.datatype);
+  EXPECT_EQ(out.parameters.value("shared_memory_region", ""), "out");
+  EXPECT_EQ(out.parameters.value("shared_memory_byte_size", uint64_t{0}), want.data.size());
+  // The bytes sit at region offset 1024 + 100; the byte after them is untouched.
+  EXPECT_EQ(std::string((*shm)->data() + 1124, want.data.size()), want.data);
+  EXPECT_EQ(static_cast<unsigned char>((*shm)->data()[1124 + want.data.size()]), 0x7f);
+
+  // A region too small for the output: an error naming it, nothing written.
+  request = OneRow(input_, row);
+  wanted.parameters["shared_memory_byte_size"] = 4;
+  request.outputs = {wanted};
+  got = service.Infer("digits", "", std::move(request));
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("do not fit the 4 of shared_memory_byte_size"),
+            std::string::npos)
+      << got.status().ToString();
+  // An output the model does not have.
+  request = OneRow(input_, row);
+  request.outputs = {RequestedOutput{"no_such_output", false, nlohmann::json::object()}};
+  got = service.Infer("digits", "", std::move(request));
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("'no_such_output' is not an output of model 'digits'"),
+            std::string::npos);
+}
+
+// Triton's classification extension: the top 3 of the logits as BYTES
+// "score:index" strings, best first, the same classes a direct argsort of
+// the plain output gives.
+TEST_F(InferenceServiceTest, ClassificationReturnsTheTopClassesAsStrings) {
+  InferenceService service(grid_.get(), {});
+  const std::string row = DigitsRow(zoo_, 7);
+  auto plain = service.Infer("digits", "", OneRow(input_, row));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  const InferTensor& logits = plain->outputs.at(0);
+  ASSERT_EQ(logits.datatype, DataType::kFP32);
+  std::vector<float> values(logits.data.size() / 4);
+  std::memcpy(values.data(), logits.data.data(), logits.data.size());
+  std::vector<size_t> order(values.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] > values[b]; });
+
+  InferRequest request = OneRow(input_, row);
+  request.outputs = {RequestedOutput{output_, false, {{"classification", 3}}}};
+  auto got = service.Infer("digits", "", std::move(request));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const InferTensor& top = got->outputs.at(0);
+  EXPECT_EQ(top.datatype, DataType::kBytes);
+  EXPECT_EQ(top.shape, (std::vector<int64_t>{1, 3}));
+  auto elements = SplitBytesElements(top.data);
+  ASSERT_TRUE(elements.ok());
+  ASSERT_EQ(elements->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string e((*elements)[i]);
+    const size_t colon = e.find(':');
+    ASSERT_NE(colon, std::string::npos) << e;
+    EXPECT_EQ(e.substr(colon + 1), std::to_string(order[i])) << e;
+    EXPECT_NEAR(std::stod(e.substr(0, colon)), values[order[i]], 1e-5) << e;
+  }
+  request = OneRow(input_, row);
+  request.outputs = {RequestedOutput{output_, false, {{"classification", "three"}}}};
+  EXPECT_EQ(service.Infer("digits", "", std::move(request)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(InferenceServiceTest, ManagementCallsNeedTheAdminTokenAndKeysTheAllowedPrefix) {
+  ServiceOptions options;
+  options.admin_token = "s3cret";
+  options.shm_key_prefix = "/modelgrid_ok_";
+  InferenceService service(grid_.get(), options);
+  const std::string good_key = "/modelgrid_ok_" + std::to_string(::getpid());
+  const std::string other_key = "/modelgrid_other_" + std::to_string(::getpid());
+  auto good = PosixSharedMemory::Create(good_key, 256);
+  auto other = PosixSharedMemory::Create(other_key, 256);
+  ASSERT_TRUE(good.ok() && other.ok());
+
+  Status s = service.RegisterSharedMemory("r", good_key, 0, 256, "");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("none was presented"), std::string::npos) << s.ToString();
+  s = service.RegisterSharedMemory("r", good_key, 0, 256, "wrong");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  s = service.RegisterSharedMemory("r", other_key, 0, 256, "s3cret");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("does not start with the allowed prefix '/modelgrid_ok_'"),
+            std::string::npos)
+      << s.ToString();
+  EXPECT_TRUE(service.SharedMemoryStatus("")->empty());
+  EXPECT_TRUE(service.RegisterSharedMemory("r", good_key, 0, 256, "s3cret").ok());
+  EXPECT_EQ(service.UnregisterSharedMemory("r", "").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(service.SharedMemoryStatus("r")->size(), 1u);
+  EXPECT_TRUE(service.UnregisterSharedMemory("r", "s3cret").ok());
+
+  EXPECT_EQ(service.UnloadModel("digits", "").code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(grid_->Model("digits")->state, ModelState::kReady);
+  EXPECT_TRUE(service.UnloadModel("digits", "s3cret").ok());
+  EXPECT_EQ(grid_->Model("digits")->state, ModelState::kUnloaded);
+  EXPECT_EQ(service.LoadModel("digits", "nope").code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(service.LoadModel("digits", "s3cret").ok());
+  EXPECT_EQ(grid_->Model("digits")->state, ModelState::kReady);
+
+  EXPECT_EQ(BearerToken("Bearer s3cret"), "s3cret");
+  EXPECT_EQ(BearerToken("bearer  s3cret "), "s3cret");
+  EXPECT_EQ(BearerToken("Basic abc"), "");
+  EXPECT_EQ(BearerToken("Bearer"), "");
+}
+
+TEST_F(InferenceServiceTest, MetadataConfigAndStatisticsDescribeTheModel) {
+  InferenceService service(grid_.get(), {});
+  auto meta = service.Metadata("digits", "");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->platform, "pytorch_torchscript");
+  ASSERT_EQ(meta->inputs.size(), 1u);
+  EXPECT_EQ(meta->inputs[0].shape, (std::vector<int64_t>{-1, 64}));  // batching: -1 first
+  EXPECT_EQ(service.Metadata("digits", "999").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service.Metadata("nope", "").status().code(), StatusCode::kNotFound);
+
+  auto config = service.Config("digits", "");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ((*config)["name"], "digits");
+  EXPECT_EQ((*config)["platform"], "pytorch_libtorch");
+  EXPECT_EQ((*config)["input"][0]["data_type"], "TYPE_FP32");
+  EXPECT_EQ((*config)["input"][0]["dims"], nlohmann::json::array({64}));
+  EXPECT_EQ((*config)["max_batch_size"], grid_->Model("digits")->max_batch_size);
+  EXPECT_TRUE((*config)["version_policy"].contains("latest"));
+
+  auto before = service.Statistics("digits", "", false);
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->size(), 1u);
+  const uint64_t count_before = (*before)[0].inference_count;
+  const uint64_t now_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  ASSERT_TRUE(service.Infer("digits", "", OneRow(input_, DigitsRow(zoo_, 0))).ok());
+  auto after = service.Statistics("", "", false);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].inference_count, count_before + 1);
+  EXPECT_GE((*after)[0].last_inference_ms, now_ms);
+  EXPECT_LT((*after)[0].last_inference_ms, now_ms + 60'000);
+  ASSERT_EQ((*after)[0].memory_usage.size(), 1u);
+  EXPECT_EQ((*after)[0].memory_usage[0].type, "CPU");
+
+  Readiness ready = service.ServerReady();
+  EXPECT_TRUE(ready.ready) << ready.reason;
+  auto model_ready = service.ModelReady("digits", "");
+  ASSERT_TRUE(model_ready.ok());
+  EXPECT_TRUE(model_ready->ready);
+  auto index = service.RepositoryIndex(false);
+  ASSERT_EQ(index.size(), 1u);
+  EXPECT_EQ(index[0].state, "READY");
+}
+
+}  // namespace
+}  // namespace modelgrid
