@@ -23,6 +23,7 @@
 
 #include "cli/commands.h"
 #include "cli/serve_config.h"
+#include "cli/serve_logging.h"
 #include "cli/table.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/grid.h"
@@ -45,6 +46,7 @@ struct ServeFlags {
   std::string http_max_header_bytes;
   std::string buffer;
   std::string swap_space;
+  std::string log_max_file_bytes;
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
   bool Given(const std::string& name) const { return options.at(name)->count() > 0; }
 };
@@ -149,6 +151,15 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--grpc-port")) c.grpc_port = f.grpc_port;
   if (flags.Given("--admin-token")) c.admin_token = f.admin_token;
   if (flags.Given("--shm-key-prefix")) c.shm_key_prefix = f.shm_key_prefix;
+  if (flags.Given("--log-file")) c.log_file = f.log_file;
+  if (flags.Given("--log-format")) c.log_format = f.log_format;
+  if (flags.Given("--log-max-files")) c.log_max_files = f.log_max_files;
+  if (flags.Given("--access-log")) c.access_log = f.access_log;
+  if (flags.Given("--log-max-file-bytes")) {
+    auto bytes = ParseBytes(flags.log_max_file_bytes);
+    if (!bytes.ok()) return bytes.status().WithPrefix("--log-max-file-bytes");
+    c.log_max_file_bytes = *bytes;
+  }
   if (flags.Given("--worker-threads")) c.worker_threads = f.worker_threads;
   if (flags.Given("--spin-us")) c.spin_us = f.spin_us;
   if (flags.Given("--max-cpu-models")) c.max_cpu_models = f.max_cpu_models;
@@ -308,6 +319,16 @@ int Serve(const ServeFlags& flags) {
     std::cerr << "error: " << config.status().message() << "\n";
     return kExitBadUsage;
   }
+  LogSettings logging;
+  logging.file = config->log_file;
+  logging.format = config->log_format;
+  logging.max_file_bytes = config->log_max_file_bytes;
+  logging.max_files = config->log_max_files;
+  logging.access_log = config->access_log;
+  if (Status s = ConfigureServeLogging(logging); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return s.code() == StatusCode::kInvalidArgument ? kExitBadUsage : kExitStartup;
+  }
   auto walker = MakeWalker();
   auto options = MakeGridOptions(*config, walker.get());
   if (!options.ok()) {
@@ -344,6 +365,7 @@ int Serve(const ServeFlags& flags) {
   http.port = config->http_port;
   http.max_body_bytes = config->max_body_bytes;
   ApplyHttpLimits(*config, &http);
+  http.access_log = MakeAccessLog(logging);
   ServiceOptions service_options;
   service_options.admin_token = config->admin_token;
   service_options.shm_key_prefix = config->shm_key_prefix;
@@ -423,6 +445,17 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       "--shm-key-prefix", v.shm_key_prefix,
       "Only shared-memory keys starting with this can be registered (default /modelgrid_; "
       "\"\" = any)");
+  o["--log-file"] = cmd->add_option("--log-file", v.log_file,
+                                    "Also log to this file, rotated by size (default: stderr only)");
+  o["--log-format"] = cmd->add_option("--log-format", v.log_format,
+                                      "text | json (one JSON object per line; default text)");
+  o["--log-max-file-bytes"] = cmd->add_option("--log-max-file-bytes", flags->log_max_file_bytes,
+                                              "A log file past this rotates, e.g. 64MiB (default)");
+  o["--log-max-files"] = cmd->add_option("--log-max-files", v.log_max_files,
+                                         "Rotated log files kept (default 5)")
+                             ->check(CLI::Range(1, 1000));
+  o["--access-log"] = cmd->add_option("--access-log", v.access_log,
+                                      "One log line per HTTP answer: true | false (default false)");
   o["--max-body-bytes"] = cmd->add_option("--max-body-bytes", flags->max_body_bytes,
                                           "Largest request body, e.g. 64MiB (default)");
   o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,

@@ -148,6 +148,27 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
     MG_ASSIGN_OR_RETURN(c->admin_token, r.Scalar());
     return Status::Ok();
   };
+  setters["log_file"] = [base_dir](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(std::string path, r.Scalar());
+    const std::filesystem::path p = path;
+    c->log_file = path.empty() ? path : (p.is_relative() ? base_dir / p : p).lexically_normal().string();
+    return Status::Ok();
+  };
+  setters["log_format"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->log_format, r.Scalar());
+    if (c->log_format != "text" && c->log_format != "json") return r.Error("expected text or json");
+    return Status::Ok();
+  };
+  setters["log_max_file_bytes"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->log_max_file_bytes, r.Bytes());
+    if (c->log_max_file_bytes < 4096) return r.Error("must be at least 4096 bytes");
+    return Status::Ok();
+  };
+  setters["log_max_files"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(int64_t v, r.Integer(1, 1000));
+    c->log_max_files = static_cast<int>(v);
+    return Status::Ok();
+  };
   setters["shm_key_prefix"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(c->shm_key_prefix, r.Scalar());
     return Status::Ok();
@@ -192,6 +213,12 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
   };
   setters["min_residency_ms"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(c->min_residency_ms, r.Integer(0, 86'400'000));
+    return Status::Ok();
+  };
+  setters["access_log"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(std::string v, r.Scalar());
+    if (v != "true" && v != "false") return r.Error("expected true or false, got '" + v + "'");
+    c->access_log = v == "true";
     return Status::Ok();
   };
   setters["strict_readiness"] = [](const FieldReader& r, ServeConfig* c) -> Status {

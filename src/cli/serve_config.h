@@ -15,6 +15,11 @@
 //   http_port: 8000             # 0 = pick a free port
 //   grpc_port: 8001             # KServe v2 gRPC; 0 = pick a free port; -1 = no gRPC server
 //   admin_token: ""             # management calls need it when set (Authorization: Bearer)
+//   log_file: /var/log/modelgrid.log  # also log here, rotated by size (default: stderr only)
+//   log_format: text            # text | json (one JSON object per line)
+//   log_max_file_bytes: 64MiB   # a log file past this rotates
+//   log_max_files: 5            # rotated files kept (FILE.1 .. FILE.N)
+//   access_log: false           # one line per HTTP answer (logger "access")
 //   shm_key_prefix: /modelgrid_ # shared-memory keys clients may register ("" = any)
 //   max_body_bytes: 64MiB       # integer bytes or a quantity (modelgrid/bytes.h)
 //   worker_threads: 0           # LibTorch threads per worker; 0 = cores / workers
@@ -62,6 +67,11 @@ struct ServeConfig {
   int http_port = 8000;
   int grpc_port = 8001;                  // -1 = no gRPC server
   std::string admin_token;               // ServiceOptions::admin_token
+  std::string log_file;                  // LogSettings (serve_logging.h)
+  std::string log_format = "text";
+  uint64_t log_max_file_bytes = uint64_t{64} << 20;
+  int log_max_files = 5;
+  bool access_log = false;
   std::string shm_key_prefix = "/modelgrid_";  // ServiceOptions::shm_key_prefix
   uint64_t max_body_bytes = uint64_t{64} << 20;
   int worker_threads = 0;

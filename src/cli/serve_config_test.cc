@@ -25,6 +25,14 @@ swap_space: 8GiB
 load: on_demand
 min_residency_ms: 250
 strict_readiness: false
+grpc_port: -1
+admin_token: s3cret
+shm_key_prefix: /team_a_
+log_file: logs/serve.log
+log_format: json
+log_max_file_bytes: 1MiB
+log_max_files: 3
+access_log: true
 )";
   ASSERT_TRUE(ApplyServeConfigYaml(yaml, "modelgrid.yaml", "/etc/mg", &c).ok());
   EXPECT_EQ(c.repository, "/etc/mg/models");  // relative to the file's folder
@@ -43,6 +51,18 @@ strict_readiness: false
   EXPECT_EQ(c.load, "on_demand");
   EXPECT_EQ(c.min_residency_ms, 250);
   EXPECT_FALSE(c.strict_readiness);
+  EXPECT_EQ(c.grpc_port, -1);
+  EXPECT_EQ(c.admin_token, "s3cret");
+  EXPECT_EQ(c.shm_key_prefix, "/team_a_");
+  EXPECT_EQ(c.log_file, "/etc/mg/logs/serve.log");  // relative to the file's folder
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.log_max_file_bytes, 1024u * 1024u);
+  EXPECT_EQ(c.log_max_files, 3);
+  EXPECT_TRUE(c.access_log);
+  ServeConfig bad;
+  EXPECT_FALSE(ApplyServeConfigYaml("log_format: xml\n", "f.yaml", "/x", &bad).ok());
+  EXPECT_FALSE(ApplyServeConfigYaml("grpc_port: 70000\n", "f.yaml", "/x", &bad).ok());
+  EXPECT_FALSE(ApplyServeConfigYaml("log_max_files: 0\n", "f.yaml", "/x", &bad).ok());
 }
 
 TEST(ServeConfigTest, AbsentFieldsKeepTheirValues) {

@@ -21,7 +21,8 @@ TEST(HttpServerLifecycleTest, LoadUnloadLoadThenSigterm) {
   const fs::path dir = MakeTempDir("lifecycle");
   CopyModels(*zoo, dir / "models", {"digits"});
   std::ofstream(dir / "modelgrid.yaml")
-      << "repository: models\ndevices: [cpu]\nisolation: none\nhttp_port: 0\n";
+      << "repository: models\ndevices: [cpu]\nisolation: none\nhttp_port: 0\n"
+      << "log_file: serve.jsonl\nlog_format: json\naccess_log: true\nlog_max_files: 2\n";
   ServeProcess server;
   ASSERT_TRUE(
       server.Start({"serve", "--config", (dir / "modelgrid.yaml").string()}, dir / "serve.log"));
@@ -67,6 +68,30 @@ TEST(HttpServerLifecycleTest, LoadUnloadLoadThenSigterm) {
   EXPECT_EQ(params.status, 501) << params.body;
 
   EXPECT_EQ(server.SignalAndWait(SIGTERM, std::chrono::seconds(10)), 0) << server.Output();
+  // The log file (relative to the config file) holds JSON lines: the
+  // server's own and one access line per answer, with its fields.
+  std::ifstream log(dir / "serve.jsonl");
+  ASSERT_TRUE(log) << "no log file";
+  int lines = 0, access = 0;
+  bool unload_logged = false, not_ready_logged = false;
+  for (std::string line; std::getline(log, line);) {
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << line;
+    ++lines;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("logger")) << line;
+    if (j["logger"] != "access") continue;
+    ++access;
+    EXPECT_EQ(j["remote"], "127.0.0.1") << line;
+    if (j["path"] == "/v2/repository/models/digits/unload" && j["status"] == 200) {
+      unload_logged = true;
+      EXPECT_EQ(j["method"], "POST");
+      EXPECT_GT(j["response_bytes"].get<uint64_t>(), 0u);
+    }
+    if (j["path"] == "/v2/models/digits/ready" && j["status"] == 503) not_ready_logged = true;
+  }
+  EXPECT_GE(access, 12) << lines << " lines";
+  EXPECT_TRUE(unload_logged);
+  EXPECT_TRUE(not_ready_logged);
   fs::remove_all(dir);
 }
 
