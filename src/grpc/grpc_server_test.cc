@@ -14,6 +14,7 @@
 #include "modelgrid/grpc/grpc_server.h"
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/digits.h"
 #include "testing/zoo.h"
 
 namespace modelgrid {
@@ -21,16 +22,6 @@ namespace {
 
 using grpc_internal::GrpcClient;
 
-std::string DigitsRows(const std::filesystem::path& zoo, size_t first, size_t count) {
-  std::ifstream in(zoo / "digits" / "test_set.json");
-  const nlohmann::json set = nlohmann::json::parse(in);
-  std::string bytes;
-  for (size_t i = first; i < first + count; ++i) {
-    const std::vector<float> row = set["inputs"][i].get<std::vector<float>>();
-    bytes.append(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(float));
-  }
-  return bytes;
-}
 
 class GrpcServerTest : public ::testing::Test {
  protected:
@@ -71,7 +62,7 @@ class GrpcServerTest : public ::testing::Test {
     t.name = input_;
     t.datatype = DataType::kFP32;
     t.shape = {static_cast<int64_t>(count), 64};
-    t.data = DigitsRows(zoo_, first, count);
+    t.data = testing::DigitsRows(zoo_, first, count);
     r.inputs.push_back(std::move(t));
     return r;
   }
@@ -158,7 +149,7 @@ TEST_F(GrpcServerTest, InferWithRawAndTypedContentsEqualsTheGridsOwnAnswer) {
   in->set_datatype("FP32");
   in->add_shape(4);
   in->add_shape(64);
-  const std::string bytes = DigitsRows(zoo_, 0, 4);
+  const std::string bytes = testing::DigitsRows(zoo_, 0, 4);
   for (size_t i = 0; i < bytes.size(); i += 4) {
     float v;
     std::memcpy(&v, bytes.data() + i, 4);
@@ -274,7 +265,7 @@ TEST_F(GrpcServerTest, SharedMemoryRegisterNeedsTheTokenAndFeedsInputs) {
   const std::string key = "/modelgrid_grpc_test_" + std::to_string(::getpid());
   auto shm = testing::PosixSharedMemory::Create(key, 8192);
   ASSERT_TRUE(shm.ok());
-  const std::string rows = DigitsRows(zoo_, 5, 2);
+  const std::string rows = testing::DigitsRows(zoo_, 5, 2);
   std::memcpy((*shm)->data(), rows.data(), rows.size());
 
   inference::SystemSharedMemoryRegisterRequest reg;

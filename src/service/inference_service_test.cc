@@ -13,6 +13,7 @@
 
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/digits.h"
 #include "testing/zoo.h"
 
 namespace modelgrid {
@@ -20,13 +21,6 @@ namespace {
 
 using testing::PosixSharedMemory;
 
-// Row `i` of the digits test set as FP32 bytes.
-std::string DigitsRow(const std::filesystem::path& zoo, size_t i) {
-  std::ifstream in(zoo / "digits" / "test_set.json");
-  const nlohmann::json set = nlohmann::json::parse(in);
-  const std::vector<float> row = set["inputs"][i].get<std::vector<float>>();
-  return std::string(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(float));
-}
 
 std::unique_ptr<Grid> DigitsGrid(const std::filesystem::path& zoo) {
   GridOptions o;
@@ -76,7 +70,7 @@ class InferenceServiceTest : public ::testing::Test {
 
 TEST_F(InferenceServiceTest, AnOutputRequestedIntoSharedMemoryIsWrittenThereAndNotSent) {
   InferenceService service(grid_.get(), {});
-  const std::string row = DigitsRow(zoo_, 3);
+  const std::string row = testing::DigitsRows(zoo_, 3, 1);
   auto plain = service.Infer("digits", "", OneRow(input_, row));
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   ASSERT_EQ(plain->outputs.size(), 1u);
@@ -133,7 +127,7 @@ TEST_F(InferenceServiceTest, AnOutputRequestedIntoSharedMemoryIsWrittenThereAndN
 // the plain output gives.
 TEST_F(InferenceServiceTest, ClassificationReturnsTheTopClassesAsStrings) {
   InferenceService service(grid_.get(), {});
-  const std::string row = DigitsRow(zoo_, 7);
+  const std::string row = testing::DigitsRows(zoo_, 7, 1);
   auto plain = service.Infer("digits", "", OneRow(input_, row));
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   const InferTensor& logits = plain->outputs.at(0);
@@ -235,7 +229,7 @@ TEST_F(InferenceServiceTest, MetadataConfigAndStatisticsDescribeTheModel) {
       std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::system_clock::now().time_since_epoch())
           .count());
-  ASSERT_TRUE(service.Infer("digits", "", OneRow(input_, DigitsRow(zoo_, 0))).ok());
+  ASSERT_TRUE(service.Infer("digits", "", OneRow(input_, testing::DigitsRows(zoo_, 0, 1))).ok());
   auto after = service.Statistics("", "", false);
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->size(), 1u);

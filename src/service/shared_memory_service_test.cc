@@ -14,6 +14,7 @@
 #include "modelgrid/grid.h"
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/digits.h"
 #include "testing/zoo.h"
 
 namespace modelgrid {
@@ -21,18 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::PosixSharedMemory;
-
-// Rows [first, first + count) of the digits test set as FP32 bytes.
-std::string DigitsBytes(const std::filesystem::path& zoo, size_t first, size_t count) {
-  std::ifstream in(zoo / "digits" / "test_set.json");
-  const nlohmann::json set = nlohmann::json::parse(in);
-  std::string bytes;
-  for (size_t i = first; i < first + count; ++i) {
-    const std::vector<float> row = set["inputs"][i].get<std::vector<float>>();
-    bytes.append(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(float));
-  }
-  return bytes;
-}
 
 InferTensor Rows(const std::string& name, int64_t rows, std::string data) {
   InferTensor t;
@@ -86,7 +75,7 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
                           std::string(IsolationName(GetParam()));
   auto shm = PosixSharedMemory::Create(key, 4096);
   ASSERT_TRUE(shm.ok()) << shm.status().ToString();
-  const std::string first = DigitsBytes(zoo, 0, 4), second = DigitsBytes(zoo, 4, 4);
+  const std::string first = testing::DigitsRows(zoo, 0, 4), second = testing::DigitsRows(zoo, 4, 4);
   std::memcpy((*shm)->data() + 512, first.data(), first.size());
   ASSERT_TRUE(service.RegisterSharedMemory("rows", key, 256, 3000, "").ok());
   EXPECT_EQ(grid->SharedMemoryRegions(),
@@ -166,7 +155,7 @@ TEST_P(GridSharedMemoryTest, AShrunkObjectFailsOnlyThatRequestAndKillsNoProcess)
                           std::string(IsolationName(GetParam()));
   auto shm = PosixSharedMemory::Create(key, 4096);
   ASSERT_TRUE(shm.ok()) << shm.status().ToString();
-  const std::string rows = DigitsBytes(zoo, 0, 4);
+  const std::string rows = testing::DigitsRows(zoo, 0, 4);
   std::memcpy((*shm)->data(), rows.data(), rows.size());
   ASSERT_TRUE(service.RegisterSharedMemory("rows", key, 0, 4096, "").ok());
   auto from_shm = [&]() -> Result<std::vector<InferTensor>> {
