@@ -251,3 +251,51 @@ TEST_F(InferenceServiceTest, MetadataConfigAndStatisticsDescribeTheModel) {
 
 }  // namespace
 }  // namespace modelgrid
+
+namespace modelgrid {
+namespace {
+
+// A model on standby (loaded on its first request) has not run yet: its
+// metadata and configuration come from its config.yaml, not empty lists;
+// its first request loads it and the answer is the model's.
+TEST(InferenceServiceStandbyTest, AStandbyModelsMetadataComesFromItsConfiguration) {
+  auto zoo = testing::Zoo();
+  if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
+  GridOptions o;
+  o.isolation = Isolation::kNone;
+  o.devices = {"cpu=8GiB"};
+  o.worker_threads = 1;
+  o.default_load = LoadPolicy::kOnDemand;
+  auto grid = Grid::Create(o);
+  ASSERT_TRUE(grid.ok()) << grid.status().ToString();
+  ASSERT_TRUE((*grid)->AddModel({"digits", *zoo / "digits", {}, {}}).ok());
+  ASSERT_TRUE((*grid)->LoadAll().ok());
+  ASSERT_EQ((*grid)->Model("digits")->state, ModelState::kStandby);
+  InferenceService service(grid->get(), {});
+  auto meta = service.Metadata("digits", "");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  ASSERT_EQ(meta->inputs.size(), 1u);
+  EXPECT_EQ(meta->inputs[0].name, "input");
+  EXPECT_EQ(meta->inputs[0].shape, (std::vector<int64_t>{-1, 64}));
+  ASSERT_EQ(meta->outputs.size(), 1u);
+  EXPECT_EQ(meta->outputs[0].shape, (std::vector<int64_t>{-1, 10}));
+  auto config = service.Config("digits", "");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ((*config)["input"][0]["dims"], nlohmann::json::array({64}));
+  EXPECT_EQ((*config)["modelgrid"]["load"], "on_demand");
+
+  InferRequest r;
+  InferTensor t;
+  t.name = "input";
+  t.datatype = DataType::kFP32;
+  t.shape = {1, 64};
+  t.data = testing::DigitsRows(*zoo, 0, 1);
+  r.inputs.push_back(t);
+  auto got = service.Infer("digits", "", r);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->outputs.at(0).shape, (std::vector<int64_t>{1, 10}));
+  EXPECT_EQ((*grid)->Model("digits")->state, ModelState::kReady);
+}
+
+}  // namespace
+}  // namespace modelgrid
