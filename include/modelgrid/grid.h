@@ -150,6 +150,12 @@ enum class ModelState {
 // for a value outside the enum.
 const char* ModelStateName(ModelState state);
 
+// The grid's name for version `version` of `model` when the model serves
+// several versions (Grid::AddModel): "model@version". The highest version
+// keeps the plain name. The service layer maps /v2/models/m/versions/v to
+// it (modelgrid/service/inference_service.h).
+std::string VersionedModelName(const std::string& model, const std::string& version);
+
 // What the grid knows of one model. Bytes are integers.
 struct ModelStatus {
   std::string name;
@@ -252,8 +258,12 @@ class Grid {
   Grid(const Grid&) = delete;
   Grid& operator=(const Grid&) = delete;
 
-  // Adds one model (not loaded yet). Errors: kInvalidArgument for a
-  // malformed folder or config.yaml (OpenModel's errors) or an override
+  // Adds one model (not loaded yet). A model whose version_policy
+  // (config.pbtxt) selects several version folders is added once per
+  // version: the highest under its name, each other one as the model
+  // VersionedModelName(name, version), so that every version serves (each
+  // its own instances, memory and statistics). Errors: kInvalidArgument for
+  // a malformed folder or config.yaml (OpenModel's errors) or an override
   // below 1 byte / limit below request; kAlreadyExists for a taken name.
   Status AddModel(const ModelSpec& spec);
   // Adds every model folder of a repository (ScanRepository). A folder that
@@ -377,6 +387,8 @@ class Grid {
   void Shutdown();
 
  private:
+  // AddModel after its overrides: the entry and its other versions.
+  Status AddEntryVersions(ModelEntry entry);
   struct Impl;
   explicit Grid(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

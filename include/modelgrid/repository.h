@@ -186,13 +186,12 @@ struct ModelEntry {
   std::string name;                     // the folder name
   std::filesystem::path dir;            // the model's folder
   ModelFormat format = ModelFormat::kTorchScript;
-  // The version served: the highest numeric version folder holding model.pt
-  // among those `version_policy` selects, or "".
+  // The highest numeric version folder holding model.pt among those
+  // `version_policy` selects, or "": the version a request without a
+  // version gets.
   std::string version;
-  // Every version `version_policy` selects (ascending by number). ModelGrid
-  // serves one version per model: `version`; with Triton's `all` or
-  // `latest {num_versions: n > 1}` the others are listed here (and in a
-  // warning) but not served.
+  // Every version `version_policy` selects (ascending by number); each one
+  // serves (Grid::AddModel adds the others as models of their own).
   std::vector<std::string> versions;
   VersionPolicy version_policy;
   std::optional<std::filesystem::path> torchscript;   // <dir>/<version>/model.pt
@@ -206,8 +205,8 @@ struct ModelEntry {
   // label_filename in config.pbtxt; trailing "\r" and empty last line dropped).
   std::map<std::string, std::vector<std::string>> labels;
   std::map<std::string, std::string> parameters;  // config.pbtxt parameters
-  // Warnings about the configuration files (TritonModelConfig::warnings and
-  // versions not served), each once; ScanRepository logs them.
+  // Warnings about the configuration files (TritonModelConfig::warnings),
+  // each once; ScanRepository logs them.
   std::vector<std::string> warnings;
 };
 

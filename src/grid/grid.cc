@@ -58,6 +58,10 @@ std::string FindWorkerExecutable() {
 
 }  // namespace
 
+std::string VersionedModelName(const std::string& model, const std::string& version) {
+  return model + "@" + version;
+}
+
 Grid::Grid(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Grid::~Grid() {
@@ -164,23 +168,43 @@ Status Grid::AddModel(const ModelSpec& spec) {
         "model '" + entry.name + "': memory limit " + std::to_string(*entry.config.memory_limit) +
         " bytes is below its request " + std::to_string(*entry.config.memory_request) + " bytes");
   }
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  if (impl_->models.count(entry.name)) {
-    return Status::AlreadyExists("model '" + entry.name + "' was already added");
+  return AddEntryVersions(std::move(entry));
+}
+
+Status Grid::AddEntryVersions(ModelEntry entry) {
+  // Every version the policy selects serves: the highest under the model's
+  // own name, each other one as a model of its own, VersionedModelName.
+  std::vector<ModelEntry> entries;
+  for (const std::string& v : entry.versions) {
+    if (v == entry.version || !entry.torchscript) continue;
+    ModelEntry other = entry;
+    other.name = VersionedModelName(entry.name, v);
+    other.version = v;
+    other.torchscript = entry.dir / v / "model.pt";
+    entries.push_back(std::move(other));
   }
-  ModelRecord rec;
-  rec.status.name = entry.name;
-  rec.status.type = entry.format == ModelFormat::kHuggingFace ? "huggingface" : "torchscript";
-  rec.status.version = entry.version;
-  rec.status.max_batch_size = entry.config.max_batch_size;
-  rec.status.priority = entry.config.priority;
-  rec.status.resolver = entry.config.resolver;
-  rec.status.pinned = entry.config.pinned;
-  rec.status.load = impl_->OnDemand(entry) ? LoadPolicy::kOnDemand : LoadPolicy::kEager;
-  rec.life = ModelLifecycle(entry.name);
-  rec.entry = std::move(entry);
-  impl_->order.push_back(rec.status.name);
-  impl_->models.emplace(rec.status.name, std::move(rec));
+  entries.insert(entries.begin(), std::move(entry));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (const ModelEntry& e : entries) {
+    if (impl_->models.count(e.name)) {
+      return Status::AlreadyExists("model '" + e.name + "' was already added");
+    }
+  }
+  for (ModelEntry& e : entries) {
+    ModelRecord rec;
+    rec.status.name = e.name;
+    rec.status.type = e.format == ModelFormat::kHuggingFace ? "huggingface" : "torchscript";
+    rec.status.version = e.version;
+    rec.status.max_batch_size = e.config.max_batch_size;
+    rec.status.priority = e.config.priority;
+    rec.status.resolver = e.config.resolver;
+    rec.status.pinned = e.config.pinned;
+    rec.status.load = impl_->OnDemand(e) ? LoadPolicy::kOnDemand : LoadPolicy::kEager;
+    rec.life = ModelLifecycle(e.name);
+    rec.entry = std::move(e);
+    impl_->order.push_back(rec.status.name);
+    impl_->models.emplace(rec.status.name, std::move(rec));
+  }
   return Status::Ok();
 }
 
@@ -222,12 +246,7 @@ Result<std::filesystem::path> Grid::NewModelFolder(const std::string& name) {
 
 Status Grid::AddRepository(const std::filesystem::path& root) {
   MG_ASSIGN_OR_RETURN(std::vector<ModelEntry> entries, ScanRepository(root));
-  for (const auto& e : entries) {
-    ModelSpec spec;
-    spec.name = e.name;
-    spec.path = e.dir;
-    MG_RETURN_IF_ERROR(AddModel(spec));
-  }
+  for (ModelEntry& e : entries) MG_RETURN_IF_ERROR(AddEntryVersions(std::move(e)));
   return Status::Ok();
 }
 

@@ -146,7 +146,7 @@ TEST_F(GrpcServeTest, ConfigMetadataVersionsAndLabelsAreConfigPbtxts) {
   mr.set_version("2");  // a version folder the policy does not select
   s = client.stub().ModelMetadata(client.Context().get(), mr, &meta);
   EXPECT_EQ(s.error_code(), grpc::NOT_FOUND);
-  EXPECT_NE(s.error_message().find("serving version '1'"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("serving versions '1'"), std::string::npos) << s.error_message();
 
   // Classification with the labels of label_filename.
   auto small = testing::Zoo();

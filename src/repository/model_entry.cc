@@ -85,12 +85,6 @@ Status SelectVersions(ModelEntry& m, const std::string& where) {
   }
   m.versions = selected;
   m.version = selected.empty() ? "" : selected.back();
-  if (selected.size() > 1) {
-    std::string list;
-    for (const auto& v : selected) list += (list.empty() ? "" : ", ") + v;
-    m.warnings.push_back(where + ": field 'version_policy' selects versions " + list +
-                         "; ModelGrid serves one version per model: " + m.version);
-  }
   return Status::Ok();
 }
 

@@ -244,7 +244,7 @@ TEST_F(TritonRepositoryTest, OpenModelReadsConfigPbtxtVersionsAndLabels) {
   EXPECT_EQ(m->version, "3");
   EXPECT_EQ(m->torchscript, root_ / "resnet/3/model.pt");
   EXPECT_THAT(m->labels.at("OUTPUT__0"), ElementsAre("tench", "goldfish", "shark"));
-  EXPECT_TRUE(HasWarning(m->warnings, "selects versions 1, 3; ModelGrid serves one version"));
+  EXPECT_FALSE(HasWarning(m->warnings, "version_policy"));  // both versions serve
   EXPECT_TRUE(m->config_pbtxt.has_value());
   EXPECT_FALSE(m->config_yaml.has_value());
 

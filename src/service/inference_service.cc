@@ -148,20 +148,45 @@ ServerMetadata InferenceService::Metadata() const {
 Result<ModelStatus> InferenceService::FindModel(const std::string& model,
                                                 const std::string& version) const {
   MG_ASSIGN_OR_RETURN(ModelStatus status, grid_->Model(model));
-  if (!version.empty() && version != status.version) {
-    return Status::NotFound("model '" + model + "' has no version '" + version + "'" +
-                            (status.version.empty()
-                                 ? std::string(" (it has no version folder)")
-                                 : " (serving version '" + status.version + "')"));
+  if (version.empty() || version == status.version) return status;
+  // Another version of a model that serves several (Grid::AddModel).
+  auto other = grid_->Model(VersionedModelName(model, version));
+  if (other.ok() && other->version == version) return *other;
+  std::string served;
+  for (const ModelStatus& m : VersionsOf(model)) {
+    served += (served.empty() ? "" : ", ") + std::string("'") + m.version + "'";
   }
-  return status;
+  return Status::NotFound("model '" + model + "' has no version '" + version + "'" +
+                          (status.version.empty() ? std::string(" (it has no version folder)")
+                                                  : " (serving versions " + served + ")"));
+}
+
+std::vector<ModelStatus> InferenceService::VersionsOf(const std::string& model) const {
+  std::vector<ModelStatus> out;
+  for (ModelStatus& m : grid_->Models()) {
+    if (m.name == model || (!m.version.empty() && m.name == VersionedModelName(model, m.version))) {
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+std::string InferenceService::PublicName(const ModelStatus& status) const {
+  const std::string suffix = "@" + status.version;
+  if (!status.version.empty() && status.name.size() > suffix.size() &&
+      status.name.compare(status.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    const std::string base = status.name.substr(0, status.name.size() - suffix.size());
+    if (grid_->Model(base).ok()) return base;
+  }
+  return status.name;
 }
 
 Result<Readiness> InferenceService::ModelReady(const std::string& model,
                                                const std::string& version) const {
   MG_ASSIGN_OR_RETURN(ModelStatus status, FindModel(model, version));
   if (status.state == ModelState::kReady) return Readiness{true, ""};
-  std::string why = "model '" + status.name + "' is " + ModelStateName(status.state);
+  std::string why = "model '" + PublicName(status) + "' version '" + status.version + "' is " +
+                    ModelStateName(status.state);
   if (!status.reason.empty()) why += ": " + status.reason;
   return Readiness{false, why};
 }
@@ -175,31 +200,53 @@ Result<ModelMetadata> InferenceService::Metadata(const std::string& model,
   // A model on standby has not loaded yet: its configuration declares its
   // tensors (config.pbtxt / config.yaml), which is what a client needs.
   if (status.inputs.empty() && status.outputs.empty()) {
-    MG_ASSIGN_OR_RETURN(ModelEntry entry, grid_->Entry(model));
+    MG_ASSIGN_OR_RETURN(ModelEntry entry, grid_->Entry(status.name));
     status.inputs = entry.config.inputs;
     status.outputs = entry.config.outputs;
     status.max_batch_size = entry.config.max_batch_size;
   }
-  return MetadataOf(status);
+  ModelMetadata m = MetadataOf(status);
+  m.name = model;
+  m.versions.clear();
+  for (const ModelStatus& v : VersionsOf(model)) {
+    if (!v.version.empty()) m.versions.push_back(v.version);
+  }
+  std::sort(m.versions.begin(), m.versions.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;  // numeric folders
+  });
+  return m;
 }
 
 std::vector<RepositoryEntry> InferenceService::RepositoryIndex(bool ready_only) const {
   std::vector<RepositoryEntry> out;
   for (const ModelStatus& m : grid_->Models()) {
     if (ready_only && m.state != ModelState::kReady) continue;
-    out.push_back({m.name, m.version, RepositoryStateName(m.state), m.reason, m.state});
+    out.push_back({PublicName(m), m.version, RepositoryStateName(m.state), m.reason, m.state});
   }
   return out;
 }
 
 Status InferenceService::LoadModel(const std::string& model, std::string_view token) {
   MG_RETURN_IF_ERROR(Authorize(token, "loading model '" + model + "'"));
-  return grid_->Load(model);
+  MG_RETURN_IF_ERROR(grid_->Load(model));
+  for (const ModelStatus& v : VersionsOf(model)) {
+    if (v.name != model) MG_RETURN_IF_ERROR(grid_->Load(v.name));
+  }
+  return Status::Ok();
 }
 
 Status InferenceService::UnloadModel(const std::string& model, std::string_view token) {
   MG_RETURN_IF_ERROR(Authorize(token, "unloading model '" + model + "'"));
-  return grid_->Unload(model);
+  // Every version (Triton unloads a model as a whole).
+  const std::vector<ModelStatus> versions = VersionsOf(model);
+  MG_RETURN_IF_ERROR(grid_->Unload(model));
+  for (const ModelStatus& v : versions) {
+    if (v.name == model) continue;
+    // A version that is not loaded (failed, on standby) has nothing to unload.
+    const Status s = grid_->Unload(v.name);
+    if (!s.ok() && s.code() != StatusCode::kInvalidArgument) return s;
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<ModelStatistics>> InferenceService::Statistics(const std::string& model,
@@ -207,9 +254,12 @@ Result<std::vector<ModelStatistics>> InferenceService::Statistics(const std::str
                                                                   bool refresh) {
   if (refresh) grid_->RefreshMemory();
   std::vector<ModelStatus> models;
-  if (!model.empty()) {
+  if (!model.empty() && !version.empty()) {
     MG_ASSIGN_OR_RETURN(ModelStatus status, FindModel(model, version));
     models.push_back(std::move(status));
+  } else if (!model.empty()) {  // every version of it, as Triton
+    MG_RETURN_IF_ERROR(grid_->Model(model).status());
+    models = VersionsOf(model);
   } else {
     models = grid_->Models();
   }
@@ -219,6 +269,7 @@ Result<std::vector<ModelStatistics>> InferenceService::Statistics(const std::str
     auto counters = grid_->Counters(m.name);
     // A model unloaded between the two calls has no counters any more: zeros.
     out.push_back(StatisticsOf(m, counters.ok() ? *counters : ModelCounters{}, devices));
+    out.back().name = PublicName(m);
   }
   return out;
 }

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "modelgrid/service/inference_service.h"
@@ -295,6 +297,90 @@ TEST(InferenceServiceStandbyTest, AStandbyModelsMetadataComesFromItsConfiguratio
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->outputs.at(0).shape, (std::vector<int64_t>{1, 10}));
   EXPECT_EQ((*grid)->Model("digits")->state, ModelState::kReady);
+}
+
+}  // namespace
+}  // namespace modelgrid
+
+namespace modelgrid {
+namespace {
+
+// Triton's version_policy `all` over the zoo's Triton-layout digits
+// (version folders 1 and 2): both versions serve, each as its own instance
+// with its own statistics; no version means the highest; an unknown one is
+// NOT_FOUND naming those served; unload and load act on every version.
+TEST(InferenceServiceVersionsTest, EveryVersionThePolicySelectsServes) {
+  auto triton = testing::TritonZoo();
+  auto zoo = testing::Zoo();
+  if (!triton || !zoo) GTEST_SKIP() << "MODELGRID_TEST_TRITON_ZOO / MODELGRID_TEST_ZOO not set";
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("mg-versions-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root);
+  std::filesystem::copy(*triton / "digits", root / "digits", std::filesystem::copy_options::recursive);
+  {
+    std::ifstream in(root / "digits" / "config.pbtxt");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const std::string from = "version_policy: { specific: { versions: [ 1 ] } }";
+    ASSERT_NE(text.find(from), std::string::npos);
+    text.replace(text.find(from), from.size(), "version_policy: { all: {} }");
+    std::ofstream(root / "digits" / "config.pbtxt") << text;
+  }
+  GridOptions o;
+  o.isolation = Isolation::kNone;
+  o.devices = {"cpu=8GiB"};
+  o.worker_threads = 1;
+  auto grid = Grid::Create(o);
+  ASSERT_TRUE(grid.ok());
+  ASSERT_TRUE((*grid)->AddRepository(root).ok());
+  ASSERT_TRUE((*grid)->LoadAll().ok());
+  InferenceService service(grid->get(), {});
+
+  auto meta = service.Metadata("digits", "");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->versions, (std::vector<std::string>{"1", "2"}));
+  InferRequest r;
+  InferTensor t;
+  t.name = "input";
+  t.datatype = DataType::kFP32;
+  t.shape = {1, 64};
+  t.data = testing::DigitsRows(*zoo, 0, 1);
+  r.inputs.push_back(t);
+  std::vector<InferTensor> outs;
+  for (const std::string v : {"1", "2", ""}) {
+    auto got = service.Infer("digits", v, r);
+    ASSERT_TRUE(got.ok()) << v << ": " << got.status().ToString();
+    EXPECT_EQ(got->model_name, "digits");
+    EXPECT_EQ(got->model_version, v.empty() ? "2" : v);
+    outs.push_back(got->outputs.at(0));
+  }
+  EXPECT_EQ(outs[0], outs[1]);  // the zoo writes the same weights into both folders
+  auto missing = service.Infer("digits", "3", r);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("has no version '3'"), std::string::npos)
+      << missing.status().ToString();
+
+  auto stats = service.Statistics("digits", "", false);
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->size(), 2u);
+  std::map<std::string, uint64_t> counts;
+  for (const ModelStatistics& s : *stats) {
+    EXPECT_EQ(s.name, "digits");
+    counts[s.version] = s.inference_count;
+  }
+  EXPECT_EQ(counts, (std::map<std::string, uint64_t>{{"1", 1}, {"2", 2}}));
+  auto index = service.RepositoryIndex(true);
+  ASSERT_EQ(index.size(), 2u);
+  EXPECT_EQ(index[0].name, "digits");
+  EXPECT_EQ(index[1].name, "digits");
+  EXPECT_NE(index[0].version, index[1].version);
+
+  ASSERT_TRUE(service.UnloadModel("digits", "").ok());
+  EXPECT_TRUE(service.RepositoryIndex(true).empty());
+  ASSERT_TRUE(service.LoadModel("digits", "").ok());
+  EXPECT_EQ(service.RepositoryIndex(true).size(), 2u);
+  grid->reset();
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

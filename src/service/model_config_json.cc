@@ -70,13 +70,13 @@ json VersionPolicyJson(const VersionPolicy& p) {
 
 Result<json> InferenceService::Config(const std::string& model, const std::string& version) const {
   MG_ASSIGN_OR_RETURN(ModelStatus status, FindModel(model, version));
-  MG_ASSIGN_OR_RETURN(ModelEntry entry, grid_->Entry(model));
+  MG_ASSIGN_OR_RETURN(ModelEntry entry, grid_->Entry(status.name));
   const ModelConfig& c = entry.config;
   // A loaded model knows its tensors for sure (its backend read them);
   // before that, the configuration's declaration is all there is.
   const bool loaded = !status.inputs.empty() || !status.outputs.empty();
   json config = json::object();
-  config["name"] = entry.name;
+  config["name"] = model;
   config["platform"] = "pytorch_libtorch";
   config["backend"] = "pytorch";
   config["version_policy"] = VersionPolicyJson(entry.version_policy);

@@ -160,9 +160,12 @@ void InferenceService::InferAsync(const std::string& model, const std::string& v
   head.id = request.id;
   auto call = service::MakeInferCall(std::move(request));
   if (!call.ok()) return done(call.status());
+  // The grid's model for that version (the model itself, or model@version);
+  // Classify reads that one's labels.
+  const std::string grid_model = status->name;
   grid_->InferAsync(
-      model, std::move(*call),
-      [grid = grid_, model, head = std::move(head), plans = std::move(*plans),
+      grid_model, std::move(*call),
+      [grid = grid_, model = grid_model, head = std::move(head), plans = std::move(*plans),
        done = std::move(done)](Result<std::vector<InferTensor>> outputs) mutable {
         if (!outputs.ok()) return done(outputs.status());
         if (Status s = service::FinishOutputs(*grid, model, plans, &*outputs); !s.ok()) {

@@ -143,9 +143,11 @@ class InferenceService {
   // config.pbtxt, a config.yaml or both (merged, modelgrid/repository.h).
   // Errors: FindModel's.
   Result<nlohmann::json> Config(const std::string& model, const std::string& version) const;
-  // The status of `model`, checking that `version` (when not empty) is the
-  // version served. Errors: kNotFound "unknown model 'm'"; kNotFound
-  // "model 'm' has no version 'v' (serving version '1')".
+  // The status of `model` at `version`: "" = the highest version served;
+  // another version of a model that serves several is the grid's model
+  // VersionedModelName(model, version) (modelgrid/grid.h). Errors:
+  // kNotFound "unknown model 'm'"; kNotFound "model 'm' has no version 'v'
+  // (serving versions '1', '2')".
   Result<ModelStatus> FindModel(const std::string& model, const std::string& version) const;
 
   // ---- inference ----
@@ -172,16 +174,17 @@ class InferenceService {
 
   // Every model, or only those ready.
   std::vector<RepositoryEntry> RepositoryIndex(bool ready_only) const;
-  // Loads / unloads `model` (Grid::Load / Grid::Unload). `token` is the
-  // admin token the caller presented ("" = none). Errors: Authorize's; the
-  // grid's.
+  // Loads / unloads `model`, every version of it (Grid::Load /
+  // Grid::Unload). `token` is the admin token the caller presented ("" =
+  // none). Errors: Authorize's; the grid's.
   Status LoadModel(const std::string& model, std::string_view token);
   Status UnloadModel(const std::string& model, std::string_view token);
 
   // ---- statistics ----
 
-  // Statistics of `model` (at `version`), or of every model when `model`
-  // is "". With `refresh` the workers are asked for fresh memory figures
+  // Statistics of `model` at `version`, of every version of `model` when
+  // `version` is "", or of every model when `model` is "" (one entry per
+  // model version, named as clients name the model). With `refresh` the workers are asked for fresh memory figures
   // first. Errors: FindModel's.
   Result<std::vector<ModelStatistics>> Statistics(const std::string& model,
                                                   const std::string& version, bool refresh);
@@ -204,6 +207,12 @@ class InferenceService {
   Status Authorize(std::string_view token, std::string_view what) const;
 
  private:
+  // Every version of `model` that serves: the grid's model `model` and its
+  // VersionedModelName siblings (in the grid's order).
+  std::vector<ModelStatus> VersionsOf(const std::string& model) const;
+  // The name clients use for a grid model: "m" for "m@2" (version 2 of m).
+  std::string PublicName(const ModelStatus& status) const;
+
   Grid* grid_;
   ServiceOptions options_;
 };
