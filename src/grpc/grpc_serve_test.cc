@@ -27,8 +27,11 @@ class GrpcServeTest : public ::testing::Test {
     if (!zoo) return;
     zoo_ = new fs::path(*zoo);
     server_ = new SuiteServer();
-    server_->Start(*zoo, "grpc-serve", {"digits"},
-                   {"--device", "cpu", "--isolation", "model", "--http-port", "0"});
+    // vit_b_16's instance_group asks for 2 instances (KIND_AUTO): two
+    // simulated devices give it room for both.
+    server_->Start(*zoo, "grpc-serve", {"digits", "vit_b_16"},
+                   {"--device", "cpu", "--device", "sim:a=8GiB", "--device", "sim:b=8GiB",
+                    "--isolation", "model", "--http-port", "0"});
   }
   static void TearDownTestSuite() {
     if (server_) server_->Stop();
@@ -104,6 +107,40 @@ TEST_F(GrpcServeTest, TheTestSetScoresWhatPyTorchRecordedAndEqualsHttp) {
     }
   }
   EXPECT_EQ(correct, set["correct"].get<size_t>()) << "of " << count;
+}
+
+// instance_group { count: 2 } is two instances, on two devices, both
+// serving; the configuration says so.
+TEST_F(GrpcServeTest, AnInstanceGroupOfTwoRunsTwoInstances) {
+  Reply devices = Get(server_->port(), "/v2/modelgrid/devices");
+  ASSERT_EQ(devices.status, 200) << devices.body;
+  int instances = 0;
+  for (const json& d : devices.json["devices"]) {
+    for (const json& m : d["models"]) {
+      if (m.get<std::string>().rfind("vit_b_16", 0) == 0) ++instances;
+    }
+  }
+  EXPECT_EQ(instances, 2) << devices.body;
+  GrpcClient client(target_);
+  inference::ModelConfigRequest cr;
+  cr.set_name("vit_b_16");
+  inference::ModelConfigResponse config;
+  ASSERT_TRUE(client.stub().ModelConfig(client.Context().get(), cr, &config).ok());
+  ASSERT_EQ(config.config().instance_group_size(), 1);
+  EXPECT_EQ(config.config().instance_group(0).count(), 2);
+  // Requests spread over both instances all answer.
+  InferRequest request;
+  InferTensor t;
+  t.name = "input";
+  t.datatype = DataType::kFP32;
+  t.shape = {2, 3, 32, 32};
+  t.data.assign(2 * 3 * 32 * 32 * sizeof(float), '\0');
+  request.inputs.push_back(t);
+  for (int i = 0; i < 6; ++i) {
+    auto got = client.Infer("vit_b_16", "", request);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->outputs.at(0).shape, (std::vector<int64_t>{2, 10}));
+  }
 }
 
 TEST_F(GrpcServeTest, ConfigMetadataVersionsAndLabelsAreConfigPbtxts) {
