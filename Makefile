@@ -48,6 +48,7 @@ bench: build demo-repo zoo-small
 	$(BUILD_DIR)/bin/placement_bench
 	$(BUILD_DIR)/bin/estimate_accuracy $(DEMO_REPO)
 	$(BUILD_DIR)/bin/dispatch_bench --zoo $(ZOO_SMALL)
+	$(BUILD_DIR)/bin/transport_bench --zoo $(ZOO_SMALL)
 	$(BUILD_DIR)/bin/serving_bench --zoo $(ZOO_SMALL) --seconds 10
 
 format:

@@ -16,7 +16,9 @@
 //   worker-shm  the same grid, the input in a POSIX shared memory object
 //               registered with it (Triton's system shared memory extension):
 //               the caller writes the input there before each call (as
-//               in-process copies it into its InferCall) and the worker
+//               in-process copies it into its InferCall), the call takes
+//               the region's slice (Grid::SharedMemorySlice, timed, as the
+//               service does for a request naming a region) and the worker
 //               reads it in place, with no copy on the way.
 // Both grids use the one device `cpu` and worker_threads 1; the direct
 // backend is loaded with 1 thread too. The models are copied into a
@@ -43,14 +45,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "bench_util.h"
+#include "model_copy.h"
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/repository.h"
@@ -81,31 +82,6 @@ struct Subject {
 [[noreturn]] void Fail(const std::string& what, const Status& status) {
   std::fprintf(stderr, "dispatch_bench: %s: %s\n", what.c_str(), status.ToString().c_str());
   std::exit(1);
-}
-
-// Copies the model folder `from` to `to` and appends a dynamic_batching
-// block with `queue_delay_us` to its config.yaml. Errors: the copy's, or
-// kInvalidArgument when config.yaml already declares dynamic_batching.
-Status CopyWithQueueDelay(const std::filesystem::path& from, const std::filesystem::path& to,
-                          uint64_t queue_delay_us) {
-  std::error_code ec;
-  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive, ec);
-  if (ec)
-    return Status::NotFound("cannot copy " + from.string() + " to " + to.string() + ": " +
-                            ec.message());
-  const std::filesystem::path config = to / "config.yaml";
-  std::string text;
-  {
-    std::ifstream in(config);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  if (text.find("dynamic_batching") != std::string::npos) {
-    return Status::InvalidArgument(config.string() + " already declares dynamic_batching");
-  }
-  std::ofstream out(config, std::ios::app);
-  out << "dynamic_batching:\n  max_queue_delay_us: " << queue_delay_us << "\n";
-  if (!out) return Status::Internal("cannot write " + config.string());
-  return Status::Ok();
 }
 
 // Creates, maps and registers with `grid` one shared memory object per
@@ -180,8 +156,6 @@ std::vector<InferTensor> CallOnce(Subject& s, int column, Grid* in_process, Grid
         ref.name = in.name;
         ref.datatype = in.datatype;
         ref.shape = in.shape;
-        ref.parameters = {{"shared_memory_region", s.shm[i]->key()},
-                          {"shared_memory_byte_size", in.data.size()}};
         call.inputs.push_back(std::move(ref));
       }
     } else {
@@ -189,6 +163,15 @@ std::vector<InferTensor> CallOnce(Subject& s, int column, Grid* in_process, Grid
     }
     Grid* grid = column == 1 ? in_process : worker;
     const auto t0 = Clock::now();
+    if (column == 3) {
+      // The region's slice, inside the clock: what the service does for a
+      // request whose input names a region (Grid::SharedMemorySlice).
+      for (size_t i = 0; i < call.inputs.size(); ++i) {
+        auto slice = grid->SharedMemorySlice(s.shm[i]->key(), 0, s.inputs[i].data.size());
+        if (!slice.ok()) Fail(s.entry.name + " (worker-shm)", slice.status());
+        call.inputs[i].shared = std::move(slice).value();
+      }
+    }
     out = grid->Infer(s.entry.name, std::move(call));
     const auto t1 = Clock::now();
     if (record)
@@ -286,7 +269,7 @@ int main(int argc, char** argv) {
   for (const char* name : kModels) {
     auto s = std::make_unique<Subject>();
     Status copied =
-        CopyWithQueueDelay(std::filesystem::path(zoo) / name, tmp / name, queue_delay_us);
+        bench::CopyWithQueueDelay(std::filesystem::path(zoo) / name, tmp / name, queue_delay_us);
     if (!copied.ok())
       Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", copied);
     auto entry = OpenModel(tmp / name);

@@ -1,0 +1,522 @@
+// transport_bench: what each way into ModelGrid adds to a call through a
+// worker: the service layer, HTTP with JSON, HTTP with binary tensor data,
+// HTTP with the input in system shared memory, and gRPC (issue 11).
+//
+//   transport_bench [--zoo DIR] [--iterations N] [--warmup N] [--round N]
+//                   [--spin-us S] [--worker PATH]
+//
+// The models and inputs of dispatch_bench: echo_image (a nearly free forward
+// on a 1x3x224x224 FP32 input, 602,112 bytes) and digits (1x64 FP32, 256
+// bytes), copied from the zoo into a temporary folder whose config.yaml gets
+// `dynamic_batching: {max_queue_delay_us: 0}` (model_copy.h): one
+// sequential caller never has a partner to wait for.
+//
+// One Grid with isolation `model` (modelgrid-worker processes, device cpu,
+// worker_threads 1), one InferenceService over it, and an HttpServer and a
+// GrpcServer on 127.0.0.1 (kernel-picked ports) over that service, all in
+// this process. Six columns, each called sequentially from one thread:
+//   grid        Grid::Infer: the worker path without any transport (the
+//               baseline; dispatch_bench's `worker` column);
+//   service     InferenceService::Infer (request parameters, output
+//               selection) over the same grid;
+//   http-json   POST /v2/models/{m}/infer, input and output as JSON numbers;
+//   http-binary the same with Triton's binary data extension: the input as
+//               raw bytes after the JSON header (Inference-Header-Content-
+//               Length), binary_data_output true;
+//   http-shm    the input in a POSIX shared memory object registered with
+//               the server (POST /v2/systemsharedmemory/region/{r}/register,
+//               key "/modelgrid_..."), written there before each call; the
+//               output returned as binary data;
+//   grpc        ModelInfer with raw_input_contents, one channel reused.
+// HTTP calls use one keep-alive cpp-httplib client (TCP_NODELAY, no
+// Accept-Encoding: answers are not compressed).
+//
+// What is timed: the call from the request being handed over until the
+// answer is back in this process. Building the request is done before the
+// clock (the InferCall's / InferRequest's copy of the input, the HTTP body,
+// the ModelInferRequest message, the write into shared memory: a client that
+// owns its input has it ready); decoding the answer after it. HTTP bodies
+// are sent from that buffer without another copy (a content provider);
+// gRPC's synchronous stub serializes the message and parses the reply inside
+// the call, which is part of every gRPC client's cost.
+//
+// The columns are interleaved in rounds (`--round` calls each) so that a
+// busy spell of the shared machine hits all columns alike. Every answer
+// (warm-up included) is checked: each column's output tensors must equal the
+// grid column's byte for byte, with the same names, datatypes and shapes.
+// Prints the machine, load average before and after, inputs, per model and
+// column p50/p99/mean latency and what each column adds over the grid column
+// at p50, and the goal: ≤ 50 µs added at p50 for echo_image's 602,112-byte
+// input through http-binary, http-shm and grpc. Exit status 1 on any error
+// (a failed call, an HTTP status other than 200, an answer that differs); a
+// missed goal is reported, not an error.
+
+#include <httplib.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "grpc/grpc_client.h"
+#include "grpc/grpc_convert.h"
+#include "model_copy.h"
+#include "modelgrid/grid.h"
+#include "modelgrid/grpc/grpc_server.h"
+#include "modelgrid/kserve/infer_codec.h"
+#include "modelgrid/repository.h"
+#include "modelgrid/server/http_server.h"
+#include "modelgrid/service/inference_service.h"
+#include "testing/posix_shm.h"
+
+namespace {
+
+using namespace modelgrid;
+using grpc_internal::GrpcClient;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kGoalAddedP50Us = 50.0;  // issue 11 (issue 3, section 9, for the copy path)
+const char* const kModels[] = {"echo_image", "digits"};
+enum Column { kGrid, kService, kHttpJson, kHttpBinary, kHttpShm, kGrpc, kColumnCount };
+const char* const kColumns[] = {"grid", "service", "http-json", "http-binary", "http-shm", "grpc"};
+// The columns the goal applies to (the copy path and shared memory).
+const Column kGoalColumns[] = {kHttpBinary, kHttpShm, kGrpc};
+
+// One HTTP request, made before the clock.
+struct HttpRequest {
+  httplib::Headers headers;
+  std::string content_type;
+  std::string body;
+};
+
+// One model under test: its entry, its input, each column's prepared
+// request, and the answer every column must give.
+struct Subject {
+  ModelEntry entry;
+  std::vector<InferTensor> inputs;
+  std::vector<InferTensor> expected;  // the grid column's outputs
+  std::string path;                   // /v2/models/{m}/infer
+  HttpRequest json, binary, shm;
+  inference::ModelInferRequest grpc_request;
+  // http-shm: one object per input, registered with the server as region
+  // shm_regions[i]; each call writes the input there before the clock.
+  std::vector<std::unique_ptr<testing::PosixSharedMemory>> shm_objects;
+  std::vector<std::string> shm_regions;
+  std::vector<double> samples_us[kColumnCount];
+};
+
+// The ways in.
+struct Transports {
+  Grid* grid;
+  InferenceService* service;
+  httplib::Client* http;
+  GrpcClient* grpc;
+};
+
+[[noreturn]] void Fail(const std::string& what, const Status& status) {
+  std::fprintf(stderr, "transport_bench: %s: %s\n", what.c_str(), status.ToString().c_str());
+  std::exit(1);
+}
+
+// The directory of this executable (for the modelgrid-worker next to it).
+std::filesystem::path ExecutableDir() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) Fail("/proc/self/exe", Status::Internal(ec.message()));
+  return self.parent_path();
+}
+
+// Creates the worker grid on the CPU and loads every subject into it.
+std::unique_ptr<Grid> StartGrid(const std::string& worker, std::chrono::microseconds spin,
+                                const std::vector<std::unique_ptr<Subject>>& subjects) {
+  GridOptions options;
+  options.spin = spin;
+  options.isolation = Isolation::kModel;
+  options.devices = {"cpu"};
+  options.worker_threads = 1;
+  options.worker_executable = worker;
+  auto grid = Grid::Create(options);
+  if (!grid.ok()) Fail("grid (isolation model)", grid.status());
+  for (const auto& s : subjects) {
+    Status added = (*grid)->AddModel({s->entry.name, s->entry.dir, {}, {}});
+    if (!added.ok()) Fail("adding " + s->entry.name, added);
+  }
+  auto plan = (*grid)->LoadAll();
+  if (!plan.ok()) Fail("LoadAll", plan.status());
+  for (const auto& s : subjects) {
+    auto status = (*grid)->Model(s->entry.name);
+    if (!status.ok()) Fail(s->entry.name, status.status());
+    if (status->state != ModelState::kReady) {
+      Fail(s->entry.name,
+           Status::Unavailable(std::string("not ready: ") + ModelStateName(status->state) + ": " +
+                               status->reason));
+    }
+  }
+  return std::move(grid).value();
+}
+
+// The Inference-Header-Content-Length of `headers` when present.
+std::optional<size_t> JsonHeaderLength(const httplib::Headers& headers) {
+  auto it = headers.find("Inference-Header-Content-Length");
+  if (it == headers.end()) return std::nullopt;
+  return static_cast<size_t>(std::strtoull(it->second.c_str(), nullptr, 10));
+}
+
+// Creates and registers (over HTTP) one shared memory object per input of
+// `s`, and builds the three HTTP requests and the gRPC message of `s`.
+void PrepareRequests(Subject& s, httplib::Client& http) {
+  s.path = "/v2/models/" + s.entry.name + "/infer";
+  InferRequest request;
+  request.inputs = s.inputs;
+
+  auto json = EncodeInferRequest(request, /*binary_inputs=*/false);
+  if (!json.ok()) Fail(s.entry.name + ": encoding the JSON request", json.status());
+  s.json.body = std::move(json->body);
+  s.json.content_type = "application/json";
+
+  request.binary_data_output = true;
+  auto binary = EncodeInferRequest(request, /*binary_inputs=*/true);
+  if (!binary.ok()) Fail(s.entry.name + ": encoding the binary request", binary.status());
+  s.binary.body = std::move(binary->body);
+  s.binary.content_type = "application/octet-stream";
+  s.binary.headers.emplace("Inference-Header-Content-Length",
+                           std::to_string(binary->json_header_length.value()));
+
+  // http-shm: the regions, then a JSON body that points at them.
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const InferTensor& in : s.inputs) {
+    const std::string key = "/modelgrid_transport_bench-" + std::to_string(::getpid()) + "-" +
+                            s.entry.name + "-" + in.name;
+    const std::string region = "transport_bench-" + s.entry.name + "-" + in.name;
+    auto shm = testing::PosixSharedMemory::Create(key, std::max<size_t>(in.data.size(), 1));
+    if (!shm.ok()) Fail("shared memory for " + s.entry.name, shm.status());
+    const nlohmann::json reg = {{"key", key}, {"offset", 0}, {"byte_size", (*shm)->bytes()}};
+    auto res = http.Post("/v2/systemsharedmemory/region/" + region + "/register", reg.dump(),
+                         "application/json");
+    if (!res) {
+      Fail("registering " + key,
+           Status::Unavailable("HTTP transport: " + httplib::to_string(res.error())));
+    }
+    if (res->status != 200) {
+      Fail("registering " + key,
+           Status::Internal("HTTP " + std::to_string(res->status) + ": " + res->body));
+    }
+    s.shm_objects.push_back(std::move(shm).value());
+    s.shm_regions.push_back(region);
+    inputs.push_back(
+        {{"name", in.name},
+         {"datatype", std::string(DataTypeName(in.datatype))},
+         {"shape", in.shape},
+         {"parameters",
+          {{"shared_memory_region", region}, {"shared_memory_byte_size", in.data.size()}}}});
+  }
+  const nlohmann::json shm_request = {{"parameters", {{"binary_data_output", true}}},
+                                      {"inputs", inputs}};
+  s.shm.body = shm_request.dump();
+  s.shm.content_type = "application/json";
+
+  request.binary_data_output = false;
+  Status encoded =
+      grpc_internal::EncodeModelInferRequest(s.entry.name, "", request, &s.grpc_request);
+  if (!encoded.ok()) Fail(s.entry.name + ": encoding the gRPC request", encoded);
+}
+
+// One HTTP call of `r` on `s`; returns the decoded outputs. Only the round
+// trip is timed.
+std::vector<InferTensor> HttpCall(Subject& s, Column column, const HttpRequest& r,
+                                  httplib::Client& http, bool record) {
+  const std::string& body = r.body;
+  httplib::ContentProvider provider = [&body](size_t offset, size_t length,
+                                              httplib::DataSink& sink) {
+    return sink.write(body.data() + offset, length);
+  };
+  const auto t0 = Clock::now();
+  auto res = http.Post(s.path, r.headers, body.size(), provider, r.content_type);
+  const auto t1 = Clock::now();
+  const std::string what = s.entry.name + " (" + kColumns[column] + ")";
+  if (!res) Fail(what, Status::Unavailable("HTTP transport: " + httplib::to_string(res.error())));
+  if (res->status != 200) {
+    Fail(what,
+         Status::Internal("HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 300)));
+  }
+  auto decoded = DecodeInferResponse(res->body, JsonHeaderLength(res->headers));
+  if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
+  if (record)
+    s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  return std::move(decoded->outputs);
+}
+
+// One call of `column` on `s`; returns the outputs.
+std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t, bool record) {
+  const std::string what = s.entry.name + " (" + kColumns[column] + ")";
+  switch (column) {
+    case kGrid: {
+      InferCall call;
+      call.inputs = s.inputs;  // before the clock: a caller that owns its input moves it in
+      const auto t0 = Clock::now();
+      auto out = t.grid->Infer(s.entry.name, std::move(call));
+      const auto t1 = Clock::now();
+      if (!out.ok()) Fail(what, out.status());
+      if (record)
+        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      return std::move(out).value();
+    }
+    case kService: {
+      InferRequest request;
+      request.inputs = s.inputs;
+      const auto t0 = Clock::now();
+      auto out = t.service->Infer(s.entry.name, "", std::move(request));
+      const auto t1 = Clock::now();
+      if (!out.ok()) Fail(what, out.status());
+      if (record)
+        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      return std::move(out->outputs);
+    }
+    case kHttpJson:
+      return HttpCall(s, column, s.json, *t.http, record);
+    case kHttpBinary:
+      return HttpCall(s, column, s.binary, *t.http, record);
+    case kHttpShm:
+      // The client's write into its shared memory: before the clock, as the
+      // other columns' copies of the input.
+      for (size_t i = 0; i < s.inputs.size(); ++i) {
+        std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
+      }
+      return HttpCall(s, column, s.shm, *t.http, record);
+    case kGrpc: {
+      auto context = t.grpc->Context();
+      inference::ModelInferResponse reply;
+      const auto t0 = Clock::now();
+      const grpc::Status status = t.grpc->stub().ModelInfer(context.get(), s.grpc_request, &reply);
+      const auto t1 = Clock::now();
+      Status st = grpc_internal::FromGrpcStatus(status);
+      if (!st.ok()) Fail(what, st);
+      auto decoded = grpc_internal::DecodeModelInferResponse(&reply);
+      if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
+      if (record)
+        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      return std::move(decoded->outputs);
+    }
+    case kColumnCount:
+      break;
+  }
+  Fail(what, Status::Internal("unknown column"));
+}
+
+// Fails unless `got` equals the grid's outputs of `s` byte for byte.
+void CheckEqual(const Subject& s, Column column, const std::vector<InferTensor>& got) {
+  const std::string what = s.entry.name + " (" + kColumns[column] + ")";
+  if (got.size() != s.expected.size()) {
+    Fail(what, Status::Internal(std::to_string(got.size()) + " outputs, the grid gave " +
+                                std::to_string(s.expected.size())));
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    const InferTensor& a = got[i];
+    const InferTensor& b = s.expected[i];
+    if (a.name != b.name || a.datatype != b.datatype || a.shape != b.shape || a.data != b.data) {
+      Fail(what, Status::Internal("output " + std::to_string(i) + " '" + a.name + "' " +
+                                  bench::DescribeTensors({a}) + " differs from the grid's '" +
+                                  b.name + "' " + bench::DescribeTensors({b}) + " (max abs diff " +
+                                  std::to_string(bench::MaxAbsDiffFp32(a, b)) + ")"));
+    }
+  }
+}
+
+// One call of `column`, its answer checked.
+void CallAndCheck(Subject& s, Column column, const Transports& t, bool record) {
+  CheckEqual(s, column, CallOnce(s, column, t, record));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string zoo = MODELGRID_DEFAULT_ZOO;
+  if (const char* env = std::getenv("MODELGRID_TEST_ZOO"); env != nullptr && *env != '\0')
+    zoo = env;
+  std::string worker = (ExecutableDir() / "modelgrid-worker").string();
+  int iterations = 2000;
+  int warmup = 200;
+  int round = 100;
+  CLI::App app{"Latency of a call through each transport vs Grid::Infer (echo_image, digits)"};
+  app.add_option("--zoo", zoo,
+                 "model repository holding echo_image and digits (default: $MODELGRID_TEST_ZOO, "
+                 "else the build's small zoo)");
+  app.add_option("--iterations", iterations, "timed calls per model and column")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "untimed calls per model and column first")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--round", round, "calls per column before switching to the next")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--worker", worker, "modelgrid-worker executable (default: next to this one)");
+  int64_t spin_us = GridOptions{}.spin.count();
+  app.add_option("--spin-us", spin_us, "GridOptions::spin of the grid (0 = always sleep)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
+  CLI11_PARSE(app, argc, argv);
+  // The grid's and servers' log lines go to stderr: stdout carries the table.
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "transport_bench", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
+
+  char tmpl[] = "/tmp/transport_bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) Fail("mkdtemp", Status::Internal("failed"));
+  const std::filesystem::path tmp = tmpl;
+  std::vector<std::unique_ptr<Subject>> subjects;
+  for (const char* name : kModels) {
+    auto s = std::make_unique<Subject>();
+    Status copied = bench::CopyWithQueueDelay(std::filesystem::path(zoo) / name, tmp / name, 0);
+    if (!copied.ok())
+      Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", copied);
+    auto entry = OpenModel(tmp / name);
+    if (!entry.ok())
+      Fail(std::string(name) + " (generate the zoo with tools/zoo/generate.py)", entry.status());
+    s->entry = std::move(entry).value();
+    auto inputs = bench::MakeInputs(s->entry, 1, 8, 42);
+    if (!inputs.ok()) Fail(name, inputs.status());
+    s->inputs = std::move(inputs).value();
+    subjects.push_back(std::move(s));
+  }
+
+  std::unique_ptr<Grid> grid = StartGrid(worker, std::chrono::microseconds(spin_us), subjects);
+  auto service = std::make_unique<InferenceService>(grid.get(), ServiceOptions{});
+
+  HttpServerOptions http_options;
+  http_options.host = "127.0.0.1";
+  http_options.port = 0;
+  auto http_server = std::make_unique<HttpServer>(service.get(), http_options);
+  auto http_port = http_server->Bind();
+  if (!http_port.ok()) Fail("HTTP server", http_port.status());
+  Status http_run = Status::Ok();
+  std::thread http_thread([&] { http_run = http_server->Run(); });
+
+  GrpcServerOptions grpc_options;
+  grpc_options.host = "127.0.0.1";
+  grpc_options.port = 0;
+  auto grpc_server = std::make_unique<GrpcServer>(service.get(), grpc_options);
+  auto grpc_port = grpc_server->Start();
+  if (!grpc_port.ok()) Fail("gRPC server", grpc_port.status());
+
+  httplib::Client http("127.0.0.1", *http_port);
+  http.set_keep_alive(true);
+  // Headers and body go out in two writes: without TCP_NODELAY the body
+  // waits for the server's delayed ACK (about 40 ms on Linux).
+  http.set_tcp_nodelay(true);
+  http.set_decompress(false);  // no Accept-Encoding: the server sends bytes as they are
+  http.set_read_timeout(120, 0);
+  http.set_write_timeout(120, 0);
+  GrpcClient grpc_client("127.0.0.1:" + std::to_string(*grpc_port));
+  const Transports transports{grid.get(), service.get(), &http, &grpc_client};
+
+  for (auto& s : subjects) PrepareRequests(*s, http);
+  // The reference answer, then one checked call per column.
+  for (auto& s : subjects) {
+    s->expected = CallOnce(*s, kGrid, transports, false);
+    for (int c = 0; c < kColumnCount; ++c) CallAndCheck(*s, Column(c), transports, false);
+  }
+
+  const std::string load_before = bench::LoadAverage();
+  const auto started = Clock::now();
+  for (auto& s : subjects) {
+    for (int c = 0; c < kColumnCount; ++c) {
+      for (int i = 0; i < warmup; ++i) CallAndCheck(*s, Column(c), transports, false);
+    }
+    for (int done = 0; done < iterations; done += round) {
+      const int n = std::min(round, iterations - done);
+      for (int c = 0; c < kColumnCount; ++c) {
+        for (int i = 0; i < n; ++i) CallAndCheck(*s, Column(c), transports, true);
+      }
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const std::string load_after = bench::LoadAverage();
+  int64_t worker_pid = 0;
+  if (auto st = grid->Model("echo_image"); st.ok()) worker_pid = st->worker_pid;
+
+  grpc_server->Stop();
+  http_server->Stop();
+  http_thread.join();
+  if (!http_run.ok()) Fail("HTTP server", http_run);
+  grpc_server.reset();
+  http_server.reset();
+  service.reset();
+  grid.reset();  // stops the workers before the copies and the shared memory go
+  for (auto& s : subjects) s->shm_objects.clear();
+  std::filesystem::remove_all(tmp);
+
+  std::printf(
+      "transport_bench — one model called through a worker: Grid::Infer, InferenceService, HTTP "
+      "(JSON, binary,\nshared memory) and gRPC\n");
+  std::printf("machine: %s\n", bench::MachineLine().c_str());
+  std::printf("date:    %s\n", bench::NowUtc().c_str());
+  std::printf("load:    %s before, %s after (load average 1, 5, 15 min; /proc/loadavg)\n",
+              load_before.c_str(), load_after.c_str());
+  std::printf("zoo:     %s\n", zoo.c_str());
+  for (const auto& s : subjects) {
+    std::printf("input:   %-11s %s; JSON body %zu bytes, binary body %zu bytes\n",
+                s->entry.name.c_str(), bench::DescribeTensors(s->inputs).c_str(),
+                s->json.body.size(), s->binary.body.size());
+  }
+  std::printf(
+      "setup:   one Grid isolation model (modelgrid-worker, echo_image's pid %lld), device cpu,\n"
+      "         worker_threads 1, spin %lld us, dynamic_batching.max_queue_delay_us 0;\n"
+      "         InferenceService, HttpServer and GrpcServer on 127.0.0.1 in this process;\n"
+      "         one caller thread, sequential calls; per model and column %d warm-up + %d timed\n"
+      "         calls, columns interleaved in rounds of %d; every answer checked byte for byte\n"
+      "         against the grid column's\n",
+      static_cast<long long>(worker_pid), static_cast<long long>(spin_us), warmup, iterations,
+      round);
+  std::printf(
+      "columns: grid        = Grid::Infer (input copied into the InferCall before the clock)\n"
+      "         service     = InferenceService::Infer\n"
+      "         http-json   = POST /v2/models/m/infer, JSON input and output (keep-alive "
+      "cpp-httplib client)\n"
+      "         http-binary = the same, binary data extension for input and output\n"
+      "         http-shm    = the input in a registered POSIX shared memory region (written "
+      "before the clock),\n"
+      "                       the output as binary data\n"
+      "         grpc        = ModelInfer with raw_input_contents, one channel (message built "
+      "before the clock)\n");
+  for (const auto& s : subjects) {
+    std::printf("check:   %s: outputs %s, all columns equal byte for byte\n", s->entry.name.c_str(),
+                bench::DescribeTensors(s->expected).c_str());
+  }
+  std::vector<bench::LatencyStats> stats[2];
+  for (size_t m = 0; m < subjects.size(); ++m) {
+    const Subject& s = *subjects[m];
+    std::printf("\n%s (%zu-byte input)\n", s.entry.name.c_str(), s.inputs.at(0).data.size());
+    std::printf("%-12s %7s %10s %10s %10s %14s\n", "column", "calls", "p50 us", "p99 us", "mean us",
+                "added p50 us");
+    for (int c = 0; c < kColumnCount; ++c) stats[m].push_back(bench::Summarize(s.samples_us[c]));
+    for (int c = 0; c < kColumnCount; ++c) {
+      const bench::LatencyStats& st = stats[m][c];
+      char added[32] = "-";
+      if (c != kGrid) std::snprintf(added, sizeof(added), "%+.1f", st.p50 - stats[m][kGrid].p50);
+      std::printf("%-12s %7llu %10.1f %10.1f %10.1f %14s\n", kColumns[c],
+                  static_cast<unsigned long long>(st.count), st.p50, st.p99, st.mean, added);
+    }
+  }
+  const size_t large = subjects[0]->inputs.at(0).data.size();
+  std::printf(
+      "\ngoal: <= %.0f us added over the grid column at p50 for the %zu-byte input "
+      "(echo_image)\n",
+      kGoalAddedP50Us, large);
+  for (Column c : kGoalColumns) {
+    const double added = stats[0][c].p50 - stats[0][kGrid].p50;
+    std::printf("  %-11s %+.1f us -> %s\n", kColumns[c], added,
+                added <= kGoalAddedP50Us ? "PASS" : "FAIL");
+  }
+  std::printf("total bench time: %.1f s\n", seconds);
+  return 0;
+}
