@@ -1,15 +1,15 @@
+// The frame payloads of every message (messages.h): protocol buffers
+// (worker.proto), checked when decoded.
 #include "modelgrid/ipc/messages.h"
 
 #include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "ipc/json_reader.h"
-#include "ipc/message_checks.h"
+#include "worker.pb.h"
 
 namespace modelgrid::ipc {
-
-namespace internal {
+namespace {
 
 std::optional<StatusCode> ParseStatusCode(const std::string& name) {
   for (StatusCode code :
@@ -21,108 +21,153 @@ std::optional<StatusCode> ParseStatusCode(const std::string& name) {
   return std::nullopt;
 }
 
-}  // namespace internal
-
-namespace {
-
-using internal::ParseStatusCode;
-
-using internal::JsonReader;
-using nlohmann::json;
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// The unknown fields protobuf-lite kept aside while parsing `m` (its
+// serialized bytes; "" for none). Generated lite classes have no public
+// accessor for them, so this reads MessageLite's protected metadata through
+// a member pointer formed in a derived class.
+struct UnknownFields : google::protobuf::MessageLite {
+  static const std::string& Of(const google::protobuf::MessageLite& m) {
+    return (m.*(&UnknownFields::_internal_metadata_))
+        .unknown_fields<std::string>(&google::protobuf::internal::GetEmptyString);
+  }
+};
 
 std::string Context(MessageType type) {
   return "'" + std::string(MessageTypeName(type)) + "' message";
 }
 
-json ErrorToJson(const ErrorInfo& e) {
-  json j{{"code", StatusCodeName(e.code)}, {"message", e.message}};
-  if (e.memory_limit) {
-    const MemoryLimitDetail& m = *e.memory_limit;
-    j["memory_limit"] = json{{"model", m.model},
-                             {"device", m.device},
-                             {"limit_bytes", m.limit_bytes},
-                             {"in_use_bytes", m.in_use_bytes},
-                             {"requested_bytes", m.requested_bytes}};
+// Checks one decoded protobuf message field by field, keeping the first
+// error: kCorruption "<context>: field '<f>': <what>", so decoders read
+// straight through and return status() once.
+class Checker {
+ public:
+  explicit Checker(std::string context) : context_(std::move(context)) {}
+
+  // Records an error about `field` (or the whole message when `field` is empty).
+  void Fail(const std::string& field, const std::string& what) {
+    if (!status_.ok()) return;
+    status_ = Status::Corruption(context_ + (field.empty() ? "" : ": field '" + field + "'") +
+                                 ": " + what);
   }
-  return j;
+  void Adopt(const Status& status) {
+    if (status_.ok()) status_ = status;
+  }
+  // `value` of a required field; an error when it is absent (`has` false).
+  template <typename T>
+  T Required(bool has, T value, const char* field) {
+    if (!has) Fail(field, "missing");
+    return value;
+  }
+  // Refuses the fields protobuf kept aside because the schema does not
+  // have them (or has them with another wire type), naming the first one.
+  template <typename P>
+  void RejectUnknown(const P& p) {
+    const std::string& unknown = UnknownFields::Of(p);
+    if (unknown.empty()) return;
+    uint64_t tag = 0;
+    for (size_t i = 0, shift = 0; i < unknown.size() && shift < 64; ++i, shift += 7) {
+      const auto b = static_cast<unsigned char>(unknown[i]);
+      tag |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    Fail("", "unknown field: number " + std::to_string(tag >> 3) + " (wire type " +
+                 std::to_string(tag & 7) + ") is not in the schema");
+  }
+
+  const std::string& context() const { return context_; }
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+
+ private:
+  std::string context_;
+  Status status_;
+};
+
+// A required field `f` of protobuf message `p`, checked by Checker `c`.
+#define MG_REQUIRED(c, p, f) (c).Required((p).has_##f(), (p).f(), #f)
+
+template <typename P>
+Status Parse(std::string_view payload, const std::string& context, P* p) {
+  if (!p->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return Status::Corruption(context + ": payload is not a valid protobuf " +
+                              std::string(P::default_instance().GetTypeName()));
+  }
+  return Status::Ok();
 }
 
-ErrorInfo ReadError(JsonReader& r, const char* field) {
+// ---- shared parts ----
+
+void ToProto(const ErrorInfo& e, pb::Error* out) {
+  out->set_code(StatusCodeName(e.code));
+  out->set_message(e.message);
+  if (e.memory_limit) {
+    pb::MemoryLimit* m = out->mutable_memory_limit();
+    m->set_model(e.memory_limit->model);
+    m->set_device(e.memory_limit->device);
+    m->set_limit_bytes(e.memory_limit->limit_bytes);
+    m->set_in_use_bytes(e.memory_limit->in_use_bytes);
+    m->set_requested_bytes(e.memory_limit->requested_bytes);
+  }
+}
+
+ErrorInfo FromProto(const pb::Error& p, Checker& parent, const char* field) {
   ErrorInfo e;
-  const json* obj = r.Object(field);
-  if (obj == nullptr) return e;
-  JsonReader er(*obj, r.context() + ": " + field);
-  const std::string code = er.String("code");
-  e.message = er.String("message");
-  if (const json* limit = er.Object("memory_limit", /*optional=*/true)) {
-    JsonReader lr(*limit, er.context() + ": memory_limit");
+  Checker c(parent.context() + ": " + field);
+  c.RejectUnknown(p);
+  const std::string code = MG_REQUIRED(c, p, code);
+  e.message = MG_REQUIRED(c, p, message);
+  if (p.has_memory_limit()) {
+    const pb::MemoryLimit& lp = p.memory_limit();
+    Checker lc(c.context() + ": memory_limit");
+    lc.RejectUnknown(lp);
     MemoryLimitDetail m;
-    m.model = lr.String("model");
-    m.device = lr.String("device");
-    m.limit_bytes = lr.Uint64("limit_bytes");
-    m.in_use_bytes = lr.Uint64("in_use_bytes");
-    m.requested_bytes = lr.Uint64("requested_bytes");
-    lr.RejectUnknown({"model", "device", "limit_bytes", "in_use_bytes", "requested_bytes"});
-    er.Adopt(lr.status());
+    m.model = MG_REQUIRED(lc, lp, model);
+    m.device = MG_REQUIRED(lc, lp, device);
+    m.limit_bytes = MG_REQUIRED(lc, lp, limit_bytes);
+    m.in_use_bytes = MG_REQUIRED(lc, lp, in_use_bytes);
+    m.requested_bytes = MG_REQUIRED(lc, lp, requested_bytes);
+    c.Adopt(lc.status());
     e.memory_limit = std::move(m);
   }
-  er.RejectUnknown({"code", "message", "memory_limit"});
-  if (er.ok()) {
+  if (c.ok()) {
     const auto parsed = ParseStatusCode(code);
     if (!parsed || *parsed == StatusCode::kOk) {
-      er.Fail("code", "'" + code + "' is not an error code");
+      c.Fail("code", "'" + code + "' is not an error code");
     } else {
       e.code = *parsed;
     }
   }
-  r.Adopt(er.status());
+  parent.Adopt(c.status());
   return e;
 }
 
-json RegionToJson(const Region& region) {
-  return json{{"offset", region.offset}, {"size", region.size}};
+// The optional `error` of a reply.
+std::optional<ErrorInfo> OptionalError(bool has, const pb::Error& p, Checker& c) {
+  if (!has) return std::nullopt;
+  return FromProto(p, c, "error");
 }
 
-Region ReadRegion(JsonReader& r, const char* field) {
-  Region region;
-  const json* obj = r.Object(field);
-  if (obj == nullptr) return region;
-  JsonReader rr(*obj, r.context() + ": " + field);
-  region.offset = rr.Uint64("offset");
-  region.size = rr.Uint64("size");
-  rr.RejectUnknown({"offset", "size"});
-  if (rr.ok() && region.offset % kRegionAlignment != 0) {
-    rr.Fail("offset", std::to_string(region.offset) + " is not a multiple of " +
-                          std::to_string(kRegionAlignment));
-  }
-  r.Adopt(rr.status());
-  return region;
-}
-
-json TensorToJson(const TensorRef& t) {
-  json j{{"name", t.name},
-         {"datatype", DataTypeName(t.datatype)},
-         {"shape", t.shape},
-         {"offset", t.offset},
-         {"size", t.size}};
-  if (t.region_id != 0) j["region"] = t.region_id;
-  return j;
+void ToProto(const TensorRef& t, pb::Tensor* out) {
+  out->set_name(t.name);
+  out->set_datatype(std::string(DataTypeName(t.datatype)));
+  for (int64_t d : t.shape) out->add_shape(d);
+  out->set_offset(t.offset);
+  out->set_size(t.size);
+  out->set_region(t.region_id);
 }
 
 // Checks what a tensor's fields must satisfy together.
-void CheckTensor(JsonReader& r, const TensorRef& t) {
-  if (t.name.empty()) r.Fail("name", "empty");
+void CheckTensor(Checker& c, const TensorRef& t) {
+  if (t.name.empty()) c.Fail("name", "empty");
   if (t.region_id == 0 && t.offset % kRegionAlignment != 0) {  // arena offsets only
-    r.Fail("offset",
+    c.Fail("offset",
            std::to_string(t.offset) + " is not a multiple of " + std::to_string(kRegionAlignment));
   }
   uint64_t elements = 1;
   bool overflow = false;
   for (int64_t dim : t.shape) {
     if (dim < 0) {
-      r.Fail("shape", "negative dimension " + std::to_string(dim));
+      c.Fail("shape", "negative dimension " + std::to_string(dim));
       return;
     }
     const uint64_t d = static_cast<uint64_t>(dim);
@@ -132,110 +177,78 @@ void CheckTensor(JsonReader& r, const TensorRef& t) {
   const uint64_t element_bytes = DataTypeSize(t.datatype);
   if (element_bytes == 0) return;  // BYTES: variable length, any size
   if (overflow || elements > std::numeric_limits<uint64_t>::max() / element_bytes) {
-    r.Fail("shape", "element count overflows 64 bits");
+    c.Fail("shape", "element count overflows 64 bits");
   } else if (elements * element_bytes != t.size) {
-    r.Fail("size", std::to_string(t.size) + " bytes, but the shape holds " +
+    c.Fail("size", std::to_string(t.size) + " bytes, but the shape holds " +
                        std::to_string(elements) + " " + std::string(DataTypeName(t.datatype)) +
                        " elements = " + std::to_string(elements * element_bytes) + " bytes");
   }
 }
 
-std::vector<TensorRef> ReadTensors(JsonReader& r, const char* field) {
-  std::vector<TensorRef> tensors;
-  const json* array = r.Array(field);
-  if (array == nullptr) return tensors;
-  for (size_t i = 0; i < array->size() && r.ok(); ++i) {
-    JsonReader tr((*array)[i], r.context() + ": " + field + "[" + std::to_string(i) + "]");
+std::vector<TensorRef> FromProto(const google::protobuf::RepeatedPtrField<pb::Tensor>& tensors,
+                                 Checker& parent, const char* field) {
+  std::vector<TensorRef> out;
+  out.reserve(tensors.size());
+  for (int i = 0; i < tensors.size() && parent.ok(); ++i) {
+    const pb::Tensor& p = tensors[i];
+    Checker c(parent.context() + ": " + field + "[" + std::to_string(i) + "]");
+    c.RejectUnknown(p);
     TensorRef t;
-    t.name = tr.String("name");
-    const std::string datatype = tr.String("datatype");
-    if (const json* shape = tr.Array("shape")) {
-      for (const json& dim : *shape) {
-        if (!dim.is_number_integer() ||
-            (dim.is_number_unsigned() &&
-             dim.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-          tr.Fail("shape", "expected integers, got " + dim.dump());
-          break;
-        }
-        t.shape.push_back(dim.get<int64_t>());
-      }
-    }
-    t.offset = tr.Uint64("offset");
-    t.size = tr.Uint64("size");
-    t.region_id = tr.OptionalUint64("region", 0);
-    tr.RejectUnknown({"name", "datatype", "shape", "offset", "size", "region"});
-    if (tr.ok()) {
-      const auto type = ParseDataType(datatype);
+    t.name = p.name();
+    t.shape.assign(p.shape().begin(), p.shape().end());
+    t.offset = p.offset();
+    t.size = p.size();
+    t.region_id = p.region();
+    if (c.ok()) {
+      const auto type = ParseDataType(p.datatype());
       if (!type) {
-        tr.Fail("datatype", "unknown datatype '" + datatype + "'");
+        c.Fail("datatype", "unknown datatype '" + p.datatype() + "'");
       } else {
         t.datatype = *type;
-        CheckTensor(tr, t);
+        CheckTensor(c, t);
       }
     }
-    r.Adopt(tr.status());
-    tensors.push_back(std::move(t));
-  }
-  return tensors;
-}
-
-std::vector<std::string> ReadStrings(JsonReader& r, const char* field) {
-  std::vector<std::string> out;
-  const json* array = r.Array(field, /*optional=*/true);
-  if (array == nullptr) return out;
-  for (const json& v : *array) {
-    if (!v.is_string()) {
-      r.Fail(field, "expected strings, got " + v.dump());
-      break;
-    }
-    out.push_back(v.get<std::string>());
+    parent.Adopt(c.status());
+    out.push_back(std::move(t));
   }
   return out;
 }
 
-json SpecsToJson(const std::vector<TensorSpec>& specs) {
-  json out = json::array();
-  for (const TensorSpec& spec : specs) {
-    out.push_back(
-        json{{"name", spec.name}, {"datatype", DataTypeName(spec.datatype)}, {"dims", spec.dims}});
-  }
-  return out;
+void ToProto(const TensorSpec& spec, pb::TensorSpec* out) {
+  out->set_name(spec.name);
+  out->set_datatype(std::string(DataTypeName(spec.datatype)));
+  for (int64_t d : spec.dims) out->add_dims(d);
 }
 
-std::vector<TensorSpec> ReadSpecs(JsonReader& r, const char* field) {
-  std::vector<TensorSpec> specs;
-  const json* array = r.Array(field, /*optional=*/true);
-  if (array == nullptr) return specs;
-  for (size_t i = 0; i < array->size() && r.ok(); ++i) {
-    JsonReader sr((*array)[i], r.context() + ": " + field + "[" + std::to_string(i) + "]");
+std::vector<TensorSpec> FromProto(const google::protobuf::RepeatedPtrField<pb::TensorSpec>& specs,
+                                  Checker& parent, const char* field) {
+  std::vector<TensorSpec> out;
+  for (int i = 0; i < specs.size() && parent.ok(); ++i) {
+    const pb::TensorSpec& p = specs[i];
+    Checker c(parent.context() + ": " + field + "[" + std::to_string(i) + "]");
+    c.RejectUnknown(p);
     TensorSpec spec;
-    spec.name = sr.String("name");
-    const std::string datatype = sr.String("datatype");
-    if (const json* dims = sr.Array("dims")) {
-      for (const json& dim : *dims) {
-        if (!dim.is_number_integer() ||
-            (dim.is_number_unsigned() &&
-             dim.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) ||
-            dim.get<int64_t>() < -1) {
-          sr.Fail("dims", "expected integers >= -1, got " + dim.dump());
-          break;
-        }
-        spec.dims.push_back(dim.get<int64_t>());
+    spec.name = MG_REQUIRED(c, p, name);
+    const std::string datatype = MG_REQUIRED(c, p, datatype);
+    for (int64_t d : p.dims()) {
+      if (d < -1) {
+        c.Fail("dims", "expected integers >= -1, got " + std::to_string(d));
+        break;
       }
+      spec.dims.push_back(d);
     }
-    sr.RejectUnknown({"name", "datatype", "dims"});
-    if (sr.ok()) {
+    if (c.ok()) {
       const auto type = ParseDataType(datatype);
       if (!type) {
-        sr.Fail("datatype", "unknown datatype '" + datatype + "'");
+        c.Fail("datatype", "unknown datatype '" + datatype + "'");
       } else {
         spec.datatype = *type;
       }
     }
-    r.Adopt(sr.status());
-    specs.push_back(std::move(spec));
+    parent.Adopt(c.status());
+    out.push_back(std::move(spec));
   }
-  return specs;
+  return out;
 }
 
 bool SpecsEqual(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>& b) {
@@ -245,32 +258,15 @@ bool SpecsEqual(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>&
                     });
 }
 
-json ModelMemoryToJson(const ModelMemory& m) {
-  json j{{"model", m.model}, {"current_bytes", m.current_bytes}, {"peak_bytes", m.peak_bytes}};
-  if (m.swapped) j["swapped"] = true;
-  return j;
-}
-
-// Decodes a payload that must be an empty object.
-Status EmptyFromJson(std::string_view text, MessageType type) {
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(text, Context(type)));
-  JsonReader r(j, Context(type));
-  r.RejectUnknown({});
-  return r.status();
-}
-
-// Decodes a payload whose only field is "model".
-Status ModelOnlyFromJson(std::string_view text, MessageType type, std::string* model) {
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(text, Context(type)));
-  JsonReader r(j, Context(type));
-  *model = r.String("model");
-  r.RejectUnknown({"model"});
-  return r.status();
-}
-
-// The "error" of a reply whose error is optional.
-void MaybeError(json& j, const std::optional<ErrorInfo>& error) {
-  if (error) j["error"] = ErrorToJson(*error);
+// Decodes a payload that must be an empty message P.
+template <typename P>
+Status DecodeEmpty(std::string_view payload, MessageType type) {
+  const std::string context = Context(type);
+  P p;
+  MG_RETURN_IF_ERROR(Parse(payload, context, &p));
+  Checker c(context);
+  c.RejectUnknown(p);
+  return c.status();
 }
 
 }  // namespace
@@ -287,16 +283,11 @@ bool ErrorInfo::operator==(const ErrorInfo& other) const {
          a.in_use_bytes == b.in_use_bytes && a.requested_bytes == b.requested_bytes;
 }
 
-namespace internal {
-
-Status CheckTensorRef(const TensorRef& tensor, const std::string& context) {
-  static const json kNoFields = json::object();
-  JsonReader r(kNoFields, context);
-  CheckTensor(r, tensor);
-  return r.status();
+bool LoadedMessage::operator==(const LoadedMessage& other) const {
+  return model == other.model && current_bytes == other.current_bytes &&
+         peak_bytes == other.peak_bytes && tasks == other.tasks &&
+         SpecsEqual(inputs, other.inputs) && SpecsEqual(outputs, other.outputs);
 }
-
-}  // namespace internal
 
 std::string_view MessageTypeName(MessageType type) {
   switch (type) {
@@ -360,436 +351,465 @@ std::optional<MessageType> ToMessageType(uint16_t value) {
 
 // ---- encoding ----
 
-std::string ToJson(const PingMessage&) { return "{}"; }
-std::string ToJson(const GetStatsMessage&) { return "{}"; }
-std::string ToJson(const ShutdownMessage&) { return "{}"; }
+std::string EncodePayload(const PingMessage&) { return pb::Ping().SerializeAsString(); }
+std::string EncodePayload(const GetStatsMessage&) { return pb::GetStats().SerializeAsString(); }
+std::string EncodePayload(const ShutdownMessage&) { return pb::Shutdown().SerializeAsString(); }
 
-std::string ToJson(const AttachRegionMessage& m) {
-  return Dump({{"id", m.id}, {"map_bytes", m.map_bytes}});
+std::string EncodePayload(const PongMessage& m) {
+  pb::Pong p;
+  p.set_protocol_version(m.protocol_version);
+  p.set_pid(m.pid);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const RegionAttachedMessage& m) {
-  json j = {{"id", m.id}};
-  if (m.error) j["error"] = ErrorToJson(*m.error);
-  return Dump(j);
+std::string EncodePayload(const AttachArenaMessage& m) {
+  pb::AttachArena p;
+  p.set_name(m.name);
+  p.set_capacity_bytes(m.capacity_bytes);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const DetachRegionMessage& m) { return Dump({{"id", m.id}}); }
-
-std::string ToJson(const PongMessage& m) {
-  return Dump({{"protocol_version", m.protocol_version}, {"pid", m.pid}});
+std::string EncodePayload(const LoadMessage& m) {
+  pb::Load p;
+  p.set_model(m.model);
+  p.set_path(m.path);
+  p.set_device(m.device);
+  p.set_limit_bytes(m.limit_bytes);
+  p.set_request_bytes(m.request_bytes);
+  p.set_max_batch_size(m.max_batch_size);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const AttachArenaMessage& m) {
-  return Dump({{"name", m.name}, {"capacity_bytes", m.capacity_bytes}});
+std::string EncodePayload(const LoadedMessage& m) {
+  pb::Loaded p;
+  p.set_model(m.model);
+  p.set_current_bytes(m.current_bytes);
+  p.set_peak_bytes(m.peak_bytes);
+  for (const std::string& task : m.tasks) p.add_tasks(task);
+  for (const TensorSpec& spec : m.inputs) ToProto(spec, p.add_inputs());
+  for (const TensorSpec& spec : m.outputs) ToProto(spec, p.add_outputs());
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const LoadMessage& m) {
-  return Dump({{"model", m.model},
-               {"path", m.path},
-               {"device", m.device},
-               {"limit_bytes", m.limit_bytes},
-               {"request_bytes", m.request_bytes},
-               {"max_batch_size", m.max_batch_size}});
+std::string EncodePayload(const LoadFailedMessage& m) {
+  pb::LoadFailed p;
+  p.set_model(m.model);
+  ToProto(m.error, p.mutable_error());
+  return p.SerializeAsString();
 }
 
-bool LoadedMessage::operator==(const LoadedMessage& other) const {
-  return model == other.model && current_bytes == other.current_bytes &&
-         peak_bytes == other.peak_bytes && tasks == other.tasks &&
-         SpecsEqual(inputs, other.inputs) && SpecsEqual(outputs, other.outputs);
+std::string EncodePayload(const InferMessage& m) {
+  pb::Infer p;
+  p.set_request_id(m.request_id);
+  p.set_model(m.model);
+  p.set_task(m.task);
+  for (const TensorRef& t : m.inputs) ToProto(t, p.add_inputs());
+  p.mutable_output()->set_offset(m.output.offset);
+  p.mutable_output()->set_size(m.output.size);
+  for (const std::string& name : m.output_names) p.add_output_names(name);
+  if (m.params.is_object() && !m.params.empty()) {
+    p.set_params_json(m.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  if (m.limit_bytes) p.set_limit_bytes(*m.limit_bytes);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const LoadedMessage& m) {
-  return Dump({{"model", m.model},
-               {"current_bytes", m.current_bytes},
-               {"peak_bytes", m.peak_bytes},
-               {"tasks", m.tasks},
-               {"inputs", SpecsToJson(m.inputs)},
-               {"outputs", SpecsToJson(m.outputs)}});
-}
-
-std::string ToJson(const LoadFailedMessage& m) {
-  return Dump({{"model", m.model}, {"error", ErrorToJson(m.error)}});
-}
-
-std::string ToJson(const InferMessage& m) {
-  json inputs = json::array();
-  for (const TensorRef& t : m.inputs) inputs.push_back(TensorToJson(t));
-  json j{{"request_id", m.request_id},
-         {"model", m.model},
-         {"task", m.task},
-         {"inputs", std::move(inputs)},
-         {"output", RegionToJson(m.output)},
-         {"output_names", m.output_names},
-         {"params", m.params.is_object() ? m.params : json::object()}};
-  if (m.limit_bytes) j["limit_bytes"] = *m.limit_bytes;
-  return Dump(j);
-}
-
-std::string ToJson(const OutputNeededMessage& m) {
-  return Dump({{"request_id", m.request_id}, {"model", m.model}, {"bytes", m.bytes}});
-}
-
-std::string ToJson(const OutputRegionMessage& m) {
-  return Dump({{"request_id", m.request_id}, {"offset", m.offset}, {"size", m.size}});
-}
-
-std::string ToJson(const ResultMessage& m) {
-  json j = {{"request_id", m.request_id}, {"model", m.model}};
+std::string EncodePayload(const ResultMessage& m) {
+  pb::Result p;
+  p.set_request_id(m.request_id);
+  p.set_model(m.model);
   if (m.error) {
-    j["error"] = ErrorToJson(*m.error);
+    ToProto(*m.error, p.mutable_error());
   } else {
-    json outputs = json::array();
-    for (const TensorRef& t : m.outputs) outputs.push_back(TensorToJson(t));
-    j["outputs"] = std::move(outputs);
+    pb::Outputs* outputs = p.mutable_outputs();
+    for (const TensorRef& t : m.outputs) ToProto(t, outputs->add_tensors());
   }
-  return Dump(j);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const StatsMessage& m) {
-  json models = json::array();
-  for (const ModelMemory& mm : m.models) models.push_back(ModelMemoryToJson(mm));
-  json out = {{"current_bytes", m.current_bytes},
-              {"peak_bytes", m.peak_bytes},
-              {"models", std::move(models)}};
-  if (!m.cuda.empty()) {
-    json cuda = json::array();
-    for (const CudaMemory& c : m.cuda) {
-      cuda.push_back({{"index", c.index},
-                      {"allocated_bytes", c.allocated_bytes},
-                      {"reserved_bytes", c.reserved_bytes},
-                      {"peak_reserved_bytes", c.peak_reserved_bytes}});
-    }
-    out["cuda"] = std::move(cuda);
+std::string EncodePayload(const OutputNeededMessage& m) {
+  pb::OutputNeeded p;
+  p.set_request_id(m.request_id);
+  p.set_model(m.model);
+  p.set_bytes(m.bytes);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const OutputRegionMessage& m) {
+  pb::OutputRegion p;
+  p.set_request_id(m.request_id);
+  p.set_offset(m.offset);
+  p.set_size(m.size);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const StatsMessage& m) {
+  pb::Stats p;
+  p.set_current_bytes(m.current_bytes);
+  p.set_peak_bytes(m.peak_bytes);
+  for (const ModelMemory& mm : m.models) {
+    pb::ModelMemory* q = p.add_models();
+    q->set_model(mm.model);
+    q->set_current_bytes(mm.current_bytes);
+    q->set_peak_bytes(mm.peak_bytes);
+    if (mm.swapped) q->set_swapped(true);
   }
-  return Dump(out);
+  for (const CudaMemory& c : m.cuda) {
+    pb::CudaMemory* q = p.add_cuda();
+    q->set_index(c.index);
+    q->set_allocated_bytes(c.allocated_bytes);
+    q->set_reserved_bytes(c.reserved_bytes);
+    q->set_peak_reserved_bytes(c.peak_reserved_bytes);
+  }
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const UnloadMessage& m) { return Dump({{"model", m.model}}); }
-
-std::string ToJson(const SwapOutMessage& m) {
-  return Dump({{"model", m.model}, {"swap_dir", m.swap_dir}});
+std::string EncodePayload(const UnloadMessage& m) {
+  pb::Unload p;
+  p.set_model(m.model);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const SwappedOutMessage& m) {
-  json j{{"model", m.model},
-         {"bytes", m.bytes},
-         {"duration_us", m.duration_us},
-         {"rss_before_bytes", m.rss_before_bytes},
-         {"rss_after_bytes", m.rss_after_bytes}};
-  MaybeError(j, m.error);
-  return Dump(j);
+std::string EncodePayload(const UnloadedMessage& m) {
+  pb::Unloaded p;
+  p.set_model(m.model);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const SwapInMessage& m) { return Dump({{"model", m.model}}); }
-
-std::string ToJson(const SwappedInMessage& m) {
-  json j{{"model", m.model},
-         {"bytes", m.bytes},
-         {"duration_us", m.duration_us},
-         {"reloaded", m.reloaded},
-         {"reason", m.reason}};
-  MaybeError(j, m.error);
-  return Dump(j);
-}
-std::string ToJson(const UnloadedMessage& m) { return Dump({{"model", m.model}}); }
-
-std::string ToJson(const SetLimitMessage& m) {
-  return Dump({{"model", m.model}, {"limit_bytes", m.limit_bytes}, {"reason", m.reason}});
+std::string EncodePayload(const AttachRegionMessage& m) {
+  pb::AttachRegion p;
+  p.set_id(m.id);
+  p.set_map_bytes(m.map_bytes);
+  return p.SerializeAsString();
 }
 
-std::string ToJson(const LimitSetMessage& m) {
-  json j{{"model", m.model}, {"held_bytes", m.held_bytes}, {"released_bytes", m.released_bytes}};
-  MaybeError(j, m.error);
-  return Dump(j);
+std::string EncodePayload(const RegionAttachedMessage& m) {
+  pb::RegionAttached p;
+  p.set_id(m.id);
+  if (m.error) ToProto(*m.error, p.mutable_error());
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const DetachRegionMessage& m) {
+  pb::DetachRegion p;
+  p.set_id(m.id);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const SwapOutMessage& m) {
+  pb::SwapOut p;
+  p.set_model(m.model);
+  p.set_swap_dir(m.swap_dir);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const SwappedOutMessage& m) {
+  pb::SwappedOut p;
+  p.set_model(m.model);
+  p.set_bytes(m.bytes);
+  p.set_duration_us(m.duration_us);
+  p.set_rss_before_bytes(m.rss_before_bytes);
+  p.set_rss_after_bytes(m.rss_after_bytes);
+  if (m.error) ToProto(*m.error, p.mutable_error());
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const SwapInMessage& m) {
+  pb::SwapIn p;
+  p.set_model(m.model);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const SwappedInMessage& m) {
+  pb::SwappedIn p;
+  p.set_model(m.model);
+  p.set_bytes(m.bytes);
+  p.set_duration_us(m.duration_us);
+  p.set_reloaded(m.reloaded);
+  p.set_reason(m.reason);
+  if (m.error) ToProto(*m.error, p.mutable_error());
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const SetLimitMessage& m) {
+  pb::SetLimit p;
+  p.set_model(m.model);
+  p.set_limit_bytes(m.limit_bytes);
+  p.set_reason(m.reason);
+  return p.SerializeAsString();
+}
+
+std::string EncodePayload(const LimitSetMessage& m) {
+  pb::LimitSet p;
+  p.set_model(m.model);
+  p.set_held_bytes(m.held_bytes);
+  p.set_released_bytes(m.released_bytes);
+  if (m.error) ToProto(*m.error, p.mutable_error());
+  return p.SerializeAsString();
 }
 
 // ---- decoding ----
 
-Status FromJson(std::string_view json_text, PingMessage*) {
-  return EmptyFromJson(json_text, MessageType::kPing);
+Status DecodePayload(std::string_view payload, PingMessage*) {
+  return DecodeEmpty<pb::Ping>(payload, MessageType::kPing);
 }
-Status FromJson(std::string_view json_text, GetStatsMessage*) {
-  return EmptyFromJson(json_text, MessageType::kGetStats);
+Status DecodePayload(std::string_view payload, GetStatsMessage*) {
+  return DecodeEmpty<pb::GetStats>(payload, MessageType::kGetStats);
 }
-Status FromJson(std::string_view json_text, ShutdownMessage*) {
-  return EmptyFromJson(json_text, MessageType::kShutdown);
-}
-
-Status FromJson(std::string_view json_text, AttachRegionMessage* out) {
-  const std::string context = Context(MessageType::kAttachRegion);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->id = r.Uint64("id");
-  out->map_bytes = r.Uint64("map_bytes");
-  r.RejectUnknown({"id", "map_bytes"});
-  if (r.ok() && out->id == 0) r.Fail("id", "must be at least 1 (0 is the arena)");
-  return r.status();
+Status DecodePayload(std::string_view payload, ShutdownMessage*) {
+  return DecodeEmpty<pb::Shutdown>(payload, MessageType::kShutdown);
 }
 
-Status FromJson(std::string_view json_text, RegionAttachedMessage* out) {
-  const std::string context = Context(MessageType::kRegionAttached);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->id = r.Uint64("id");
-  out->error.reset();
-  if (r.Has("error")) out->error = ReadError(r, "error");
-  r.RejectUnknown({"id", "error"});
-  return r.status();
+// The start of a decoder: parses `payload` as P into `p` and makes a
+// Checker `c` for it that has already refused unknown fields.
+#define MG_DECODE(P, type)                         \
+  const std::string context = Context(type);       \
+  P p;                                             \
+  MG_RETURN_IF_ERROR(Parse(payload, context, &p)); \
+  Checker c(context);                              \
+  c.RejectUnknown(p)
+
+Status DecodePayload(std::string_view payload, PongMessage* out) {
+  MG_DECODE(pb::Pong, MessageType::kPong);
+  out->protocol_version = MG_REQUIRED(c, p, protocol_version);
+  out->pid = MG_REQUIRED(c, p, pid);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, DetachRegionMessage* out) {
-  const std::string context = Context(MessageType::kDetachRegion);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->id = r.Uint64("id");
-  r.RejectUnknown({"id"});
-  return r.status();
+Status DecodePayload(std::string_view payload, AttachArenaMessage* out) {
+  MG_DECODE(pb::AttachArena, MessageType::kAttachArena);
+  out->name = MG_REQUIRED(c, p, name);
+  out->capacity_bytes = MG_REQUIRED(c, p, capacity_bytes);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, UnloadMessage* out) {
-  return ModelOnlyFromJson(json_text, MessageType::kUnload, &out->model);
-}
-Status FromJson(std::string_view json_text, UnloadedMessage* out) {
-  return ModelOnlyFromJson(json_text, MessageType::kUnloaded, &out->model);
-}
-
-Status FromJson(std::string_view json_text, PongMessage* out) {
-  const std::string context = Context(MessageType::kPong);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->protocol_version = r.Uint32("protocol_version");
-  out->pid = r.Int64("pid");
-  r.RejectUnknown({"protocol_version", "pid"});
-  return r.status();
+Status DecodePayload(std::string_view payload, LoadMessage* out) {
+  MG_DECODE(pb::Load, MessageType::kLoad);
+  out->model = MG_REQUIRED(c, p, model);
+  out->path = MG_REQUIRED(c, p, path);
+  out->device = MG_REQUIRED(c, p, device);
+  out->limit_bytes = MG_REQUIRED(c, p, limit_bytes);
+  out->request_bytes = p.request_bytes();    // opt 0
+  out->max_batch_size = p.max_batch_size();  // opt 0
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, AttachArenaMessage* out) {
-  const std::string context = Context(MessageType::kAttachArena);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->name = r.String("name");
-  out->capacity_bytes = r.Uint64("capacity_bytes");
-  r.RejectUnknown({"name", "capacity_bytes"});
-  return r.status();
+Status DecodePayload(std::string_view payload, LoadedMessage* out) {
+  MG_DECODE(pb::Loaded, MessageType::kLoaded);
+  out->model = MG_REQUIRED(c, p, model);
+  out->current_bytes = MG_REQUIRED(c, p, current_bytes);
+  out->peak_bytes = MG_REQUIRED(c, p, peak_bytes);
+  out->tasks.assign(p.tasks().begin(), p.tasks().end());
+  out->inputs = FromProto(p.inputs(), c, "inputs");
+  out->outputs = FromProto(p.outputs(), c, "outputs");
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, LoadMessage* out) {
-  const std::string context = Context(MessageType::kLoad);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->path = r.String("path");
-  out->device = r.String("device");
-  out->limit_bytes = r.Uint64("limit_bytes");
-  out->request_bytes = r.OptionalUint64("request_bytes", 0);
-  out->max_batch_size = r.OptionalUint32("max_batch_size", 0);
-  r.RejectUnknown({"model", "path", "device", "limit_bytes", "request_bytes", "max_batch_size"});
-  return r.status();
-}
-
-Status FromJson(std::string_view json_text, LoadedMessage* out) {
-  const std::string context = Context(MessageType::kLoaded);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->current_bytes = r.Uint64("current_bytes");
-  out->peak_bytes = r.Uint64("peak_bytes");
-  out->tasks = ReadStrings(r, "tasks");
-  out->inputs = ReadSpecs(r, "inputs");
-  out->outputs = ReadSpecs(r, "outputs");
-  r.RejectUnknown({"model", "current_bytes", "peak_bytes", "tasks", "inputs", "outputs"});
-  return r.status();
-}
-
-Status FromJson(std::string_view json_text, LoadFailedMessage* out) {
-  const std::string context = Context(MessageType::kLoadFailed);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->error = ReadError(r, "error");
-  r.RejectUnknown({"model", "error"});
-  return r.status();
-}
-
-Status FromJson(std::string_view json_text, InferMessage* out) {
-  const std::string context = Context(MessageType::kInfer);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->request_id = r.Uint64("request_id");
-  out->model = r.String("model");
-  out->task = r.String("task");
-  out->inputs = ReadTensors(r, "inputs");
-  out->output = ReadRegion(r, "output");
-  out->output_names = ReadStrings(r, "output_names");
-  const json* params = r.Object("params", /*optional=*/true);
-  out->params = params != nullptr ? *params : json::object();
-  out->limit_bytes.reset();
-  if (r.Has("limit_bytes")) out->limit_bytes = r.Uint64("limit_bytes");
-  r.RejectUnknown(
-      {"request_id", "model", "task", "inputs", "output", "output_names", "params", "limit_bytes"});
-  return r.status();
-}
-
-Status FromJson(std::string_view json_text, OutputNeededMessage* out) {
-  const std::string context = Context(MessageType::kOutputNeeded);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->request_id = r.Uint64("request_id");
-  out->model = r.String("model");
-  out->bytes = r.Uint64("bytes");
-  r.RejectUnknown({"request_id", "model", "bytes"});
-  return r.status();
-}
-
-Status FromJson(std::string_view json_text, OutputRegionMessage* out) {
-  const std::string context = Context(MessageType::kOutputRegion);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->request_id = r.Uint64("request_id");
-  out->offset = r.Uint64("offset");
-  out->size = r.Uint64("size");
-  r.RejectUnknown({"request_id", "offset", "size"});
-  if (r.ok() && out->offset % kRegionAlignment != 0) {
-    r.Fail("offset", std::to_string(out->offset) + " is not a multiple of " +
-                         std::to_string(kRegionAlignment));
+Status DecodePayload(std::string_view payload, LoadFailedMessage* out) {
+  MG_DECODE(pb::LoadFailed, MessageType::kLoadFailed);
+  out->model = MG_REQUIRED(c, p, model);
+  if (!p.has_error()) {
+    c.Fail("error", "missing");
+  } else {
+    out->error = FromProto(p.error(), c, "error");
   }
-  return r.status();
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, ResultMessage* out) {
-  const std::string context = Context(MessageType::kResult);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->request_id = r.Uint64("request_id");
-  out->model = r.String("model");
+Status DecodePayload(std::string_view payload, InferMessage* out) {
+  MG_DECODE(pb::Infer, MessageType::kInfer);
+  out->request_id = p.request_id();
+  out->model = p.model();
+  out->task = p.task();
+  out->inputs = FromProto(p.inputs(), c, "inputs");
+  if (!p.has_output()) {
+    c.Fail("output", "missing");
+  } else {
+    Checker rc(context + ": output");
+    rc.RejectUnknown(p.output());
+    out->output = Region{p.output().offset(), p.output().size()};
+    if (out->output.offset % kRegionAlignment != 0) {
+      rc.Fail("offset", std::to_string(out->output.offset) + " is not a multiple of " +
+                            std::to_string(kRegionAlignment));
+    }
+    c.Adopt(rc.status());
+  }
+  out->output_names.assign(p.output_names().begin(), p.output_names().end());
+  out->params = nlohmann::json::object();
+  if (!p.params_json().empty()) {
+    out->params = nlohmann::json::parse(p.params_json(), nullptr, /*allow_exceptions=*/false);
+    if (!out->params.is_object()) c.Fail("params", "expected a JSON object");
+  }
+  out->limit_bytes.reset();
+  if (p.has_limit_bytes()) out->limit_bytes = p.limit_bytes();
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, ResultMessage* out) {
+  MG_DECODE(pb::Result, MessageType::kResult);
+  out->request_id = p.request_id();
+  out->model = p.model();
   out->outputs.clear();
   out->error.reset();
-  if (r.Has("outputs") == r.Has("error")) {
-    r.Fail("", "needs exactly one of 'outputs' and 'error'");
-  } else if (r.Has("error")) {
-    out->error = ReadError(r, "error");
-  } else {
-    out->outputs = ReadTensors(r, "outputs");
+  switch (p.outcome_case()) {
+    case pb::Result::kError:
+      out->error = FromProto(p.error(), c, "error");
+      break;
+    case pb::Result::kOutputs:
+      c.RejectUnknown(p.outputs());
+      out->outputs = FromProto(p.outputs().tensors(), c, "outputs");
+      break;
+    default:
+      c.Fail("", "needs exactly one of 'outputs' and 'error'");
   }
-  r.RejectUnknown({"request_id", "model", "outputs", "error"});
-  return r.status();
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, StatsMessage* out) {
-  const std::string context = Context(MessageType::kStats);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->current_bytes = r.Uint64("current_bytes");
-  out->peak_bytes = r.Uint64("peak_bytes");
+Status DecodePayload(std::string_view payload, OutputNeededMessage* out) {
+  MG_DECODE(pb::OutputNeeded, MessageType::kOutputNeeded);
+  out->request_id = MG_REQUIRED(c, p, request_id);
+  out->model = MG_REQUIRED(c, p, model);
+  out->bytes = MG_REQUIRED(c, p, bytes);
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, OutputRegionMessage* out) {
+  MG_DECODE(pb::OutputRegion, MessageType::kOutputRegion);
+  out->request_id = MG_REQUIRED(c, p, request_id);
+  out->offset = MG_REQUIRED(c, p, offset);
+  out->size = MG_REQUIRED(c, p, size);
+  if (c.ok() && out->offset % kRegionAlignment != 0) {
+    c.Fail("offset", std::to_string(out->offset) + " is not a multiple of " +
+                         std::to_string(kRegionAlignment));
+  }
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, StatsMessage* out) {
+  MG_DECODE(pb::Stats, MessageType::kStats);
+  out->current_bytes = MG_REQUIRED(c, p, current_bytes);
+  out->peak_bytes = MG_REQUIRED(c, p, peak_bytes);
   out->models.clear();
-  if (const json* models = r.Array("models", /*optional=*/true)) {
-    for (size_t i = 0; i < models->size() && r.ok(); ++i) {
-      JsonReader mr((*models)[i], context + ": models[" + std::to_string(i) + "]");
-      ModelMemory m;
-      m.model = mr.String("model");
-      m.current_bytes = mr.Uint64("current_bytes");
-      m.peak_bytes = mr.Uint64("peak_bytes");
-      m.swapped = mr.OptionalBool("swapped", false);
-      mr.RejectUnknown({"model", "current_bytes", "peak_bytes", "swapped"});
-      r.Adopt(mr.status());
-      out->models.push_back(std::move(m));
-    }
+  for (int i = 0; i < p.models_size() && c.ok(); ++i) {
+    const pb::ModelMemory& q = p.models(i);
+    Checker mc(context + ": models[" + std::to_string(i) + "]");
+    mc.RejectUnknown(q);
+    ModelMemory m;
+    m.model = MG_REQUIRED(mc, q, model);
+    m.current_bytes = MG_REQUIRED(mc, q, current_bytes);
+    m.peak_bytes = MG_REQUIRED(mc, q, peak_bytes);
+    m.swapped = q.swapped();  // opt false
+    c.Adopt(mc.status());
+    out->models.push_back(std::move(m));
   }
   out->cuda.clear();
-  if (const json* cuda = r.Array("cuda", /*optional=*/true)) {
-    for (size_t i = 0; i < cuda->size() && r.ok(); ++i) {
-      JsonReader cr((*cuda)[i], context + ": cuda[" + std::to_string(i) + "]");
-      CudaMemory c;
-      c.index = static_cast<int32_t>(cr.Uint64("index"));
-      c.allocated_bytes = cr.Uint64("allocated_bytes");
-      c.reserved_bytes = cr.Uint64("reserved_bytes");
-      c.peak_reserved_bytes = cr.Uint64("peak_reserved_bytes");
-      cr.RejectUnknown({"index", "allocated_bytes", "reserved_bytes", "peak_reserved_bytes"});
-      r.Adopt(cr.status());
-      out->cuda.push_back(c);
-    }
+  for (int i = 0; i < p.cuda_size() && c.ok(); ++i) {
+    const pb::CudaMemory& q = p.cuda(i);
+    Checker cc(context + ": cuda[" + std::to_string(i) + "]");
+    cc.RejectUnknown(q);
+    CudaMemory m;
+    m.index = MG_REQUIRED(cc, q, index);
+    m.allocated_bytes = MG_REQUIRED(cc, q, allocated_bytes);
+    m.reserved_bytes = MG_REQUIRED(cc, q, reserved_bytes);
+    m.peak_reserved_bytes = MG_REQUIRED(cc, q, peak_reserved_bytes);
+    if (cc.ok() && m.index < 0)
+      cc.Fail("index", "negative device index " + std::to_string(m.index));
+    c.Adopt(cc.status());
+    out->cuda.push_back(m);
   }
-  r.RejectUnknown({"current_bytes", "peak_bytes", "models", "cuda"});
-  return r.status();
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, SwapOutMessage* out) {
-  const std::string context = Context(MessageType::kSwapOut);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->swap_dir = r.OptionalString("swap_dir", "");
-  r.RejectUnknown({"model", "swap_dir"});
-  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
-  return r.status();
+Status DecodePayload(std::string_view payload, UnloadMessage* out) {
+  MG_DECODE(pb::Unload, MessageType::kUnload);
+  out->model = MG_REQUIRED(c, p, model);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, SwappedOutMessage* out) {
-  const std::string context = Context(MessageType::kSwappedOut);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->bytes = r.Uint64("bytes");
-  out->duration_us = r.Uint64("duration_us");
-  out->rss_before_bytes = r.Uint64("rss_before_bytes");
-  out->rss_after_bytes = r.Uint64("rss_after_bytes");
-  out->error.reset();
-  if (r.Has("error")) out->error = ReadError(r, "error");
-  r.RejectUnknown(
-      {"model", "bytes", "duration_us", "rss_before_bytes", "rss_after_bytes", "error"});
-  return r.status();
+Status DecodePayload(std::string_view payload, UnloadedMessage* out) {
+  MG_DECODE(pb::Unloaded, MessageType::kUnloaded);
+  out->model = MG_REQUIRED(c, p, model);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, SwapInMessage* out) {
-  const std::string context = Context(MessageType::kSwapIn);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  r.RejectUnknown({"model"});
-  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
-  return r.status();
+Status DecodePayload(std::string_view payload, AttachRegionMessage* out) {
+  MG_DECODE(pb::AttachRegion, MessageType::kAttachRegion);
+  out->id = MG_REQUIRED(c, p, id);
+  out->map_bytes = MG_REQUIRED(c, p, map_bytes);
+  if (c.ok() && out->id == 0) c.Fail("id", "must be at least 1 (0 is the arena)");
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, SwappedInMessage* out) {
-  const std::string context = Context(MessageType::kSwappedIn);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->bytes = r.Uint64("bytes");
-  out->duration_us = r.Uint64("duration_us");
-  out->reloaded = r.Bool("reloaded");
-  out->reason = r.OptionalString("reason", "");
-  out->error.reset();
-  if (r.Has("error")) out->error = ReadError(r, "error");
-  r.RejectUnknown({"model", "bytes", "duration_us", "reloaded", "reason", "error"});
-  return r.status();
+Status DecodePayload(std::string_view payload, RegionAttachedMessage* out) {
+  MG_DECODE(pb::RegionAttached, MessageType::kRegionAttached);
+  out->id = MG_REQUIRED(c, p, id);
+  out->error = OptionalError(p.has_error(), p.error(), c);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, SetLimitMessage* out) {
-  const std::string context = Context(MessageType::kSetLimit);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->limit_bytes = r.Uint64("limit_bytes");
-  out->reason = r.OptionalString("reason", "");
-  r.RejectUnknown({"model", "limit_bytes", "reason"});
-  if (r.ok() && out->model.empty()) r.Fail("model", "empty");
-  return r.status();
+Status DecodePayload(std::string_view payload, DetachRegionMessage* out) {
+  MG_DECODE(pb::DetachRegion, MessageType::kDetachRegion);
+  out->id = MG_REQUIRED(c, p, id);
+  return c.status();
 }
 
-Status FromJson(std::string_view json_text, LimitSetMessage* out) {
-  const std::string context = Context(MessageType::kLimitSet);
-  MG_ASSIGN_OR_RETURN(json j, internal::ParseObject(json_text, context));
-  JsonReader r(j, context);
-  out->model = r.String("model");
-  out->held_bytes = r.Uint64("held_bytes");
-  out->released_bytes = r.Uint64("released_bytes");
-  out->error.reset();
-  if (r.Has("error")) out->error = ReadError(r, "error");
-  r.RejectUnknown({"model", "held_bytes", "released_bytes", "error"});
-  return r.status();
+Status DecodePayload(std::string_view payload, SwapOutMessage* out) {
+  MG_DECODE(pb::SwapOut, MessageType::kSwapOut);
+  out->model = MG_REQUIRED(c, p, model);
+  out->swap_dir = p.swap_dir();  // opt ""
+  if (c.ok() && out->model.empty()) c.Fail("model", "empty");
+  return c.status();
 }
+
+Status DecodePayload(std::string_view payload, SwappedOutMessage* out) {
+  MG_DECODE(pb::SwappedOut, MessageType::kSwappedOut);
+  out->model = MG_REQUIRED(c, p, model);
+  out->bytes = MG_REQUIRED(c, p, bytes);
+  out->duration_us = MG_REQUIRED(c, p, duration_us);
+  out->rss_before_bytes = MG_REQUIRED(c, p, rss_before_bytes);
+  out->rss_after_bytes = MG_REQUIRED(c, p, rss_after_bytes);
+  out->error = OptionalError(p.has_error(), p.error(), c);
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, SwapInMessage* out) {
+  MG_DECODE(pb::SwapIn, MessageType::kSwapIn);
+  out->model = MG_REQUIRED(c, p, model);
+  if (c.ok() && out->model.empty()) c.Fail("model", "empty");
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, SwappedInMessage* out) {
+  MG_DECODE(pb::SwappedIn, MessageType::kSwappedIn);
+  out->model = MG_REQUIRED(c, p, model);
+  out->bytes = MG_REQUIRED(c, p, bytes);
+  out->duration_us = MG_REQUIRED(c, p, duration_us);
+  out->reloaded = MG_REQUIRED(c, p, reloaded);
+  out->reason = p.reason();  // opt ""
+  out->error = OptionalError(p.has_error(), p.error(), c);
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, SetLimitMessage* out) {
+  MG_DECODE(pb::SetLimit, MessageType::kSetLimit);
+  out->model = MG_REQUIRED(c, p, model);
+  out->limit_bytes = MG_REQUIRED(c, p, limit_bytes);
+  out->reason = p.reason();  // opt ""
+  if (c.ok() && out->model.empty()) c.Fail("model", "empty");
+  return c.status();
+}
+
+Status DecodePayload(std::string_view payload, LimitSetMessage* out) {
+  MG_DECODE(pb::LimitSet, MessageType::kLimitSet);
+  out->model = MG_REQUIRED(c, p, model);
+  out->held_bytes = MG_REQUIRED(c, p, held_bytes);
+  out->released_bytes = MG_REQUIRED(c, p, released_bytes);
+  out->error = OptionalError(p.has_error(), p.error(), c);
+  return c.status();
+}
+
+#undef MG_DECODE
+#undef MG_REQUIRED
 
 Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds) {
   for (const TensorRef& t : tensors) {

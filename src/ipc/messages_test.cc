@@ -1,11 +1,13 @@
-// Message vocabulary: the documented JSON shapes, round trips, and decode
-// errors that name the field.
+// Message vocabulary: the documented protobuf shapes (worker.proto), round
+// trips, and decode errors that name the message and the field.
 #include "modelgrid/ipc/messages.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "worker.pb.h"
 
 namespace modelgrid::ipc {
 namespace {
@@ -17,18 +19,57 @@ M RoundTrip(const M& m, uint64_t request_id = 0) {
   const Frame frame = ToFrame(m, request_id);
   EXPECT_EQ(frame.type, static_cast<uint16_t>(M::kType));
   auto back = FromFrame<M>(frame);
-  EXPECT_TRUE(back.ok()) << back.status().ToString() << " for " << frame.payload;
+  EXPECT_TRUE(back.ok()) << back.status().ToString();
   return back.ok() ? *back : M{};
 }
 
+// The protobuf message P that EncodePayload(m) holds.
+template <typename P, typename M>
+P AsProto(const M& m) {
+  P p;
+  EXPECT_TRUE(p.ParseFromString(EncodePayload(m)));
+  return p;
+}
+
+// Decodes the payload `bytes` (a protobuf message serialized by the test,
+// e.g. one that lacks a required field) as an M.
 template <typename M>
-Status Decode(const std::string& text) {
+Status Decode(const std::string& bytes) {
   M m;
-  return FromJson(text, &m);
+  return DecodePayload(bytes, &m);
+}
+template <typename M, typename P>
+Status DecodeProto(const P& p) {
+  return Decode<M>(p.SerializeAsString());
 }
 
 bool Mentions(const Status& s, const std::string& text) {
   return s.message().find(text) != std::string::npos;
+}
+
+// Wire bytes of fields the schemas below do not have: field 15 as a varint,
+// and field `number` with wire type `wire_type` (for a known field of
+// another type).
+const std::string kUnknownField15 = "\x78\x01";
+std::string FieldOfWireType(int number, int wire_type) {
+  std::string out(1, static_cast<char>((number << 3) | wire_type));
+  out += wire_type == 2 ? std::string("\x01x", 2) : std::string("\x07", 1);
+  return out;
+}
+
+// Field `number` holding `bytes` (shorter than 128), length-delimited: a
+// nested message built by hand.
+std::string LengthDelimited(int number, const std::string& bytes) {
+  std::string out(1, static_cast<char>((number << 3) | 2));
+  out += static_cast<char>(bytes.size());
+  return out + bytes;
+}
+
+pb::Error ErrorProto(const std::string& code, const std::string& message) {
+  pb::Error e;
+  e.set_code(code);
+  e.set_message(message);
+  return e;
 }
 
 TEST(MessagesTest, TypeNamesAndValues) {
@@ -72,21 +113,30 @@ TEST(MessagesTest, TypeNamesAndValues) {
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kSetLimit), 80);
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kLimitSet), 81);
   EXPECT_FALSE(ToMessageType(82).has_value());
-  EXPECT_EQ(kProtocolVersion, 5u);  // 4: swap, infer limit_bytes, error memory_limit; 5: set_limit
+  // 4: swap, infer limit_bytes, error memory_limit; 5: set_limit; 6: all protobuf.
+  EXPECT_EQ(kProtocolVersion, 6u);
   EXPECT_FALSE(ToMessageType(0).has_value());
   EXPECT_FALSE(ToMessageType(999).has_value());
 }
 
 TEST(MessagesTest, LoadHasTheDocumentedShape) {
   LoadMessage load{"bert", "/models/bert", "cuda:0", 3ULL << 30, 2ULL << 30, 8};
-  EXPECT_EQ(json::parse(ToJson(load)), json::parse(R"({
-      "model": "bert", "path": "/models/bert", "device": "cuda:0",
-      "limit_bytes": 3221225472, "request_bytes": 2147483648, "max_batch_size": 8})"));
+  const auto p = AsProto<pb::Load>(load);
+  EXPECT_EQ(p.model(), "bert");
+  EXPECT_EQ(p.path(), "/models/bert");
+  EXPECT_EQ(p.device(), "cuda:0");
+  EXPECT_EQ(p.limit_bytes(), 3221225472u);
+  EXPECT_EQ(p.request_bytes(), 2147483648u);
+  EXPECT_EQ(p.max_batch_size(), 8u);
   EXPECT_EQ(RoundTrip(load, 5), load);
 
+  pb::Load required;  // the optional fields absent
+  required.set_model("m");
+  required.set_path("p");
+  required.set_device("cpu");
+  required.set_limit_bytes(1024);
   LoadMessage minimal;
-  ASSERT_TRUE(
-      FromJson(R"({"model":"m","path":"p","device":"cpu","limit_bytes":1024})", &minimal).ok());
+  ASSERT_TRUE(DecodePayload(required.SerializeAsString(), &minimal).ok());
   EXPECT_EQ(minimal.limit_bytes, 1024u);
   EXPECT_EQ(minimal.request_bytes, 0u);
   EXPECT_EQ(minimal.max_batch_size, 0u);
@@ -99,66 +149,91 @@ TEST(MessagesTest, InferAndResultHaveTheDocumentedShape) {
   infer.task = "forward";
   infer.inputs.push_back({"x", DataType::kFP32, {1, 3, 2, 2}, 128, 48});
   infer.output = {192, 4096};
-  EXPECT_EQ(json::parse(ToJson(infer)), json::parse(R"({
-      "request_id": 77, "model": "resnet", "task": "forward",
-      "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 2, 2],
-                  "offset": 128, "size": 48}],
-      "output": {"offset": 192, "size": 4096}, "output_names": [], "params": {}})"));
+  const auto p = AsProto<pb::Infer>(infer);
+  EXPECT_EQ(p.request_id(), 77u);
+  EXPECT_EQ(p.model(), "resnet");
+  EXPECT_EQ(p.task(), "forward");
+  ASSERT_EQ(p.inputs_size(), 1);
+  EXPECT_EQ(p.inputs(0).name(), "x");
+  EXPECT_EQ(p.inputs(0).datatype(), "FP32");
+  EXPECT_EQ(std::vector<int64_t>(p.inputs(0).shape().begin(), p.inputs(0).shape().end()),
+            (std::vector<int64_t>{1, 3, 2, 2}));
+  EXPECT_EQ(p.inputs(0).offset(), 128u);
+  EXPECT_EQ(p.inputs(0).size(), 48u);
+  EXPECT_EQ(p.inputs(0).region(), 0u);
+  EXPECT_EQ(p.output().offset(), 192u);
+  EXPECT_EQ(p.output().size(), 4096u);
+  EXPECT_EQ(p.output_names_size(), 0);
+  EXPECT_EQ(p.params_json(), "");  // {} travels as nothing
+  EXPECT_FALSE(p.has_limit_bytes());
   EXPECT_EQ(RoundTrip(infer), infer);
   EXPECT_EQ(ToFrame(infer).request_id, 77u);
 
   // "params" is optional (an empty object when absent) and travels as is.
-  InferMessage no_params;
-  ASSERT_TRUE(FromJson(R"({"request_id":1,"model":"m","task":"t","inputs":[],
-                           "output":{"offset":0,"size":64}})",
-                       &no_params)
-                  .ok());
-  EXPECT_EQ(no_params.params, json::object());
+  EXPECT_EQ(RoundTrip(infer).params, json::object());
   infer.task = "generate";
   infer.params = json{{"max_new_tokens", 40}, {"do_sample", true}, {"temperature", 0.5}};
+  EXPECT_EQ(json::parse(AsProto<pb::Infer>(infer).params_json()), infer.params);
   const InferMessage back = RoundTrip(infer);
   EXPECT_EQ(back.params, infer.params);
   EXPECT_EQ(back.params["max_new_tokens"], 40);
 
   ResultMessage ok{77, "resnet", {{"y", DataType::kInt64, {1, 10}, 192, 80}}, std::nullopt};
-  EXPECT_EQ(json::parse(ToJson(ok)), json::parse(R"({
-      "request_id": 77, "model": "resnet",
-      "outputs": [{"name": "y", "datatype": "INT64", "shape": [1, 10],
-                   "offset": 192, "size": 80}]})"));
+  const auto rp = AsProto<pb::Result>(ok);
+  EXPECT_EQ(rp.request_id(), 77u);
+  EXPECT_EQ(rp.model(), "resnet");
+  ASSERT_EQ(rp.outcome_case(), pb::Result::kOutputs);
+  ASSERT_EQ(rp.outputs().tensors_size(), 1);
+  EXPECT_EQ(rp.outputs().tensors(0).name(), "y");
+  EXPECT_EQ(rp.outputs().tensors(0).datatype(), "INT64");
+  EXPECT_EQ(rp.outputs().tensors(0).size(), 80u);
   EXPECT_EQ(RoundTrip(ok), ok);
+  // No outputs at all is still "outputs" (empty), not "neither".
+  const ResultMessage none{79, "resnet", {}, std::nullopt};
+  EXPECT_EQ(AsProto<pb::Result>(none).outcome_case(), pb::Result::kOutputs);
+  EXPECT_EQ(RoundTrip(none), none);
 
   ResultMessage failed{
       78, "resnet", {}, ErrorInfo{StatusCode::kResourceExhausted, "limit of 1024 bytes"}};
-  EXPECT_EQ(json::parse(ToJson(failed)), json::parse(R"({
-      "request_id": 78, "model": "resnet",
-      "error": {"code": "RESOURCE_EXHAUSTED", "message": "limit of 1024 bytes"}})"));
+  const auto fp = AsProto<pb::Result>(failed);
+  ASSERT_EQ(fp.outcome_case(), pb::Result::kError);
+  EXPECT_EQ(fp.error().code(), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(fp.error().message(), "limit of 1024 bytes");
+  EXPECT_FALSE(fp.error().has_memory_limit());
   EXPECT_EQ(RoundTrip(failed), failed);
   EXPECT_EQ(failed.error->ToStatus().code(), StatusCode::kResourceExhausted);
 }
 
 TEST(MessagesTest, OutputNeededAndOutputRegionHaveTheDocumentedShape) {
   const OutputNeededMessage needed{31, "gpt2", 2'048'000};
-  EXPECT_EQ(json::parse(ToJson(needed)),
-            json::parse(R"({"request_id": 31, "model": "gpt2", "bytes": 2048000})"));
+  const auto np = AsProto<pb::OutputNeeded>(needed);
+  EXPECT_EQ(np.request_id(), 31u);
+  EXPECT_EQ(np.model(), "gpt2");
+  EXPECT_EQ(np.bytes(), 2048000u);
   EXPECT_EQ(RoundTrip(needed), needed);
   EXPECT_EQ(ToFrame(needed).request_id, 31u);
   EXPECT_EQ(ToFrame(needed).type, 22);
 
   const OutputRegionMessage region{31, 4096, 2'048'000};
-  EXPECT_EQ(json::parse(ToJson(region)),
-            json::parse(R"({"request_id": 31, "offset": 4096, "size": 2048000})"));
+  const auto rp = AsProto<pb::OutputRegion>(region);
+  EXPECT_EQ(rp.request_id(), 31u);
+  EXPECT_EQ(rp.offset(), 4096u);
+  EXPECT_EQ(rp.size(), 2048000u);
   EXPECT_EQ(RoundTrip(region), region);
   EXPECT_EQ(region.region(), (Region{4096, 2'048'000}));
   EXPECT_EQ(ToFrame(region).type, 23);
 
-  Status s = Decode<OutputRegionMessage>(R"({"request_id":1,"offset":100,"size":64})");
+  Status s = Decode<OutputRegionMessage>(EncodePayload(OutputRegionMessage{1, 100, 64}));
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_TRUE(Mentions(s, "'output_region' message: field 'offset': 100 is not a multiple of 64"))
       << s.ToString();
-  s = Decode<OutputNeededMessage>(R"({"request_id":1,"model":"m"})");
+  pb::OutputNeeded no_bytes;
+  no_bytes.set_request_id(1);
+  no_bytes.set_model("m");
+  s = DecodeProto<OutputNeededMessage>(no_bytes);
   EXPECT_TRUE(Mentions(s, "'output_needed' message: field 'bytes': missing")) << s.ToString();
 
-  // request ids in header and JSON must agree, as for infer.
+  // request ids in header and payload must agree, as for infer.
   Frame frame = ToFrame(region);
   frame.request_id = 32;
   EXPECT_EQ(FromFrame<OutputRegionMessage>(frame).status().code(), StatusCode::kCorruption);
@@ -166,40 +241,54 @@ TEST(MessagesTest, OutputNeededAndOutputRegionHaveTheDocumentedShape) {
 
 TEST(MessagesTest, SwapMessagesHaveTheDocumentedShape) {
   const SwapOutMessage out{"resnet18", "/var/tmp/modelgrid-swap"};
-  EXPECT_EQ(json::parse(ToJson(out)),
-            json::parse(R"({"model": "resnet18", "swap_dir": "/var/tmp/modelgrid-swap"})"));
+  const auto op = AsProto<pb::SwapOut>(out);
+  EXPECT_EQ(op.model(), "resnet18");
+  EXPECT_EQ(op.swap_dir(), "/var/tmp/modelgrid-swap");
   EXPECT_EQ(RoundTrip(out, 9), out);
   EXPECT_EQ(ToFrame(out, 9).request_id, 9u);
   EXPECT_EQ(ToFrame(out).type, 70);
-  SwapOutMessage no_dir;  // CUDA models need none
-  ASSERT_TRUE(FromJson(R"({"model":"m"})", &no_dir).ok());
+  pb::SwapOut model_only;  // CUDA models need no swap_dir
+  model_only.set_model("m");
+  SwapOutMessage no_dir;
+  ASSERT_TRUE(DecodePayload(model_only.SerializeAsString(), &no_dir).ok());
   EXPECT_EQ(no_dir.swap_dir, "");
 
   const SwappedOutMessage done{"resnet18",  46'758'048,  81'234,
                                300'000'000, 253'000'000, std::nullopt};
-  EXPECT_EQ(json::parse(ToJson(done)), json::parse(R"({
-      "model": "resnet18", "bytes": 46758048, "duration_us": 81234,
-      "rss_before_bytes": 300000000, "rss_after_bytes": 253000000})"));
+  const auto dp = AsProto<pb::SwappedOut>(done);
+  EXPECT_EQ(dp.model(), "resnet18");
+  EXPECT_EQ(dp.bytes(), 46758048u);
+  EXPECT_EQ(dp.duration_us(), 81234u);
+  EXPECT_EQ(dp.rss_before_bytes(), 300000000u);
+  EXPECT_EQ(dp.rss_after_bytes(), 253000000u);
+  EXPECT_FALSE(dp.has_error());
   EXPECT_EQ(RoundTrip(done, 9), done);
   SwappedOutMessage failed{"m", 0, 0, 0, 0, ErrorInfo{StatusCode::kNotFound, "not loaded"}};
-  EXPECT_EQ(json::parse(ToJson(failed))["error"],
-            json::parse(R"({"code": "NOT_FOUND", "message": "not loaded"})"));
+  EXPECT_EQ(AsProto<pb::SwappedOut>(failed).error().code(), "NOT_FOUND");
+  EXPECT_EQ(AsProto<pb::SwappedOut>(failed).error().message(), "not loaded");
   EXPECT_EQ(RoundTrip(failed), failed);
 
   const SwapInMessage in{"gpt2"};
-  EXPECT_EQ(json::parse(ToJson(in)), json::parse(R"({"model": "gpt2"})"));
+  EXPECT_EQ(AsProto<pb::SwapIn>(in).model(), "gpt2");
   EXPECT_EQ(RoundTrip(in, 10), in);
   EXPECT_EQ(ToFrame(in).type, 72);
 
   const SwappedInMessage back{
       "gpt2", 700'000, 5'100, true, "swap file '/x/gpt2.1.mgswap' is missing", std::nullopt};
-  EXPECT_EQ(json::parse(ToJson(back)), json::parse(R"({
-      "model": "gpt2", "bytes": 700000, "duration_us": 5100, "reloaded": true,
-      "reason": "swap file '/x/gpt2.1.mgswap' is missing"})"));
+  const auto bp = AsProto<pb::SwappedIn>(back);
+  EXPECT_EQ(bp.model(), "gpt2");
+  EXPECT_EQ(bp.bytes(), 700000u);
+  EXPECT_EQ(bp.duration_us(), 5100u);
+  EXPECT_TRUE(bp.reloaded());
+  EXPECT_EQ(bp.reason(), "swap file '/x/gpt2.1.mgswap' is missing");
   EXPECT_EQ(RoundTrip(back, 10), back);
+  pb::SwappedIn required;
+  required.set_model("m");
+  required.set_bytes(1);
+  required.set_duration_us(2);
+  required.set_reloaded(false);
   SwappedInMessage minimal;
-  ASSERT_TRUE(
-      FromJson(R"({"model":"m","bytes":1,"duration_us":2,"reloaded":false})", &minimal).ok());
+  ASSERT_TRUE(DecodePayload(required.SerializeAsString(), &minimal).ok());
   EXPECT_EQ(minimal.reason, "");
   EXPECT_FALSE(minimal.error.has_value());
   const SwappedInMessage refused{
@@ -214,33 +303,50 @@ TEST(MessagesTest, SwapMessagesHaveTheDocumentedShape) {
 }
 
 TEST(MessagesTest, MalformedSwapMessagesAreRefusedNamingTheField) {
-  Status s = Decode<SwapOutMessage>(R"({"swap_dir":"/tmp"})");
+  pb::SwapOut no_model;
+  no_model.set_swap_dir("/tmp");
+  Status s = DecodeProto<SwapOutMessage>(no_model);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_TRUE(Mentions(s, "'swap_out' message: field 'model': missing")) << s.ToString();
-  s = Decode<SwapOutMessage>(R"({"model":"","swap_dir":"/tmp"})");
+  s = Decode<SwapOutMessage>(EncodePayload(SwapOutMessage{"", "/tmp"}));
   EXPECT_TRUE(Mentions(s, "'swap_out' message: field 'model': empty")) << s.ToString();
-  s = Decode<SwapOutMessage>(R"({"model":"m","swap_dir":7})");
-  EXPECT_TRUE(Mentions(s, "field 'swap_dir': expected a string")) << s.ToString();
-  s = Decode<SwapOutMessage>(R"({"model":"m","tier":"disk"})");
-  EXPECT_TRUE(Mentions(s, "field 'tier': unknown field")) << s.ToString();
-  s = Decode<SwapInMessage>(R"({"model":"m","swap_dir":"/tmp"})");
-  EXPECT_TRUE(Mentions(s, "'swap_in' message: field 'swap_dir': unknown field")) << s.ToString();
-  s = Decode<SwapInMessage>(R"({"model":""})");
+  // swap_dir (field 2) as a varint: of another wire type, so not the field.
+  s = Decode<SwapOutMessage>(EncodePayload(SwapOutMessage{"m", ""}) + FieldOfWireType(2, 0));
+  EXPECT_TRUE(Mentions(s, "'swap_out' message: unknown field: number 2 (wire type 0)"))
+      << s.ToString();
+  s = Decode<SwapOutMessage>(EncodePayload(SwapOutMessage{"m", ""}) + kUnknownField15);
+  EXPECT_TRUE(Mentions(s, "unknown field: number 15")) << s.ToString();
+  // swap_in has no swap_dir.
+  s = Decode<SwapInMessage>(EncodePayload(SwapOutMessage{"m", "/tmp"}));
+  EXPECT_TRUE(Mentions(s, "'swap_in' message: unknown field: number 2")) << s.ToString();
+  s = Decode<SwapInMessage>(EncodePayload(SwapInMessage{""}));
   EXPECT_TRUE(Mentions(s, "'swap_in' message: field 'model': empty")) << s.ToString();
-  s = Decode<SwappedOutMessage>(
-      R"({"model":"m","bytes":-1,"duration_us":0,"rss_before_bytes":0,"rss_after_bytes":0})");
-  EXPECT_TRUE(Mentions(s, "'swapped_out' message: field 'bytes': expected a non-negative integer"))
+  s = Decode<SwapInMessage>(pb::SwapIn().SerializeAsString());
+  EXPECT_TRUE(Mentions(s, "'swap_in' message: field 'model': missing")) << s.ToString();
+  pb::SwappedOut partial;
+  partial.set_model("m");
+  partial.set_bytes(1);
+  partial.set_duration_us(0);
+  partial.set_rss_before_bytes(0);
+  s = DecodeProto<SwappedOutMessage>(partial);
+  EXPECT_TRUE(Mentions(s, "'swapped_out' message: field 'rss_after_bytes': missing"))
       << s.ToString();
-  s = Decode<SwappedOutMessage>(R"({"model":"m","bytes":1,"duration_us":0,"rss_before_bytes":0})");
-  EXPECT_TRUE(Mentions(s, "field 'rss_after_bytes': missing")) << s.ToString();
-  s = Decode<SwappedInMessage>(R"({"model":"m","bytes":1,"duration_us":0,"reloaded":1})");
-  EXPECT_TRUE(Mentions(s, "'swapped_in' message: field 'reloaded': expected a boolean"))
+  pb::SwappedIn no_reloaded;
+  no_reloaded.set_model("m");
+  no_reloaded.set_bytes(1);
+  no_reloaded.set_duration_us(0);
+  s = DecodeProto<SwappedInMessage>(no_reloaded);
+  EXPECT_TRUE(Mentions(s, "'swapped_in' message: field 'reloaded': missing")) << s.ToString();
+  // reloaded (field 4) as bytes: not a boolean.
+  s = Decode<SwappedInMessage>(no_reloaded.SerializeAsString() + FieldOfWireType(4, 2));
+  EXPECT_TRUE(Mentions(s, "'swapped_in' message: unknown field: number 4 (wire type 2)"))
       << s.ToString();
-  s = Decode<SwappedInMessage>(R"({"model":"m","bytes":1,"duration_us":0})");
-  EXPECT_TRUE(Mentions(s, "field 'reloaded': missing")) << s.ToString();
-  s = Decode<SwappedInMessage>(
-      R"({"model":"m","bytes":0,"duration_us":0,"reloaded":false,"error":{"code":"OK","message":""}})");
-  EXPECT_TRUE(Mentions(s, "'OK' is not an error code")) << s.ToString();
+  pb::SwappedIn ok_error = no_reloaded;
+  ok_error.set_reloaded(false);
+  *ok_error.mutable_error() = ErrorProto("OK", "");
+  s = DecodeProto<SwappedInMessage>(ok_error);
+  EXPECT_TRUE(Mentions(s, "'swapped_in' message: error: field 'code': 'OK' is not an error code"))
+      << s.ToString();
   // A reply of the wrong type is told apart from the one awaited.
   auto wrong = FromFrame<SwappedInMessage>(ToFrame(SwappedOutMessage{}));
   ASSERT_FALSE(wrong.ok());
@@ -249,38 +355,52 @@ TEST(MessagesTest, MalformedSwapMessagesAreRefusedNamingTheField) {
 
 TEST(MessagesTest, SetLimitMessagesHaveTheDocumentedShape) {
   const SetLimitMessage set{"lo", 96ULL << 20, "preempted by model 'hi' (priority 5)"};
-  EXPECT_EQ(json::parse(ToJson(set)), json::parse(R"j({
-      "model": "lo", "limit_bytes": 100663296,
-      "reason": "preempted by model 'hi' (priority 5)"})j"));
+  const auto sp = AsProto<pb::SetLimit>(set);
+  EXPECT_EQ(sp.model(), "lo");
+  EXPECT_EQ(sp.limit_bytes(), 100663296u);
+  EXPECT_EQ(sp.reason(), "preempted by model 'hi' (priority 5)");
   EXPECT_EQ(RoundTrip(set, 11), set);
   EXPECT_EQ(ToFrame(set, 11).request_id, 11u);
   EXPECT_EQ(ToFrame(set).type, 80);
+  pb::SetLimit required;
+  required.set_model("m");
+  required.set_limit_bytes(0);
   SetLimitMessage no_reason;
-  ASSERT_TRUE(FromJson(R"({"model":"m","limit_bytes":0})", &no_reason).ok());
+  ASSERT_TRUE(DecodePayload(required.SerializeAsString(), &no_reason).ok());
   EXPECT_EQ(no_reason, (SetLimitMessage{"m", 0, ""}));
 
   const LimitSetMessage done{"lo", 46'758'048, 20ULL << 20, std::nullopt};
-  EXPECT_EQ(json::parse(ToJson(done)), json::parse(R"({
-      "model": "lo", "held_bytes": 46758048, "released_bytes": 20971520})"));
+  const auto dp = AsProto<pb::LimitSet>(done);
+  EXPECT_EQ(dp.model(), "lo");
+  EXPECT_EQ(dp.held_bytes(), 46758048u);
+  EXPECT_EQ(dp.released_bytes(), 20971520u);
+  EXPECT_FALSE(dp.has_error());
   EXPECT_EQ(RoundTrip(done, 11), done);
   EXPECT_EQ(ToFrame(done).type, 81);
   const LimitSetMessage failed{"m", 0, 0, ErrorInfo{StatusCode::kNotFound, "not loaded"}};
-  EXPECT_EQ(json::parse(ToJson(failed))["error"],
-            json::parse(R"({"code": "NOT_FOUND", "message": "not loaded"})"));
+  EXPECT_EQ(AsProto<pb::LimitSet>(failed).error().code(), "NOT_FOUND");
   EXPECT_EQ(RoundTrip(failed), failed);
 
-  Status s = Decode<SetLimitMessage>(R"({"limit_bytes":1})");
+  pb::SetLimit no_model;
+  no_model.set_limit_bytes(1);
+  Status s = DecodeProto<SetLimitMessage>(no_model);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_TRUE(Mentions(s, "'set_limit' message: field 'model': missing")) << s.ToString();
-  s = Decode<SetLimitMessage>(R"({"model":"","limit_bytes":1})");
+  s = Decode<SetLimitMessage>(EncodePayload(SetLimitMessage{"", 1, ""}));
   EXPECT_TRUE(Mentions(s, "'set_limit' message: field 'model': empty")) << s.ToString();
-  s = Decode<SetLimitMessage>(R"({"model":"m"})");
+  pb::SetLimit no_limit;
+  no_limit.set_model("m");
+  s = DecodeProto<SetLimitMessage>(no_limit);
   EXPECT_TRUE(Mentions(s, "field 'limit_bytes': missing")) << s.ToString();
-  s = Decode<SetLimitMessage>(R"({"model":"m","limit_bytes":-5})");
-  EXPECT_TRUE(Mentions(s, "field 'limit_bytes': expected a non-negative integer")) << s.ToString();
-  s = Decode<SetLimitMessage>(R"({"model":"m","limit_bytes":1,"why":"x"})");
-  EXPECT_TRUE(Mentions(s, "field 'why': unknown field")) << s.ToString();
-  s = Decode<LimitSetMessage>(R"({"model":"m","held_bytes":1})");
+  // limit_bytes (field 2) as bytes: not an integer.
+  s = Decode<SetLimitMessage>(no_limit.SerializeAsString() + FieldOfWireType(2, 2));
+  EXPECT_TRUE(Mentions(s, "unknown field: number 2 (wire type 2)")) << s.ToString();
+  s = Decode<SetLimitMessage>(EncodePayload(SetLimitMessage{"m", 1, ""}) + kUnknownField15);
+  EXPECT_TRUE(Mentions(s, "'set_limit' message: unknown field")) << s.ToString();
+  pb::LimitSet partial;
+  partial.set_model("m");
+  partial.set_held_bytes(1);
+  s = DecodeProto<LimitSetMessage>(partial);
   EXPECT_TRUE(Mentions(s, "'limit_set' message: field 'released_bytes': missing")) << s.ToString();
   auto wrong = FromFrame<LimitSetMessage>(ToFrame(SwappedInMessage{}));
   ASSERT_FALSE(wrong.ok());
@@ -288,14 +408,14 @@ TEST(MessagesTest, SetLimitMessagesHaveTheDocumentedShape) {
 }
 
 // The per-execution cap of an infer: absent (the load's limit), a value, or
-// 0 (none), on both encodings.
+// 0 (none).
 TEST(MessagesTest, InferCarriesAnOptionalLimitBytes) {
   InferMessage infer;
   infer.request_id = 8;
   infer.model = "resnet18";
   infer.task = "infer";
   infer.output = {0, 64};
-  EXPECT_FALSE(json::parse(ToJson(infer)).contains("limit_bytes"));
+  EXPECT_FALSE(AsProto<pb::Infer>(infer).has_limit_bytes());
   auto back = FromFrame<InferMessage>(ToFrame(infer));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_FALSE(back->limit_bytes.has_value());
@@ -306,19 +426,18 @@ TEST(MessagesTest, InferCarriesAnOptionalLimitBytes) {
     ASSERT_TRUE(back->limit_bytes.has_value()) << limit;
     EXPECT_EQ(*back->limit_bytes, limit);
     EXPECT_EQ(*back, infer);
-    EXPECT_EQ(json::parse(ToJson(infer))["limit_bytes"], limit);
-    InferMessage from_json;
-    ASSERT_TRUE(FromJson(ToJson(infer), &from_json).ok());
-    EXPECT_EQ(from_json, infer);
+    const auto p = AsProto<pb::Infer>(infer);
+    EXPECT_TRUE(p.has_limit_bytes());
+    EXPECT_EQ(p.limit_bytes(), limit);
   }
-  const Status s = Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[],
-      "output":{"offset":0,"size":0},"limit_bytes":-5})");
-  EXPECT_TRUE(Mentions(s, "'infer' message: field 'limit_bytes': expected a non-negative integer"))
+  // limit_bytes (field 8) as bytes: not an integer.
+  const Status s = Decode<InferMessage>(EncodePayload(infer) + FieldOfWireType(8, 2));
+  EXPECT_TRUE(Mentions(s, "'infer' message: unknown field: number 8 (wire type 2)"))
       << s.ToString();
 }
 
 // A refusal by a memory limit keeps its typed figures across the worker
-// boundary, in `result` (protobuf) and in the JSON replies (load_failed).
+// boundary, in `result` and in the other replies (load_failed).
 TEST(MessagesTest, ErrorsCarryTheMemoryLimitDetail) {
   StatusDetail detail;
   detail.memory_limit = MemoryLimitDetail{"resnet18", "cpu", 50'000'000, 49'000'000, 4'194'304};
@@ -345,41 +464,71 @@ TEST(MessagesTest, ErrorsCarryTheMemoryLimitDetail) {
   EXPECT_EQ(RoundTrip(result).error->ToStatus().detail(), nullptr);
 
   const LoadFailedMessage load_failed{"resnet18", info};
-  EXPECT_EQ(json::parse(ToJson(load_failed))["error"], json::parse(R"({
-      "code": "RESOURCE_EXHAUSTED", "message": "model 'resnet18': memory limit exceeded",
-      "memory_limit": {"model": "resnet18", "device": "cpu", "limit_bytes": 50000000,
-                       "in_use_bytes": 49000000, "requested_bytes": 4194304}})"));
+  const auto lp = AsProto<pb::LoadFailed>(load_failed);
+  EXPECT_EQ(lp.error().code(), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(lp.error().message(), "model 'resnet18': memory limit exceeded");
+  ASSERT_TRUE(lp.error().has_memory_limit());
+  EXPECT_EQ(lp.error().memory_limit().model(), "resnet18");
+  EXPECT_EQ(lp.error().memory_limit().device(), "cpu");
+  EXPECT_EQ(lp.error().memory_limit().limit_bytes(), 50000000u);
+  EXPECT_EQ(lp.error().memory_limit().in_use_bytes(), 49000000u);
+  EXPECT_EQ(lp.error().memory_limit().requested_bytes(), 4194304u);
   EXPECT_EQ(RoundTrip(load_failed), load_failed);
 
-  Status s = Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED",
-      "message":"x","memory_limit":{"model":"m","device":"cpu","limit_bytes":1,"in_use_bytes":1}}})");
-  EXPECT_TRUE(Mentions(s, "error: memory_limit: field 'requested_bytes': missing")) << s.ToString();
-  s = Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED",
-      "message":"x","memory_limit":{"model":"m","device":"cpu","limit_bytes":1,"in_use_bytes":1,
-      "requested_bytes":1,"cap":2}}})");
-  EXPECT_TRUE(Mentions(s, "field 'cap': unknown field")) << s.ToString();
+  pb::LoadFailed partial = lp;
+  partial.mutable_error()->mutable_memory_limit()->clear_requested_bytes();
+  Status s = DecodeProto<LoadFailedMessage>(partial);
+  EXPECT_TRUE(
+      Mentions(s, "'load_failed' message: error: memory_limit: field 'requested_bytes': missing"))
+      << s.ToString();
+  // An unknown field inside the nested memory_limit is found too.
+  const std::string limit = lp.error().memory_limit().SerializeAsString() + kUnknownField15;
+  pb::Error no_limit = lp.error();
+  no_limit.clear_memory_limit();
+  const std::string error = no_limit.SerializeAsString() + LengthDelimited(3, limit);
+  s = Decode<LoadFailedMessage>(EncodePayload(UnloadMessage{"resnet18"}) +
+                                LengthDelimited(2, error));
+  EXPECT_TRUE(Mentions(s, "'load_failed' message: error: memory_limit: unknown field: number 15"))
+      << s.ToString();
+  // memory_limit (field 3) as a varint: not a message.
+  pb::LoadFailed plain;
+  plain.set_model("m");
+  *plain.mutable_error() = ErrorProto("RESOURCE_EXHAUSTED", "x");
   s = Decode<LoadFailedMessage>(
-      R"({"model":"m","error":{"code":"RESOURCE_EXHAUSTED","message":"x","memory_limit":5}})");
-  EXPECT_TRUE(Mentions(s, "field 'memory_limit': expected an object")) << s.ToString();
+      EncodePayload(UnloadMessage{"m"}) +
+      LengthDelimited(2, plain.error().SerializeAsString() + FieldOfWireType(3, 0)));
+  EXPECT_TRUE(Mentions(s, "error: unknown field: number 3 (wire type 0)")) << s.ToString();
 }
 
 TEST(MessagesTest, StatsMarkSwappedModels) {
   const StatsMessage stats{100, 200, {{"a", 10, 20, false}, {"b", 0, 30, true}}, {}};
-  const json j = json::parse(ToJson(stats));
-  EXPECT_FALSE(j["models"][0].contains("swapped"));  // the shape of protocol 3 when false
-  EXPECT_EQ(j["models"][1]["swapped"], true);
+  const auto p = AsProto<pb::Stats>(stats);
+  EXPECT_FALSE(p.models(0).has_swapped());  // written only when true
+  EXPECT_TRUE(p.models(1).swapped());
   EXPECT_EQ(RoundTrip(stats), stats);
-  EXPECT_TRUE(
-      Mentions(Decode<StatsMessage>(R"({"current_bytes":1,"peak_bytes":1,"models":[{"model":"a",
-          "current_bytes":1,"peak_bytes":1,"swapped":"yes"}]})"),
-               "field 'swapped': expected a boolean"));
+  // swapped (field 4) as bytes: not a boolean.
+  pb::Stats bad;
+  bad.set_current_bytes(1);
+  bad.set_peak_bytes(1);
+  const std::string model = AsProto<pb::Stats>(StatsMessage{1, 1, {{"a", 1, 1, false}}, {}})
+                                .models(0)
+                                .SerializeAsString() +
+                            FieldOfWireType(4, 2);
+  const Status s = Decode<StatsMessage>(bad.SerializeAsString() + LengthDelimited(3, model));
+  EXPECT_TRUE(Mentions(s, "'stats' message: models[0]: unknown field: number 4 (wire type 2)"))
+      << s.ToString();
 }
 
 TEST(MessagesTest, InferParamsMustBeAnObject) {
-  const Status s = Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[],
-      "output":{"offset":0,"size":0},"params":[1,2]})");
+  pb::Infer p = AsProto<pb::Infer>(InferMessage{});
+  p.set_params_json("[1,2]");
+  Status s = DecodeProto<InferMessage>(p);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
-  EXPECT_TRUE(Mentions(s, "field 'params': expected an object")) << s.ToString();
+  EXPECT_TRUE(Mentions(s, "'infer' message: field 'params': expected a JSON object"))
+      << s.ToString();
+  p.set_params_json("{not json");
+  s = DecodeProto<InferMessage>(p);
+  EXPECT_TRUE(Mentions(s, "field 'params': expected a JSON object")) << s.ToString();
 }
 
 TEST(MessagesTest, LoadedCarriesTasksAndSpecs) {
@@ -390,25 +539,52 @@ TEST(MessagesTest, LoadedCarriesTasksAndSpecs) {
   loaded.tasks = {"infer"};
   loaded.inputs = {TensorSpec{"input", DataType::kFP32, {64}}};
   loaded.outputs = {TensorSpec{"logits", DataType::kFP32, {-1, 10}}};
-  EXPECT_EQ(json::parse(ToJson(loaded)), json::parse(R"({
-      "model": "digits", "current_bytes": 20480, "peak_bytes": 40960, "tasks": ["infer"],
-      "inputs": [{"name": "input", "datatype": "FP32", "dims": [64]}],
-      "outputs": [{"name": "logits", "datatype": "FP32", "dims": [-1, 10]}]})"));
+  const auto p = AsProto<pb::Loaded>(loaded);
+  EXPECT_EQ(p.model(), "digits");
+  EXPECT_EQ(p.current_bytes(), 20480u);
+  EXPECT_EQ(p.peak_bytes(), 40960u);
+  ASSERT_EQ(p.tasks_size(), 1);
+  EXPECT_EQ(p.tasks(0), "infer");
+  ASSERT_EQ(p.inputs_size(), 1);
+  EXPECT_EQ(p.inputs(0).name(), "input");
+  EXPECT_EQ(p.inputs(0).datatype(), "FP32");
+  ASSERT_EQ(p.outputs_size(), 1);
+  EXPECT_EQ(std::vector<int64_t>(p.outputs(0).dims().begin(), p.outputs(0).dims().end()),
+            (std::vector<int64_t>{-1, 10}));
   EXPECT_EQ(RoundTrip(loaded), loaded);
   LoadedMessage other = loaded;
   other.outputs[0].dims = {10};
   EXPECT_FALSE(other == loaded);
 
+  pb::Loaded required;
+  required.set_model("m");
+  required.set_current_bytes(1);
+  required.set_peak_bytes(2);
   LoadedMessage minimal;
-  ASSERT_TRUE(FromJson(R"({"model":"m","current_bytes":1,"peak_bytes":2})", &minimal).ok());
+  ASSERT_TRUE(DecodePayload(required.SerializeAsString(), &minimal).ok());
   EXPECT_TRUE(minimal.tasks.empty() && minimal.inputs.empty() && minimal.outputs.empty());
 
-  Status s = Decode<LoadedMessage>(R"({"model":"m","current_bytes":1,"peak_bytes":2,
-      "inputs":[{"name":"x","datatype":"FP32","dims":[-2]}]})");
-  EXPECT_TRUE(Mentions(s, "inputs[0]: field 'dims': expected integers >= -1")) << s.ToString();
-  s = Decode<LoadedMessage>(R"({"model":"m","current_bytes":1,"peak_bytes":2,
-      "outputs":[{"name":"x","datatype":"FP99","dims":[]}]})");
-  EXPECT_TRUE(Mentions(s, "unknown datatype 'FP99'")) << s.ToString();
+  pb::Loaded bad = required;
+  pb::TensorSpec* spec = bad.add_inputs();
+  spec->set_name("x");
+  spec->set_datatype("FP32");
+  spec->add_dims(-2);
+  Status s = DecodeProto<LoadedMessage>(bad);
+  EXPECT_TRUE(Mentions(s, "'loaded' message: inputs[0]: field 'dims': expected integers >= -1"))
+      << s.ToString();
+  bad = required;
+  spec = bad.add_outputs();
+  spec->set_name("x");
+  spec->set_datatype("FP99");
+  s = DecodeProto<LoadedMessage>(bad);
+  EXPECT_TRUE(Mentions(s, "outputs[0]: field 'datatype': unknown datatype 'FP99'")) << s.ToString();
+  bad = required;
+  bad.add_outputs()->set_name("x");
+  s = DecodeProto<LoadedMessage>(bad);
+  EXPECT_TRUE(Mentions(s, "outputs[0]: field 'datatype': missing")) << s.ToString();
+  required.clear_peak_bytes();
+  s = DecodeProto<LoadedMessage>(required);
+  EXPECT_TRUE(Mentions(s, "'loaded' message: field 'peak_bytes': missing")) << s.ToString();
 }
 
 TEST(MessagesTest, EveryOtherMessageRoundTrips) {
@@ -425,20 +601,44 @@ TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   EXPECT_EQ(RoundTrip(stats), stats);
   const StatsMessage cuda{0, 0, {}, {{0, 10, 2 << 20, 4 << 20}, {3, 0, 0, 1}}};
   EXPECT_EQ(RoundTrip(cuda), cuda);
-  EXPECT_EQ(Decode<StatsMessage>(R"({"current_bytes":1,"peak_bytes":2,"cuda":[{"index":0}]})").code(),
-            StatusCode::kCorruption);
+  pb::Stats index_only = AsProto<pb::Stats>(StatsMessage{1, 2, {}, {}});
+  index_only.add_cuda()->set_index(0);
+  Status s = DecodeProto<StatsMessage>(index_only);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(s, "'stats' message: cuda[0]: field 'allocated_bytes': missing"))
+      << s.ToString();
+  s = Decode<StatsMessage>(EncodePayload(StatsMessage{1, 2, {}, {{-1, 0, 0, 0}}}));
+  EXPECT_TRUE(Mentions(s, "cuda[0]: field 'index': negative")) << s.ToString();
+  pb::Stats no_model = AsProto<pb::Stats>(StatsMessage{1, 2, {{"a", 1, 1, false}}, {}});
+  no_model.mutable_models(0)->clear_model();
+  s = DecodeProto<StatsMessage>(no_model);
+  EXPECT_TRUE(Mentions(s, "'stats' message: models[0]: field 'model': missing")) << s.ToString();
   EXPECT_EQ(RoundTrip(UnloadMessage{"bert"}), UnloadMessage{"bert"});
   EXPECT_EQ(RoundTrip(UnloadedMessage{"bert"}), UnloadedMessage{"bert"});
   EXPECT_EQ(RoundTrip(ShutdownMessage{}), ShutdownMessage{});
   EXPECT_EQ(ToFrame(UnloadMessage{"bert"}, 12).request_id, 12u);
   EXPECT_EQ(RoundTrip(AttachRegionMessage{7, 4096}), (AttachRegionMessage{7, 4096}));
-  EXPECT_EQ(Decode<AttachRegionMessage>(R"({"id":0,"map_bytes":1})").code(),
-            StatusCode::kCorruption);  // 0 is the arena
+  s = Decode<AttachRegionMessage>(EncodePayload(AttachRegionMessage{0, 1}));
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);  // 0 is the arena
+  EXPECT_TRUE(Mentions(s, "'attach_region' message: field 'id': must be at least 1"))
+      << s.ToString();
+  pb::AttachRegion no_map;
+  no_map.set_id(3);
+  EXPECT_TRUE(Mentions(DecodeProto<AttachRegionMessage>(no_map), "field 'map_bytes': missing"));
   const RegionAttachedMessage attached{7, ErrorInfo{StatusCode::kInvalidArgument, "too small"}};
   EXPECT_EQ(RoundTrip(attached), attached);
   EXPECT_EQ(RoundTrip(RegionAttachedMessage{8, std::nullopt}),
             (RegionAttachedMessage{8, std::nullopt}));
   EXPECT_EQ(RoundTrip(DetachRegionMessage{7}), DetachRegionMessage{7});
+  EXPECT_TRUE(
+      Mentions(Decode<DetachRegionMessage>(""), "'detach_region' message: field 'id': missing"));
+  EXPECT_TRUE(Mentions(Decode<UnloadMessage>(""), "'unload' message: field 'model': missing"));
+  EXPECT_TRUE(Mentions(Decode<PongMessage>(EncodePayload(PongMessage{6, 1}).substr(0, 2)),
+                       "'pong' message: field 'pid': missing"));
+  pb::AttachArena no_capacity;
+  no_capacity.set_name("w0");
+  EXPECT_TRUE(Mentions(DecodeProto<AttachArenaMessage>(no_capacity),
+                       "'attach_arena' message: field 'capacity_bytes': missing"));
   // A tensor in a shared-memory region may sit at any offset; in the arena not.
   InferMessage infer;
   infer.request_id = 3;
@@ -446,66 +646,113 @@ TEST(MessagesTest, EveryOtherMessageRoundTrips) {
   infer.task = "infer";
   infer.inputs = {TensorRef{"x", DataType::kFP32, {2}, 100, 8, 7}};
   EXPECT_EQ(RoundTrip(infer), infer);
-  EXPECT_EQ(json::parse(ToJson(infer))["inputs"][0]["region"], 7);
+  EXPECT_EQ(AsProto<pb::Infer>(infer).inputs(0).region(), 7u);
   infer.inputs[0].region_id = 0;
-  EXPECT_EQ(Decode<InferMessage>(ToJson(infer)).code(), StatusCode::kCorruption);
+  EXPECT_EQ(Decode<InferMessage>(EncodePayload(infer)).code(), StatusCode::kCorruption);
 }
 
 TEST(MessagesTest, DecodeErrorsNameTheMessageAndField) {
-  Status s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu"})");
+  pb::Load load;
+  load.set_model("m");
+  load.set_path("p");
+  load.set_device("cpu");
+  Status s = DecodeProto<LoadMessage>(load);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_TRUE(Mentions(s, "'load' message: field 'limit_bytes': missing")) << s.ToString();
 
-  s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu","limit_bytes":-5})");
-  EXPECT_TRUE(Mentions(s, "'limit_bytes': expected a non-negative integer")) << s.ToString();
+  load.set_limit_bytes(1);
+  s = Decode<LoadMessage>(load.SerializeAsString() + kUnknownField15);
+  EXPECT_TRUE(Mentions(s, "'load' message: unknown field: number 15 (wire type 0)"))
+      << s.ToString();
 
-  s = Decode<LoadMessage>(R"({"model":"m","path":"p","device":"cpu","limit_bytes":1,"gpu":1})");
-  EXPECT_TRUE(Mentions(s, "field 'gpu': unknown field")) << s.ToString();
+  // model (field 1) as a varint: not text.
+  s = Decode<LoadMessage>(FieldOfWireType(1, 0) + load.SerializeAsString().substr(3));
+  EXPECT_TRUE(Mentions(s, "unknown field: number 1 (wire type 0)")) << s.ToString();
 
-  s = Decode<LoadMessage>(R"({"model":7,"path":"p","device":"cpu","limit_bytes":1})");
-  EXPECT_TRUE(Mentions(s, "field 'model': expected a string")) << s.ToString();
-
-  EXPECT_EQ(Decode<PingMessage>("not json").code(), StatusCode::kCorruption);
-  EXPECT_TRUE(Mentions(Decode<PingMessage>("[1,2]"), "expected an object"));
-  EXPECT_TRUE(Mentions(Decode<PingMessage>(R"({"x":1})"), "unknown field"));
+  EXPECT_EQ(Decode<PingMessage>("not a protobuf").code(), StatusCode::kCorruption);
+  EXPECT_TRUE(Mentions(Decode<PingMessage>("\xff\xff\xff"),
+                       "'ping' message: payload is not a valid protobuf modelgrid.ipc.pb.Ping"));
+  EXPECT_TRUE(Mentions(Decode<PingMessage>(kUnknownField15), "unknown field"));
+  EXPECT_TRUE(Decode<PingMessage>("").ok());
+  EXPECT_TRUE(Mentions(Decode<ShutdownMessage>(kUnknownField15), "'shutdown' message: unknown"));
+  pb::LoadFailed ok_error;
+  ok_error.set_model("m");
+  *ok_error.mutable_error() = ErrorProto("OK", "");
+  EXPECT_TRUE(Mentions(DecodeProto<LoadFailedMessage>(ok_error), "'OK' is not an error code"));
+  *ok_error.mutable_error() = ErrorProto("TEAPOT", "");
   EXPECT_TRUE(
-      Mentions(Decode<LoadFailedMessage>(R"({"model":"m","error":{"code":"OK","message":""}})"),
-               "'OK' is not an error code"));
+      Mentions(DecodeProto<LoadFailedMessage>(ok_error),
+               "'load_failed' message: error: field 'code': 'TEAPOT' is not an error code"));
+  ok_error.mutable_error()->clear_message();
+  EXPECT_TRUE(Mentions(DecodeProto<LoadFailedMessage>(ok_error),
+                       "'load_failed' message: error: field 'message': missing"));
+  ok_error.clear_error();
+  EXPECT_TRUE(Mentions(DecodeProto<LoadFailedMessage>(ok_error),
+                       "'load_failed' message: field 'error': missing"));
 }
 
+// Tensors: the checks of every decoded TensorRef, in infer and result.
 TEST(MessagesTest, TensorsAreValidatedWhenDecoded) {
-  const auto infer_with = [](const std::string& tensor) {
-    return Decode<InferMessage>(R"({"request_id":1,"model":"m","task":"t","inputs":[)" + tensor +
-                                R"(],"output":{"offset":0,"size":0}})");
+  const auto infer_with = [](const TensorRef& tensor) {
+    InferMessage infer;
+    infer.request_id = 1;
+    infer.model = "m";
+    infer.task = "t";
+    infer.inputs = {tensor};
+    return Decode<InferMessage>(EncodePayload(infer));
   };
-  EXPECT_TRUE(
-      infer_with(R"({"name":"x","datatype":"FP16","shape":[2,3],"offset":64,"size":12})").ok());
-  EXPECT_TRUE(
-      infer_with(R"({"name":"s","datatype":"BYTES","shape":[2],"offset":0,"size":17})").ok());
+  EXPECT_TRUE(infer_with({"x", DataType::kFP16, {2, 3}, 64, 12}).ok());
+  EXPECT_TRUE(infer_with({"s", DataType::kBytes, {2}, 0, 17}).ok());
 
-  Status s = infer_with(R"({"name":"x","datatype":"FP32","shape":[2,3],"offset":64,"size":12})");
+  Status s = infer_with({"x", DataType::kFP32, {2, 3}, 64, 12});
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_TRUE(Mentions(s, "inputs[0]: field 'size': 12 bytes, but the shape holds 6 FP32"))
       << s.ToString();
-  s = infer_with(R"({"name":"x","datatype":"FP99","shape":[1],"offset":0,"size":4})");
-  EXPECT_TRUE(Mentions(s, "unknown datatype 'FP99'")) << s.ToString();
-  s = infer_with(R"({"name":"x","datatype":"FP32","shape":[-1],"offset":0,"size":4})");
+  s = infer_with({"x", DataType::kFP32, {-1}, 0, 4});
   EXPECT_TRUE(Mentions(s, "negative dimension")) << s.ToString();
-  s = infer_with(R"({"name":"x","datatype":"FP32","shape":[1],"offset":8,"size":4})");
+  s = infer_with({"x", DataType::kFP32, {1}, 8, 4});
   EXPECT_TRUE(Mentions(s, "'offset': 8 is not a multiple of 64")) << s.ToString();
-  s = infer_with(R"({"name":"","datatype":"FP32","shape":[1],"offset":0,"size":4})");
+  s = infer_with({"", DataType::kFP32, {1}, 0, 4});
   EXPECT_TRUE(Mentions(s, "'name': empty")) << s.ToString();
-  s = infer_with(
-      R"({"name":"x","datatype":"FP64","shape":[4294967296,4294967296],"offset":0,"size":0})");
+  s = infer_with({"x", DataType::kFP64, {4294967296, 4294967296}, 0, 0});
   EXPECT_TRUE(Mentions(s, "overflows")) << s.ToString();
+
+  pb::Infer p = AsProto<pb::Infer>(InferMessage{});
+  pb::Tensor* t = p.add_inputs();
+  t->set_name("x");
+  t->set_datatype("FP99");
+  t->add_shape(1);
+  t->set_size(4);
+  s = DecodeProto<InferMessage>(p);
+  EXPECT_TRUE(Mentions(s, "'infer' message: inputs[0]: field 'datatype': unknown datatype 'FP99'"))
+      << s.ToString();
+  p.clear_output();
+  p.clear_inputs();
+  s = DecodeProto<InferMessage>(p);
+  EXPECT_TRUE(Mentions(s, "'infer' message: field 'output': missing")) << s.ToString();
+
+  ResultMessage result{1, "m", {{"y", DataType::kFP32, {3}, 0, 4}}, std::nullopt};
+  s = Decode<ResultMessage>(EncodePayload(result));
+  EXPECT_TRUE(Mentions(s, "'result' message: outputs[0]: field 'size': 4 bytes")) << s.ToString();
 }
 
 TEST(MessagesTest, ResultNeedsExactlyOneOfOutputsAndError) {
-  EXPECT_TRUE(Mentions(Decode<ResultMessage>(R"({"request_id":1,"model":"m"})"), "exactly one"));
-  EXPECT_TRUE(Mentions(
-      Decode<ResultMessage>(
-          R"({"request_id":1,"model":"m","outputs":[],"error":{"code":"INTERNAL","message":"x"}})"),
-      "exactly one"));
+  pb::Result neither;
+  neither.set_request_id(1);
+  neither.set_model("m");
+  EXPECT_TRUE(Mentions(DecodeProto<ResultMessage>(neither),
+                       "'result' message: needs exactly one of 'outputs' and 'error'"));
+  // outputs and error are a oneof: the last on the wire is the one kept.
+  pb::Result both = neither;
+  both.mutable_outputs();
+  std::string payload = both.SerializeAsString();
+  pb::Result error_only;
+  *error_only.mutable_error() = ErrorProto("INTERNAL", "x");
+  payload += error_only.SerializeAsString();
+  ResultMessage decoded;
+  ASSERT_TRUE(DecodePayload(payload, &decoded).ok());
+  ASSERT_TRUE(decoded.error.has_value());
+  EXPECT_TRUE(decoded.outputs.empty());
 }
 
 TEST(MessagesTest, FromFrameChecksTypeAndRequestId) {
@@ -529,9 +776,8 @@ TEST(MessagesTest, FromFrameChecksTypeAndRequestId) {
   EXPECT_TRUE(Mentions(mismatch.status(), "request_id 5 disagrees"));
 }
 
-// infer and result travel as protobuf (request.proto) and get the checks of
-// their JSON form when decoded.
-TEST(MessagesTest, InferAndResultPayloadsAreCheckedProtobufs) {
+// Every payload is a protobuf of worker.proto, checked when decoded.
+TEST(MessagesTest, PayloadsAreCheckedProtobufs) {
   InferMessage infer;
   infer.request_id = 5;
   infer.model = "digits";
@@ -542,6 +788,8 @@ TEST(MessagesTest, InferAndResultPayloadsAreCheckedProtobufs) {
   const Frame frame = ToFrame(infer);
   ASSERT_FALSE(frame.payload.empty());
   EXPECT_NE(frame.payload.front(), '{') << "infer is JSON again";
+  EXPECT_NE(ToFrame(LoadMessage{"m", "p", "cpu", 1, 0, 0}).payload.front(), '{')
+      << "load is JSON again";
   auto back = FromFrame<InferMessage>(frame);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, infer);
@@ -558,6 +806,11 @@ TEST(MessagesTest, InferAndResultPayloadsAreCheckedProtobufs) {
   EXPECT_NE(s.message().find("field 'size': 16 bytes, but the shape holds 3 INT64"),
             std::string::npos)
       << s.ToString();
+  infer.inputs.clear();
+  infer.output = {100, 64};
+  s = DecodePayload(EncodePayload(infer), &bad);
+  EXPECT_TRUE(Mentions(s, "'infer' message: output: field 'offset': 100 is not a multiple of 64"))
+      << s.ToString();
 
   ResultMessage result;
   result.request_id = 5;
@@ -570,6 +823,8 @@ TEST(MessagesTest, InferAndResultPayloadsAreCheckedProtobufs) {
   result.error = ErrorInfo{StatusCode::kInvalidArgument, "input '\xc3\x28' is unknown"};
   ASSERT_TRUE(DecodePayload(EncodePayload(result), &decoded).ok());
   EXPECT_EQ(decoded, result);
+  const LoadFailedMessage failed{"m\xff", ErrorInfo{StatusCode::kNotFound, "no '\xc3\x28'"}};
+  EXPECT_EQ(RoundTrip(failed), failed);
 }
 
 TEST(MessagesTest, CheckTensorsWithinTheOutputRegion) {
@@ -621,7 +876,7 @@ RC_GTEST_PROP(MessagesProperty, RandomInferRoundTrips, ()) {
                     {"seed", *rc::gen::arbitrary<uint32_t>()}};
   }
   // Strings of arbitrary bytes are not all valid UTF-8; keep them ASCII here
-  // (invalid UTF-8 is replaced on encoding, by design).
+  // (PayloadsAreCheckedProtobufs shows that invalid UTF-8 survives too).
   for (std::string* s : {&m.model, &m.task}) {
     for (char& c : *s) c = static_cast<char>(0x20 + (static_cast<unsigned char>(c) % 0x5f));
   }

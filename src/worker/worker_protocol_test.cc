@@ -64,7 +64,7 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   auto w = StartRaw();
   ASSERT_TRUE(w);
 
-  // An infer that is not a protobuf Infer (request.proto): a result error
+  // An infer that is not a protobuf Infer (worker.proto): a result error
   // under the same request id.
   Frame reply = w->Ask(RawFrame(MessageType::kInfer, 7, "{not json"));
   ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kResult));
@@ -98,18 +98,22 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   ASSERT_TRUE(result.ok() && result->error);
   EXPECT_EQ(result->error->code, StatusCode::kNotFound);
 
-  // A load without its required fields: load_failed under the request id.
-  reply = w->Ask(RawFrame(MessageType::kLoad, 10, R"({"model":"m"})"));
+  // A load without its required fields (a pb::Load holding only model "m",
+  // field 1): load_failed under the request id.
+  reply = w->Ask(RawFrame(MessageType::kLoad, 10, std::string("\x0a\x01m", 3)));
   ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kLoadFailed));
   EXPECT_EQ(reply.request_id, 10u);
   auto failed = ipc::FromFrame<ipc::LoadFailedMessage>(reply);
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->error.code, StatusCode::kCorruption);
+  EXPECT_NE(failed->error.message.find("'load' message: field 'path': missing"), std::string::npos)
+      << failed->error.message;
 
   // A swap_out without a model, a swap_in with an unknown field, swaps of a
   // model the worker does not hold: answered with their reply type, the
   // error set, under the request id.
-  reply = w->Ask(RawFrame(MessageType::kSwapOut, 20, R"({"swap_dir":"/tmp"})"));
+  // (a pb::SwapOut holding only swap_dir "/tmp", field 2)
+  reply = w->Ask(RawFrame(MessageType::kSwapOut, 20, std::string("\x12\x04/tmp", 6)));
   ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kSwappedOut));
   EXPECT_EQ(reply.request_id, 20u);
   auto swapped_out = ipc::FromFrame<ipc::SwappedOutMessage>(reply);
@@ -118,7 +122,8 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   EXPECT_NE(swapped_out->error->message.find("'swap_out' message: field 'model': missing"),
             std::string::npos)
       << swapped_out->error->message;
-  reply = w->Ask(RawFrame(MessageType::kSwapIn, 21, R"({"model":"m","now":true})"));
+  // (a pb::SwapIn with model "m" and a field 2 it does not have)
+  reply = w->Ask(RawFrame(MessageType::kSwapIn, 21, std::string("\x0a\x01m\x10\x01", 5)));
   ASSERT_EQ(reply.type, static_cast<uint16_t>(MessageType::kSwappedIn));
   auto swapped_in = ipc::FromFrame<ipc::SwappedInMessage>(reply);
   ASSERT_TRUE(swapped_in.ok() && swapped_in->error);
@@ -136,7 +141,7 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
 
   // A type the worker does not take (one of its own replies), and an
   // unknown type number: result errors naming them.
-  reply = w->Ask(RawFrame(MessageType::kPong, 11, "{}"));
+  reply = w->Ask(RawFrame(MessageType::kPong, 11, ""));
   result = ipc::FromFrame<ipc::ResultMessage>(reply);
   ASSERT_TRUE(result.ok() && result->error);
   EXPECT_NE(result->error->message.find("unexpected message 'pong'"), std::string::npos);
@@ -149,8 +154,8 @@ TEST(WorkerProtocolTest, BadMessagesGetErrorsAndTheWorkerServesOn) {
   // waits for, a malformed attach_arena, a shutdown with junk: ignored.
   ASSERT_TRUE(w->channel->Send(Frame{999, 0, 0, "{}"}).ok());
   ASSERT_TRUE(w->channel->Send(ipc::ToFrame(ipc::OutputRegionMessage{55, 64, 64})).ok());
-  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kAttachArena, 0, "[]")).ok());
-  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kShutdown, 0, R"({"now":1})")).ok());
+  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kAttachArena, 0, "\x0a")).ok());
+  ASSERT_TRUE(w->channel->Send(RawFrame(MessageType::kShutdown, 0, "\x78\x01")).ok());
 
   // Still alive and answering.
   reply = w->Ask(ipc::ToFrame(ipc::PingMessage{}, 13));

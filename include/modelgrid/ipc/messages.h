@@ -1,25 +1,30 @@
 // The control vocabulary between the frontend and a modelgrid-worker: message
-// types (the `type` of a Frame) and their JSON payload schemas, with
-// (de)serialization. Definitions only: what a worker does with them lives in
-// the worker component.
+// types (the `type` of a Frame) and their payloads, with (de)serialization.
+// Definitions only: what a worker does with them lives in the worker
+// component.
 //
 // Conventions for every payload:
-// - a JSON object, except for `infer` and `result`, which are on every
-//   request's path and are protocol buffers (src/ipc/request.proto) with
-//   the same fields and the same checks (EncodePayload / DecodePayload);
-//   their JSON form (ToJson / FromJson) remains for logs and tests;
-// - all sizes and offsets are integer bytes (unsigned);
-// - unknown fields are an error (both ends are built from the same tree, so
-//   an unknown field is a bug or a version mix-up, never silently dropped);
-// - optional fields are marked "opt" below and take the default shown;
+// - the serialized protocol buffer of src/ipc/worker.proto named after the
+//   message type (`load_failed` -> modelgrid.ipc.pb.LoadFailed), one file
+//   for the whole protocol; the table below lists each one's fields as
+//   {"field": type}; worker.proto documents them (units included);
+// - all sizes and offsets are integer bytes (unsigned), durations
+//   microseconds;
+// - a field the schema does not have is an error (both ends are built from
+//   the same tree, so an unknown field is a bug or a version mix-up, never
+//   silently dropped);
+// - required scalar fields have presence on the wire (proto3 `optional`)
+//   and a message without one is refused; fields marked "opt" below may be
+//   absent and take the default shown;
 // - request ids: `infer`, `result`, `output_needed` and `output_region` carry
-//   `request_id` in the JSON and the frame header (they must agree); for the
-//   other messages the header's request_id correlates a reply with its
+//   `request_id` in the payload and the frame header (they must agree); for
+//   the other messages the header's request_id correlates a reply with its
 //   request (0 = none);
 // - errors are {"code": "<StatusCodeName>", "message": "...",
 //                "memory_limit": memory_limit opt} (the typed detail of a
 //   refusal by a memory limit, status.h MemoryLimitDetail; absent otherwise);
-// - strings are UTF-8 (invalid bytes are replaced by U+FFFD when encoding).
+// - text is protobuf `bytes`, so any byte string survives (a model's or a
+//   client's text never makes a message undecodable).
 //
 // type (u16)          direction   payload
 // ping (1)            F -> W      {}
@@ -37,10 +42,12 @@
 //                                 an `unload` that failed (NOT_FOUND: not loaded)
 // infer (20)          F -> W      {"request_id": u64, "model": str, "task": str,
 //                                  "inputs": [tensor], "output": region,
-//                                  "output_names": [str] opt [], "params": object opt {},
+//                                  "output_names": [str] opt [],
+//                                  "params_json": str opt "" (a JSON object; "" = {}),
 //                                  "limit_bytes": u64 opt (absent: the load's limit)}
 // result (21)         W -> F      {"request_id": u64, "model": str,
-//                                  then exactly one of "outputs": [tensor] or "error": error}
+//                                  then exactly one of "outputs": {"tensors": [tensor]}
+//                                  or "error": error (a oneof)}
 // output_needed (22)  W -> F      {"request_id": u64, "model": str, "bytes": u64}
 // output_region (23)  F -> W      {"request_id": u64, "offset": u64, "size": u64}
 // get_stats (30)      F -> W      {}
@@ -165,7 +172,8 @@
 namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
-inline constexpr uint32_t kProtocolVersion = 5;
+// 6: every payload a protobuf of worker.proto (was JSON but for infer/result).
+inline constexpr uint32_t kProtocolVersion = 6;
 
 enum class MessageType : uint16_t {
   kPing = 1,
@@ -536,92 +544,75 @@ struct ShutdownMessage {
   bool operator==(const ShutdownMessage&) const = default;
 };
 
-// Payload text of a message (compact JSON). Never fails.
-std::string ToJson(const PingMessage& m);
-std::string ToJson(const PongMessage& m);
-std::string ToJson(const AttachArenaMessage& m);
-std::string ToJson(const LoadMessage& m);
-std::string ToJson(const LoadedMessage& m);
-std::string ToJson(const LoadFailedMessage& m);
-std::string ToJson(const InferMessage& m);
-std::string ToJson(const ResultMessage& m);
-std::string ToJson(const OutputNeededMessage& m);
-std::string ToJson(const OutputRegionMessage& m);
-std::string ToJson(const GetStatsMessage& m);
-std::string ToJson(const StatsMessage& m);
-std::string ToJson(const UnloadMessage& m);
-std::string ToJson(const UnloadedMessage& m);
-std::string ToJson(const ShutdownMessage& m);
-std::string ToJson(const AttachRegionMessage& m);
-std::string ToJson(const RegionAttachedMessage& m);
-std::string ToJson(const DetachRegionMessage& m);
-std::string ToJson(const SwapOutMessage& m);
-std::string ToJson(const SwappedOutMessage& m);
-std::string ToJson(const SwapInMessage& m);
-std::string ToJson(const SwappedInMessage& m);
-std::string ToJson(const SetLimitMessage& m);
-std::string ToJson(const LimitSetMessage& m);
+// The frame payload of a message: the serialized protobuf message of
+// src/ipc/worker.proto named after its type (`load` -> modelgrid.ipc.pb.Load).
+// Never fails.
+std::string EncodePayload(const PingMessage& m);
+std::string EncodePayload(const PongMessage& m);
+std::string EncodePayload(const AttachArenaMessage& m);
+std::string EncodePayload(const LoadMessage& m);
+std::string EncodePayload(const LoadedMessage& m);
+std::string EncodePayload(const LoadFailedMessage& m);
+std::string EncodePayload(const InferMessage& m);
+std::string EncodePayload(const ResultMessage& m);
+std::string EncodePayload(const OutputNeededMessage& m);
+std::string EncodePayload(const OutputRegionMessage& m);
+std::string EncodePayload(const GetStatsMessage& m);
+std::string EncodePayload(const StatsMessage& m);
+std::string EncodePayload(const UnloadMessage& m);
+std::string EncodePayload(const UnloadedMessage& m);
+std::string EncodePayload(const ShutdownMessage& m);
+std::string EncodePayload(const AttachRegionMessage& m);
+std::string EncodePayload(const RegionAttachedMessage& m);
+std::string EncodePayload(const DetachRegionMessage& m);
+std::string EncodePayload(const SwapOutMessage& m);
+std::string EncodePayload(const SwappedOutMessage& m);
+std::string EncodePayload(const SwapInMessage& m);
+std::string EncodePayload(const SwappedInMessage& m);
+std::string EncodePayload(const SetLimitMessage& m);
+std::string EncodePayload(const LimitSetMessage& m);
 
-// Parses a payload into `*out` (left unspecified on error). Errors:
-// kCorruption naming the message type and, where one is at fault, the field:
-// invalid JSON, not an object, a missing required field, a wrong JSON type,
-// an unknown field, an unknown datatype or error code, a negative dimension,
-// a tensor size that disagrees with its shape, a misaligned offset, a
-// "params" that is not an object, a spec dim below -1, or (for result) both
-// or neither of "outputs" and "error".
-Status FromJson(std::string_view json, PingMessage* out);
-Status FromJson(std::string_view json, PongMessage* out);
-Status FromJson(std::string_view json, AttachArenaMessage* out);
-Status FromJson(std::string_view json, LoadMessage* out);
-Status FromJson(std::string_view json, LoadedMessage* out);
-Status FromJson(std::string_view json, LoadFailedMessage* out);
-Status FromJson(std::string_view json, InferMessage* out);
-Status FromJson(std::string_view json, ResultMessage* out);
-Status FromJson(std::string_view json, OutputNeededMessage* out);
-Status FromJson(std::string_view json, OutputRegionMessage* out);
-Status FromJson(std::string_view json, GetStatsMessage* out);
-Status FromJson(std::string_view json, StatsMessage* out);
-Status FromJson(std::string_view json, UnloadMessage* out);
-Status FromJson(std::string_view json, UnloadedMessage* out);
-Status FromJson(std::string_view json, ShutdownMessage* out);
-Status FromJson(std::string_view json, AttachRegionMessage* out);
-Status FromJson(std::string_view json, RegionAttachedMessage* out);
-Status FromJson(std::string_view json, DetachRegionMessage* out);
-Status FromJson(std::string_view json, SwapOutMessage* out);
-Status FromJson(std::string_view json, SwappedOutMessage* out);
-Status FromJson(std::string_view json, SwapInMessage* out);
-Status FromJson(std::string_view json, SwappedInMessage* out);
-Status FromJson(std::string_view json, SetLimitMessage* out);
-Status FromJson(std::string_view json, LimitSetMessage* out);
+// Parses a frame payload made by EncodePayload into `*out` (left unspecified
+// on error). Errors: kCorruption naming the message type and, where one is
+// at fault, the field ("'load' message: field 'limit_bytes': missing"):
+// bytes that are not the protobuf message, a field the schema does not have
+// (or of another wire type), a missing required field (worker.proto marks
+// them), an unknown datatype or error code (or "OK"), a tensor with an
+// empty name, a negative dimension or a size that disagrees with its shape,
+// a misaligned arena offset, a missing `output` region or a "params" that
+// is not a JSON object (infer), a spec dim below -1, an empty model
+// (swap_out, swap_in, set_limit), a region id 0 (attach_region), a
+// negative CUDA device index (stats), or (result) neither outputs nor error.
+Status DecodePayload(std::string_view payload, PingMessage* out);
+Status DecodePayload(std::string_view payload, PongMessage* out);
+Status DecodePayload(std::string_view payload, AttachArenaMessage* out);
+Status DecodePayload(std::string_view payload, LoadMessage* out);
+Status DecodePayload(std::string_view payload, LoadedMessage* out);
+Status DecodePayload(std::string_view payload, LoadFailedMessage* out);
+Status DecodePayload(std::string_view payload, InferMessage* out);
+Status DecodePayload(std::string_view payload, ResultMessage* out);
+Status DecodePayload(std::string_view payload, OutputNeededMessage* out);
+Status DecodePayload(std::string_view payload, OutputRegionMessage* out);
+Status DecodePayload(std::string_view payload, GetStatsMessage* out);
+Status DecodePayload(std::string_view payload, StatsMessage* out);
+Status DecodePayload(std::string_view payload, UnloadMessage* out);
+Status DecodePayload(std::string_view payload, UnloadedMessage* out);
+Status DecodePayload(std::string_view payload, ShutdownMessage* out);
+Status DecodePayload(std::string_view payload, AttachRegionMessage* out);
+Status DecodePayload(std::string_view payload, RegionAttachedMessage* out);
+Status DecodePayload(std::string_view payload, DetachRegionMessage* out);
+Status DecodePayload(std::string_view payload, SwapOutMessage* out);
+Status DecodePayload(std::string_view payload, SwappedOutMessage* out);
+Status DecodePayload(std::string_view payload, SwapInMessage* out);
+Status DecodePayload(std::string_view payload, SwappedInMessage* out);
+Status DecodePayload(std::string_view payload, SetLimitMessage* out);
+Status DecodePayload(std::string_view payload, LimitSetMessage* out);
 
 // Checks that every tensor lies inside `bounds` ([offset, offset + size) of
 // each within [bounds.offset, bounds.offset + bounds.size)) — what the
 // frontend verifies of a worker's outputs against the request's output
 // region before reading them. Errors: kCorruption naming the tensor.
 Status CheckTensorsWithin(const std::vector<TensorRef>& tensors, const Region& bounds);
-
-// The frame payload of a message: protobuf bytes for `infer` and `result`
-// (request.proto), the JSON text of ToJson for the others.
-std::string EncodePayload(const InferMessage& m);
-std::string EncodePayload(const ResultMessage& m);
-template <typename M>
-std::string EncodePayload(const M& m) {
-  return ToJson(m);
-}
-
-// Parses a frame payload made by EncodePayload. Errors: kCorruption naming
-// the message type: for `infer` and `result` bytes that are not the
-// protobuf message, a missing output region, then the same
-// field checks as FromJson (datatypes, shapes against sizes, alignment,
-// params an object, an error code known); fields the schema does not have
-// are skipped, as protobuf does (LITE_RUNTIME cannot list them). For the
-// others as FromJson.
-Status DecodePayload(std::string_view payload, InferMessage* out);
-Status DecodePayload(std::string_view payload, ResultMessage* out);
-template <typename M>
-Status DecodePayload(std::string_view payload, M* out) {
-  return FromJson(payload, out);
-}
 
 // A frame carrying `m`. Messages with a `request_id` field (infer, result,
 // output_needed, output_region)
