@@ -231,6 +231,10 @@ struct InferCall {
   // reads the client's bytes in place. An input with both is refused.
   std::vector<InferTensor> inputs;
   nlohmann::json params = nlohmann::json::object();  // task parameters (generate's)
+  // The outputs wanted, by name (empty = every output of the task): a
+  // worker copies back only these. A name the task does not produce is an
+  // error of the call (kInvalidArgument naming it).
+  std::vector<std::string> output_names;
   int priority = 0;
   std::optional<std::chrono::milliseconds> timeout;  // default: the model's default_timeout_us
   std::string id;                                    // client's request id, for logs

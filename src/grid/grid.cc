@@ -397,6 +397,7 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
   req.task = std::move(call.task);
   req.inputs = std::move(call.inputs);
   req.params = std::move(call.params);
+  req.output_names = std::move(call.output_names);
   req.priority = call.priority;
   if (call.timeout) req.deadline = SchedulerTime(std::chrono::steady_clock::now() + *call.timeout);
   auto shared_done = std::make_shared<InferCallback>(std::move(done));

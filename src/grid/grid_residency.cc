@@ -112,7 +112,7 @@ Result<std::vector<InferTensor>> Grid::Impl::RunOnce(Instance& inst, const Execu
   }
   auto result =
       client->Infer(inst.model, task, inputs, params, TimeoutUntil(ctx.deadline, Clock::now()),
-                    inst.request_bytes + inst.granted_bytes);
+                    inst.request_bytes + inst.granted_bytes, ctx.output_names);
   // The worker died under the request: the watchdog restarts it.
   if (!result.ok() && result.status().code() == StatusCode::kUnavailable && !client->alive()) {
     return WithRetryAfter(result.status(), kRestartRetryAfterSeconds);

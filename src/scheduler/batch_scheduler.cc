@@ -27,6 +27,8 @@ std::string CompatibilityKey(const SchedulerRequest& r) {
   std::sort(sorted.begin(), sorted.end(),
             [](const InferTensor* a, const InferTensor* b) { return a->name < b->name; });
   std::string key = fmt::format("{}\n{}\n", r.task, r.params.dump());
+  for (const std::string& name : r.output_names) key += fmt::format("{}\x1e", name);
+  key += '\n';
   for (const InferTensor* t : sorted) {
     key += fmt::format("{}\x1f{}", t->name, DataTypeName(t->datatype));
     for (size_t d = 1; d < t->shape.size(); ++d) key += fmt::format(",{}", t->shape[d]);
@@ -343,6 +345,7 @@ BatchScheduler::Attempt BatchScheduler::Execute(const std::vector<Pending*>& mem
   SchedulerTime latest = members.front()->deadline;
   for (const Pending* p : members) latest = std::max(latest, p->deadline);
   if (latest != SchedulerTime::max()) ctx.deadline = latest;
+  ctx.output_names = members.front()->request.output_names;
 
   std::vector<int64_t> rows;
   std::vector<InferTensor> inputs;

@@ -385,3 +385,61 @@ TEST(InferenceServiceVersionsTest, EveryVersionThePolicySelectsServes) {
 
 }  // namespace
 }  // namespace modelgrid
+
+namespace modelgrid {
+namespace {
+
+// Through a worker: a request that names one of the task's outputs gets
+// only that one back (the worker copies no other), the same bytes as the
+// full answer's; a name the task lacks is the worker's error naming it.
+TEST(InferenceServiceOutputsTest, TheWorkerReturnsOnlyTheRequestedOutputs) {
+  auto zoo = testing::Zoo();
+  if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
+  GridOptions o;
+  o.isolation = Isolation::kModel;
+  o.devices = {"cpu=8GiB"};
+  o.worker_threads = 1;
+  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
+  auto grid = Grid::Create(o);
+  ASSERT_TRUE(grid.ok()) << grid.status().ToString();
+  ASSERT_TRUE((*grid)->AddModel({"gpt2", *zoo / "gpt2", {}, {}}).ok());
+  ASSERT_TRUE((*grid)->LoadAll().ok());
+  ASSERT_EQ((*grid)->Model("gpt2")->state, ModelState::kReady) << (*grid)->Model("gpt2")->reason;
+  InferenceService service(grid->get(), {});
+  InferRequest r;
+  InferTensor ids;
+  ids.name = "input_ids";
+  ids.datatype = DataType::kInt64;
+  ids.shape = {1, 3};
+  for (int64_t v : {11, 22, 33}) ids.data.append(reinterpret_cast<const char*>(&v), 8);
+  r.inputs.push_back(ids);
+  r.parameters = {{"task", "generate"}, {"max_new_tokens", 4}};
+  auto all = service.Infer("gpt2", "", r);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_GE(all->outputs.size(), 2u);
+  const InferTensor& second = all->outputs[1];
+  r.outputs = {RequestedOutput{second.name, false, nlohmann::json::object()}};
+  auto one = service.Infer("gpt2", "", r);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_EQ(one->outputs.size(), 1u);
+  EXPECT_EQ(one->outputs[0], second);
+  // The grid's own answer (no service filtering after it): the worker sent
+  // back that one output only.
+  InferCall call;
+  call.task = "generate";
+  call.inputs = {ids};
+  call.params = {{"max_new_tokens", 4}};
+  call.output_names = {second.name};
+  auto from_worker = (*grid)->Infer("gpt2", std::move(call));
+  ASSERT_TRUE(from_worker.ok()) << from_worker.status().ToString();
+  ASSERT_EQ(from_worker->size(), 1u);
+  EXPECT_EQ(from_worker->at(0), second);
+  r.outputs = {RequestedOutput{"no_such_output", false, nlohmann::json::object()}};
+  auto bad = service.Infer("gpt2", "", r);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("no_such_output"), std::string::npos)
+      << bad.status().ToString();
+}
+
+}  // namespace
+}  // namespace modelgrid

@@ -160,6 +160,19 @@ void InferenceService::InferAsync(const std::string& model, const std::string& v
   head.id = request.id;
   auto call = service::MakeInferCall(std::move(request));
   if (!call.ok()) return done(call.status());
+  // The worker copies back only the outputs asked for. A loaded model knows
+  // the outputs of its infer task: an unknown name is refused here, before
+  // any work (other tasks' workers refuse it, naming the task).
+  for (const service::OutputPlan& plan : *plans) {
+    const bool known = call->task != "infer" || status->outputs.empty() ||
+                       std::any_of(status->outputs.begin(), status->outputs.end(),
+                                   [&](const TensorSpec& o) { return o.name == plan.name; });
+    if (!known) {
+      return done(Status::InvalidArgument("requested output '" + plan.name +
+                                          "' is not an output of model '" + model + "'"));
+    }
+    call->output_names.push_back(plan.name);
+  }
   // The grid's model for that version (the model itself, or model@version);
   // Classify reads that one's labels.
   const std::string grid_model = status->name;

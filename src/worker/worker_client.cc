@@ -691,7 +691,8 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
                                                      const std::vector<InferTensor>& inputs,
                                                      const nlohmann::json& params,
                                                      std::chrono::milliseconds timeout,
-                                                     std::optional<uint64_t> limit_bytes) {
+                                                     std::optional<uint64_t> limit_bytes,
+                                                     const std::vector<std::string>& output_names) {
   Impl& im = *impl_;
   const auto deadline = Clock::now() + timeout;
   if (!params.is_null() && !params.is_object()) {
@@ -705,6 +706,7 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
   msg.task = task;
   msg.params = params.is_object() ? params : nlohmann::json::object();
   msg.limit_bytes = limit_bytes;
+  msg.output_names = output_names;
 
   // Inputs: one copy each into the arena. The call owns every region from
   // allocation on; every return below frees them (or hands them to the

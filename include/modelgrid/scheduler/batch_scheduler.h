@@ -85,6 +85,9 @@ struct ExecuteContext {
   // request that runs as given (the model does not batch, or the request
   // has no batch dimension).
   int64_t rows = 1;
+  // The outputs the batch's requests want (SchedulerRequest::output_names,
+  // the same for every member); empty = every output.
+  std::vector<std::string> output_names;
 };
 
 // Runs one batch: the model's side of the scheduler (e.g. a worker
@@ -129,6 +132,10 @@ struct SchedulerRequest {
   std::string task = "forward";                      // what to run
   std::vector<InferTensor> inputs;                   // batch in dimension 0 when batching
   nlohmann::json params = nlohmann::json::object();  // requests with unequal params never merge
+  // The outputs the client wants, by name (empty = every output); requests
+  // that want different outputs never merge. The executor gets them
+  // (ExecuteContext::output_names), so a worker sends back only those.
+  std::vector<std::string> output_names;
   int priority = 0;                                  // higher runs first
   // The request's one deadline (the client's timeout): it gives up waiting
   // in the queue then, and the executor gets it (ExecuteContext). nullopt:

@@ -137,6 +137,9 @@ class WorkerClient {
   // the bytes the grid granted it for this batch; 0 = none), in force in
   // the worker while the request runs in place of the load's limit
   // (messages.h, InferMessage::limit_bytes); unset = the load's limit.
+  // `output_names` (empty = all) are the outputs the worker sends back, in
+  // that order: the others are never copied (a name the task lacks is the
+  // worker's kInvalidArgument).
   // Errors: the worker's error for the request (e.g. kInvalidArgument for a
   // wrong shape, kResourceExhausted for the memory limit, with
   // Status::memory_limit() {model, device, limit, in use, requested bytes},
@@ -154,7 +157,8 @@ class WorkerClient {
                                          const std::vector<InferTensor>& inputs,
                                          const nlohmann::json& params,
                                          std::chrono::milliseconds timeout,
-                                         std::optional<uint64_t> limit_bytes = std::nullopt);
+                                         std::optional<uint64_t> limit_bytes = std::nullopt,
+                                         const std::vector<std::string>& output_names = {});
 
   // Moves `model`'s weights off its device while the worker keeps the model
   // (messages.h swap_out): CPU models to one file in `swap_dir` (a folder,
