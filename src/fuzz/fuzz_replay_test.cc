@@ -90,7 +90,7 @@ size_t Replay(const std::string& target, std::string (*check)(std::string_view))
   for (const fs::path& file : files) {
     const std::string name = file.string();
     std::strncpy(g_current, name.c_str(), sizeof(g_current) - 1);
-    const std::string broken = check(ReadFile(file));
+    const std::string broken = RunGuarded(check, ReadFile(file));
     const std::string key = target + "/" + file.filename().string();
     if (auto bug = known.find(key); bug != known.end()) {
       EXPECT_NE(broken, "") << key << " no longer breaks a property: the bug is fixed, remove its "

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -23,7 +24,8 @@
 
 namespace modelgrid::fuzz {
 
-// The harnesses (one .cc each). Input formats: see each file.
+// The harnesses (one .cc each; exceptions they let through are caught and
+// reported by RunGuarded). Input formats: see each file.
 std::string CheckInferRequest(std::string_view input);
 std::string CheckTritonConfig(std::string_view input);
 std::string CheckModelConfig(std::string_view input);
@@ -52,10 +54,24 @@ inline bool Ignored(const std::string& broken) {
   return false;
 }
 
+// Runs `check` on `input`: its description of a broken property, or "an
+// exception escaped: ..." when one did (a harness lets exceptions through;
+// both drivers call it through here).
+inline std::string RunGuarded(std::string (*check)(std::string_view), std::string_view input) {
+  try {
+    return check(input);
+  } catch (const std::exception& e) {
+    return std::string("an exception escaped: ") + e.what();
+  } catch (...) {
+    return "an exception escaped";
+  }
+}
+
 // Runs `check` on one input; on a broken property prints it and aborts
 // (unless MODELGRID_FUZZ_IGNORE names it).
 inline int RunOrAbort(std::string (*check)(std::string_view), const uint8_t* data, size_t size) {
-  const std::string broken = check(std::string_view(reinterpret_cast<const char*>(data), size));
+  const std::string broken =
+      RunGuarded(check, std::string_view(reinterpret_cast<const char*>(data), size));
   if (!broken.empty() && !Ignored(broken)) {
     std::fprintf(stderr, "modelgrid fuzz: property broken: %s\n", broken.c_str());
     std::abort();

@@ -18,7 +18,6 @@
 // as another NaN: JSON keeps no NaN sign or payload).
 #include <cmath>
 #include <cstring>
-#include <exception>
 #include <optional>
 #include <set>
 #include <string>
@@ -182,28 +181,22 @@ std::string CheckResponse(std::string_view body, std::optional<size_t> header_le
 }  // namespace
 
 std::string CheckInferRequest(std::string_view input) {
-  try {
-    const unsigned mode = input.empty() ? 0 : static_cast<unsigned char>(input[0]);
-    std::string_view rest = input.empty() ? input : input.substr(1);
-    std::optional<size_t> header_length;
-    if (mode & 1) {
-      size_t n = 0;
-      if (!rest.empty()) n |= static_cast<unsigned char>(rest[0]);
-      if (rest.size() > 1) n |= static_cast<size_t>(static_cast<unsigned char>(rest[1])) << 8;
-      header_length = n;
-      rest = rest.size() > 2 ? rest.substr(2) : std::string_view();
-    }
-    if (std::string broken = CheckRequest(rest, header_length); !broken.empty()) return broken;
-    if (header_length) {
-      if (std::string broken = CheckRequest(rest, std::nullopt); !broken.empty()) return broken;
-    }
-    if (mode & 2) return CheckResponse(rest, header_length);
-    return "";
-  } catch (const std::exception& e) {
-    return std::string("an exception escaped: ") + e.what();
-  } catch (...) {
-    return "an exception escaped";
+  const unsigned mode = input.empty() ? 0 : static_cast<unsigned char>(input[0]);
+  std::string_view rest = input.empty() ? input : input.substr(1);
+  std::optional<size_t> header_length;
+  if (mode & 1) {
+    size_t n = 0;
+    if (!rest.empty()) n |= static_cast<unsigned char>(rest[0]);
+    if (rest.size() > 1) n |= static_cast<size_t>(static_cast<unsigned char>(rest[1])) << 8;
+    header_length = n;
+    rest = rest.size() > 2 ? rest.substr(2) : std::string_view();
   }
+  if (std::string broken = CheckRequest(rest, header_length); !broken.empty()) return broken;
+  if (header_length) {
+    if (std::string broken = CheckRequest(rest, std::nullopt); !broken.empty()) return broken;
+  }
+  if (mode & 2) return CheckResponse(rest, header_length);
+  return "";
 }
 
 }  // namespace modelgrid::fuzz
