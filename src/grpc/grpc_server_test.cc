@@ -14,6 +14,7 @@
 #include "modelgrid/grpc/grpc_server.h"
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/test_grid.h"
 #include "testing/digits.h"
 #include "testing/zoo.h"
 
@@ -29,15 +30,8 @@ class GrpcServerTest : public ::testing::Test {
     auto zoo = testing::Zoo();
     if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
     zoo_ = *zoo;
-    GridOptions o;
-    o.isolation = Isolation::kNone;
-    o.devices = {"cpu=8GiB"};
-    o.worker_threads = 1;
-    auto grid = Grid::Create(o);
-    ASSERT_TRUE(grid.ok()) << grid.status().ToString();
-    grid_ = std::move(grid).value();
-    ASSERT_TRUE(grid_->AddModel({"digits", zoo_ / "digits", {}, {}}).ok());
-    ASSERT_TRUE(grid_->LoadAll().ok());
+    grid_ = testing::DigitsGrid(Isolation::kNone, zoo_);
+    ASSERT_TRUE(grid_);
     auto st = grid_->Model("digits");
     ASSERT_TRUE(st.ok() && st->state == ModelState::kReady);
     input_ = st->inputs.at(0).name;

@@ -15,6 +15,7 @@
 
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/test_grid.h"
 #include "testing/digits.h"
 #include "testing/zoo.h"
 
@@ -24,19 +25,6 @@ namespace {
 using testing::PosixSharedMemory;
 
 
-std::unique_ptr<Grid> DigitsGrid(const std::filesystem::path& zoo) {
-  GridOptions o;
-  o.isolation = Isolation::kNone;
-  o.devices = {"cpu=8GiB"};
-  o.worker_threads = 1;
-  auto created = Grid::Create(o);
-  EXPECT_TRUE(created.ok()) << created.status().ToString();
-  if (!created.ok()) return nullptr;
-  std::unique_ptr<Grid> grid = std::move(created).value();
-  EXPECT_TRUE(grid->AddModel({"digits", zoo / "digits", {}, {}}).ok());
-  EXPECT_TRUE(grid->LoadAll().ok());
-  return grid;
-}
 
 InferRequest OneRow(const std::string& input, std::string bytes) {
   InferRequest r;
@@ -56,7 +44,7 @@ class InferenceServiceTest : public ::testing::Test {
     auto zoo = testing::Zoo();
     if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
     zoo_ = *zoo;
-    grid_ = DigitsGrid(zoo_);
+    grid_ = testing::DigitsGrid(Isolation::kNone, zoo_);
     ASSERT_TRUE(grid_);
     auto st = grid_->Model("digits");
     ASSERT_TRUE(st.ok() && st->state == ModelState::kReady);
@@ -263,10 +251,7 @@ namespace {
 TEST(InferenceServiceStandbyTest, AStandbyModelsMetadataComesFromItsConfiguration) {
   auto zoo = testing::Zoo();
   if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
-  GridOptions o;
-  o.isolation = Isolation::kNone;
-  o.devices = {"cpu=8GiB"};
-  o.worker_threads = 1;
+  GridOptions o = testing::TestGridOptions(Isolation::kNone);
   o.default_load = LoadPolicy::kOnDemand;
   auto grid = Grid::Create(o);
   ASSERT_TRUE(grid.ok()) << grid.status().ToString();
@@ -326,11 +311,7 @@ TEST(InferenceServiceVersionsTest, EveryVersionThePolicySelectsServes) {
     text.replace(text.find(from), from.size(), "version_policy: { all: {} }");
     std::ofstream(root / "digits" / "config.pbtxt") << text;
   }
-  GridOptions o;
-  o.isolation = Isolation::kNone;
-  o.devices = {"cpu=8GiB"};
-  o.worker_threads = 1;
-  auto grid = Grid::Create(o);
+  auto grid = Grid::Create(testing::TestGridOptions(Isolation::kNone));
   ASSERT_TRUE(grid.ok());
   ASSERT_TRUE((*grid)->AddRepository(root).ok());
   ASSERT_TRUE((*grid)->LoadAll().ok());
@@ -395,12 +376,7 @@ namespace {
 TEST(InferenceServiceOutputsTest, TheWorkerReturnsOnlyTheRequestedOutputs) {
   auto zoo = testing::Zoo();
   if (!zoo) GTEST_SKIP() << "MODELGRID_TEST_ZOO is not set or not a folder";
-  GridOptions o;
-  o.isolation = Isolation::kModel;
-  o.devices = {"cpu=8GiB"};
-  o.worker_threads = 1;
-  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
-  auto grid = Grid::Create(o);
+  auto grid = Grid::Create(testing::TestGridOptions(Isolation::kModel));
   ASSERT_TRUE(grid.ok()) << grid.status().ToString();
   ASSERT_TRUE((*grid)->AddModel({"gpt2", *zoo / "gpt2", {}, {}}).ok());
   ASSERT_TRUE((*grid)->LoadAll().ok());

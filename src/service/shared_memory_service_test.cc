@@ -14,6 +14,7 @@
 #include "modelgrid/grid.h"
 #include "modelgrid/service/inference_service.h"
 #include "testing/posix_shm.h"
+#include "testing/test_grid.h"
 #include "testing/digits.h"
 #include "testing/zoo.h"
 
@@ -41,29 +42,12 @@ InferTensor InShm(const std::string& name, int64_t rows, const std::string& regi
   return t;
 }
 
-// A grid in `isolation` serving the zoo's digits; null (with a failure
-// recorded) when it cannot be made.
-std::unique_ptr<Grid> DigitsGrid(Isolation isolation, const std::filesystem::path& zoo) {
-  GridOptions o;
-  o.isolation = isolation;
-  o.devices = {"cpu=8GiB"};
-  o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
-  o.worker_threads = 1;
-  auto created = Grid::Create(o);
-  EXPECT_TRUE(created.ok()) << created.status().ToString();
-  if (!created.ok()) return nullptr;
-  std::unique_ptr<Grid> grid = std::move(created).value();
-  Status added = grid->AddModel({"digits", zoo / "digits", {}, {}});
-  EXPECT_TRUE(added.ok()) << added.ToString();
-  EXPECT_TRUE(grid->LoadAll().ok());
-  return added.ok() ? std::move(grid) : nullptr;
-}
 
 class GridSharedMemoryTest : public ::testing::TestWithParam<Isolation> {};
 
 TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
   REQUIRE_ZOO();
-  std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
+  std::unique_ptr<Grid> grid = testing::DigitsGrid(GetParam(), zoo);
   ASSERT_TRUE(grid);
   InferenceService service(grid.get(), {});
   auto st = grid->Model("digits");
@@ -143,7 +127,7 @@ TEST_P(GridSharedMemoryTest, InputsAreReadWhereTheClientWroteThem) {
 // once the object has its size back.
 TEST_P(GridSharedMemoryTest, AShrunkObjectFailsOnlyThatRequestAndKillsNoProcess) {
   REQUIRE_ZOO();
-  std::unique_ptr<Grid> grid = DigitsGrid(GetParam(), zoo);
+  std::unique_ptr<Grid> grid = testing::DigitsGrid(GetParam(), zoo);
   ASSERT_TRUE(grid);
   InferenceService service(grid.get(), {});
   auto st = grid->Model("digits");
