@@ -802,6 +802,22 @@ void HttpServer::Impl::Sweep() {
   }
   // Connections of the event threads past a header or body deadline.
   std::vector<AccessRecord> records;  // answers written here, logged after the lock
+  // Answers `status` with `message` (JSON error body, Connection: close)
+  // when the connection had begun a request, records it, and shuts the
+  // socket down; the event thread then closes it.
+  auto AnswerAndShutDown = [&](int fd, Conn& conn, int status, const std::string& message) {
+    if (conn.phase == Conn::Phase::kBody || conn.request_started) {
+      const std::string error = ErrorBody(message);
+      SendNow(fd, server::SerializeClosingResponse(status, error));
+      AccessRecord record;
+      record.remote_address = conn.ip;
+      record.status = status;
+      record.response_bytes = error.size();
+      records.push_back(std::move(record));
+    }
+    ::shutdown(fd, SHUT_RDWR);
+    conn.swept = true;
+  };
   {
     std::lock_guard lock(mu);
     for (auto& [fd, conn] : conns) {
@@ -825,40 +841,20 @@ void HttpServer::Impl::Sweep() {
           continue;
         }
         if (SocketInode(fd) != conn->inode) continue;
-        if (conn->phase == Conn::Phase::kBody || conn->request_started) {
-          const std::string error =
-              ErrorBody(conn->phase == Conn::Phase::kBody
-                            ? "the client closed its side before the request body ended"
-                            : "the client closed its side before the request headers ended");
-          SendNow(fd, server::SerializeClosingResponse(400, error));
-          AccessRecord record;
-          record.remote_address = conn->ip;
-          record.status = 400;
-          record.response_bytes = error.size();
-          records.push_back(std::move(record));
-        }
-        ::shutdown(fd, SHUT_RDWR);
-        conn->swept = true;
+        AnswerAndShutDown(fd, *conn, 400,
+                          conn->phase == Conn::Phase::kBody
+                              ? "the client closed its side before the request body ended"
+                              : "the client closed its side before the request headers ended");
         continue;
       }
       if (SocketInode(fd) != conn->inode) continue;  // not the same socket (cannot happen)
-      const bool body = conn->phase == Conn::Phase::kBody;
-      if (conn->request_started || body) {
-        const std::string message =
-            body ? "request body not complete after " + DurationText(options.body_timeout) +
-                       " (--http-body-timeout)"
-                 : "request line and headers not complete after " +
-                       DurationText(options.header_timeout) + " (--http-header-timeout)";
-        const std::string error = ErrorBody(message);
-        SendNow(fd, server::SerializeClosingResponse(408, error));
-        AccessRecord record;
-        record.remote_address = conn->ip;
-        record.status = 408;
-        record.response_bytes = error.size();
-        records.push_back(std::move(record));
-      }
-      ::shutdown(fd, SHUT_RDWR);
-      conn->swept = true;
+      AnswerAndShutDown(fd, *conn, 408,
+                        conn->phase == Conn::Phase::kBody
+                            ? "request body not complete after " +
+                                  DurationText(options.body_timeout) + " (--http-body-timeout)"
+                            : "request line and headers not complete after " +
+                                  DurationText(options.header_timeout) +
+                                  " (--http-header-timeout)");
     }
   }
   for (AccessRecord& r : records) Log(std::move(r));
