@@ -116,7 +116,12 @@ Status FinishOutputs(const Grid& grid, const std::string& model,
       return Status::InvalidArgument("requested output '" + plan.name +
                                      "' is not an output of model '" + model + "'");
     }
-    InferTensor tensor = *it;
+    // Moved out unless a later plan names the same output again (gRPC does
+    // not refuse a repeated name): the outputs are ours, and a copy of a
+    // large tensor on every request is what the request path must avoid.
+    const bool again = std::any_of(&plan + 1, plans.data() + plans.size(),
+                                   [&](const OutputPlan& later) { return later.name == plan.name; });
+    InferTensor tensor = again ? *it : std::move(*it);
     if (plan.classification > 0) {
       MG_ASSIGN_OR_RETURN(tensor, Classify(grid, model, tensor, plan.classification));
     }
