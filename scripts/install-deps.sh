@@ -16,6 +16,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc  # the KServe v2 gRPC server (src/grpc/)
   libmicrohttpd-dev zlib1g-dev       # the HTTP server (event-driven, bounded connections); gzip/deflate bodies
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  libicu-dev libpcre2-dev            # tokenizer.json: Unicode normalization and classes, split regexes
+  nodejs                             # tokenizer references (@huggingface/tokenizers from npm, tools/tokenizers)
   pkg-config curl procps
 )
 
@@ -25,6 +27,8 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# npm: Debian's package, unless a Node.js that carries its own npm is installed.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
