@@ -159,7 +159,9 @@ std::string VersionedModelName(const std::string& model, const std::string& vers
 // What the grid knows of one model. Bytes are integers.
 struct ModelStatus {
   std::string name;
-  std::string type;      // "torchscript" or "huggingface"
+  std::string type;      // "torchscript" or "huggingface": the files' format
+  std::string backend;   // the backend kind that runs it ("torchscript",
+                         // "huggingface"; BackendKindFor); "" before a load
   std::string version;   // the version folder served, "" when none
   ModelState state = ModelState::kAdded;
   std::string reason;    // why unplaced / failed / restarting / standby / swapped; "" otherwise

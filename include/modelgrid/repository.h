@@ -84,6 +84,11 @@ Result<LoadPolicy> ParseLoadPolicy(const std::string& text);
 //
 // YAML schema (all optional):
 //   platform: pytorch_torchscript | huggingface      (default: from the files)
+//   backend: torchscript | huggingface  # what runs it (default: BackendKindFor,
+//                                # modelgrid/backend/backend_kind.h)
+//   dtype: float32 | float16 | bfloat16  # huggingface backend: the weights'
+//                                # dtype on the device (default: config.json's
+//                                # torch_dtype; the CPU computes in float32)
 //   max_batch_size: 8            # 0 = the model does not batch
 //   sequence_length: 128         # tokens per request for HF models (estimation)
 //   inputs:  [{name, datatype, dims}]
@@ -103,6 +108,8 @@ Result<LoadPolicy> ParseLoadPolicy(const std::string& text);
 //   tasks: {name: method}        # extra TorchScript methods exposed as tasks
 struct ModelConfig {
   std::string platform;
+  std::string backend;  // "" = chosen from the files (BackendKindFor)
+  std::string dtype;    // "" = config.json's torch_dtype
   int64_t max_batch_size = 1;
   int64_t sequence_length = 128;
   std::vector<TensorSpec> inputs;

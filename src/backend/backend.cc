@@ -565,17 +565,9 @@ std::vector<TensorSpec> TorchScriptBackend::Outputs() const {
 }
 
 Result<std::vector<InferTensor>> TorchScriptBackend::Run(const std::string& task,
-                                                         const std::vector<InferTensor>& inputs,
-                                                         const nlohmann::json& params) {
-  std::vector<InferTensorView> views;
-  views.reserve(inputs.size());
-  for (const InferTensor& t : inputs) views.push_back(ViewOf(t));
-  return Run(task, std::span<const InferTensorView>(views), params);
-}
-
-Result<std::vector<InferTensor>> TorchScriptBackend::Run(const std::string& task,
                                                          std::span<const InferTensorView> inputs,
-                                                         const nlohmann::json& params) {
+                                                         const nlohmann::json& params,
+                                                         const StreamCallback& /*stream*/) {
   if (!impl_) return Status::Unavailable("task '" + task + "': no model loaded");
   std::shared_lock<std::shared_mutex> lock(impl_->mu);
   const LoadedModel& m = impl_->m;

@@ -15,6 +15,7 @@
 #include <functional>
 #include <set>
 
+#include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/torch/counting_allocator.h"
 #include "testing/zoo.h"
@@ -88,6 +89,34 @@ TEST(BackendTest, DigitsClassifiesItsTestSetWithTheRecordedAccuracy) {
     }
   }
   EXPECT_EQ(correct, set["correct"].get<int64_t>());
+}
+
+// The registry makes a backend of each known kind and refuses others by
+// name; the kind BackendKindFor chooses for digits runs it through the
+// interface alone.
+TEST(BackendTest, CreateBackendMakesEachKindAndRunsDigitsThroughTheInterface) {
+  REQUIRE_ZOO();
+  auto unknown = CreateBackend("onnxruntime");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(unknown.status().message().find("'onnxruntime'"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("torchscript"), std::string::npos);
+
+  ModelEntry digits = Open(zoo, "digits");
+  auto kind = BackendKindFor(digits);
+  ASSERT_TRUE(kind.ok()) << kind.status().ToString();
+  auto backend = CreateBackend(*kind);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  ModelBackend& b = **backend;
+  EXPECT_EQ(b.kind(), "torchscript");
+  EXPECT_FALSE(b.loaded());
+  ASSERT_TRUE(b.Load(digits).ok());
+  EXPECT_EQ(b.Tasks(), std::vector<std::string>{"infer"});
+  InferTensor input{"input", DataType::kFP32, {1, 64}, std::string(64 * sizeof(float), '\0')};
+  auto out = b.Run("infer", {input});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].shape, (std::vector<int64_t>{1, 10}));
 }
 
 // Run over views reads the bytes where they lie: the same outputs as Run

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "grid/worker_pool.h"
-#include "modelgrid/backend/backend.h"
+#include "modelgrid/backend/model_backend.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/scheduler/batch_scheduler.h"
 #include "modelgrid/worker/worker_client.h"
@@ -44,7 +44,7 @@ struct Instance {
   std::mutex exec_mu;
 
   std::shared_ptr<WorkerSlot> slot;             // null in-process or while not resident
-  std::unique_ptr<TorchScriptBackend> backend;  // in-process only
+  std::unique_ptr<ModelBackend> backend;  // in-process only
   std::unique_ptr<BatchExecutor> executor;
   std::unique_ptr<BatchScheduler> scheduler;
 

@@ -7,6 +7,7 @@
 #include <future>
 
 #include "grid/grid_impl.h"
+#include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/bytes.h"
 
 namespace modelgrid {
@@ -26,8 +27,9 @@ Status Grid::Impl::StartWorker(const std::shared_ptr<WorkerSlot>& slot, int thre
 }
 
 Status Grid::Impl::LoadInstance(const ModelEntry& entry, Instance& inst, int threads) {
+  MG_ASSIGN_OR_RETURN(std::string kind, BackendKindFor(entry));
   if (!inst.slot) {
-    auto backend = std::make_unique<TorchScriptBackend>();
+    MG_ASSIGN_OR_RETURN(std::unique_ptr<ModelBackend> backend, CreateBackend(kind));
     uint64_t before = backend->MemoryStats().current_bytes;
     const Device* d = FindDevice(inst.device);
     MG_RETURN_IF_ERROR(backend->Load(entry, d ? ExecDevice(*d) : "cpu", threads));
@@ -36,6 +38,7 @@ Status Grid::Impl::LoadInstance(const ModelEntry& entry, Instance& inst, int thr
     inst.peak_bytes = inst.current_bytes;
     std::lock_guard<std::mutex> lock(mu);
     ModelStatus& s = models.at(inst.model).status;
+    s.backend = std::string(backend->kind());
     s.tasks = backend->Tasks();
     s.inputs = backend->Inputs("infer");
     s.outputs = backend->Outputs();
@@ -51,12 +54,14 @@ Status Grid::Impl::LoadInstance(const ModelEntry& entry, Instance& inst, int thr
   load.limit_bytes = inst.limit_bytes;
   load.request_bytes = inst.request_bytes;
   load.max_batch_size = static_cast<uint32_t>(std::max<int64_t>(0, entry.config.max_batch_size));
+  load.backend = kind;
   MG_ASSIGN_OR_RETURN(ipc::LoadedMessage loaded, client->Load(load, options.load_timeout));
   inst.current_bytes = loaded.current_bytes;
   inst.peak_bytes = loaded.peak_bytes;
   if (load.device != "cpu") MeasureContext(inst.slot, *client);
   std::lock_guard<std::mutex> lock(mu);
   ModelStatus& s = models.at(inst.model).status;
+  s.backend = loaded.backend.empty() ? kind : loaded.backend;
   s.tasks = loaded.tasks;
   s.inputs = loaded.inputs;
   s.outputs = loaded.outputs;

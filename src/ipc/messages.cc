@@ -284,7 +284,7 @@ bool ErrorInfo::operator==(const ErrorInfo& other) const {
 }
 
 bool LoadedMessage::operator==(const LoadedMessage& other) const {
-  return model == other.model && current_bytes == other.current_bytes &&
+  return model == other.model && backend == other.backend && current_bytes == other.current_bytes &&
          peak_bytes == other.peak_bytes && tasks == other.tasks &&
          SpecsEqual(inputs, other.inputs) && SpecsEqual(outputs, other.outputs);
 }
@@ -377,6 +377,7 @@ std::string EncodePayload(const LoadMessage& m) {
   p.set_limit_bytes(m.limit_bytes);
   p.set_request_bytes(m.request_bytes);
   p.set_max_batch_size(m.max_batch_size);
+  if (!m.backend.empty()) p.set_backend(m.backend);
   return p.SerializeAsString();
 }
 
@@ -385,6 +386,7 @@ std::string EncodePayload(const LoadedMessage& m) {
   p.set_model(m.model);
   p.set_current_bytes(m.current_bytes);
   p.set_peak_bytes(m.peak_bytes);
+  if (!m.backend.empty()) p.set_backend(m.backend);
   for (const std::string& task : m.tasks) p.add_tasks(task);
   for (const TensorSpec& spec : m.inputs) ToProto(spec, p.add_inputs());
   for (const TensorSpec& spec : m.outputs) ToProto(spec, p.add_outputs());
@@ -591,6 +593,7 @@ Status DecodePayload(std::string_view payload, LoadMessage* out) {
   out->limit_bytes = MG_REQUIRED(c, p, limit_bytes);
   out->request_bytes = p.request_bytes();    // opt 0
   out->max_batch_size = p.max_batch_size();  // opt 0
+  out->backend = p.backend();                // opt ""
   return c.status();
 }
 
@@ -599,6 +602,7 @@ Status DecodePayload(std::string_view payload, LoadedMessage* out) {
   out->model = MG_REQUIRED(c, p, model);
   out->current_bytes = MG_REQUIRED(c, p, current_bytes);
   out->peak_bytes = MG_REQUIRED(c, p, peak_bytes);
+  out->backend = p.backend();  // opt ""
   out->tasks.assign(p.tasks().begin(), p.tasks().end());
   out->inputs = FromProto(p.inputs(), c, "inputs");
   out->outputs = FromProto(p.outputs(), c, "outputs");

@@ -113,15 +113,17 @@ TEST(MessagesTest, TypeNamesAndValues) {
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kSetLimit), 80);
   EXPECT_EQ(static_cast<uint16_t>(MessageType::kLimitSet), 81);
   EXPECT_FALSE(ToMessageType(82).has_value());
-  // 4: swap, infer limit_bytes, error memory_limit; 5: set_limit; 6: all protobuf.
-  EXPECT_EQ(kProtocolVersion, 6u);
+  // 4: swap, infer limit_bytes, error memory_limit; 5: set_limit; 6: all protobuf;
+  // 7: load names the backend kind.
+  EXPECT_EQ(kProtocolVersion, 7u);
   EXPECT_FALSE(ToMessageType(0).has_value());
   EXPECT_FALSE(ToMessageType(999).has_value());
 }
 
 TEST(MessagesTest, LoadHasTheDocumentedShape) {
-  LoadMessage load{"bert", "/models/bert", "cuda:0", 3ULL << 30, 2ULL << 30, 8};
+  LoadMessage load{"bert", "/models/bert", "cuda:0", 3ULL << 30, 2ULL << 30, 8, "huggingface"};
   const auto p = AsProto<pb::Load>(load);
+  EXPECT_EQ(p.backend(), "huggingface");
   EXPECT_EQ(p.model(), "bert");
   EXPECT_EQ(p.path(), "/models/bert");
   EXPECT_EQ(p.device(), "cuda:0");
@@ -140,6 +142,7 @@ TEST(MessagesTest, LoadHasTheDocumentedShape) {
   EXPECT_EQ(minimal.limit_bytes, 1024u);
   EXPECT_EQ(minimal.request_bytes, 0u);
   EXPECT_EQ(minimal.max_batch_size, 0u);
+  EXPECT_EQ(minimal.backend, "");  // the worker chooses (BackendKindFor)
 }
 
 TEST(MessagesTest, InferAndResultHaveTheDocumentedShape) {
@@ -536,11 +539,13 @@ TEST(MessagesTest, LoadedCarriesTasksAndSpecs) {
   loaded.model = "digits";
   loaded.current_bytes = 20'480;
   loaded.peak_bytes = 40'960;
+  loaded.backend = "torchscript";
   loaded.tasks = {"infer"};
   loaded.inputs = {TensorSpec{"input", DataType::kFP32, {64}}};
   loaded.outputs = {TensorSpec{"logits", DataType::kFP32, {-1, 10}}};
   const auto p = AsProto<pb::Loaded>(loaded);
   EXPECT_EQ(p.model(), "digits");
+  EXPECT_EQ(p.backend(), "torchscript");
   EXPECT_EQ(p.current_bytes(), 20480u);
   EXPECT_EQ(p.peak_bytes(), 40960u);
   ASSERT_EQ(p.tasks_size(), 1);
@@ -554,6 +559,9 @@ TEST(MessagesTest, LoadedCarriesTasksAndSpecs) {
   EXPECT_EQ(RoundTrip(loaded), loaded);
   LoadedMessage other = loaded;
   other.outputs[0].dims = {10};
+  EXPECT_FALSE(other == loaded);
+  other = loaded;
+  other.backend = "huggingface";
   EXPECT_FALSE(other == loaded);
 
   pb::Loaded required;

@@ -155,7 +155,20 @@ Status ParseFields(const FieldReader& r, const YAML::Node& root, ModelConfig& c)
                                  {"platform", "max_batch_size", "sequence_length", "inputs",
                                   "outputs", "memory", "devices", "replicas", "priority",
                                   "resolver", "load", "pinned", "latency_sensitive",
-                                  "expected_load", "dynamic_batching", "tasks"}));
+                                  "expected_load", "dynamic_batching", "tasks", "backend",
+                                  "dtype"}));
+  if (root["backend"]) {
+    MG_ASSIGN_OR_RETURN(c.backend, r.Scalar<std::string>(root["backend"], "backend", "a string"));
+    if (c.backend != "torchscript" && c.backend != "huggingface") {
+      return r.Error("backend", "expected torchscript or huggingface, got '" + c.backend + "'");
+    }
+  }
+  if (root["dtype"]) {
+    MG_ASSIGN_OR_RETURN(c.dtype, r.Scalar<std::string>(root["dtype"], "dtype", "a string"));
+    if (c.dtype != "float32" && c.dtype != "float16" && c.dtype != "bfloat16") {
+      return r.Error("dtype", "expected float32, float16 or bfloat16, got '" + c.dtype + "'");
+    }
+  }
   if (root["platform"]) {
     MG_ASSIGN_OR_RETURN(c.platform, r.Scalar<std::string>(root["platform"], "platform", "a string"));
     if (c.platform != "pytorch_torchscript" && c.platform != "huggingface") {

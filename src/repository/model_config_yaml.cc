@@ -33,6 +33,14 @@ std::string ModelConfigToYaml(const ModelConfig& c) {
     out << YAML::Key << "platform" << YAML::Value;
     EmitString(out, c.platform);
   }
+  if (!c.backend.empty()) {
+    out << YAML::Key << "backend" << YAML::Value;
+    EmitString(out, c.backend);
+  }
+  if (!c.dtype.empty()) {
+    out << YAML::Key << "dtype" << YAML::Value;
+    EmitString(out, c.dtype);
+  }
   out << YAML::Key << "max_batch_size" << YAML::Value << c.max_batch_size;
   out << YAML::Key << "sequence_length" << YAML::Value << c.sequence_length;
   EmitTensors(out, "inputs", c.inputs);

@@ -2,6 +2,8 @@
 // round trip) and unload.
 #include "worker/model_runner.h"
 
+#include "modelgrid/backend/backend_kind.h"
+
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -89,7 +91,7 @@ ModelRunner::ModelRunner(std::string model, WorkerContext* context, RetireFn on_
 ModelRunner::~ModelRunner() {
   Stop();
   if (thread_.joinable()) thread_.join();
-  backend_ = TorchScriptBackend();  // its blocks go back to counters_ first
+  backend_.reset();  // its blocks go back to counters_ first
   CountingAllocator::ReleaseModelCounters(counters_);
 }
 
@@ -313,7 +315,8 @@ bool ModelRunner::RunLoad(LoadJob& job) {
         before = counters_->current_aligned_bytes();
         counters_->ResetPeak();
       }
-      if (status.ok()) status = backend_.Load(*entry, load.device, context_->options().threads);
+      if (status.ok()) status = CreateBackendFor(load, *entry);
+      if (status.ok()) status = backend_->Load(*entry, load.device, context_->options().threads);
       uint64_t after = 0, window_peak = 0;
       if (cuda_index_ >= 0) {
         if (auto st = CudaStats(cuda_index_); st.ok()) {
@@ -327,9 +330,10 @@ bool ModelRunner::RunLoad(LoadJob& job) {
       if (status.ok()) {
         loaded.current_bytes = after > before ? after - before : 0;
         loaded.peak_bytes = window_peak > before ? window_peak - before : 0;
-        loaded.tasks = backend_.Tasks();
-        loaded.inputs = backend_.Inputs("infer");
-        loaded.outputs = backend_.Outputs();
+        loaded.backend = std::string(backend_->kind());
+        loaded.tasks = backend_->Tasks();
+        loaded.inputs = backend_->Inputs("infer");
+        loaded.outputs = backend_->Outputs();
       } else if (status.code() != StatusCode::kResourceExhausted &&
                  IsCudaOutOfMemory(status.message())) {
         // The CPU counting allocator's refusals come back typed from the
@@ -513,7 +517,8 @@ Result<std::vector<ipc::TensorRef>> ModelRunner::Execute(const InferJob& job) {
   } end{this, own_limit};
 
   const uint64_t refusals_before = counters_->stats().refusals;
-  auto run = backend_.Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
+  if (!backend_) return Status::Unavailable("model '" + model_ + "' is not loaded");
+  auto run = backend_->Run(infer.task, std::span<const InferTensorView>(inputs), infer.params);
   // Read before the execution ends: a refusal under a cap SetLimit set
   // names why it was set (e.g. the model that preempted this one).
   const std::string reason = run.ok() ? std::string() : ReasonInForce();
@@ -655,7 +660,7 @@ void ModelRunner::RunSwapOut(const SwapOutJob& job) {
   } else {
     Result<SwapOutReport> report = Status::Internal("not run");
     try {
-      report = backend_.SwapOut(SwapTarget{job.swap_dir});
+      report = backend_->SwapOut(SwapTarget{job.swap_dir});
     } catch (const std::exception& e) {
       report =
           Status::Internal("model '" + model_ + "': swap-out failed in the worker: " + e.what());
@@ -673,7 +678,7 @@ void ModelRunner::RunSwapOut(const SwapOutJob& job) {
       spdlog::warn("swapping model '{}' out failed: {}", model_, report.status().ToString());
     }
   }
-  swapped_.store(backend_.swapped());
+  swapped_.store(backend_ && backend_->swapped());
   context_->Send(ipc::ToFrame(reply, job.request_id));
 }
 
@@ -686,7 +691,7 @@ void ModelRunner::RunSwapIn(const SwapInJob& job) {
   } else {
     Result<SwapInReport> report = Status::Internal("not run");
     try {
-      report = backend_.SwapIn();
+      report = backend_->SwapIn();
     } catch (const std::exception& e) {
       report =
           Status::Internal("model '" + model_ + "': swap-in failed in the worker: " + e.what());
@@ -708,7 +713,7 @@ void ModelRunner::RunSwapIn(const SwapInJob& job) {
       spdlog::warn("swapping model '{}' in failed: {}", model_, report.status().ToString());
     }
   }
-  swapped_.store(backend_.swapped());
+  swapped_.store(backend_ && backend_->swapped());
   context_->Send(ipc::ToFrame(reply, job.request_id));
 }
 
@@ -799,6 +804,15 @@ Status ModelRunner::LimitOrError(const Status& error, const std::string& task,
       .WithDetail(std::move(details));
 }
 
+Status ModelRunner::CreateBackendFor(const ipc::LoadMessage& load, const ModelEntry& entry) {
+  std::string kind = load.backend;
+  if (kind.empty()) {
+    MG_ASSIGN_OR_RETURN(kind, BackendKindFor(entry));
+  }
+  MG_ASSIGN_OR_RETURN(backend_, CreateBackend(kind));
+  return Status::Ok();
+}
+
 void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
   ipc::ResultMessage result;
   result.request_id = job.infer.request_id;
@@ -808,7 +822,7 @@ void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
 }
 
 void ModelRunner::RunUnload(const UnloadJob& job) {
-  backend_ = TorchScriptBackend();  // a swap file goes with it
+  backend_.reset();  // a swap file goes with it
   loaded_.store(false);
   swapped_.store(false);
   RemoveBudgets();

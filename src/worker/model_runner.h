@@ -30,7 +30,7 @@
 #include <thread>
 #include <variant>
 
-#include "modelgrid/backend/backend.h"
+#include "modelgrid/backend/model_backend.h"
 #include "modelgrid/ipc/channel.h"
 #include "modelgrid/ipc/messages.h"
 #include "modelgrid/ipc/unique_fd.h"
@@ -60,7 +60,7 @@ class ModelRunner {
   const std::string& model() const { return model_; }
 
   // `load`: OpenModel(load.path), the limit added to the process's, then
-  // TorchScriptBackend::Load; replies `loaded` or `load_failed` under the
+  // ModelBackend::Load; replies `loaded` or `load_failed` under the
   // header id `request_id`. `lane` (may be invalid) is the model's lane: the
   // runner serves it once the load succeeded, and closes it otherwise.
   void EnqueueLoad(ipc::LoadMessage load, uint64_t request_id, ipc::UniqueFd lane = {});
@@ -69,10 +69,10 @@ class ModelRunner {
   void EnqueueInfer(ipc::InferMessage infer);
   // Frees the model, lowers the limit, replies `unloaded`; the thread then ends.
   void EnqueueUnload(uint64_t request_id);
-  // TorchScriptBackend::SwapOut to `swap_dir` after the requests sent before
+  // ModelBackend::SwapOut to `swap_dir` after the requests sent before
   // (the lane's too); replies `swapped_out` under the header id `request_id`.
   void EnqueueSwapOut(std::string swap_dir, uint64_t request_id);
-  // TorchScriptBackend::SwapIn; replies `swapped_in`.
+  // ModelBackend::SwapIn; replies `swapped_in`.
   void EnqueueSwapIn(uint64_t request_id);
 
   // Sets the model's memory cap to `limit_bytes` (bytes; 0 = none) now, on
@@ -178,6 +178,9 @@ class ModelRunner {
   // Sends a reply of `job` back the way the job came.
   void Reply(const InferJob& job, const ipc::Frame& frame);
   void ReplyError(const InferJob& job, const Status& error);
+  // Replaces backend_ with an empty one of the kind `load` names, or
+  // BackendKindFor(entry) when it names none. Errors: an unknown kind.
+  Status CreateBackendFor(const ipc::LoadMessage& load, const ModelEntry& entry);
   // `error` of a Run, as kResourceExhausted with a MemoryLimitDetail from
   // the model's counters' record when they refused an allocation during it
   // but the backend reported kInternal.
@@ -186,7 +189,9 @@ class ModelRunner {
   const std::string model_;
   WorkerContext* context_;
   RetireFn on_retire_;
-  TorchScriptBackend backend_;  // used by the runner's thread only
+  // The loaded model's backend (null before a load and after an unload);
+  // used by the runner's thread only.
+  std::unique_ptr<ModelBackend> backend_;
   // N for a model on cuda:N, else -1. Written by the load before it sets
   // cuda_budget_added_ or limit_added_ (under cap_mu_), never after:
   // SetLimit reads it only once it saw one of them set.

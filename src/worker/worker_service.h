@@ -17,7 +17,7 @@ struct WorkerServiceOptions {
   // The worker's name, in error messages sent to the frontend ("worker
   // 'NAME': ...").
   std::string name;
-  // LibTorch intra-op threads (TorchScriptBackend::Load's `threads`);
+  // LibTorch intra-op threads (ModelBackend::Load's `threads`);
   // 0 keeps LibTorch's default.
   int threads = 0;
   // How long a request whose outputs did not fit waits for `output_region`

@@ -51,50 +51,12 @@
 #include <string>
 #include <vector>
 
+#include "modelgrid/backend/model_backend.h"
 #include "modelgrid/kserve/tensor.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid {
-
-// Memory figures of the allocator the backend runs on, integer bytes.
-struct BackendMemoryStats {
-  uint64_t current_bytes = 0;           // bytes live now (each block rounded up to 64 bytes)
-  uint64_t peak_bytes = 0;              // most bytes live at once since the last ResetPeakMemory
-  std::optional<uint64_t> limit_bytes;  // the limit in force; nullopt = none
-  uint64_t refusals = 0;                // allocations refused by the limit so far
-};
-
-// Where SwapOut moves a model's weights.
-struct SwapTarget {
-  // CPU models: the folder (created when missing) for the swap file,
-  // "<swap_dir>/<model>.<pid>.mgswap" (characters other than letters,
-  // digits, '.', '_' and '-' of the model name become '_'; the pid keeps the
-  // instances of one model in several processes apart). Ignored for CUDA
-  // models, which swap to pinned host memory.
-  std::string swap_dir;
-};
-
-// What a swap-out did.
-struct SwapOutReport {
-  uint64_t bytes = 0;             // weight bytes moved off the device (distinct storages);
-                                  // 0 when the model was swapped out already
-  uint64_t duration_us = 0;       // wall time of the move, microseconds
-  uint64_t rss_before_bytes = 0;  // the process's resident memory (VmRSS of
-  uint64_t rss_after_bytes = 0;   // /proc/self/status) before and after, bytes
-  std::string location;           // the swap file, or "pinned host memory"
-};
-
-// What a swap-in did.
-struct SwapInReport {
-  uint64_t bytes = 0;        // weight bytes back on the device; 0 when the
-                             // model was not swapped out
-  uint64_t duration_us = 0;  // wall time, microseconds
-  bool reloaded = false;     // the swap tier failed (a missing or corrupt swap
-                             // file, a failed copy): the model was loaded
-                             // again from its repository files instead
-  std::string reason;        // why it was reloaded; "" otherwise
-};
 
 // Greedy / sampled decoding parameters of the `generate` task, read from
 // Run's `params` JSON object (every field optional):
@@ -107,8 +69,9 @@ struct SwapInReport {
 inline constexpr int64_t kMaxNewTokensLimit = 1024;
 inline constexpr int64_t kDefaultMaxNewTokens = 16;
 
-// One loaded TorchScript model. Movable, not copyable.
-class TorchScriptBackend {
+// One loaded TorchScript model (backend kind "torchscript"). Movable, not
+// copyable.
+class TorchScriptBackend final : public ModelBackend {
  public:
   TorchScriptBackend();
   ~TorchScriptBackend();
@@ -116,6 +79,8 @@ class TorchScriptBackend {
   TorchScriptBackend& operator=(TorchScriptBackend&&) noexcept;
   TorchScriptBackend(const TorchScriptBackend&) = delete;
   TorchScriptBackend& operator=(const TorchScriptBackend&) = delete;
+
+  std::string_view kind() const override { return "torchscript"; }
 
   // Loads `model.torchscript` onto `device` ("cpu", or "cuda:N" when the
   // linked LibTorch has CUDA and a GPU is visible at run time) in eval mode,
@@ -129,18 +94,19 @@ class TorchScriptBackend {
   // does not exist (e.g. CUDA without a CUDA build or GPU); kCorruption
   // naming the file when LibTorch cannot load it; kInvalidArgument for a
   // malformed device string or an unreadable config.json.
-  Status Load(const ModelEntry& model, const std::string& device = "cpu", int threads = 0);
+  Status Load(const ModelEntry& model, const std::string& device = "cpu",
+              int threads = 0) override;
 
   // True once Load succeeded.
-  bool loaded() const;
+  bool loaded() const override;
   // The model's name ("" before Load).
-  const std::string& model_name() const;
+  const std::string& model_name() const override;
 
   // The tasks Run accepts, sorted: "infer", "encode" when the module has an
   // encode method, "generate" for causal LMs (config.json architectures
   // naming a causal/LM head, or no config.json and one INT64 input), and
   // the config.yaml tasks.
-  std::vector<std::string> Tasks() const;
+  std::vector<std::string> Tasks() const override;
 
   // The inputs `task` expects (default "infer"): config.yaml's inputs when
   // declared (and, for a task other than infer, when their count equals the
@@ -148,12 +114,12 @@ class TorchScriptBackend {
   // datatype (reported FP32) and dims (reported empty) are then unknown and
   // not checked. `dims` exclude the batch dimension when max_batch_size > 0.
   // Empty for an unknown task.
-  std::vector<TensorSpec> Inputs(const std::string& task = "infer") const;
+  std::vector<TensorSpec> Inputs(const std::string& task = "infer") const override;
 
   // The outputs of `infer`: config.yaml's outputs when declared, else
   // output0..N-1 from forward's declared return type (a Tensor, or a tuple
   // of tensors), datatype and dims unknown (FP32, empty).
-  std::vector<TensorSpec> Outputs() const;
+  std::vector<TensorSpec> Outputs() const override;
 
   // Runs `task` on `inputs` under torch::InferenceMode and returns its
   // outputs. The caller keeps `inputs` alive and unchanged during the call
@@ -190,15 +156,15 @@ class TorchScriptBackend {
   //                      total's, then the message says so); also, without
   //                      the detail, a CUDA or system out-of-memory;
   //   kInternal          any other LibTorch or C++ exception (never a crash).
-  Result<std::vector<InferTensor>> Run(const std::string& task,
-                                       const std::vector<InferTensor>& inputs,
-                                       const nlohmann::json& params = nlohmann::json::object());
-  // The same on views: the tensors alias the viewed bytes, which the caller
-  // keeps alive and unchanged until Run returns (the worker passes views of
-  // its shared-memory arena, so request bytes are never copied in it).
+  // The tensors alias the viewed bytes, which the caller keeps alive and
+  // unchanged until Run returns (the worker passes views of its
+  // shared-memory arena, so request bytes are never copied in it). `stream`
+  // is not used: no task of this backend streams.
+  using ModelBackend::Run;
   Result<std::vector<InferTensor>> Run(const std::string& task,
                                        std::span<const InferTensorView> inputs,
-                                       const nlohmann::json& params = nlohmann::json::object());
+                                       const nlohmann::json& params,
+                                       const StreamCallback& stream) override;
 
   // Moves the weights off the device and frees them there; the module, its
   // graph and its tasks stay, and Run answers kUnavailable until SwapIn.
@@ -214,7 +180,7 @@ class TorchScriptBackend {
   // cannot be written; kInvalidArgument for a CPU model without swap_dir;
   // kResourceExhausted when pinned host memory cannot be had; kInternal for
   // a failed copy.
-  Result<SwapOutReport> SwapOut(const SwapTarget& target);
+  Result<SwapOutReport> SwapOut(const SwapTarget& target) override;
   // Brings the weights back into freshly allocated blocks on the device
   // (charged, on the CPU, to the calling thread's counters, under their
   // limit) and deletes the swap file. CPU: the file's size, header, entries
@@ -225,20 +191,20 @@ class TorchScriptBackend {
   // Errors (the model stays swapped out): kUnavailable when nothing is
   // loaded; kResourceExhausted with a MemoryLimitDetail when the limit
   // refuses the blocks; the load error when the reload fails.
-  Result<SwapInReport> SwapIn();
+  Result<SwapInReport> SwapIn() override;
   // True between a successful SwapOut and the next successful SwapIn.
-  bool swapped() const;
+  bool swapped() const override;
 
   // Sets the limit on allocator bytes in use (rounded blocks; nullopt removes
   // it), installing the counting allocator if needed. Process-wide: it caps
   // every tensor of this process. Errors: kUnsupported for a CUDA device:
   // there the worker caps the device's caching allocator at the sum of its
   // models' limits (modelgrid/torch/cuda_memory.h, SetCudaLimit).
-  Status SetMemoryLimit(std::optional<uint64_t> limit_bytes);
+  Status SetMemoryLimit(std::optional<uint64_t> limit_bytes) override;
   // The allocator's figures (all zero before the allocator is installed).
-  BackendMemoryStats MemoryStats() const;
+  BackendMemoryStats MemoryStats() const override;
   // Sets the peak to the bytes live now.
-  void ResetPeakMemory();
+  void ResetPeakMemory() override;
 
  private:
   struct Impl;

@@ -173,7 +173,8 @@ namespace modelgrid::ipc {
 
 // Bumped whenever a schema below changes incompatibly; sent in `pong`.
 // 6: every payload a protobuf of worker.proto (was JSON but for infer/result).
-inline constexpr uint32_t kProtocolVersion = 6;
+// 7: `load` names the backend kind; `loaded` echoes it.
+inline constexpr uint32_t kProtocolVersion = 7;
 
 enum class MessageType : uint16_t {
   kPing = 1,
@@ -318,6 +319,9 @@ struct LoadMessage {
   uint32_t max_batch_size = 0;  // the frontend's batch cap: when it and the
                                 // model's config.yaml value are both > 0 it
                                 // replaces the latter; 0 keeps config.yaml's
+  std::string backend;          // the backend kind (CreateBackend,
+                                // modelgrid/backend/model_backend.h): "torchscript",
+                                // "huggingface"; "" = the worker asks BackendKindFor
   bool operator==(const LoadMessage&) const = default;
 };
 
@@ -331,9 +335,10 @@ struct LoadedMessage {
                                     // allocator's live bytes after minus before)
   uint64_t peak_bytes = 0;          // most bytes it held while loading (above
                                     // those live before the load)
-  std::vector<std::string> tasks;   // TorchScriptBackend::Tasks()
-  std::vector<TensorSpec> inputs;   // TorchScriptBackend::Inputs("infer")
-  std::vector<TensorSpec> outputs;  // TorchScriptBackend::Outputs()
+  std::string backend;              // the kind that loaded it (ModelBackend::kind())
+  std::vector<std::string> tasks;   // ModelBackend::Tasks()
+  std::vector<TensorSpec> inputs;   // ModelBackend::Inputs("infer")
+  std::vector<TensorSpec> outputs;  // ModelBackend::Outputs()
   // Field-wise (TensorSpec has no operator==).
   bool operator==(const LoadedMessage& other) const;
 };
