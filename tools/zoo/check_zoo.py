@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Verifies a model repository written by generate.py.
 
-    /usr/bin/python3 tools/zoo/check_zoo.py DIR
+    /usr/bin/python3 tools/zoo/check_zoo.py DIR [--hf-reference RDIR]
+
+DIR holds a zoo (zoo.json), Hugging Face-only folders (hf_zoo.json, written by
+generate.py --hf-out), or both; its model folders must be exactly those the
+manifests list.
 
 Checks, for every model of DIR/zoo.json:
   - the listed files exist and are all the files of the model's folder;
@@ -18,6 +22,19 @@ Checks, for every model of DIR/zoo.json:
     equals the recorded one (and is at least 0.9);
   - echo_image: the output at batch 2 equals each channel's mean computed here
     in float64.
+and for every model of DIR/hf_zoo.json (see check_hf_only):
+  - the folder holds exactly the listed files (no config.yaml, no model.pt);
+  - config.json has the manifest's architecture, model_type, torch_dtype and the
+    fields that model_type needs; the special token ids agree with the folder's
+    tokenizer files and every token id is below vocab_size;
+  - the safetensors are well formed (strict reader, index both ways, total_size),
+    stored in torch_dtype, hold exactly Hugging Face's tensor names and as many
+    values as config.json's formula gives;
+  - sentence-transformers files (modules.json, 1_Pooling, 2_Normalize);
+  - the reference file (RDIR, default DIR/<hf_zoo.json reference_dir>) has the
+    schema of README.md, and its outputs are recomputed from the folder with
+    hf_native.py (float32) and cross-checked with hf_zoo.py's float64 loop
+    implementation (greedy ids exactly equal).
 Prints one line per model and exits 1 with the reasons on any mismatch.
 """
 
@@ -33,7 +50,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import hf_models  # noqa: E402
-from safetensors_io import SafetensorsError, read_index, read_safetensors  # noqa: E402
+from safetensors_io import (SafetensorsError, read_header, read_index,  # noqa: E402
+                            read_safetensors)
 
 CONFIG_FIELDS = {"platform", "max_batch_size", "sequence_length", "inputs", "outputs",
                  "memory", "devices", "replicas", "priority", "resolver",
@@ -222,30 +240,228 @@ def check_model(root, name, entry):
     return f"{params:,} parameters{note}"
 
 
-def main(argv):
-    if len(argv) != 1:
-        print("usage: check_zoo.py DIR", file=sys.stderr)
-        return 2
-    root = argv[0]
+# ---------------------------------------------------------------------------
+# Hugging Face-only folders (generate.py --hf-out; tools/zoo/hf_zoo.py)
+
+HF_REQUIRED = {   # config.json fields a loader needs, per model_type
+    "llama": ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+              "num_key_value_heads", "rms_norm_eps", "rope_theta", "max_position_embeddings",
+              "tie_word_embeddings", "hidden_act", "bos_token_id", "eos_token_id"],
+    "qwen2": ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+              "num_key_value_heads", "rms_norm_eps", "rope_theta", "max_position_embeddings",
+              "tie_word_embeddings", "hidden_act", "bos_token_id", "eos_token_id",
+              "use_sliding_window"],
+    "mistral": ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                "num_key_value_heads", "rms_norm_eps", "rope_theta", "max_position_embeddings",
+                "tie_word_embeddings", "hidden_act", "bos_token_id", "eos_token_id",
+                "sliding_window"],
+    "gpt2": ["n_embd", "n_layer", "n_head", "n_positions", "layer_norm_epsilon",
+             "activation_function", "bos_token_id", "eos_token_id"],
+    "bert": ["hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+             "layer_norm_eps", "max_position_embeddings", "type_vocab_size", "hidden_act",
+             "pad_token_id", "position_embedding_type"],
+    "xlm-roberta": ["hidden_size", "intermediate_size", "num_attention_heads",
+                    "num_hidden_layers", "layer_norm_eps", "max_position_embeddings",
+                    "type_vocab_size", "hidden_act", "pad_token_id", "bos_token_id",
+                    "eos_token_id"],
+    "distilbert": ["dim", "hidden_dim", "n_heads", "n_layers", "max_position_embeddings",
+                   "activation", "pad_token_id", "sinusoidal_pos_embds"],
+}
+HF_COMMON = ["architectures", "model_type", "torch_dtype", "vocab_size", "transformers_version"]
+HF_OUTPUTS = {   # task -> reference tensors besides input_ids / attention_mask
+    "generate": {"logits", "greedy_ids"},
+    "classify": {"logits", "last_hidden_state"},
+    "embed": {"embeddings", "last_hidden_state"},
+    "infer": {"last_hidden_state"},
+}
+
+
+def check_hf_only(root, name, entry, ref_dir):
+    import hf_native
+    import hf_zoo
+    folder = os.path.join(root, name)
+    present = sorted(os.path.relpath(os.path.join(d, f), root)
+                     for d, _, files in os.walk(folder) for f in files)
+    expect(present == sorted(entry["files"]),
+           f"files on disk {present} differ from the manifest's {sorted(entry['files'])}")
+    expect(not any(p.endswith(("config.yaml", "model.pt")) for p in present),
+           "a Hugging Face-only folder holds config.yaml or model.pt")
+    for d in entry.get("empty_dirs", []):
+        expect(os.path.isdir(os.path.join(root, d)), f"folder {d} is missing")
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    missing = [k for k in HF_COMMON + HF_REQUIRED.get(cfg.get("model_type"), ["?"])
+               if k not in cfg]
+    expect(not missing, f"config.json lacks {missing}")
+    expect(cfg["architectures"] == [entry["architecture"]] and cfg["model_type"] ==
+           entry["model_type"] and cfg["torch_dtype"] == entry["torch_dtype"],
+           f"config.json says {cfg['architectures']} {cfg['model_type']} {cfg['torch_dtype']}, "
+           f"manifest {entry['architecture']} {entry['model_type']} {entry['torch_dtype']}")
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        text = f.read()
+    expect(list(json.loads(text)) == sorted(cfg), "config.json keys are not sorted")
+
+    # tokenizer files vs config.json
+    tok = entry["tokenizer"]
+    info = hf_zoo.TokenizerInfo(folder, tok)
+    expect(info.size <= cfg["vocab_size"], f"tokenizer has {info.size} ids, vocab_size "
+                                           f"{cfg['vocab_size']}")
+    expect(cfg["vocab_size"] == hf_zoo.TOKENIZERS[tok][0],
+           f"vocab_size {cfg['vocab_size']} != the real {tok} size {hf_zoo.TOKENIZERS[tok][0]}")
+    for role in ("bos", "eos", "pad"):
+        key = f"{role}_token_id"
+        if cfg.get(key) is not None:
+            expect(info.special.get(role) == cfg[key],
+                   f"config.json {key} {cfg[key]} != tokenizer's {info.special.get(role)}")
+
+    # weights
+    count = hf_native.parameter_count(cfg)
+    expect(count == entry["parameters"], f"config.json formula gives {count} parameters, "
+                                         f"manifest says {entry['parameters']}")
+    index = os.path.join(folder, "model.safetensors.index.json")
     try:
-        with open(os.path.join(root, "zoo.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as e:
-        print(f"check_zoo: FAIL: cannot read {root}/zoo.json: {e}", file=sys.stderr)
-        return 1
+        if os.path.exists(index):
+            weight_map, shards = read_index(index)
+            n = len(shards)
+            expect([os.path.basename(p) for p in shards] ==
+                   [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)],
+                   f"shard names {[os.path.basename(p) for p in shards]}")
+        else:
+            shards = [os.path.join(folder, "model.safetensors")]
+        dtypes, numel = {}, 0
+        for shard in shards:
+            header, metadata, _ = read_header(shard)
+            expect(metadata == {"format": "pt"}, f"{shard}: __metadata__ {metadata}")
+            for key, info_t in header.items():
+                expect(key not in dtypes, f"tensor {key} in two files")
+                dtypes[key] = info_t["dtype"]
+                numel += int(np.prod(info_t["shape"], dtype=np.int64))
+    except SafetensorsError as e:
+        raise Mismatch(str(e)) from e
+    want_dtype = hf_zoo.STORAGE[cfg["torch_dtype"]]
+    expect(set(dtypes.values()) == {want_dtype},
+           f"tensor dtypes {sorted(set(dtypes.values()))}, torch_dtype says {want_dtype}")
+    names = hf_native.tensor_names(cfg, entry["layout"])
+    expect(sorted(dtypes) == sorted(names), "safetensors tensor names differ from Hugging "
+           f"Face's: extra {sorted(set(dtypes) - set(names))[:3]}, "
+           f"missing {sorted(set(names) - set(dtypes))[:3]}")
+    expect(numel == count, f"safetensors hold {numel} values, formula gives {count}")
+
+    # sentence-transformers
+    st = None
+    if os.path.exists(os.path.join(folder, "modules.json")):
+        st = {}
+        for rel in ("modules.json", "1_Pooling/config.json", "sentence_bert_config.json",
+                    "config_sentence_transformers.json"):
+            with open(os.path.join(folder, rel), encoding="utf-8") as f:
+                st[rel] = json.load(f)
+        types = [(m["path"], m["type"].rsplit(".", 1)[-1]) for m in st["modules.json"]]
+        expect(types == [("", "Transformer"), ("1_Pooling", "Pooling"),
+                         ("2_Normalize", "Normalize")], f"modules.json: {types}")
+        pooling = st["1_Pooling/config.json"]
+        expect(pooling["word_embedding_dimension"] == cfg["hidden_size"],
+               "1_Pooling word_embedding_dimension != hidden_size")
+        expect(os.path.isdir(os.path.join(folder, "2_Normalize")), "no 2_Normalize folder")
+
+    # the reference
+    ref_path = os.path.join(ref_dir, entry["reference"])
+    try:
+        ref, meta = read_safetensors(ref_path)
+    except (OSError, SafetensorsError) as e:
+        raise Mismatch(f"reference: {e}") from e
+    task = entry["task"]
+    expect(meta.get("model") == name and meta.get("architecture") == entry["architecture"]
+           and meta.get("task") == task, f"reference metadata {meta}")
+    expect({"input_ids", "attention_mask"} | HF_OUTPUTS[task] <= set(ref),
+           f"reference tensors {sorted(ref)} lack some of {sorted(HF_OUTPUTS[task])}")
+    s_len = hf_zoo.PROMPT_LENGTH
+    expect(ref["input_ids"].dtype == np.int64 and ref["input_ids"].shape == (2, s_len) and
+           ref["attention_mask"].dtype == np.int64 and ref["attention_mask"].shape == (2, s_len),
+           "reference input_ids / attention_mask are not int64 [2, S]")
+    expect(int(ref["input_ids"].max()) < cfg["vocab_size"], "reference ids past vocab_size")
+    spec = {"task": task}
+    ids = torch.from_numpy(ref["input_ids"].copy())
+    mask = torch.from_numpy(ref["attention_mask"].copy())
+    _, module, layout = hf_zoo.load_folder(folder)
+    expect(layout == entry["layout"], f"layout {layout}, manifest says {entry['layout']}")
+    torch.manual_seed(0)
+    out, notes = hf_zoo.run_reference(cfg, module, layout, spec, ids, mask, st)
+    worst = 0.0
+    for key, value in out.items():
+        expect(key in ref, f"reference lacks {key}")
+        got = ref[key]
+        want = value.numpy()
+        expect(got.shape == want.shape and got.dtype == want.dtype,
+               f"reference {key}: {got.dtype} {list(got.shape)}, recomputed {want.dtype} "
+               f"{list(want.shape)}")
+        if got.dtype == np.int64:
+            expect(np.array_equal(got, want), f"reference {key} differs from the recomputed one")
+        else:
+            diff = float(np.abs(got - want).max())
+            expect(diff <= 1e-4 * max(1.0, float(np.abs(want).max())),
+                   f"reference {key} differs from the recomputed one by {diff:.2e}")
+            worst = max(worst, diff)
+    tensors, _ = hf_zoo.read_folder_tensors(folder)
+    file_out = {k: torch.from_numpy(ref[k].copy()) for k in out}
+    try:
+        note = hf_zoo.verify_outputs(name, cfg, layout, dict(spec), tensors, ids, mask, file_out,
+                                     notes, module, st)
+    except hf_zoo.HfZooError as e:
+        raise Mismatch(str(e)) from e
+    return (f"{count:,} parameters, {cfg['torch_dtype']}, {task}; reference recomputed within "
+            f"{worst:.1e}; {note}")
+
+
+def main(argv):
+    args = list(argv)
+    ref_override = None
+    if "--hf-reference" in args:
+        i = args.index("--hf-reference")
+        if i + 1 >= len(args):
+            print("usage: check_zoo.py DIR [--hf-reference RDIR]", file=sys.stderr)
+            return 2
+        ref_override = args[i + 1]
+        del args[i:i + 2]
+    if len(args) != 1:
+        print("usage: check_zoo.py DIR [--hf-reference RDIR]", file=sys.stderr)
+        return 2
+    root = args[0]
     failures = 0
-    for key in ("profile", "generator_version", "source_hash", "models"):
-        if key not in manifest:
-            print(f"check_zoo: FAIL: zoo.json has no {key}", file=sys.stderr)
+    manifest, hf_manifest = None, None
+    if os.path.exists(os.path.join(root, "hf_zoo.json")):
+        try:
+            with open(os.path.join(root, "hf_zoo.json"), encoding="utf-8") as f:
+                hf_manifest = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"check_zoo: FAIL: cannot read {root}/hf_zoo.json: {e}", file=sys.stderr)
+            return 1
+    if hf_manifest is None or os.path.exists(os.path.join(root, "zoo.json")):
+        try:
+            with open(os.path.join(root, "zoo.json"), encoding="utf-8") as f:
+                manifest = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"check_zoo: FAIL: cannot read {root}/zoo.json: {e}", file=sys.stderr)
+            return 1
+    models = {}
+    if manifest is not None:
+        for key in ("profile", "generator_version", "source_hash", "models"):
+            if key not in manifest:
+                print(f"check_zoo: FAIL: zoo.json has no {key}", file=sys.stderr)
+                failures += 1
+        models = manifest.get("models") or {}
+        if not models:
+            print("check_zoo: FAIL: zoo.json lists no models", file=sys.stderr)
             failures += 1
-    models = manifest.get("models") or {}
-    if not models:
-        print("check_zoo: FAIL: zoo.json lists no models", file=sys.stderr)
-        failures += 1
+    hf_models_ = {}
+    if hf_manifest is not None:
+        hf_models_ = hf_manifest.get("models") or {}
+        if not hf_models_:
+            print("check_zoo: FAIL: hf_zoo.json lists no models", file=sys.stderr)
+            failures += 1
     on_disk = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
-    if on_disk != sorted(models):
-        print(f"check_zoo: FAIL: model folders {on_disk} != manifest {sorted(models)}",
-              file=sys.stderr)
+    if on_disk != sorted(set(models) | set(hf_models_)):
+        print(f"check_zoo: FAIL: model folders {on_disk} != manifest "
+              f"{sorted(set(models) | set(hf_models_))}", file=sys.stderr)
         failures += 1
     for name, entry in models.items():
         try:
@@ -256,10 +472,28 @@ def main(argv):
         except Exception as e:  # a crash in torch.jit.load and the like
             print(f"FAIL  {name}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             failures += 1
+    if hf_models_:
+        ref_dir = ref_override or os.path.normpath(
+            os.path.join(root, hf_manifest.get("reference_dir", "")))
+        for name, entry in hf_models_.items():
+            try:
+                print(f"ok    {name}: {check_hf_only(root, name, entry, ref_dir)}", flush=True)
+            except Mismatch as e:
+                print(f"FAIL  {name}: {e}", file=sys.stderr, flush=True)
+                failures += 1
+            except Exception as e:  # noqa: BLE001
+                print(f"FAIL  {name}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                failures += 1
     if failures:
         print(f"check_zoo: {failures} problem(s) in {root}", file=sys.stderr)
         return 1
-    print(f"check_zoo: {root}: {len(models)} models ok ({manifest['profile']} profile)")
+    profile = (manifest or hf_manifest)["profile"]
+    parts = []
+    if models:
+        parts.append(f"{len(models)} models")
+    if hf_models_:
+        parts.append(f"{len(hf_models_)} Hugging Face-only folders")
+    print(f"check_zoo: {root}: {' and '.join(parts)} ok ({profile} profile)")
     return 0
 
 

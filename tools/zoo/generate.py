@@ -2,7 +2,7 @@
 """ModelGrid model zoo generator.
 
     /usr/bin/python3 tools/zoo/generate.py --profile small|full --out DIR [--force]
-                                           [--triton-out TDIR]
+                     [--triton-out TDIR] [--hf-out HDIR --tokenizers TOK [--hf-reference-out R]]
 
 Writes a model repository (docs/design.md, "Repository layout on disk";
 include/modelgrid/repository.h) into DIR:
@@ -22,8 +22,8 @@ temporary folder beside DIR and renamed into place at the end.
 (config.pbtxt only, no config.yaml; tools/zoo/triton_layout.py says which
 models and fields), rewritten on every run (links or copies, cheap).
 
-Run it with Debian's interpreter (/usr/bin/python3: torch, torchvision, numpy,
-sklearn from Debian). Nothing is downloaded.
+Run it with Debian's interpreter (/usr/bin/python3: torch, torchvision, numpy, sklearn from
+Debian). Nothing is downloaded. --hf-out (Hugging Face-only folders): see tools/zoo/hf_zoo.py.
 """
 
 import argparse
@@ -47,7 +47,7 @@ if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") != "0":
     os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:],
               dict(os.environ, PYTHONHASHSEED="0"))
 
-# torch is imported (zoo_builders) only once the cache check says there is work.
+import hf_zoo  # noqa: E402  (numpy only; torch comes with zoo_builders once there is work)
 
 # Bump when the output changes in a way the source hash would not show
 # (for instance a change of meaning of a manifest field).
@@ -195,17 +195,17 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _terminate)   # so the temp folder is removed
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("small", "full"), required=True)
-    parser.add_argument("--out", required=True, help="the repository folder to write")
+    parser.add_argument("--out", help="the repository folder to write (optional with --hf-out)")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     parser.add_argument("--triton-out", help="also write a Triton-layout repository here "
                                              "(tools/zoo/triton_layout.py)")
-    args = parser.parse_args(argv)
+    args = hf_zoo.parse_arguments(parser, argv)   # adds --hf-out, --hf-reference-out, --tokenizers
     try:
-        rc = generate(args.profile, args.out, args.force)
+        rc = generate(args.profile, args.out, args.force) if args.out else 0
         if rc == 0 and args.triton_out:
             import triton_layout
             triton_layout.write(args.out, args.triton_out)
-        return rc
+        return hf_zoo.generate_from_arguments(args) if rc == 0 and args.hf_out else rc
     except KeyboardInterrupt:
         print("generate.py: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -1,4 +1,9 @@
-"""A small, strict safetensors writer and reader (F32 only on the write side).
+"""A small, strict safetensors writer and reader.
+
+The writer stores F32 by default (the zoo's files); `dtypes` selects F16, BF16 or
+I64 per tensor (BF16 is rounded from float32 to nearest even, like torch's
+conversion). The reader returns BF16 tensors as their raw uint16 bits unless
+asked to decode them to float32.
 
 Format (see ../../shared/reference/formats.md, "safetensors"):
   bytes 0..8   N, little-endian u64: the header size
@@ -25,19 +30,38 @@ _DTYPES = {
     "F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2),
     "I64": ("<i8", 8), "I32": ("<i4", 4), "I16": ("<i2", 2), "I8": ("i1", 1),
     "U64": ("<u8", 8), "U32": ("<u4", 4), "U16": ("<u2", 2), "U8": ("u1", 1),
-    "BOOL": ("?", 1),
+    "BOOL": ("?", 1), "BF16": ("<u2", 2),
 }
+# what write_safetensors can store: dtype name -> numpy little-endian dtype
+_WRITE = {"F32": "<f4", "F16": "<f2", "I64": "<i8", "BF16": "<u2"}
 
 
 class SafetensorsError(ValueError):
     pass
 
 
-def write_safetensors(path, tensors, metadata=None):
-    """Writes `tensors` (an ordered mapping name -> float32 numpy array) to `path`.
+def float32_to_bf16_bits(array):
+    """float32 values -> bfloat16 bit patterns (uint16), rounding to nearest even."""
+    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+    nan = np.isnan(np.asarray(array, dtype=np.float32))
+    if nan.any():
+        rounded[nan] = 0x7FC0
+    return rounded
 
-    The data are laid out in the mapping's order. Returns the number of tensor
-    bytes written (headers excluded).
+
+def bf16_bits_to_float32(bits):
+    """bfloat16 bit patterns (uint16) -> float32 values (exact)."""
+    return (np.asarray(bits, dtype="<u2").astype("<u4") << 16).view("<f4")
+
+
+def write_safetensors(path, tensors, metadata=None, dtypes=None):
+    """Writes `tensors` (an ordered mapping name -> numpy array) to `path`.
+
+    Every tensor is stored as F32 unless `dtypes` (name -> "F32", "F16", "BF16",
+    "I64") says otherwise; values are converted to that dtype (BF16 from float32,
+    rounded to nearest even). The data are laid out in the mapping's order.
+    Returns the number of tensor bytes written (headers excluded).
     """
     meta = {"format": "pt"}
     if metadata:
@@ -48,9 +72,15 @@ def write_safetensors(path, tensors, metadata=None):
     for name, array in tensors.items():
         if name == "__metadata__":
             raise SafetensorsError("tensor name __metadata__ is reserved")
-        a = np.ascontiguousarray(array, dtype="<f4")
-        size = a.size * 4
-        header[name] = {"dtype": "F32", "shape": [int(d) for d in a.shape],
+        dtype = (dtypes or {}).get(name, "F32")
+        if dtype not in _WRITE:
+            raise SafetensorsError(f"tensor {name}: cannot write dtype {dtype}")
+        if dtype == "BF16":
+            a = float32_to_bf16_bits(array)
+        else:
+            a = np.ascontiguousarray(array, dtype=_WRITE[dtype])
+        size = a.size * a.itemsize
+        header[name] = {"dtype": dtype, "shape": [int(d) for d in a.shape],
                         "data_offsets": [offset, offset + size]}
         arrays.append(a)
         offset += size
@@ -122,8 +152,11 @@ def read_header(path):
     return header, metadata, 8 + n
 
 
-def read_safetensors(path):
-    """Reads every tensor of a safetensors file: returns (dict name -> numpy array, metadata)."""
+def read_safetensors(path, decode_bf16=False):
+    """Reads every tensor of a safetensors file: returns (dict name -> numpy array, metadata).
+
+    BF16 tensors come back as uint16 bit patterns, or as float32 with decode_bf16.
+    """
     header, metadata, start = read_header(path)
     data = np.memmap(path, dtype=np.uint8, mode="r")
     out = {}
@@ -132,6 +165,8 @@ def read_safetensors(path):
         np_dtype = _DTYPES[info["dtype"]][0]
         out[name] = np.frombuffer(data[start + begin:start + end], dtype=np_dtype).reshape(
             info["shape"])
+        if decode_bf16 and info["dtype"] == "BF16":
+            out[name] = bf16_bits_to_float32(out[name])
     return out, metadata
 
 
