@@ -1,0 +1,62 @@
+// The state behind modelgrid::tokenizer::Tokenizer (include/modelgrid/tokenizer/tokenizer.h).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "modelgrid/tokenizer/tokenizer.h"
+#include "tokenizer/added_vocabulary.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/model.h"
+#include "tokenizer/normalizer.h"
+#include "tokenizer/post_processor.h"
+#include "tokenizer/pre_tokenizer.h"
+
+namespace modelgrid::tokenizer {
+
+struct Tokenizer::Impl {
+  std::string name;  // the tokenizer.json path, for messages
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<PostProcessor> post_processor;
+  std::unique_ptr<Decoder> decoder;
+  AddedVocabulary added;
+  std::unordered_set<std::string> added_contents;  // for the ByteLevel decoder
+
+  std::vector<std::string> id_to_token;  // "" where unassigned
+  std::vector<bool> assigned;
+  std::vector<bool> special;  // per id
+  size_t vocab_size = 0;
+
+  TokenizerConfig config;
+  SpecialTokenIds special_ids;
+  std::optional<Truncation> truncation;
+  std::optional<Padding> padding;
+
+  // Encodes one text (no truncation, no padding, no post-processing).
+  Status EncodeTokens(std::string_view text, Encoding* e) const;
+  // Truncates, post-processes and (Fixed) pads one encoding.
+  Status Finish(std::string_view text, const EncodeOptions& options, Encoding* e) const;
+};
+
+// The special token names of tokenizer_config.json / special_tokens_map.json
+// ("" where a file does not name one).
+struct SpecialTokenNames {
+  std::string bos, eos, pad, unk, cls, sep, mask;
+};
+
+// Reads tokenizer_config.json text (may be "") into `config` and `names`,
+// then special_tokens_map.json text (may be "") for the names the config
+// lacks. Errors: kCorruption naming the file and field.
+Status ReadTokenizerConfig(std::string_view config_json, const std::string& config_name,
+                           std::string_view special_map_json, const std::string& special_map_name,
+                           TokenizerConfig* config, SpecialTokenNames* names);
+
+// Pads `e` to `length` tokens with `p`'s pad token.
+void PadEncoding(const Padding& p, size_t length, Encoding* e);
+
+}  // namespace modelgrid::tokenizer
