@@ -7,7 +7,6 @@
 #include <torch/script.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include <regex>
 #include <shared_mutex>
 
+#include "backend/allocator_memory.h"
 #include "backend/loaded_model.h"
 #include "modelgrid/torch/counting_allocator.h"
 #include "modelgrid/torch/cuda_memory.h"
@@ -448,32 +448,6 @@ Status LoadModule(LoadedModel* m) {
   return Status::Ok();
 }
 
-// The process's resident memory (VmRSS of /proc/self/status), bytes; 0 when
-// it cannot be read.
-uint64_t ResidentBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      uint64_t kib = 0;
-      for (char c : line) {
-        if (c >= '0' && c <= '9') kib = kib * 10 + static_cast<uint64_t>(c - '0');
-      }
-      return kib * 1024;
-    }
-  }
-  return 0;
-}
-
-// Returns the C heap's free pages to the system. glibc keeps freed blocks
-// below its (dynamic, up to 32 MiB) mmap threshold in its arenas; the
-// weights of a swapped-out model must really leave the process.
-void TrimHeap() {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
-}
-
 std::string SwapFileName(const std::string& model) {
   std::string name;
   for (char c : model) {
@@ -609,7 +583,7 @@ Result<SwapOutReport> TorchScriptBackend::SwapOut(const SwapTarget& target) {
     return report;
   }
   const auto start = std::chrono::steady_clock::now();
-  report.rss_before_bytes = ResidentBytes();
+  report.rss_before_bytes = backend_internal::ResidentBytes();
   std::vector<weight_swap::WeightStorage> weights = weight_swap::CollectWeights(m.module, m.device);
   try {
     if (m.device.is_cpu()) {
@@ -623,7 +597,7 @@ Result<SwapOutReport> TorchScriptBackend::SwapOut(const SwapTarget& target) {
       Status written = weight_swap::WriteSwapFile(file, weights);
       if (!written.ok()) return written.WithPrefix(prefix);
       weight_swap::ReleaseAll(weights);
-      TrimHeap();
+      backend_internal::TrimHeap();
       im.swap_file = file;
       report.location = file.string();
     } else {
@@ -645,7 +619,7 @@ Result<SwapOutReport> TorchScriptBackend::SwapOut(const SwapTarget& target) {
   im.weights = std::move(weights);
   im.swapped = true;
   report.duration_us = MicrosSince(start);
-  report.rss_after_bytes = ResidentBytes();
+  report.rss_after_bytes = backend_internal::ResidentBytes();
   return report;
 }
 
@@ -712,24 +686,13 @@ Status TorchScriptBackend::SetMemoryLimit(std::optional<uint64_t> limit_bytes) {
         ModelPrefix(impl_->m.model.name) +
         "memory limits on CUDA devices are set by the worker's caching-allocator cap");
   }
-  CountingAllocator::Install().SetLimit(limit_bytes);
-  return Status::Ok();
+  return backend_internal::SetCpuMemoryLimit(limit_bytes);
 }
 
 BackendMemoryStats TorchScriptBackend::MemoryStats() const {
-  BackendMemoryStats out;
-  const CountingAllocator* alloc = CountingAllocator::Installed();
-  if (!alloc) return out;
-  const auto s = alloc->stats();
-  out.current_bytes = s.current_aligned_bytes;
-  out.peak_bytes = s.peak_aligned_bytes;
-  out.limit_bytes = alloc->limit();
-  out.refusals = s.refusals;
-  return out;
+  return backend_internal::CpuMemoryStats();
 }
 
-void TorchScriptBackend::ResetPeakMemory() {
-  if (CountingAllocator* alloc = CountingAllocator::Installed()) alloc->ResetPeak();
-}
+void TorchScriptBackend::ResetPeakMemory() { backend_internal::ResetCpuPeak(); }
 
 }  // namespace modelgrid

@@ -7,6 +7,7 @@
 
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/backend/backend_kind.h"
+#include "modelgrid/backend/hf_backend.h"
 #include "modelgrid/backend/model_backend.h"
 
 namespace modelgrid {
@@ -23,6 +24,8 @@ Registry& TheRegistry() {
     auto* reg = new Registry;
     reg->factories.emplace(std::string(kTorchScriptBackendKind),
                            [] { return std::make_unique<TorchScriptBackend>(); });
+    reg->factories.emplace(std::string(kHuggingFaceBackendKind),
+                           [] { return std::make_unique<HuggingFaceBackend>(); });
     return reg;
   }();
   return *r;
