@@ -106,6 +106,10 @@ Result<LoadPolicy> ParseLoadPolicy(const std::string& text);
 //   dynamic_batching: {enabled, max_queue_delay_us, preferred_batch_sizes,
 //                      max_queue_size, default_timeout_us}
 //   tasks: {name: method}        # extra TorchScript methods exposed as tasks
+// max_batch_size of a Hugging Face folder without TorchScript, config.yaml
+// or config.pbtxt (OpenModel): its requests carry up to this many texts.
+inline constexpr int64_t kHuggingFaceDefaultMaxBatchSize = 8;
+
 struct ModelConfig {
   std::string platform;
   std::string backend;  // "" = chosen from the files (BackendKindFor)

@@ -288,7 +288,13 @@ Result<std::vector<InferTensor>> HuggingFaceBackend::Run(const std::string& task
   if (task == kEmbed) {
     MG_ASSIGN_OR_RETURN(torch::Tensor e, model.Embed(batch.ids, batch.mask));
     MG_ASSIGN_OR_RETURN(InferTensor out, FromTorch(e, "embedding"));
-    return std::vector<InferTensor>{std::move(out)};
+    InferTensor counts{"prompt_tokens", DataType::kInt64,
+                       {static_cast<int64_t>(batch.rows.size())}, {}};
+    for (const auto& row : batch.rows) {
+      const auto n = static_cast<int64_t>(row.size());
+      counts.data.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    }
+    return std::vector<InferTensor>{std::move(out), std::move(counts)};
   }
   if (!model.has_logits()) {
     MG_ASSIGN_OR_RETURN(torch::Tensor h, model.Hidden(batch.ids, batch.mask));

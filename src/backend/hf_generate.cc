@@ -236,6 +236,9 @@ Result<std::vector<InferTensor>> Impl::Generate(std::span<const InferTensorView>
   Release release{this, session_id.empty() ? nullptr : s, session_id};
 
   hf::Generation& gen = *s->generation;
+  if (resume && params.value("cancel", false)) {
+    for (size_t r = 0; r < gen.rows(); ++r) gen.Finish(r);
+  }
   const size_t rows = gen.rows();
   std::vector<std::string> delta(rows);
   std::vector<std::vector<int64_t>> new_ids(rows);

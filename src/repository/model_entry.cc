@@ -197,6 +197,12 @@ Result<ModelEntry> OpenModelDir(const fs::path& dir, const std::string& name) {
   if (m.config.platform.empty()) {
     m.config.platform = m.format == ModelFormat::kHuggingFace ? "huggingface" : "pytorch_torchscript";
   }
+  // A Hugging Face folder as Hugging Face writes it (no export, no
+  // configuration of ours or Triton's) batches text requests: up to
+  // kHuggingFaceDefaultMaxBatchSize rows, as the zoo's text models declare.
+  if (!m.torchscript && !m.config_yaml && !m.config_pbtxt) {
+    m.config.max_batch_size = kHuggingFaceDefaultMaxBatchSize;
+  }
   return m;
 }
 

@@ -4,6 +4,8 @@
 // no HTTP library.
 #pragma once
 
+#include "modelgrid/service/inference_service.h"
+
 #include "modelgrid/grid.h"
 #include "modelgrid/kserve/infer_codec.h"
 
@@ -19,5 +21,10 @@ namespace modelgrid::service {
 // The request id is copied. Errors: kInvalidArgument naming the parameter
 // and the expected type, e.g. "parameter 'priority' must be an integer, got \"high\"".
 Result<InferCall> MakeInferCall(InferRequest request);
+
+// A generation's rows as the generate task's outputs: text_output BYTES
+// [B], generated_ids INT64 [B,N] (rows shorter than N padded with -1),
+// finish_reason BYTES [B], prompt_tokens INT64 [B] (service_generate.cc).
+std::vector<InferTensor> GenerationTensors(const GenerateResponse& response);
 
 }  // namespace modelgrid::service

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/service/inference_service.h"
 #include "service/infer_call.h"
 #include "service/output_plan.h"
@@ -181,6 +182,30 @@ void InferenceService::InferAsync(const std::string& model, const std::string& v
   // The grid's model for that version (the model itself, or model@version);
   // Classify reads that one's labels.
   const std::string grid_model = status->name;
+  // Text generation on the huggingface backend goes in calls of a few
+  // tokens (GenerateAsync), so that it never holds the model for long.
+  if (call->task == "generate" && status->backend == kHuggingFaceBackendKind &&
+      !call->params.contains("session")) {
+    GenerateRequest g;
+    g.model = model;
+    g.version = version;
+    g.inputs = std::move(call->inputs);
+    g.params = std::move(call->params);
+    g.priority = call->priority;
+    g.id = call->id;
+    return GenerateAsync(
+        std::move(g), {},
+        [grid = grid_, model = grid_model, head = std::move(head), plans = std::move(*plans),
+         done = std::move(done)](Result<GenerateResponse> r) mutable {
+          if (!r.ok()) return done(r.status());
+          std::vector<InferTensor> outputs = service::GenerationTensors(*r);
+          if (Status s = service::FinishOutputs(*grid, model, plans, &outputs); !s.ok()) {
+            return done(s);
+          }
+          head.outputs = std::move(outputs);
+          done(std::move(head));
+        });
+  }
   grid_->InferAsync(
       grid_model, std::move(*call),
       [grid = grid_, model = grid_model, head = std::move(head), plans = std::move(*plans),

@@ -11,7 +11,8 @@
 //             causal LM, [B,L] for a sequence classifier, [B,S,L] for a token
 //             classifier) or, for a bare model, `last_hidden_state` FP32
 //             [B,S,H];
-//   embed     every model: `embedding` FP32 [B,D], pooled as the folder's
+//   embed     every model: `embedding` FP32 [B,D] (and `prompt_tokens`
+//             INT64 [B], the tokens of each row), pooled as the folder's
 //             1_Pooling/config.json says and L2-normalized when modules.json
 //             lists Normalize; without those files mean pooling over the
 //             real tokens for encoders, the last real token for decoders,
@@ -43,8 +44,9 @@
 //                   generation (its KV cache) under `session`; a later call
 //                   with the same session and {"continue": true} goes on
 //                   from there (its inputs are then not read). A session
-//                   ends when every row has finished, or after 60 s unused;
-//                   at most 64 are open at once.
+//                   ends when every row has finished, when a call with
+//                   {"continue": true, "cancel": true} ends it, or after 60 s
+//                   unused; at most 64 are open at once.
 // Errors: the messages name the model, the task and the input or parameter,
 // with expected vs got: kInvalidArgument (a malformed or missing input, text
 // that is not UTF-8 naming the row and byte, a prompt longer than the

@@ -42,7 +42,49 @@ struct ServiceOptions {
   // another program's objects through the server (the server's own arenas
   // are memfds and have no key). "" = any key.
   std::string shm_key_prefix = "/modelgrid_";
+  // Generation on the huggingface backend runs in calls of at most this many
+  // tokens (a session keeps the KV cache between them), so that other
+  // requests to the model are served between two calls and a stream gets
+  // its text as it comes. >= 1.
+  int64_t generate_chunk_tokens = 4;
 };
+
+// One row of a generation (GenerateAsync): the text and tokens produced,
+// and why it ended.
+struct GeneratedRow {
+  std::string text;             // UTF-8; special tokens skipped, a stop string cut
+  std::vector<int64_t> ids;     // the generated token ids
+  std::string finish_reason;    // "length", "eos", "stop"; "" while going on
+  int64_t prompt_tokens = 0;    // tokens of the prompt
+};
+
+// A generation request: a model's `generate` task on text or token ids.
+struct GenerateRequest {
+  std::string model;
+  std::string version;  // "" = the one served
+  // `text` BYTES [B] (one prompt per row), or `input_ids` INT64 [B,S]
+  // (with an optional `attention_mask`).
+  std::vector<InferTensor> inputs;
+  // The generate task's parameters (modelgrid/backend/hf_backend.h:
+  // max_new_tokens, do_sample, temperature, top_k, top_p, seed, stop,
+  // ignore_eos); session, chunk_tokens and continue are the service's.
+  nlohmann::json params = nlohmann::json::object();
+  int priority = 0;
+  std::string id;  // the client's request id, for logs
+};
+
+struct GenerateResponse {
+  std::string model_name;
+  std::string model_version;
+  std::vector<GeneratedRow> rows;
+};
+
+// Called after each call of a generation with what it added per row (text
+// and ids; "" and none for a row with nothing new) and each row's
+// finish_reason so far. Returning false stops the generation (the client
+// went away): `done` then gets what was produced, unfinished rows with
+// finish_reason "cancelled".
+using GenerationPieces = std::function<bool(const std::vector<GeneratedRow>& added)>;
 
 // Whether something serves, and why not.
 struct Readiness {
@@ -169,6 +211,22 @@ class InferenceService {
   // InferAsync, waiting for the answer.
   Result<InferResponse> Infer(const std::string& model, const std::string& version,
                               InferRequest request);
+
+  // ---- generation and embeddings (text models; the OpenAI-compatible routes) ----
+
+  // Runs `request.model`'s generate task. On the huggingface backend it
+  // runs in calls of ServiceOptions::generate_chunk_tokens tokens through
+  // one session, each call queued behind the requests that came meanwhile
+  // (requests interleave at token boundaries), and `pieces` (may be empty)
+  // hears after each call. On other backends: one call (TorchScript's
+  // generate returns ids only). `done` is called once, on a grid thread.
+  // Errors via `done`: FindModel's; kNotFound when the model has no generate
+  // task; the backend's (bad parameters, prompts past the model's limit,
+  // each named); the grid's.
+  void GenerateAsync(GenerateRequest request, GenerationPieces pieces,
+                     std::function<void(Result<GenerateResponse>)> done);
+  // GenerateAsync, waiting for the answer.
+  Result<GenerateResponse> Generate(GenerateRequest request, GenerationPieces pieces = {});
 
   // ---- repository (Triton's model repository extension) ----
 
