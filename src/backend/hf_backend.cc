@@ -376,4 +376,10 @@ BackendMemoryStats HuggingFaceBackend::MemoryStats() const {
 
 void HuggingFaceBackend::ResetPeakMemory() { backend_internal::ResetCpuPeak(); }
 
+uint64_t HuggingFaceBackend::MappedBytes() const {
+  if (!impl_) return 0;
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  return impl_->model ? impl_->model->weight_memory().mapped_bytes : 0;
+}
+
 }  // namespace modelgrid

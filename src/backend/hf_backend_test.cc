@@ -101,6 +101,13 @@ TEST(HfBackendTest, TasksFollowTheArchitecture) {
   ASSERT_TRUE(bert);
   EXPECT_EQ(bert->Tasks(), (std::vector<std::string>{"embed", "infer"}));
   EXPECT_EQ(bert->Outputs().at(0).name, "last_hidden_state");
+  // fp32 files on the CPU are mapped, not copied: the allocator does not see
+  // those weights, MappedBytes does (all of the file's tensor bytes here);
+  // llama-tiny's fp16 weights are converted, so nothing stays mapped.
+  const uint64_t file = fs::file_size(zoo / "bert-hf" / "model.safetensors");
+  EXPECT_GT(bert->MappedBytes(), file * 9 / 10);
+  EXPECT_LE(bert->MappedBytes(), file);
+  EXPECT_EQ(llama->MappedBytes(), 0u);
 }
 
 // The sentence-transformers folder's embeddings through the backend equal

@@ -34,7 +34,8 @@ Status Grid::Impl::LoadInstance(const ModelEntry& entry, Instance& inst, int thr
     const Device* d = FindDevice(inst.device);
     MG_RETURN_IF_ERROR(backend->Load(entry, d ? ExecDevice(*d) : "cpu", threads));
     BackendMemoryStats after = backend->MemoryStats();
-    inst.current_bytes = after.current_bytes > before ? after.current_bytes - before : 0;
+    inst.current_bytes = (after.current_bytes > before ? after.current_bytes - before : 0) +
+                         backend->MappedBytes();
     inst.peak_bytes = inst.current_bytes;
     std::lock_guard<std::mutex> lock(mu);
     ModelStatus& s = models.at(inst.model).status;

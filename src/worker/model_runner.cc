@@ -103,8 +103,8 @@ ipc::ModelMemory ModelRunner::memory() const {
     m.current_bytes = m.swapped ? 0 : loaded_bytes_.load();
     m.peak_bytes = cuda_load_peak_.load();
   } else {
-    m.current_bytes = counters_->current_aligned_bytes();
-    m.peak_bytes = counters_->peak_aligned_bytes();
+    m.current_bytes = counters_->current_aligned_bytes() + mapped_bytes_.load();
+    m.peak_bytes = counters_->peak_aligned_bytes() + mapped_bytes_.load();
   }
   return m;
 }
@@ -328,8 +328,10 @@ bool ModelRunner::RunLoad(LoadJob& job) {
         window_peak = std::max(counters_->peak_aligned_bytes(), after);
       }
       if (status.ok()) {
-        loaded.current_bytes = after > before ? after - before : 0;
-        loaded.peak_bytes = window_peak > before ? window_peak - before : 0;
+        // Weights mapped from files are the model's too, outside the allocator.
+        mapped_bytes_.store(cuda_index_ >= 0 ? 0 : backend_->MappedBytes());
+        loaded.current_bytes = (after > before ? after - before : 0) + mapped_bytes_.load();
+        loaded.peak_bytes = (window_peak > before ? window_peak - before : 0) + mapped_bytes_.load();
         loaded.backend = std::string(backend_->kind());
         loaded.tasks = backend_->Tasks();
         loaded.inputs = backend_->Inputs("infer");
@@ -679,6 +681,7 @@ void ModelRunner::RunSwapOut(const SwapOutJob& job) {
     }
   }
   swapped_.store(backend_ && backend_->swapped());
+  mapped_bytes_.store(backend_ && cuda_index_ < 0 ? backend_->MappedBytes() : 0);
   context_->Send(ipc::ToFrame(reply, job.request_id));
 }
 
@@ -714,6 +717,7 @@ void ModelRunner::RunSwapIn(const SwapInJob& job) {
     }
   }
   swapped_.store(backend_ && backend_->swapped());
+  mapped_bytes_.store(backend_ && cuda_index_ < 0 ? backend_->MappedBytes() : 0);
   context_->Send(ipc::ToFrame(reply, job.request_id));
 }
 
@@ -823,6 +827,7 @@ void ModelRunner::ReplyError(const InferJob& job, const Status& error) {
 
 void ModelRunner::RunUnload(const UnloadJob& job) {
   backend_.reset();  // a swap file goes with it
+  mapped_bytes_.store(0);
   loaded_.store(false);
   swapped_.store(false);
   RemoveBudgets();

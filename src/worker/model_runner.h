@@ -192,6 +192,9 @@ class ModelRunner {
   // The loaded model's backend (null before a load and after an unload);
   // used by the runner's thread only.
   std::unique_ptr<ModelBackend> backend_;
+  // backend_->MappedBytes() on the CPU, kept for memory() (read from other
+  // threads): weights mapped from files, added to the measured bytes.
+  std::atomic<uint64_t> mapped_bytes_{0};
   // N for a model on cuda:N, else -1. Written by the load before it sets
   // cuda_budget_added_ or limit_added_ (under cap_mu_), never after:
   // SetLimit reads it only once it saw one of them set.

@@ -108,6 +108,9 @@ class HuggingFaceBackend final : public ModelBackend {
   Status SetMemoryLimit(std::optional<uint64_t> limit_bytes) override;
   BackendMemoryStats MemoryStats() const override;
   void ResetPeakMemory() override;
+  // The weights that are views of the mmap'd safetensors files (fp32 files
+  // on the CPU).
+  uint64_t MappedBytes() const override;
 
  private:
   std::unique_ptr<hf_internal::Impl> impl_;

@@ -160,6 +160,11 @@ class ModelBackend {
   virtual BackendMemoryStats MemoryStats() const = 0;
   // Sets the peak to the bytes live now.
   virtual void ResetPeakMemory() = 0;
+  // Bytes of the loaded model that the allocator does not see: weights that
+  // are views of memory-mapped files (page cache, resident once read, shared
+  // with other mappings of the same file). The worker adds them to the
+  // model's measured bytes. 0 when swapped out or nothing is mapped.
+  virtual uint64_t MappedBytes() const { return 0; }
 };
 
 // Makes an empty backend of one kind.
