@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string_view>
 
 namespace modelgrid::estimate {
 
@@ -31,12 +32,28 @@ uint64_t ActivationTemporaries(const std::string& act) {
   return 1;
 }
 
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 bool HasLmHead(const HfConfig& c) {
   const std::string a = c.architecture();
   if (c.family == HfFamily::kGpt2) return a != "GPT2Model" && a != "GPT2ForSequenceClassification";
-  if (c.family == HfFamily::kLlama) return a != "LlamaModel" && a != "MistralModel";
-  if (c.family == HfFamily::kBert) return a == "BertForMaskedLM" || a == "BertForPreTraining";
+  if (c.family == HfFamily::kLlama)
+    return a != "LlamaModel" && a != "MistralModel" && a != "Qwen2Model";
+  if (c.family == HfFamily::kBert) {
+    return EndsWith(a, "ForMaskedLM") || EndsWith(a, "ForPreTraining") ||
+           (c.is_roberta() && EndsWith(a, "ForCausalLM"));
+  }
+  if (c.family == HfFamily::kDistilBert) return a == "DistilBertForMaskedLM";
   return false;
+}
+
+// The encoder families with BERT's post-LN layer (bert, the roberta family,
+// distilbert).
+bool IsBertLike(const HfConfig& c) {
+  return c.family == HfFamily::kBert || c.family == HfFamily::kDistilBert;
 }
 
 }  // namespace
@@ -56,6 +73,9 @@ ActivationBreakdown AnalyzeActivations(const HfConfig& c, uint64_t batch, uint64
 
   ActivationBreakdown out;
   out.embeddings = Mul(3, r);
+  // roberta family: position ids built from input_ids
+  // (create_position_ids_from_input_ids), int64, alive during the lookups.
+  if (c.is_roberta()) out.embeddings = Add(out.embeddings, Mul(T, 8));
   switch (c.family) {
     case HfFamily::kGpt2:
     case HfFamily::kLlama:
@@ -63,6 +83,9 @@ ActivationBreakdown AnalyzeActivations(const HfConfig& c, uint64_t batch, uint64
       break;
     case HfFamily::kBert:
       out.inputs = Add(Mul(3, T, 8), Mul(B, S, d));
+      break;
+    case HfFamily::kDistilBert:
+      out.inputs = Add(Mul(2, T, 8), Mul(B, S, d));  // no token_type_ids
       break;
     case HfFamily::kVit:
       out.inputs = Mul(Mul(B, c.num_channels), Mul(c.image_size, c.image_size), d);
@@ -77,13 +100,13 @@ ActivationBreakdown AnalyzeActivations(const HfConfig& c, uint64_t batch, uint64
         std::max(Add(base, Mul(3, r)), Add(base, rep, std::max(Add(Mul(2, r), A), softmax)));
     out.mlp = Add(Mul(2, r), Mul(3, F));
   } else {
-    const uint64_t held = c.family == HfFamily::kBert ? Mul(4, r) : Mul(5, r);
+    const uint64_t held = IsBertLike(c) ? Mul(4, r) : Mul(5, r);
     out.attention = Add(held, A, std::max(A, Mul(2, r)));
-    const uint64_t mlp_held = c.family == HfFamily::kBert ? r : Mul(2, r);
+    const uint64_t mlp_held = IsBertLike(c) ? r : Mul(2, r);
     out.mlp = Add(mlp_held, Mul(F, 1 + a));
   }
   if (HasLmHead(c)) {
-    out.output = Add(c.family == HfFamily::kBert ? Mul(2, r) : r, logits);
+    out.output = Add(IsBertLike(c) ? Mul(2, r) : r, logits);
   } else if (c.family == HfFamily::kVit) {
     out.output = Add(r, Mul(B, std::max<uint64_t>(c.num_labels, 2), d));
   } else {

@@ -11,11 +11,17 @@
 // one layer is the peak of all):
 //
 //   inputs (whole pass)  token models: input_ids and attention_mask, int64:
-//                        2·T·8 (+ T·8 token_type_ids for bert); vit:
+//                        2·T·8 (+ T·8 token_type_ids for bert and the
+//                        roberta family, none for distilbert); vit:
 //                        pixel_values B·C·H·W·d. Plus the extended mask:
-//                        causal LMs B·S²·d (the 4-D causal mask), bert B·S·d.
+//                        causal LMs B·S²·d (the 4-D causal mask), bert,
+//                        roberta B·S·d; distilbert the same B·S·d (its eager
+//                        attention builds a bool B·S mask per layer: smaller).
 //   embeddings           3r: two embedding lookups and their sum (the sum of
-//                        the first two exists before the next is added).
+//                        the first two exists before the next is added);
+//                        roberta family + T·8: the int64 position ids built
+//                        from input_ids (modeling_roberta.py,
+//                        create_position_ids_from_input_ids).
 //   attention            gpt2/vit (pre-LN): residual r + LayerNorm output r
 //                        (still named by the caller) + fused or separate q,k,v
 //                        3r, then scores → scaled → masked → softmax, each
@@ -23,7 +29,13 @@
 //                        2A at once; the batched matmul first copies the
 //                        permuted q and k (2r, freed after it):
 //                          5r + A + max(A, 2r)
-//                        bert (post-LN, no LayerNorm output held): 4r + A + max(A, 2r).
+//                        bert (post-LN, no LayerNorm output held): 4r + A + max(A, 2r);
+//                        the roberta family runs BertSelfAttention's code
+//                        (modeling_roberta.py copies it) and distilbert's
+//                        MultiHeadSelfAttention the same steps (q_lin, k_lin,
+//                        v_lin, scores, masked_fill, softmax, matmul; its
+//                        q / √d makes one r while k, v are held, below the
+//                        scores' peak): the bert figure.
 //                        llama: residual r + RMSNorm output r + q r + k,v
 //                        2·r_kv (r_kv = T·n_kv·hd·d) = base; RoPE builds
 //                        q·cos, rotate_half(q)·sin and their sum while q is
@@ -38,15 +50,26 @@
 //                        gelu_new 0.5·x·(1 + tanh(c·(x + 0.044715·x³))) keeps
 //                        x, 0.5·x and two chain temporaries: 3F; quick_gelu 2F:
 //                          2r + F·(1 + a)   with a = 1, 2 or 3
-//                        bert: attention output r + F + a·F.
+//                        bert, roberta family, distilbert (FFN lin1 →
+//                        activation → lin2, post-LN): attention output r + F + a·F.
 //                        llama: r + norm output r + act(gate) F + up F + product F
-//                        (gate is freed once activated): 2r + 3F.
+//                        (gate is freed once activated): 2r + 3F
+//                        (mistral and qwen2 run the same MLP and attention;
+//                        qwen2's q/k/v biases are fused into the projections).
 //   output               causal LMs: final-norm output r + logits T·V·d (the
 //                        logits usually dominate: gpt2 at S=128 holds 25.7 MB
 //                        of fp32 logits per sample against 1.6 MB of MLP);
-//                        BertForMaskedLM / BertForPreTraining: 2r + T·V·d;
+//                        BertForMaskedLM / BertForPreTraining, the roberta
+//                        family's ForMaskedLM / ForCausalLM (lm_head dense,
+//                        gelu, LayerNorm, decoder) and DistilBertForMaskedLM
+//                        (vocab_transform, gelu, vocab_layer_norm,
+//                        vocab_projector): 2r + T·V·d;
 //                        vit: r + B·K·d (K = 2 when unknown); any other
-//                        model without an LM head: r + 2·B·h·d (pooler).
+//                        model without an LM head: r + 2·B·h·d (pooler;
+//                        distilbert's pre_classifier and its ReLU, or the
+//                        roberta classification head's dense and tanh, are
+//                        the same two B·h tensors; a bare distilbert has
+//                        none: an upper bound).
 //
 //   peak = inputs + max(embeddings, attention, mlp, output)
 //
@@ -55,8 +78,9 @@
 // rounding, and a float32 upcast of the logits that some transformers
 // versions perform. SDPA / flash attention kernels do not materialize A, so
 // the figure is an upper bound for them. The formulas follow the eager code
-// of transformers' modeling_gpt2.py, modeling_bert.py, modeling_llama.py
-// and modeling_vit.py; they are this component's derivation, not a measured
+// of transformers' modeling_gpt2.py, modeling_bert.py, modeling_roberta.py,
+// modeling_distilbert.py, modeling_llama.py, modeling_qwen2.py and
+// modeling_vit.py (4.46); they are this component's derivation, not a measured
 // fact (a graph walk or a calibration run supersedes them).
 #pragma once
 

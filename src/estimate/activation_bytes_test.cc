@@ -70,6 +70,78 @@ TEST(ActivationBytesTest, LlamaGqaAndFloat32Softmax) {
   EXPECT_EQ(a.output, 64u + 2 * 1 * 8 * 2);  // no LM head
 }
 
+HfConfig TinyEncoder(HfFamily family, const std::string& model_type, const std::string& arch) {
+  HfConfig c = TinyGpt2();
+  c.family = family;
+  c.model_type = model_type;
+  c.architectures = {arch};
+  c.hidden_act = "gelu";
+  return c;
+}
+
+// The bert derivation with the encoder's own inputs, by hand for B=2, S=3,
+// d=4: T=6, r=96, A=144, F=384, logits 240; gelu adds one F.
+TEST(ActivationBytesTest, EncoderFamiliesByHand) {
+  const uint64_t attention = 4u * 96 + 144 + 192;  // 720
+  const uint64_t mlp = 96u + 2 * 384;              // 864
+  ActivationBreakdown bert = AnalyzeActivations(
+      TinyEncoder(HfFamily::kBert, "bert", "BertForSequenceClassification"), 2, 3, 4);
+  EXPECT_EQ(bert.inputs, 3u * 6 * 8 + 2 * 3 * 4);  // ids, mask, token types + extended mask
+  EXPECT_EQ(bert.embeddings, 3u * 96);
+  EXPECT_EQ(bert.attention, attention);
+  EXPECT_EQ(bert.mlp, mlp);
+  EXPECT_EQ(bert.output, 96u + 2 * 2 * 4 * 4);  // pooler
+  // roberta: bert's figures plus the int64 position ids in the embeddings.
+  ActivationBreakdown roberta = AnalyzeActivations(
+      TinyEncoder(HfFamily::kBert, "xlm-roberta", "XLMRobertaForSequenceClassification"), 2, 3, 4);
+  EXPECT_EQ(roberta.inputs, bert.inputs);
+  EXPECT_EQ(roberta.embeddings, 3u * 96 + 6 * 8);
+  EXPECT_EQ(roberta.attention, attention);
+  EXPECT_EQ(roberta.mlp, mlp);
+  EXPECT_EQ(roberta.output, bert.output);
+  ActivationBreakdown roberta_mlm =
+      AnalyzeActivations(TinyEncoder(HfFamily::kBert, "roberta", "RobertaForMaskedLM"), 2, 3, 4);
+  EXPECT_EQ(roberta_mlm.output, 2u * 96 + 240);
+  // distilbert: no token types; same layer figures.
+  ActivationBreakdown distil = AnalyzeActivations(
+      TinyEncoder(HfFamily::kDistilBert, "distilbert", "DistilBertModel"), 2, 3, 4);
+  EXPECT_EQ(distil.inputs, 2u * 6 * 8 + 2 * 3 * 4);
+  EXPECT_EQ(distil.embeddings, 3u * 96);
+  EXPECT_EQ(distil.attention, attention);
+  EXPECT_EQ(distil.mlp, mlp);
+  EXPECT_EQ(distil.output, 96u + 2 * 2 * 4 * 4);
+  EXPECT_EQ(distil.peak, distil.inputs + mlp);
+  ActivationBreakdown distil_mlm = AnalyzeActivations(
+      TinyEncoder(HfFamily::kDistilBert, "distilbert", "DistilBertForMaskedLM"), 2, 3, 4);
+  EXPECT_EQ(distil_mlm.output, 2u * 96 + 240);
+}
+
+TEST(ActivationBytesTest, Qwen2IsTheLlamaDerivation) {
+  HfConfig c;
+  c.family = HfFamily::kLlama;
+  c.model_type = "qwen2";
+  c.qkv_bias = true;
+  c.hidden_size = 8;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 2;
+  c.intermediate_size = 12;
+  c.vocab_size = 5;
+  c.num_layers = 1;
+  c.architectures = {"Qwen2Model"};
+  HfConfig llama = c;
+  llama.model_type = "llama";
+  llama.qkv_bias = false;
+  llama.architectures = {"LlamaModel"};
+  ActivationBreakdown q = AnalyzeActivations(c, 1, 4, 2);
+  ActivationBreakdown l = AnalyzeActivations(llama, 1, 4, 2);
+  EXPECT_EQ(q.attention, l.attention);
+  EXPECT_EQ(q.mlp, l.mlp);
+  EXPECT_EQ(q.output, 64u + 2 * 1 * 8 * 2);  // Qwen2Model: no LM head
+  c.architectures = {"Qwen2ForCausalLM"};
+  EXPECT_EQ(AnalyzeActivations(c, 1, 4, 2).output, 64u + 4 * 5 * 2);  // logits T·V·d
+}
+
 TEST(ActivationBytesTest, VitUsesPatchTokens) {
   HfConfig c;
   c.family = HfFamily::kVit;

@@ -89,7 +89,7 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
     return Status::InvalidArgument(who + ": batch " + std::to_string(batch) +
                                    " must be at least 1");
   }
-  Result<estimate::ModelWeights> gathered = estimate::GatherWeights(model);
+  Result<estimate::ModelWeights> gathered = estimate::GatherWeights(model, options.device);
   if (!gathered.ok()) return gathered.status().WithPrefix(who);
   estimate::ModelWeights& w = gathered.value();
   const bool is_hf = model.format == ModelFormat::kHuggingFace || w.config.has_value();

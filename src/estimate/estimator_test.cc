@@ -1,7 +1,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+
+#include "estimate/hf_config.h"
 #include "estimate/test_fixtures.h"
+#include "estimate/transformer_counts.h"
 #include "modelgrid/bytes.h"
 #include "modelgrid/estimate.h"
 #include "modelgrid/estimate_json.h"
@@ -382,6 +387,147 @@ TEST(EstimatorTest, NoConfigurationGivesWeightsWithActivationsUnknownWhenAsked) 
   EXPECT_EQ(w.calls, 0);
   EXPECT_EQ(EstimateToJson(*weights_only).value("activations_unknown", ""),
             weights_only->activations_unknown);
+}
+
+// A 1-layer Qwen2 in bfloat16, h=8, 2 heads of 4, 1 KV head, i=16, V=32, tied:
+// V·h 256 + layer (q 64+8, k 32+4, v 32+4, o 64, MLP 384, norms 16) 608 + h 8
+// = 872 parameters.
+constexpr const char* kTinyQwen2Config =
+    R"({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 8,
+  "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+  "intermediate_size": 16, "vocab_size": 32, "max_position_embeddings": 64,
+  "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
+
+ModelEntry HfQwen2(const TempDir& dir) {
+  std::vector<TensorSpecForFile> t = {{"model.embed_tokens.weight", "BF16", {32, 8}}};
+  const std::string p = "model.layers.0.";
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<uint64_t>>>{
+           {"self_attn.q_proj.weight", {8, 8}},
+           {"self_attn.q_proj.bias", {8}},
+           {"self_attn.k_proj.weight", {4, 8}},
+           {"self_attn.k_proj.bias", {4}},
+           {"self_attn.v_proj.weight", {4, 8}},
+           {"self_attn.v_proj.bias", {4}},
+           {"self_attn.o_proj.weight", {8, 8}},
+           {"mlp.gate_proj.weight", {16, 8}},
+           {"mlp.up_proj.weight", {16, 8}},
+           {"mlp.down_proj.weight", {8, 16}},
+           {"input_layernorm.weight", {8}},
+           {"post_attention_layernorm.weight", {8}}}) {
+    t.push_back({p + name, "BF16", shape});
+  }
+  t.push_back({"model.norm.weight", "BF16", {8}});
+  WriteFile(dir / "qwen2/config.json", kTinyQwen2Config);
+  WriteFile(dir / "qwen2/model.safetensors", BuildSafetensors(t));
+  ModelEntry m;
+  m.name = "qwen2";
+  m.dir = dir / "qwen2";
+  m.format = ModelFormat::kHuggingFace;
+  m.hf_config = dir / "qwen2/config.json";
+  m.safetensors = {dir / "qwen2/model.safetensors"};
+  m.config.max_batch_size = 2;
+  m.config.sequence_length = 4;
+  return m;
+}
+
+// Without a TorchScript export the native backend runs the folder: float32
+// on the CPU (bf16 weights upcast at load: 4 bytes per element, activations
+// and KV cache in float32), the file's dtype on CUDA unless config.yaml
+// names one.
+TEST(EstimatorTest, NativeBackendWeightsFollowItsComputeDtype) {
+  TempDir dir;
+  const ModelEntry m = HfQwen2(dir);
+  const uint64_t buffers = 2 * 2 * 4;  // inv_freq + original_inv_freq, hd/2 = 2 fp32 each
+  auto cpu = EstimateModel(m, Cpu(), nullptr);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  EXPECT_EQ(cpu->parameters, 872u);
+  EXPECT_EQ(cpu->weights, 872u * 4 + buffers);
+  // KV cache 2·L·n_kv·hd·4 bytes per token × B 2 × S 4.
+  EXPECT_EQ(cpu->kv_cache, 2u * 1 * 1 * 4 * 4 * 2 * 4);
+  EXPECT_THAT(cpu->notes, Contains(HasSubstr("14 tensor(s) converted at load to float32")));
+  EXPECT_THAT(cpu->notes, Contains(HasSubstr("3488 bytes on the device for 1744 bytes")));
+  for (const std::string& n : cpu->notes) {
+    EXPECT_THAT(n, ::testing::Not(HasSubstr("config.json (")));  // the count matches
+    EXPECT_THAT(n, ::testing::Not(HasSubstr("no known head")));
+  }
+  // The float32 activations of the same config.
+  EstimateOptions cuda = Cpu();
+  cuda.device = DeviceKind::kCuda;
+  auto gpu = EstimateModel(m, cuda, nullptr);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+  EXPECT_EQ(gpu->weights, 872u * 2 + buffers);
+  EXPECT_EQ(gpu->kv_cache, cpu->kv_cache / 2);
+  EXPECT_LT(gpu->activations, cpu->activations);
+  for (const std::string& n : gpu->notes) EXPECT_THAT(n, ::testing::Not(HasSubstr("converted")));
+
+  ModelEntry f32 = m;
+  f32.config.dtype = "float32";
+  auto gpu32 = EstimateModel(f32, cuda, nullptr);
+  ASSERT_TRUE(gpu32.ok()) << gpu32.status().ToString();
+  EXPECT_EQ(gpu32->weights, 872u * 4 + buffers);
+  EXPECT_EQ(gpu32->kv_cache, cpu->kv_cache);
+  EXPECT_THAT(gpu32->notes,
+              Contains(HasSubstr("converted at load to config.yaml's dtype float32")));
+  // On the CPU config.yaml's dtype changes nothing: it computes in float32.
+  f32.config.dtype = "float16";
+  auto cpu16 = EstimateModel(f32, Cpu(), nullptr);
+  ASSERT_TRUE(cpu16.ok());
+  EXPECT_EQ(cpu16->weights, cpu->weights);
+  f32.config.dtype = "int4";
+  EXPECT_EQ(EstimateModel(f32, cuda, nullptr).status().code(), StatusCode::kInvalidArgument);
+}
+
+// The zoo's Hugging Face folders ($MODELGRID_TEST_HF_ZOO, make zoo-small):
+// every one estimates, with the parameter count tools/zoo recorded, the
+// config.json count agreeing (no mismatch note), and weights of 4 bytes per
+// parameter on the CPU (the native backend's float32) and the file's bytes
+// on CUDA, plus the non-persistent buffers.
+TEST(EstimatorTest, HuggingFaceZooFolders) {
+  const char* env = std::getenv("MODELGRID_TEST_HF_ZOO");
+  if (env == nullptr || !std::filesystem::is_directory(env)) {
+    GTEST_SKIP() << "MODELGRID_TEST_HF_ZOO is not a folder (make zoo-small)";
+  }
+  const std::filesystem::path zoo(env);
+  std::ifstream in(zoo / "hf_zoo.json");
+  ASSERT_TRUE(in);
+  const nlohmann::json manifest = nlohmann::json::parse(in);
+  ASSERT_GE(manifest.at("models").size(), 9u);
+  for (const auto& [name, entry] : manifest.at("models").items()) {
+    SCOPED_TRACE(name);
+    ModelEntry m;
+    m.name = name;
+    m.dir = zoo / name;
+    m.format = ModelFormat::kHuggingFace;
+    m.hf_config = m.dir / "config.json";
+    uint64_t file_bytes = 0;
+    for (const std::string& f : entry.at("weight_files").get<std::vector<std::string>>()) {
+      if (f.ends_with(".index.json")) {
+        m.safetensors_index = m.dir / f;
+      } else {
+        m.safetensors.push_back(m.dir / f);
+        file_bytes += std::filesystem::file_size(m.dir / f);
+      }
+    }
+    auto config = estimate::ReadHfConfig(*m.hf_config);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    const uint64_t params = entry.at("parameters").get<uint64_t>();
+    const uint64_t buffers = estimate::NonPersistentBufferBytes(*config);
+    auto cpu = EstimateModel(m, Cpu(), nullptr);
+    ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+    EXPECT_EQ(cpu->parameters, params);
+    EXPECT_EQ(cpu->weights, params * 4 + buffers);
+    EXPECT_GT(cpu->activations, 0u);
+    for (const std::string& n : cpu->notes) {
+      EXPECT_THAT(n, ::testing::Not(HasSubstr("config.json (")));
+      EXPECT_THAT(n, ::testing::Not(HasSubstr("no known head")));
+    }
+    EstimateOptions cuda = Cpu();
+    cuda.device = DeviceKind::kCuda;
+    auto gpu = EstimateModel(m, cuda, nullptr);
+    ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+    EXPECT_EQ(gpu->weights, params * config->dtype_bytes + buffers);
+    EXPECT_LT(gpu->weights, file_bytes + buffers);  // the files add only their headers
+  }
 }
 
 TEST(EstimatorTest, BadOptions) {

@@ -140,6 +140,25 @@ Status ParseBert(const Fields& f, HfConfig* c) {
   return Status::Ok();
 }
 
+// DistilBertConfig (transformers 4.46): its own field names; no token types
+// (type_vocab_size 0), activation default "gelu", max_position_embeddings
+// default 512. sinusoidal_pos_embds does not change the tensors (the
+// position embedding is filled with sinusoids, still a saved weight).
+Status ParseDistilBert(const Fields& f, HfConfig* c) {
+  MG_ASSIGN_OR_RETURN(c->hidden_size, f.Count("dim"));
+  MG_ASSIGN_OR_RETURN(c->num_layers, f.Count("n_layers"));
+  MG_ASSIGN_OR_RETURN(c->num_heads, f.Count("n_heads"));
+  MG_ASSIGN_OR_RETURN(c->intermediate_size, f.Count("hidden_dim"));
+  MG_ASSIGN_OR_RETURN(c->vocab_size, f.Count("vocab_size"));
+  MG_ASSIGN_OR_RETURN(c->max_positions, f.CountOr("max_position_embeddings", 512));
+  MG_ASSIGN_OR_RETURN(c->hidden_act, f.TextOr("activation", "gelu"));
+  MG_ASSIGN_OR_RETURN(c->tie_word_embeddings, f.FlagOr("tie_word_embeddings", true));
+  MG_ASSIGN_OR_RETURN(c->head_dim, HeadDim(*c, "dim", "n_heads"));
+  c->type_vocab_size = 0;
+  c->num_kv_heads = c->num_heads;
+  return Status::Ok();
+}
+
 Status ParseLlama(const Fields& f, HfConfig* c) {
   MG_ASSIGN_OR_RETURN(c->hidden_size, f.Count("hidden_size"));
   MG_ASSIGN_OR_RETURN(c->num_layers, f.Count("num_hidden_layers"));
@@ -147,11 +166,19 @@ Status ParseLlama(const Fields& f, HfConfig* c) {
   MG_ASSIGN_OR_RETURN(c->intermediate_size, f.Count("intermediate_size"));
   MG_ASSIGN_OR_RETURN(c->vocab_size, f.Count("vocab_size"));
   MG_ASSIGN_OR_RETURN(c->num_kv_heads, f.CountOr("num_key_value_heads", c->num_heads));
-  MG_ASSIGN_OR_RETURN(c->max_positions, f.CountOr("max_position_embeddings", 2048));
+  // Qwen2Config: max_position_embeddings default 32768; q/k/v always carry a
+  // bias and o never does (Qwen2Attention), the MLP has none: attention_bias
+  // and mlp_bias are not Qwen2Config fields and are ignored.
+  const bool qwen2 = c->model_type == "qwen2";
+  MG_ASSIGN_OR_RETURN(c->max_positions, f.CountOr("max_position_embeddings", qwen2 ? 32768 : 2048));
   MG_ASSIGN_OR_RETURN(c->hidden_act, f.TextOr("hidden_act", "silu"));
   MG_ASSIGN_OR_RETURN(c->tie_word_embeddings, f.FlagOr("tie_word_embeddings", false));
-  MG_ASSIGN_OR_RETURN(c->attention_bias, f.FlagOr("attention_bias", false));
-  MG_ASSIGN_OR_RETURN(c->mlp_bias, f.FlagOr("mlp_bias", false));
+  if (qwen2) {
+    c->qkv_bias = true;
+  } else {
+    MG_ASSIGN_OR_RETURN(c->attention_bias, f.FlagOr("attention_bias", false));
+    MG_ASSIGN_OR_RETURN(c->mlp_bias, f.FlagOr("mlp_bias", false));
+  }
   if (c->num_heads % c->num_kv_heads != 0) {
     return Status::InvalidArgument(
         c->file + ": field 'num_attention_heads' (" + std::to_string(c->num_heads) +
@@ -191,6 +218,8 @@ std::string_view HfFamilyName(HfFamily family) {
       return "gpt2";
     case HfFamily::kBert:
       return "bert";
+    case HfFamily::kDistilBert:
+      return "distilbert";
     case HfFamily::kLlama:
       return "llama";
     case HfFamily::kVit:
@@ -241,10 +270,16 @@ Result<HfConfig> ParseHfConfig(std::string_view json_text, const std::string& fi
   if (c.model_type == "gpt2") {
     c.family = HfFamily::kGpt2;
     MG_RETURN_IF_ERROR(ParseGpt2(fields, &c));
-  } else if (c.model_type == "bert") {
+  } else if (c.model_type == "bert" || c.is_roberta()) {
+    // RobertaConfig / XLMRobertaConfig / CamembertConfig take BertConfig's
+    // fields and defaults (type_vocab_size 2 unless written; checkpoints
+    // write 1).
     c.family = HfFamily::kBert;
     MG_RETURN_IF_ERROR(ParseBert(fields, &c));
-  } else if (c.model_type == "llama" || c.model_type == "mistral") {
+  } else if (c.model_type == "distilbert") {
+    c.family = HfFamily::kDistilBert;
+    MG_RETURN_IF_ERROR(ParseDistilBert(fields, &c));
+  } else if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
     c.family = HfFamily::kLlama;
     MG_RETURN_IF_ERROR(ParseLlama(fields, &c));
   } else if (c.model_type == "vit") {
@@ -252,7 +287,8 @@ Result<HfConfig> ParseHfConfig(std::string_view json_text, const std::string& fi
     MG_RETURN_IF_ERROR(ParseVit(fields, &c));
   } else {
     return Status::Unsupported(file + ": model_type '" + c.model_type +
-                               "' is not supported (supported: gpt2, bert, llama, mistral, vit)");
+                               "' is not supported (supported: gpt2, bert, roberta, xlm-roberta, "
+                               "camembert, distilbert, llama, mistral, qwen2, vit)");
   }
   return c;
 }

@@ -56,14 +56,19 @@ const SafetensorsTensor* FindTensor(const HfTensors& t, std::string_view name) {
 // A tied output head stored beside the embedding it shares (transformers
 // usually drops it when saving): counted once. Returns the head's name.
 std::string DropTiedHead(const HfConfig& c, HfTensors* t, std::vector<std::string>* notes) {
-  static constexpr std::array<std::string_view, 2> kHeads = {"lm_head.weight",
-                                                             "cls.predictions.decoder.weight"};
-  static constexpr std::array<std::string_view, 6> kEmbeddings = {
+  // Heads: causal LMs, BertForMaskedLM, the roberta family's lm_head,
+  // DistilBertForMaskedLM's vocab_projector.
+  static constexpr std::array<std::string_view, 4> kHeads = {
+      "lm_head.weight", "cls.predictions.decoder.weight", "lm_head.decoder.weight",
+      "vocab_projector.weight"};
+  static constexpr std::array<std::string_view, 8> kEmbeddings = {
       "transformer.wte.weight",
       "wte.weight",
       "model.embed_tokens.weight",
       "embed_tokens.weight",
       "bert.embeddings.word_embeddings.weight",
+      "roberta.embeddings.word_embeddings.weight",
+      "distilbert.embeddings.word_embeddings.weight",
       "embeddings.word_embeddings.weight"};
   if (!c.tie_word_embeddings) return "";
   for (std::string_view head : kHeads) {
@@ -140,9 +145,21 @@ void CrossCheckCount(const HfConfig& c, uint64_t elements, const std::string& wh
   }
 }
 
+// Bytes per element a safetensors dtype runs at in the native Hugging Face
+// backend (src/hf/native_model.h) on `device`, or 0 when it keeps the file's
+// bytes: on the CPU F32, F16 and BF16 all run as float32 (F16/BF16 are
+// upcast at load, F32 is a view of the mapped file); on CUDA config.yaml's
+// `dtype` when set (the load option), else the file's own size.
+uint64_t NativeElementBytes(const std::string& dtype, DeviceKind device,
+                            uint64_t cuda_dtype_bytes) {
+  if (dtype != "F32" && dtype != "F16" && dtype != "BF16") return 0;
+  if (device == DeviceKind::kCpu) return 4;
+  return cuda_dtype_bytes;
+}
+
 }  // namespace
 
-Result<ModelWeights> GatherWeights(const ModelEntry& model) {
+Result<ModelWeights> GatherWeights(const ModelEntry& model, DeviceKind device) {
   ModelWeights w;
   if (model.hf_config) {
     MG_ASSIGN_OR_RETURN(HfConfig c, ReadHfConfig(*model.hf_config));
@@ -178,11 +195,45 @@ Result<ModelWeights> GatherWeights(const ModelEntry& model) {
                       "model.pt storages (parameters and buffers) hold", &w.notes);
     }
   } else if (st) {
+    // No TorchScript export: the native Hugging Face backend runs the
+    // folder (backend_kind.h). Its compute dtype decides the resident bytes
+    // (native_model.h): float32 on the CPU whatever the file holds (LibTorch
+    // 1.13 lacks many fp16 CPU kernels), so fp16/bf16 tensors take twice
+    // their file bytes there; on CUDA config.yaml's dtype when set, else
+    // the file's dtype.
+    uint64_t cuda_dtype_bytes = 0;
+    if (device != DeviceKind::kCpu && !model.config.dtype.empty()) {
+      Result<uint64_t> b = TorchDtypeBytes(model.config.dtype);
+      if (!b.ok()) return b.status().WithPrefix("config.yaml: field 'dtype'");
+      cuda_dtype_bytes = b.value();
+    }
     w.source = "safetensors";
-    w.bytes = st->bytes + buffers;
     w.parameters = st->elements;
-    for (const SafetensorsTensor& t : st->tensors) w.allocations.push_back(t.bytes);
+    uint64_t converted = 0;  // tensors whose device size differs from the file's
+    for (const SafetensorsTensor& t : st->tensors) {
+      const uint64_t size = NativeElementBytes(t.dtype, device, cuda_dtype_bytes);
+      const uint64_t bytes = size == 0 ? t.bytes : t.numel * size;
+      if (bytes != t.bytes) ++converted;
+      w.allocations.push_back(bytes);
+      w.bytes += bytes;
+    }
+    const uint64_t file_bytes = st->bytes;
+    w.bytes += buffers;
     w.compute_dtype_bytes = SafetensorsFloatSize(*st);
+    if (device == DeviceKind::kCpu && w.compute_dtype_bytes != 0) {
+      w.compute_dtype_bytes = 4;
+    } else if (cuda_dtype_bytes != 0 && w.compute_dtype_bytes != 0) {
+      w.compute_dtype_bytes = cuda_dtype_bytes;
+    }
+    if (converted > 0) {
+      w.notes.push_back(
+          "weights: " + std::to_string(converted) + " tensor(s) converted at load to " +
+          (device == DeviceKind::kCpu ? std::string("float32 (the native backend computes in "
+                                                    "float32 on the CPU)")
+                                      : "config.yaml's dtype " + model.config.dtype) +
+          ": " + std::to_string(w.bytes - buffers) + " bytes on the device for " +
+          std::to_string(file_bytes) + " bytes in the files");
+    }
     if (w.config) {
       const std::vector<uint64_t> b = NonPersistentBufferAllocations(*w.config);
       w.allocations.insert(w.allocations.end(), b.begin(), b.end());
@@ -202,7 +253,12 @@ Result<ModelWeights> GatherWeights(const ModelEntry& model) {
     return Status::NotFound(model.dir.string() + ": no model.pt, safetensors or config.json");
   }
   if (w.compute_dtype_bytes == 0) w.compute_dtype_bytes = w.config ? w.config->dtype_bytes : 4;
-  if (w.config && w.config->dtype_bytes != w.compute_dtype_bytes) {
+  if (w.config && w.config->dtype_bytes != w.compute_dtype_bytes && w.source == "safetensors" &&
+      device == DeviceKind::kCpu) {
+    w.notes.push_back("config.json torch_dtype is " + w.config->torch_dtype +
+                      "; the native backend computes in float32 on the CPU: activations and "
+                      "the KV cache use 4-byte floats");
+  } else if (w.config && w.config->dtype_bytes != w.compute_dtype_bytes) {
     w.notes.push_back("config.json torch_dtype is " + w.config->torch_dtype +
                       " but the weights that run use " + std::to_string(w.compute_dtype_bytes) +
                       "-byte floats; activations use the latter");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "estimate/hf_config.h"
+#include "modelgrid/device.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/status.h"
 
@@ -26,16 +27,22 @@ struct ModelWeights {
   std::vector<std::string> notes;
 };
 
-// Gathers the weights of `model`:
+// Gathers the weights of `model` on `device`:
 //   - with a TorchScript file, the bytes of its data/ and constants/ records
 //     (what runs), one allocation per storage record;
-//   - else, for HF models, the safetensors tensor bytes (a tied lm_head that
-//     the file also holds is counted once) plus NonPersistentBufferBytes;
+//   - else, for HF models, the safetensors tensors (a tied lm_head that the
+//     file also holds is counted once) at the native backend's compute dtype
+//     (src/hf/native_model.h), plus NonPersistentBufferBytes: on the CPU
+//     F32/F16/BF16 tensors at 4 bytes per element (fp16/bf16 files are
+//     upcast at load: twice their file bytes; fp32 tensors are views of the
+//     mapped file, resident all the same), and compute_dtype_bytes 4; on
+//     CUDA at config.yaml's dtype when set, else the file's bytes;
 // and, when config.json and/or safetensors exist, cross-checks them
 // (ArchitectureParameterCount vs the header element count, differences over
 // 0.5 % become notes naming both numbers; TorchScript vs safetensors bytes).
 // Errors: those of ReadTorchScriptArchive, ReadSafetensorsHeader,
-// ReadShardedSafetensors and ReadHfConfig.
-Result<ModelWeights> GatherWeights(const ModelEntry& model);
+// ReadShardedSafetensors and ReadHfConfig; kInvalidArgument for an unknown
+// config.yaml dtype.
+Result<ModelWeights> GatherWeights(const ModelEntry& model, DeviceKind device);
 
 }  // namespace modelgrid::estimate

@@ -19,11 +19,18 @@ namespace modelgrid::estimate {
 
 // Parameters (elements) of the model family's formats.md layout:
 //   gpt2:  V·h + T·h + L·layer + 2h                       (GPT2Model; lm_head tied)
-//   bert:  (V + Pm + t)·h + 2h + L·layer + (h² + h)       (BertModel with pooler)
+//   bert:  (V + Pm + t)·h + 2h + L·layer + (h² + h)       (BertModel with pooler; also
+//                                                          RobertaModel, XLMRobertaModel,
+//                                                          CamembertModel: the same tensors,
+//                                                          Pm includes the padding offset,
+//                                                          t usually 1)
+//   distilbert: (V + Pm)·h + 2h + L·layer                  (DistilBertModel: no token
+//                                                          types, no pooler)
 //   llama: V·h + L·(h·n_h·hd + 2·h·n_kv·hd + n_h·hd·h + 3·h·i + 2h) + h
 //          + (tied ? 0 : V·h)                              (LlamaForCausalLM; RMSNorm
 //          weights only; + n_h·hd + 2·n_kv·hd + h with attention_bias,
-//          + 2i + h with mlp_bias)
+//          + n_h·hd + 2·n_kv·hd with qkv_bias (qwen2), + 2i + h with mlp_bias;
+//          also MistralForCausalLM and Qwen2ForCausalLM)
 //   vit:   (C·p²·h + h) + h + (N+1)·h + L·layer + 2h (+ h·K + K when K > 0)
 //                                                          (ViTForImageClassification)
 // The architecture in config.json does not change this figure (bert-base-
@@ -38,12 +45,29 @@ uint64_t ParameterCount(const HfConfig& config);
 //   BertForSequenceClassification  + h·K + K
 //   BertForTokenClassification     − (h² + h) + h·K + K
 //   BertForQuestionAnswering       − (h² + h) + 2h + 2
+//   BertForMultipleChoice          + h + 1
+//   Roberta*, XLMRoberta*, Camembert* (no pooler in any head model; the
+//   classification head has its own dense h×h):
+//     ForMaskedLM, ForCausalLM     − pooler + lm_head dense (h² + h) + LayerNorm 2h
+//                                  + decoder bias V (decoder weight tied) = + 2h + V
+//     ForSequenceClassification    − pooler + dense (h² + h) + out_proj (h·K + K) = + h·K + K
+//     ForTokenClassification       − (h² + h) + h·K + K
+//     ForQuestionAnswering         − (h² + h) + 2h + 2
+//     ForMultipleChoice            + h + 1 (keeps the pooler)
+//   DistilBertForMaskedLM          + vocab_transform (h² + h) + vocab_layer_norm 2h
+//                                  + vocab_projector bias V (weight tied)
+//   DistilBertForSequenceClassification  + pre_classifier (h² + h) + classifier h·K + K
+//   DistilBertForTokenClassification     + h·K + K
+//   DistilBertForQuestionAnswering       + 2h + 2
+//   DistilBertForMultipleChoice          + (h² + h) + h + 1
 //   GPT2ForSequenceClassification  + h·K (score, no bias)
-//   LlamaModel / MistralModel      − the untied lm_head V·h
+//   LlamaModel / MistralModel / Qwen2Model  − the untied lm_head V·h
 //   ViTModel                 − classifier, + pooler (h² + h)
-// (transformers' modeling_bert.py, modeling_gpt2.py, modeling_llama.py,
-// modeling_vit.py). K is config.num_labels, or 2 (transformers' default)
-// when unknown. Other architectures: ParameterCount unchanged, known = false.
+// (transformers' modeling_bert.py, modeling_roberta.py, modeling_xlm_roberta.py,
+// modeling_camembert.py, modeling_distilbert.py, modeling_gpt2.py,
+// modeling_llama.py, modeling_qwen2.py, modeling_vit.py, 4.46). K is
+// config.num_labels, or 2 (transformers' default) when unknown. Other
+// architectures: ParameterCount unchanged, known = false.
 struct HeadAdjustedCount {
   uint64_t parameters = 0;
   bool known = false;  // the architecture is one of the list above or the base layout
@@ -63,8 +87,10 @@ uint64_t KvCacheBytesPerToken(const HfConfig& config, uint64_t dtype_bytes);
 //          `attn.masked_bias` fp32 scalar: L·(T² + 4) (removed in recent
 //          versions, which build the mask per call: then an overestimate)
 //   bert:  `embeddings.position_ids` and `embeddings.token_type_ids`,
-//          (1, Pm) int64 each: 16·Pm
+//          (1, Pm) int64 each: 16·Pm (RobertaEmbeddings registers the same two)
+//   distilbert: `embeddings.position_ids` (1, Pm) int64: 8·Pm
 //   llama: rotary `inv_freq` and `original_inv_freq`, hd/2 fp32 each: 4·hd
+//          (mistral, qwen2 alike)
 //   vit:   none
 uint64_t NonPersistentBufferBytes(const HfConfig& config);
 
