@@ -3,10 +3,12 @@
 // route files compile without httplib.h and stay small.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,12 +33,53 @@ struct HttpRequest {
   bool QueryFlag(const std::string& name) const;
 };
 
+// Writes one piece of a streamed body; false once the client has gone away
+// (the handler should then stop producing).
+//
+// Each piece is handed to the connection as it is written (one or more
+// HTTP chunks; an empty piece sends nothing). The server holds at most
+// 64 KiB a client has not taken yet: a write waits while that much is
+// pending, for at most HttpServerOptions::idle_timeout without the client
+// taking a byte, then returns false and the connection is closed. Also
+// false, at once, when the client closed or reset the connection (noticed
+// at the write after it), when the connection timed out, and when the
+// server stops (HttpServer::Stop; the connection is then closed without
+// the final chunk, so the client sees an incomplete body). Once false,
+// every later write is false. Only valid during the call of
+// HttpReply::stream that it was given to, and only from one thread at a
+// time (normally that call's own thread).
+using BodyWriter = std::function<bool(std::string_view piece)>;
+
 // The answer a handler writes.
 struct HttpReply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When set, `body` is ignored: the server sends the status and headers
+  // (no Content-Length; HTTP/1.1 chunked transfer encoding) and then calls
+  // `stream` on a server thread of its own (a stream thread, never an I/O
+  // thread; it does not hold a handler-pool thread either) with a writer;
+  // each piece is sent as it is written; the response ends when `stream`
+  // returns (the final empty chunk; the connection stays open for the
+  // client's next request). For server-sent events (`content_type`
+  // "text/event-stream") and other answers produced piece by piece.
+  //
+  // - Not compressed (Accept-Encoding is ignored), no Content-Length (a
+  //   Content-Length in `headers` is not honoured); an HTTP/1.0 client
+  //   gets the body unchunked, ended by the connection's close.
+  // - `stream` must return soon after a write returned false: HttpServer::Stop
+  //   waits for it.
+  // - An exception thrown by `stream` ends the response, after what was
+  //   written, without the final chunk (the connection is closed; the
+  //   client sees an incomplete body), and is logged.
+  // - `stream` may be destroyed without ever being called, and its
+  //   captures must then release what they hold: a HEAD request (status
+  //   and headers only); past HttpServerOptions::max_streams streams in
+  //   progress (the client gets 503 with Retry-After: 1 instead); while
+  //   the server stops (503). The access log records the answer once the
+  //   body ended, with the body bytes written (without chunk framing).
+  std::function<void(const BodyWriter& write)> stream;
 };
 
 // `status` with `body` dumped as JSON (invalid UTF-8 replaced, never throws).

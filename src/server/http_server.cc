@@ -29,10 +29,45 @@
 //  - the handler pool (`threads` threads): inflates the body, routes, runs
 //    the handler, compresses the answer, then MHD_resume_connection; the
 //    event thread queues the answer in the access handler's next call.
+//  - stream threads (up to max_streams, started as needed, idle ones kept):
+//    run HttpReply::stream for answers whose body is produced piece by
+//    piece (below).
+//
+// Streamed answers (HttpReply::stream). The handler returns on its pool
+// thread; Handle admits the stream (at most max_streams in progress, else
+// 503 Retry-After: 1; 503 while stopping), resumes the connection as for
+// any answer, and gives the stream function to a stream thread, so that a
+// stream lasting minutes holds neither a handler-pool thread nor an event
+// thread. The event thread queues a response of unknown size
+// (MHD_create_response_from_callback with MHD_SIZE_UNKNOWN: libmicrohttpd
+// sends it chunked to HTTP/1.1 clients) whose content reader takes what the
+// writer put in the StreamState's buffer (at most kStreamBufferBytes; a
+// writer waits for room). When the buffer is empty the reader suspends the
+// connection (MHD_suspend_connection from the content reader, as
+// libmicrohttpd requires) and returns 0; the next write, the stream's end or
+// Stop resumes it (MHD_resume_connection, exactly once per suspension: the
+// reader sets StreamState::suspended under its lock after suspending, and
+// whoever clears the flag resumes). libmicrohttpd's own pipe response
+// (MHD_create_response_from_pipe, 0.9.75) does not fit: it reads the pipe
+// with a blocking read(2) on the event thread and never polls it, so a
+// slow producer (a model between two tokens) would stall every connection
+// of that event thread.
+//   Bounded waits: a writer waits for room at most idle_timeout without
+// the client taking a byte, then fails and cuts the socket (shutdown(2));
+// a connection blocked on a client that does not read is also closed by
+// libmicrohttpd's idle timeout (a suspended one is not: it waits for the
+// producer). A client gone away is noticed when a write to its socket
+// fails (libmicrohttpd does not watch a suspended connection); the request's
+// end (OnCompleted) and the response's release mark the stream gone, and
+// the writer returns false. Stop cancels every stream first (writers fail
+// at once, suspended connections resume and close without the final chunk,
+// the others are cut), then waits for the stream functions to return.
 //
 // Bookkeeping shared by these threads (Impl::mu): the connections handed to
 // event threads by socket (Conn: deadline, phase), the counts per client
-// address, the requests in flight and the handlers running (for Stop).
+// address, the requests in flight, the handlers running and the streams in
+// progress (for Stop). A StreamState has its own lock, never held together
+// with Impl::mu nor while calling MHD_resume_connection.
 #include "modelgrid/server/http_server.h"
 
 #include <arpa/inet.h>
@@ -64,8 +99,10 @@
 #include <map>
 #include <mutex>
 #include <regex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "modelgrid/kserve/errors.h"
 #include "modelgrid/service/inference_service.h"
@@ -102,6 +139,11 @@ constexpr size_t kPoolPerHeaderBytes = 96;
 constexpr size_t kPoolSlackBytes = 32 << 10;
 // Connections accepted per wake-up of the guard (others wait for the next).
 constexpr int kAcceptBatch = 256;
+// Bytes of a streamed body written and not yet taken by the connection,
+// at most (a writer waits for room past it).
+constexpr size_t kStreamBufferBytes = 64 << 10;
+// The block size libmicrohttpd is told for a streamed body (advisory).
+constexpr size_t kStreamBlockBytes = 16 << 10;
 
 int64_t Micros(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
@@ -199,6 +241,70 @@ class HandlerPool {
   std::vector<std::thread> workers_;
 };
 
+// Threads running stream functions (HttpReply::stream), one per stream in
+// progress: started when a job finds no idle thread, up to `max` (the
+// server admits at most max_streams streams at once, so a job never waits
+// for a busy one); idle threads wait for the next job until Stop.
+class StreamThreads {
+ public:
+  explicit StreamThreads(int max) : max_(static_cast<size_t>(max)) {}
+  ~StreamThreads() { Stop(); }
+  // Queues `job`, starting a thread when none is idle. False (the job is
+  // dropped) when a thread was needed and could not be started.
+  bool Submit(std::function<void()> job) {
+    std::lock_guard lock(mu_);
+    if (idle_ <= jobs_.size() && workers_.size() < max_) {
+      try {
+        workers_.emplace_back([this] { Loop(); });
+      } catch (const std::system_error& e) {
+        spdlog::warn("http: cannot start a stream thread: {}", e.what());
+        return false;
+      }
+    }
+    jobs_.push_back(std::move(job));
+    cv_.notify_one();
+    return true;
+  }
+  // Runs the queued jobs, then joins the threads.
+  void Stop() {
+    std::vector<std::thread> workers;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      workers.swap(workers_);
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mu_);
+        ++idle_;
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  size_t idle_ = 0;  // threads waiting for a job
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
 // A connection handed to an event thread. Fields after `ip` are guarded by
 // Impl::mu.
 struct Conn {
@@ -215,6 +321,63 @@ struct Conn {
   bool half_closed = false;                  // the last sweep saw the client's end, nothing unread
   bool released = false;                     // no longer counted in the connection limits
 };
+
+// One streamed answer, shared by its stream thread (the writer), the event
+// thread (the content reader), the request (OnCompleted) and Stop. Fields
+// are guarded by `mu`.
+struct StreamState {
+  std::mutex mu;
+  std::condition_variable room;  // the buffer shrank, or the stream can no longer be written
+  std::string buffer;            // written, not yet taken by the connection
+  MHD_Connection* connection = nullptr;  // set before the response is queued
+  std::shared_ptr<Conn> conn;            // its socket, for cutting it
+  // The reader suspended the connection for want of data: whoever clears
+  // this resumes it (a write, the stream's end, Stop).
+  bool suspended = false;
+  bool finished = false;   // the stream function returned: end the body once drained
+  bool failed = false;     // it threw: once drained, close the connection without the final chunk
+  bool gone = false;       // the request ended, or a write gave up: writes fail
+  bool cancelled = false;  // the server stops: writes fail, the connection closes
+  uint64_t handed = 0;     // body bytes taken by the connection (access log)
+};
+
+// libmicrohttpd's content reader of a streamed answer; `cls` is a
+// std::shared_ptr<StreamState>*. Runs on the connection's event thread.
+ssize_t StreamRead(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+  StreamState& s = **static_cast<std::shared_ptr<StreamState>*>(cls);
+  std::lock_guard lock(s.mu);
+  if (s.cancelled || s.gone) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (!s.buffer.empty()) {
+    const size_t n = std::min(max, s.buffer.size());
+    std::memcpy(buf, s.buffer.data(), n);
+    s.buffer.erase(0, n);
+    s.handed += n;
+    s.room.notify_all();
+    return static_cast<ssize_t>(n);
+  }
+  // What was written went out; a producer that threw ends without the
+  // final chunk (libmicrohttpd closes the connection).
+  if (s.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (s.finished) return MHD_CONTENT_READER_END_OF_STREAM;
+  // Nothing to send yet: wait, out of the event loop, for the next write.
+  // Suspending here, under the lock, before the flag is seen, guarantees
+  // that the one who clears the flag resumes a suspended connection.
+  MHD_suspend_connection(s.connection);
+  s.suspended = true;
+  return 0;
+}
+
+// libmicrohttpd is done with a streamed answer's reader (the response is
+// released: the body ended, or the connection closed).
+void StreamFree(void* cls) {
+  auto* holder = static_cast<std::shared_ptr<StreamState>*>(cls);
+  {
+    std::lock_guard lock((*holder)->mu);
+    (*holder)->gone = true;
+  }
+  (*holder)->room.notify_all();
+  delete holder;
+}
 
 // A new connection the guard holds until its first head is complete.
 struct Pending {
@@ -239,6 +402,8 @@ struct Request {
   bool dispatched = false;
   std::atomic<bool> reply_ready{false};
   HttpReply reply;  // written by the handler pool before reply_ready
+  // A streamed answer's state, set with `reply` (null otherwise).
+  std::shared_ptr<StreamState> stream;
   bool answered = false;
   int status = 0;
   uint64_t response_bytes = 0;
@@ -258,6 +423,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   server::HeadLimits limits;
   std::vector<CompiledRoute> routes;
+  Status route_error;  // an extra route whose pattern does not compile (Bind reports it)
   int handler_threads = 0;
   int io_threads = 0;
 
@@ -280,6 +446,11 @@ struct HttpServer::Impl {
   int active_requests = 0;   // headers received, not yet completed
   int handlers_running = 0;  // suspended connections whose handler runs
   bool no_more_handlers = false;
+  // Streamed answers whose request has not ended (for Stop), the stream
+  // functions running, and whether new ones are refused (Stop began).
+  std::unordered_map<StreamState*, std::shared_ptr<StreamState>> streams;
+  int streams_running = 0;
+  bool streams_closed = false;
   std::vector<int> linger_inbox;  // dup'ed sockets to drain, from event threads
   std::atomic<int> lingering{0};
   std::atomic<bool> stopping{false};  // answers carry Connection: close
@@ -287,6 +458,7 @@ struct HttpServer::Impl {
   std::vector<MHD_Daemon*> daemons;
   size_t next_daemon = 0;
   std::unique_ptr<HandlerPool> pool;
+  std::unique_ptr<StreamThreads> stream_threads;
 
   // The guard thread and its own state.
   std::thread guard;
@@ -336,6 +508,13 @@ struct HttpServer::Impl {
   HttpReply Process(Request& r);
   void Compress(const Request& r, HttpReply& reply) const;
 
+  // Streamed answers.
+  void RunStream(const std::shared_ptr<StreamState>& s,
+                 std::function<void(const server::BodyWriter&)> stream);
+  bool StreamWrite(StreamState& s, std::string_view piece);
+  void CutConnection(const StreamState& s);
+  void CancelStreams();
+
   // libmicrohttpd's callbacks; `cls` is the Impl.
   static MHD_Result AccessCb(void* cls, MHD_Connection* c, const char* url, const char* method,
                              const char* version, const char* upload_data, size_t* upload_size,
@@ -380,10 +559,23 @@ Status HttpServer::Impl::Validate() const {
   MG_RETURN_IF_ERROR(range("backlog", o.backlog, 1, 1'000'000));
   MG_RETURN_IF_ERROR(range("threads", o.threads, 0, 4096));
   MG_RETURN_IF_ERROR(range("io_threads", o.io_threads, 0, 64));
-  return Status::Ok();
+  MG_RETURN_IF_ERROR(range("max_streams", o.max_streams, 1, 65536));
+  return route_error;
 }
 
 void HttpServer::Impl::CompileRoutes() {
+  for (const HttpRoute& route : options.extra_routes) {
+    try {
+      routes.push_back({route.method, std::regex(route.pattern, std::regex::ECMAScript),
+                        std::make_shared<server::RouteHandler>(route.handler)});
+    } catch (const std::regex_error& e) {
+      if (route_error.ok()) {
+        route_error = Status::InvalidArgument("HttpServerOptions.extra_routes: pattern '" +
+                                              route.pattern + "' of " + route.method +
+                                              " is not a valid regular expression: " + e.what());
+      }
+    }
+  }
   for (server::Route& route : server::AllRoutes(service)) {
     routes.push_back({route.method, std::regex(route.pattern, std::regex::ECMAScript),
                       std::make_shared<server::RouteHandler>(std::move(route.handler))});
@@ -429,6 +621,7 @@ void HttpServer::Impl::LogCb(void* /*cls*/, const char* fmt, va_list ap) {
 
 Status HttpServer::Impl::Start() {
   pool = std::make_unique<HandlerPool>(handler_threads);
+  stream_threads = std::make_unique<StreamThreads>(options.max_streams);
   const size_t pool_bytes = options.max_header_bytes +
                             static_cast<size_t>(options.max_headers) * kPoolPerHeaderBytes +
                             kPoolSlackBytes;
@@ -477,6 +670,9 @@ void HttpServer::Impl::Shutdown() {
   stop_listening = true;
   stopping = true;
   Wake();
+  // Streams in progress end now (writers fail, connections close); new
+  // ones are refused (503).
+  CancelStreams();
   {
     std::unique_lock lock(mu);
     drained.wait_until(lock, Clock::now() + kDrainIo,
@@ -485,6 +681,9 @@ void HttpServer::Impl::Shutdown() {
     // when their handler ends (libmicrohttpd must not stop with one suspended).
     no_more_handlers = true;
     drained.wait(lock, [this] { return handlers_running == 0; });
+    // Stream functions return once their writes fail (cancelled above). A
+    // streamed answer's reader no longer suspends its connection.
+    drained.wait(lock, [this] { return streams_running == 0; });
   }
   for (MHD_Daemon* d : daemons) MHD_stop_daemon(d);
   daemons.clear();
@@ -492,6 +691,7 @@ void HttpServer::Impl::Shutdown() {
   Wake();
   if (guard.joinable()) guard.join();
   if (pool) pool->Stop();
+  if (stream_threads) stream_threads->Stop();
   for (int fd : {epoll_fd, wake_fd, listen_fd}) {
     if (fd >= 0) ::close(fd);
   }
@@ -1080,12 +1280,31 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, Request* r) {
 }
 
 MHD_Result HttpServer::Impl::Answer(MHD_Connection* c, Request* r, HttpReply reply, bool close) {
-  auto* body = new std::string(std::move(reply.body));
-  MHD_Response* response = MHD_create_response_from_buffer_with_free_callback_cls(
-      body->size(), body->data(), [](void* p) { delete static_cast<std::string*>(p); }, body);
-  if (response == nullptr) {
-    delete body;
-    return MHD_NO;
+  MHD_Response* response = nullptr;
+  uint64_t body_bytes = 0;
+  if (r->stream) {
+    // A streamed body: chunked (size unknown), taken from the stream's
+    // buffer as the stream thread writes it.
+    {
+      std::lock_guard lock(r->stream->mu);
+      r->stream->connection = c;
+    }
+    auto* holder = new std::shared_ptr<StreamState>(r->stream);
+    response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, kStreamBlockBytes, &StreamRead,
+                                                 holder, &StreamFree);
+    if (response == nullptr) {
+      StreamFree(holder);  // the stream's writes fail; the request ends below
+      return MHD_NO;
+    }
+  } else {
+    auto* body = new std::string(std::move(reply.body));
+    body_bytes = body->size();
+    response = MHD_create_response_from_buffer_with_free_callback_cls(
+        body->size(), body->data(), [](void* p) { delete static_cast<std::string*>(p); }, body);
+    if (response == nullptr) {
+      delete body;
+      return MHD_NO;
+    }
   }
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
   for (const auto& [name, value] : reply.headers) {
@@ -1096,7 +1315,7 @@ MHD_Result HttpServer::Impl::Answer(MHD_Connection* c, Request* r, HttpReply rep
   }
   r->answered = true;
   r->status = reply.status;
-  r->response_bytes = body->size();
+  r->response_bytes = body_bytes;
   const MHD_Result queued = MHD_queue_response(c, static_cast<unsigned>(reply.status), response);
   MHD_destroy_response(response);
   if (r->conn) {
@@ -1112,6 +1331,16 @@ MHD_Result HttpServer::Impl::Answer(MHD_Connection* c, Request* r, HttpReply rep
 
 void HttpServer::Impl::OnCompleted(Request* r) {
   const Clock::time_point now = Clock::now();
+  if (r->stream) {
+    // The request ended (body complete, client gone, timed out, cut): the
+    // stream's writes fail from now on.
+    {
+      std::lock_guard lock(r->stream->mu);
+      r->stream->gone = true;
+      r->response_bytes = r->stream->handed;
+    }
+    r->stream->room.notify_all();
+  }
   if (r->answered) {
     spdlog::debug("http {} {} -> {}", r->http.method, r->http.path, r->status);
     AccessRecord record;
@@ -1127,6 +1356,7 @@ void HttpServer::Impl::OnCompleted(Request* r) {
   {
     std::lock_guard lock(mu);
     --active_requests;
+    if (r->stream) streams.erase(r->stream.get());
     if (r->conn && !r->conn->released) {
       // Until the next request line: the idle timeout, then header_timeout.
       r->conn->phase = Conn::Phase::kHead;
@@ -1144,8 +1374,50 @@ void HttpServer::Impl::OnCompleted(Request* r) {
 
 void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
   HttpReply reply = Process(*r);
-  Compress(*r, reply);
+  std::function<void(const server::BodyWriter&)> stream = std::move(reply.stream);
+  reply.stream = nullptr;
+  std::shared_ptr<StreamState> state;
+  if (stream) {
+    reply.body.clear();
+    if (r->http.method == "HEAD") {
+      stream = nullptr;  // the status and headers only
+    } else {
+      std::lock_guard lock(mu);
+      if (streams_closed) {
+        reply = server::ErrorReply(503, "server is shutting down");
+      } else if (streams_running >= options.max_streams) {
+        reply = server::ErrorReply(
+            503, "too many streamed answers in progress: " + std::to_string(streams_running) +
+                     ", the limit (HttpServerOptions.max_streams " +
+                     std::to_string(options.max_streams) + "); retry later");
+        reply.headers.emplace_back("Retry-After", "1");
+      } else {
+        ++streams_running;
+        state = std::make_shared<StreamState>();
+        state->conn = r->conn;
+        streams.emplace(state.get(), state);
+      }
+    }
+    if (!state) stream = nullptr;  // destroyed here, never called
+  } else {
+    Compress(*r, reply);
+  }
+  // The stream may start writing before its answer is queued: the buffer
+  // holds what it writes.
+  if (state && !stream_threads->Submit([this, state, stream = std::move(stream)]() mutable {
+        RunStream(state, std::move(stream));
+      })) {
+    {
+      std::lock_guard lock(mu);
+      --streams_running;
+      streams.erase(state.get());
+    }
+    state.reset();
+    reply = server::ErrorReply(503, "cannot start a thread for a streamed answer; retry later");
+    reply.headers.emplace_back("Retry-After", "1");
+  }
   r->reply = std::move(reply);
+  r->stream = state;
   r->reply_ready.store(true, std::memory_order_release);
   // After this the event thread may answer and free `r`.
   MHD_resume_connection(c);
@@ -1154,6 +1426,119 @@ void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
     --handlers_running;
   }
   drained.notify_all();
+}
+
+void HttpServer::Impl::RunStream(const std::shared_ptr<StreamState>& s,
+                                 std::function<void(const server::BodyWriter&)> stream) {
+  bool threw = false;
+  {
+    const server::BodyWriter write = [this, s](std::string_view piece) {
+      return StreamWrite(*s, piece);
+    };
+    try {
+      stream(write);
+    } catch (const std::exception& e) {
+      spdlog::warn("http: a streamed answer's producer threw: {}", e.what());
+      threw = true;
+    } catch (...) {
+      spdlog::warn("http: a streamed answer's producer threw");
+      threw = true;
+    }
+    stream = nullptr;  // its captures go before the stream counts as ended
+  }
+  bool resume = false;
+  MHD_Connection* c = nullptr;
+  {
+    std::lock_guard lock(s->mu);
+    s->finished = true;
+    s->failed = threw;
+    resume = s->suspended;
+    s->suspended = false;
+    c = s->connection;
+  }
+  s->room.notify_all();
+  // The reader ends the body (or closes the connection after a throw).
+  if (resume) MHD_resume_connection(c);
+  {
+    std::lock_guard lock(mu);
+    --streams_running;
+  }
+  drained.notify_all();
+}
+
+bool HttpServer::Impl::StreamWrite(StreamState& s, std::string_view piece) {
+  std::unique_lock lock(s.mu);
+  for (;;) {
+    if (s.gone || s.cancelled || s.finished) return false;
+    if (piece.empty()) return true;
+    if (s.buffer.size() >= kStreamBufferBytes) {
+      // Full: wait for the connection to take some, at most idle_timeout
+      // without progress (a client that does not read).
+      const bool progressed = s.room.wait_for(lock, options.idle_timeout, [&s] {
+        return s.gone || s.cancelled || s.buffer.size() < kStreamBufferBytes;
+      });
+      if (!progressed) {
+        s.gone = true;
+        lock.unlock();
+        spdlog::debug("http: a streamed answer's client took nothing for {}; closing it",
+                      DurationText(options.idle_timeout));
+        CutConnection(s);
+        return false;
+      }
+      continue;
+    }
+    const size_t n = std::min(kStreamBufferBytes - s.buffer.size(), piece.size());
+    s.buffer.append(piece.data(), n);
+    piece.remove_prefix(n);
+    if (s.suspended) {
+      s.suspended = false;
+      MHD_Connection* c = s.connection;
+      lock.unlock();
+      MHD_resume_connection(c);
+      lock.lock();
+    }
+  }
+}
+
+// Shuts the stream's socket down (both ways) when it is still the same
+// connection: libmicrohttpd sees the socket end and closes it. The
+// connection must not be suspended (it would not look).
+void HttpServer::Impl::CutConnection(const StreamState& s) {
+  if (!s.conn) return;
+  std::lock_guard lock(mu);
+  auto it = conns.find(s.conn->fd);
+  if (it == conns.end() || it->second != s.conn || s.conn->swept ||
+      SocketInode(s.conn->fd) != s.conn->inode) {
+    return;
+  }
+  ::shutdown(s.conn->fd, SHUT_RDWR);
+  s.conn->swept = true;
+}
+
+void HttpServer::Impl::CancelStreams() {
+  std::vector<std::shared_ptr<StreamState>> live;
+  {
+    std::lock_guard lock(mu);
+    streams_closed = true;
+    for (const auto& [key, state] : streams) live.push_back(state);
+  }
+  for (const std::shared_ptr<StreamState>& s : live) {
+    bool resume = false;
+    MHD_Connection* c = nullptr;
+    {
+      std::lock_guard lock(s->mu);
+      s->cancelled = true;
+      resume = s->suspended;
+      s->suspended = false;
+      c = s->connection;
+    }
+    s->room.notify_all();
+    if (resume) {
+      MHD_resume_connection(c);  // the reader closes it
+    } else {
+      CutConnection(*s);  // maybe blocked on a client that does not read
+    }
+  }
 }
 
 HttpReply HttpServer::Impl::Process(Request& r) {
@@ -1188,7 +1573,7 @@ HttpReply HttpServer::Impl::Process(Request& r) {
 }
 
 void HttpServer::Impl::Compress(const Request& r, HttpReply& reply) const {
-  if (!r.accepts_gzip || reply.body.size() < kMinCompressBytes ||
+  if (reply.stream || !r.accepts_gzip || reply.body.size() < kMinCompressBytes ||
       !server::IsCompressibleType(reply.content_type)) {
     return;
   }

@@ -8,16 +8,27 @@
 // the end. Load/unload and exit codes: serve_lifecycle_test.cc. Every wait
 // is bounded. Triton's system shared memory extension: inputs read from a
 // POSIX shared memory object that the test creates.
+//
+// Streamed answers (HttpReply::stream, HttpStreamTest at the end): an
+// HttpServer in process over a Grid without models (no zoo needed) with
+// streaming routes of the test's own (HttpServerOptions::extra_routes),
+// read by a raw-socket client that decodes the chunked body itself.
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
+#include "modelgrid/grid.h"
 #include "modelgrid/kserve/infer_codec.h"
+#include "modelgrid/server/http_server.h"
+#include "server/http_exchange.h"
 #include "server/serve_test_util.h"
 #include "testing/posix_shm.h"
 #include "testing/run_command.h"
@@ -803,6 +814,704 @@ TEST_F(HttpServerTest, StatusCommandShowsTheServersModels) {
   ASSERT_EQ(text.exit_code, 0) << text.out;
   EXPECT_NE(text.out.find("Server " + url), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("\ndigits "), std::string::npos) << text.out;
+}
+
+// ---------------------------------------------------------------------------
+// Streamed answers (HttpReply::stream).
+
+using std::chrono::milliseconds;
+
+// A raw HTTP/1.1 connection to 127.0.0.1:port that decodes chunked bodies
+// itself. Every read is bounded by a timeout.
+class StreamClient {
+ public:
+  // `receive_buffer` > 0: SO_RCVBUF before connecting (a client that does
+  // not read then stalls the server sooner).
+  explicit StreamClient(int port, int receive_buffer = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    if (receive_buffer > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    }
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) Close();
+  }
+  ~StreamClient() { Close(); }
+  StreamClient(const StreamClient&) = delete;
+  StreamClient& operator=(const StreamClient&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool Send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads an answer's status line and headers (through the empty line);
+  // "" when they did not arrive within `timeout`. Resets the body.
+  std::string ReadHead(milliseconds timeout = milliseconds(5000)) {
+    const auto deadline = Clock::now() + timeout;
+    body_.clear();
+    ended_ = false;
+    for (;;) {
+      if (const size_t end = raw_.find("\r\n\r\n"); end != std::string::npos) {
+        std::string head = raw_.substr(0, end + 2);
+        raw_.erase(0, end + 4);
+        return head;
+      }
+      if (!Receive(deadline)) return "";
+    }
+  }
+
+  // Decodes the chunked body as it comes into body() until `until()` holds,
+  // the last chunk arrived (ended()), the connection closed (closed()) or
+  // `timeout` passed. Returns `until()` (or ended() when `until` is null).
+  bool ReadBodyUntil(const std::function<bool()>& until, milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    auto met = [&] { return until ? until() : ended_; };
+    for (;;) {
+      Decode();
+      if (met() || ended_ || malformed_) return met();
+      if (!Receive(deadline)) {
+        Decode();
+        return met();
+      }
+    }
+  }
+
+  // A Content-Length answer (status, body); status 0 when it did not come.
+  std::pair<int, std::string> ReadPlain(milliseconds timeout = milliseconds(5000)) {
+    const auto deadline = Clock::now() + timeout;
+    const std::string head = ReadHead(timeout);
+    if (head.size() < 12) return {0, ""};
+    const std::string lower = Lower(head);
+    const size_t at = lower.find("\r\ncontent-length:");
+    const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 17));
+    while (raw_.size() < length) {
+      if (!Receive(deadline)) return {0, ""};
+    }
+    std::string body = raw_.substr(0, length);
+    raw_.erase(0, length);
+    return {std::stoi(head.substr(9, 3)), body};
+  }
+
+  // The bytes received after the head until the connection closed (or
+  // `timeout` passed), undecoded.
+  std::string ReadToClose(milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Receive(deadline)) {
+    }
+    return raw_;
+  }
+
+  const std::string& body() const { return body_; }
+  bool ended() const { return ended_; }
+  bool closed() const { return closed_; }
+  bool malformed() const { return malformed_; }
+
+  static std::string Lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+
+ private:
+  // Receives once before `deadline`; false on timeout or close.
+  bool Receive(Clock::time_point deadline) {
+    if (closed_ || fd_ < 0) return false;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    char chunk[16384];
+    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      closed_ = true;
+      return false;
+    }
+    raw_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  // Moves the complete chunks of raw_ into body_ (RFC 9112 7.1: hex size,
+  // optional extensions, CRLF, data, CRLF; a 0 chunk, trailers, CRLF).
+  void Decode() {
+    while (!ended_ && !malformed_) {
+      const size_t line_end = raw_.find("\r\n");
+      if (line_end == std::string::npos) return;
+      const std::string line = raw_.substr(0, raw_.find_first_of(";\r"));
+      char* end = nullptr;
+      const unsigned long size = std::strtoul(line.c_str(), &end, 16);
+      if (line.empty() || end != line.c_str() + line.size()) {
+        malformed_ = true;
+        return;
+      }
+      if (size == 0) {
+        // Trailers (none expected), then the empty line.
+        const size_t trailer_end = raw_.find("\r\n\r\n", line_end);
+        if (trailer_end == std::string::npos) return;
+        raw_.erase(0, trailer_end + 4);
+        ended_ = true;
+        return;
+      }
+      if (raw_.size() < line_end + 2 + size + 2) return;
+      if (raw_.compare(line_end + 2 + size, 2, "\r\n") != 0) {
+        malformed_ = true;
+        return;
+      }
+      body_.append(raw_, line_end + 2, size);
+      ++chunks_;
+      raw_.erase(0, line_end + 2 + size + 2);
+    }
+  }
+
+  int fd_ = -1;
+  std::string raw_;   // received, not yet consumed
+  std::string body_;  // the decoded body of the current answer
+  bool ended_ = false;
+  bool closed_ = false;
+  bool malformed_ = false;
+  int chunks_ = 0;
+};
+
+// What a streaming handler did, shared with the test (the route keeps it
+// alive as long as the server may call it).
+struct StreamProbe {
+  std::atomic<int> calls{0};              // stream functions called
+  std::atomic<int> written{0};            // pieces the writer accepted
+  std::atomic<bool> refused{false};       // a write returned false
+  std::atomic<bool> done{false};          // the stream function returned
+  std::atomic<int64_t> refused_at_us{0};  // when the refusal came (steady clock, µs)
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;  // the latch a handler may wait on
+
+  void Release() {
+    {
+      std::lock_guard lock(mu);
+      go = true;
+    }
+    cv.notify_all();
+  }
+  // Waits for Release, at most `timeout`.
+  bool WaitGo(milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [this] { return go; });
+  }
+  // Waits (bounded) until `pred` holds.
+  template <typename Pred>
+  static bool Eventually(Pred pred, milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!pred()) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return true;
+  }
+};
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// The i-th piece of test streams: an SSE event of about 70 bytes.
+std::string Piece(int i) {
+  return "data: piece " + std::to_string(i) + " " +
+         std::string(56, static_cast<char>('a' + i % 26)) + "\n\n";
+}
+std::string Pieces(int from, int to) {
+  std::string all;
+  for (int i = from; i < to; ++i) all += Piece(i);
+  return all;
+}
+
+// A streamed reply: `produce` runs as its stream function, counted in `probe`.
+server::HttpReply StreamReply(
+    const std::shared_ptr<StreamProbe>& probe,
+    std::function<void(const server::BodyWriter&, StreamProbe&)> produce) {
+  server::HttpReply reply;
+  reply.content_type = "text/event-stream";
+  reply.headers.emplace_back("Cache-Control", "no-cache");
+  reply.body = "ignored";
+  reply.stream = [probe, produce = std::move(produce)](const server::BodyWriter& write) {
+    ++probe->calls;
+    produce(write, *probe);
+    probe->done = true;
+  };
+  return reply;
+}
+
+// Writes `piece(i)` for i in [0, count) with `pause` between them; stops
+// at the first refused write (recorded in the probe).
+void WritePieces(const server::BodyWriter& write, StreamProbe& probe, int count, milliseconds pause,
+                 const std::function<std::string(int)>& piece = Piece) {
+  for (int i = 0; i < count; ++i) {
+    if (!write(piece(i))) {
+      probe.refused_at_us = NowMicros();
+      probe.refused = true;
+      return;
+    }
+    ++probe.written;
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+}
+
+// An HttpServer in process on 127.0.0.1 (a free port) over `grid`, with an
+// access log; Stop() (or the destructor) stops it and joins Run.
+class StreamServer {
+ public:
+  StreamServer(Grid* grid, HttpServerOptions o) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.access_log = [this](const AccessRecord& r) {
+      std::lock_guard lock(mu_);
+      log_.push_back(r);
+    };
+    server_ = std::make_unique<HttpServer>(grid, std::move(o));
+    auto port = server_->Bind();
+    EXPECT_TRUE(port.ok()) << port.status().ToString();
+    port_ = port.ok() ? *port : 0;
+    thread_ = std::thread([this] { run_status_ = server_->Run(); });
+  }
+  ~StreamServer() { Stop(); }
+  // Stops the server; returns how long Stop + Run's return took.
+  Clock::duration Stop() {
+    const auto start = Clock::now();
+    if (!thread_.joinable()) return {};
+    server_->Stop();
+    thread_.join();
+    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
+    return Clock::now() - start;
+  }
+  int port() const { return port_; }
+  // The access log records of `path` so far.
+  std::vector<AccessRecord> Records(const std::string& path) {
+    std::lock_guard lock(mu_);
+    std::vector<AccessRecord> found;
+    for (const AccessRecord& r : log_) {
+      if (r.path == path) found.push_back(r);
+    }
+    return found;
+  }
+
+ private:
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  Status run_status_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<AccessRecord> log_;
+};
+
+std::string StreamRequest(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
+}
+
+class HttpStreamTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ::signal(SIGPIPE, SIG_IGN);  // a write to a socket the server closed must not end the test
+    GridOptions o;
+    o.isolation = Isolation::kNone;
+    o.devices = {"cpu=1GiB"};
+    o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
+    auto grid = Grid::Create(o);
+    ASSERT_TRUE(grid.ok()) << grid.status().ToString();
+    grid_ = std::move(grid).value().release();
+  }
+  static void TearDownTestSuite() {
+    if (grid_) grid_->Shutdown();
+    delete grid_;
+    grid_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(grid_, nullptr); }
+
+  // Options with one streaming GET route `path` whose reply streams with
+  // `produce`.
+  static HttpServerOptions WithRoute(
+      const std::string& path, const std::shared_ptr<StreamProbe>& probe,
+      std::function<void(const server::BodyWriter&, StreamProbe&)> produce,
+      HttpServerOptions o = {}) {
+    o.extra_routes.push_back({"GET", path, [probe, produce](const server::HttpRequest&) {
+                                return StreamReply(probe, produce);
+                              }});
+    return o;
+  }
+
+  static inline Grid* grid_ = nullptr;
+};
+
+// (1) 20 pieces 20 ms apart arrive as they are written: chunked, no
+// Content-Length, not compressed though the client accepts gzip and the
+// body is over 1 KiB; the first half arrives while the producer is held
+// at a latch (so before it finished), and meanwhile the only handler-pool
+// thread and the only event thread serve another request; the de-chunked
+// body is the concatenation; the access log records it; the same
+// connection then serves a plain request (keep-alive after a stream).
+TEST_F(HttpStreamTest, PiecesArriveAsTheyAreWritten) {
+  auto probe = std::make_shared<StreamProbe>();
+  HttpServerOptions o;
+  o.threads = 1;
+  o.io_threads = 1;
+  StreamServer server(grid_, WithRoute(
+                                 "/test/stream", probe,
+                                 [](const server::BodyWriter& write, StreamProbe& p) {
+                                   for (int i = 0; i < 20; ++i) {
+                                     if (i == 10 && !p.WaitGo(milliseconds(10'000))) return;
+                                     if (!write(Piece(i))) {
+                                       p.refused = true;
+                                       return;
+                                     }
+                                     ++p.written;
+                                     std::this_thread::sleep_for(milliseconds(20));
+                                   }
+                                 },
+                                 o));
+  StreamClient client(server.port());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client.Send(StreamRequest("/test/stream", "Accept-Encoding: gzip\r\n")));
+  const std::string head = StreamClient::Lower(client.ReadHead());
+  ASSERT_EQ(head.rfind("http/1.1 200", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\ntransfer-encoding: chunked\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find("\r\ncontent-length:"), std::string::npos) << head;
+  EXPECT_EQ(head.find("\r\ncontent-encoding:"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\ncontent-type: text/event-stream\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\ncache-control: no-cache\r\n"), std::string::npos) << head;
+
+  // The first piece, then the first half, while the producer has not ended.
+  ASSERT_TRUE(client.ReadBodyUntil([&] { return client.body().size() >= Piece(0).size(); },
+                                   milliseconds(5000)))
+      << client.body();
+  EXPECT_FALSE(probe->done.load()) << "the first piece came only after the producer ended";
+  EXPECT_EQ(client.body().substr(0, Piece(0).size()), Piece(0));
+  const std::string first_half = Pieces(0, 10);
+  ASSERT_TRUE(client.ReadBodyUntil([&] { return client.body().size() >= first_half.size(); },
+                                   milliseconds(5000)))
+      << client.body();
+  EXPECT_EQ(client.body(), first_half);
+  EXPECT_FALSE(probe->done.load());
+  // The stream holds neither the handler pool (1 thread) nor the event
+  // thread (1): another request is served meanwhile.
+  Reply live = Get(server.port(), "/v2/health/live");
+  EXPECT_EQ(live.status, 200) << live.body;
+  EXPECT_FALSE(probe->done.load());
+
+  probe->Release();
+  ASSERT_TRUE(client.ReadBodyUntil(nullptr, milliseconds(10'000)))
+      << "closed: " << client.closed() << " malformed: " << client.malformed();
+  const std::string expected = Pieces(0, 20);
+  EXPECT_EQ(client.body(), expected);
+  EXPECT_GT(expected.size(), 1024u);  // large enough to be compressed, were it not streamed
+  EXPECT_TRUE(StreamProbe::Eventually([&] { return probe->done.load(); }, milliseconds(5000)));
+  EXPECT_EQ(probe->written.load(), 20);
+  EXPECT_FALSE(probe->refused.load());
+  EXPECT_EQ(probe->calls.load(), 1);
+
+  // Keep-alive: the same connection serves the next request.
+  ASSERT_TRUE(client.Send(StreamRequest("/v2/health/live")));
+  auto [status, body] = client.ReadPlain();
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(json::parse(body, nullptr, false), json({{"live", true}})) << body;
+
+  // The access log holds the streamed answer with its body bytes.
+  ASSERT_TRUE(StreamProbe::Eventually([&] { return !server.Records("/test/stream").empty(); },
+                                      milliseconds(5000)));
+  const AccessRecord record = server.Records("/test/stream").front();
+  EXPECT_EQ(record.status, 200);
+  EXPECT_EQ(record.method, "GET");
+  EXPECT_EQ(record.remote_address, "127.0.0.1");
+  EXPECT_EQ(record.response_bytes, expected.size());
+  EXPECT_GT(record.duration_us, 0);
+}
+
+// (2) A client that disconnects after the first piece: a later write
+// returns false (within a few pieces) and the producer ends.
+TEST_F(HttpStreamTest, ClientThatLeavesMakesTheWriterFail) {
+  auto probe = std::make_shared<StreamProbe>();
+  StreamServer server(
+      grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 500, milliseconds(20));
+      }));
+  {
+    StreamClient client(server.port());
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE(client.Send(StreamRequest("/test/stream")));
+    ASSERT_FALSE(client.ReadHead().empty());
+    ASSERT_TRUE(client.ReadBodyUntil([&] { return client.body().size() >= Piece(0).size(); },
+                                     milliseconds(5000)));
+  }  // closed here
+  const int64_t closed_at = NowMicros();
+  ASSERT_TRUE(StreamProbe::Eventually([&] { return probe->done.load(); }, milliseconds(10'000)))
+      << "the producer still runs; pieces written: " << probe->written.load();
+  EXPECT_TRUE(probe->refused.load());
+  EXPECT_LT(probe->written.load(), 500);
+  // Noticed at a write after the close (pieces come every 20 ms).
+  EXPECT_LT(probe->refused_at_us.load() - closed_at, 5'000'000);
+  EXPECT_EQ(Get(server.port(), "/v2/health/live").status, 200);
+}
+
+// (3) A client that never reads: once the socket buffers are full, the
+// writer waits at most idle_timeout (1 s here) for room, then returns
+// false; nothing hangs and the server keeps serving.
+TEST_F(HttpStreamTest, ClientThatNeverReadsMakesTheWriterFail) {
+  auto probe = std::make_shared<StreamProbe>();
+  HttpServerOptions o;
+  o.idle_timeout = milliseconds(1000);
+  const std::string big(64 << 10, 'x');
+  StreamServer server(grid_, WithRoute(
+                                 "/test/stream", probe,
+                                 [big](const server::BodyWriter& write, StreamProbe& p) {
+                                   // Up to 64 GiB: far more than any socket buffers.
+                                   WritePieces(write, p, 1 << 20, milliseconds(0),
+                                               [&big](int) { return big; });
+                                 },
+                                 o));
+  StreamClient client(server.port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client.Send(StreamRequest("/test/stream")));
+  ASSERT_TRUE(StreamProbe::Eventually([&] { return probe->done.load(); }, milliseconds(20'000)))
+      << "the producer still runs; pieces written: " << probe->written.load();
+  EXPECT_TRUE(probe->refused.load());
+  EXPECT_LT(probe->written.load(), 1 << 20);
+  EXPECT_EQ(Get(server.port(), "/v2/health/live").status, 200);
+  // The server closed the connection: what arrived is a cut body.
+  EXPECT_FALSE(client.ReadHead(milliseconds(2000)).empty());
+  EXPECT_FALSE(client.ReadBodyUntil(nullptr, milliseconds(5000)));
+  EXPECT_TRUE(client.closed());
+}
+
+// (4) Stop during streams ends them promptly (well before the 5 s given to
+// answers being sent): a reading client's and a non-reading client's
+// writers return false, the producers end, Run returns, and the reading
+// client sees the connection close without the final chunk.
+TEST_F(HttpStreamTest, StopDuringStreamsEndsThemPromptly) {
+  auto slow = std::make_shared<StreamProbe>();
+  auto stuck = std::make_shared<StreamProbe>();
+  HttpServerOptions o =
+      WithRoute("/test/slow", slow, [](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 500, milliseconds(20));
+      });
+  const std::string big(64 << 10, 'x');
+  o = WithRoute(
+      "/test/stuck", stuck,
+      [big](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 1 << 20, milliseconds(0), [&big](int) { return big; });
+      },
+      o);
+  auto server = std::make_unique<StreamServer>(grid_, o);
+  StreamClient reader(server->port());
+  StreamClient sleeper(server->port(), /*receive_buffer=*/4096);
+  ASSERT_TRUE(reader.ok() && sleeper.ok());
+  ASSERT_TRUE(reader.Send(StreamRequest("/test/slow")));
+  ASSERT_TRUE(sleeper.Send(StreamRequest("/test/stuck")));
+  ASSERT_FALSE(reader.ReadHead().empty());
+  ASSERT_TRUE(reader.ReadBodyUntil([&] { return reader.body().size() >= Piece(0).size(); },
+                                   milliseconds(5000)));
+  ASSERT_TRUE(
+      StreamProbe::Eventually([&] { return stuck->written.load() >= 1; }, milliseconds(5000)));
+  std::this_thread::sleep_for(milliseconds(300));  // the stuck writer fills the buffers
+  EXPECT_FALSE(slow->done.load());
+  EXPECT_FALSE(stuck->done.load());
+
+  const Clock::duration took = server->Stop();
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_TRUE(slow->done.load());
+  EXPECT_TRUE(slow->refused.load());
+  EXPECT_TRUE(stuck->done.load());
+  EXPECT_TRUE(stuck->refused.load());
+  EXPECT_FALSE(reader.ReadBodyUntil(nullptr, milliseconds(5000)));
+  EXPECT_TRUE(reader.closed());
+  EXPECT_FALSE(reader.ended());
+  EXPECT_FALSE(reader.malformed());
+  EXPECT_EQ(reader.body().substr(0, Piece(0).size()), Piece(0));
+}
+
+// (5) After a streamed answer, a new connection serves keep-alive requests
+// as before (and a streamed answer can follow a plain one on a connection).
+TEST_F(HttpStreamTest, KeepAliveRequestsWorkAfterAStream) {
+  auto probe = std::make_shared<StreamProbe>();
+  StreamServer server(
+      grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 3, milliseconds(5));
+      }));
+  {
+    StreamClient first(server.port());
+    ASSERT_TRUE(first.Send(StreamRequest("/test/stream")));
+    ASSERT_FALSE(first.ReadHead().empty());
+    ASSERT_TRUE(first.ReadBodyUntil(nullptr, milliseconds(5000)));
+    EXPECT_EQ(first.body(), Pieces(0, 3));
+  }
+  StreamClient next(server.port());
+  ASSERT_TRUE(next.ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(next.Send(StreamRequest("/v2/health/live")));
+    auto [status, body] = next.ReadPlain();
+    EXPECT_EQ(status, 200) << "request " << i;
+    EXPECT_EQ(json::parse(body, nullptr, false), json({{"live", true}})) << body;
+  }
+  ASSERT_TRUE(next.Send(StreamRequest("/test/stream")));
+  ASSERT_FALSE(next.ReadHead().empty());
+  ASSERT_TRUE(next.ReadBodyUntil(nullptr, milliseconds(5000)));
+  EXPECT_EQ(next.body(), Pieces(0, 3));
+  ASSERT_TRUE(next.Send(StreamRequest("/v2/health/live")));
+  EXPECT_EQ(next.ReadPlain().first, 200);
+  EXPECT_EQ(probe->calls.load(), 2);
+}
+
+// A producer slower than idle_timeout between two pieces (a model's first
+// token) keeps its connection: the idle timeout watches the client, not
+// the producer.
+TEST_F(HttpStreamTest, ASlowProducerIsNotCutByTheIdleTimeout) {
+  auto probe = std::make_shared<StreamProbe>();
+  HttpServerOptions o;
+  o.idle_timeout = milliseconds(1000);
+  StreamServer server(grid_, WithRoute(
+                                 "/test/stream", probe,
+                                 [](const server::BodyWriter& write, StreamProbe& p) {
+                                   if (!write(Piece(0))) return;
+                                   std::this_thread::sleep_for(milliseconds(2500));
+                                   WritePieces(write, p, 2, milliseconds(0));
+                                 },
+                                 o));
+  StreamClient client(server.port());
+  ASSERT_TRUE(client.Send(StreamRequest("/test/stream")));
+  ASSERT_FALSE(client.ReadHead().empty());
+  ASSERT_TRUE(client.ReadBodyUntil(nullptr, milliseconds(10'000)))
+      << "closed: " << client.closed() << " body: " << client.body();
+  EXPECT_EQ(client.body(), Piece(0) + Pieces(0, 2));
+  EXPECT_FALSE(probe->refused.load());
+}
+
+// An HTTP/1.0 client cannot take chunks: it gets the body as it is, ended
+// by the connection's close.
+TEST_F(HttpStreamTest, Http10ClientGetsTheBodyEndedByTheClose) {
+  auto probe = std::make_shared<StreamProbe>();
+  StreamServer server(
+      grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 5, milliseconds(5));
+      }));
+  StreamClient client(server.port());
+  ASSERT_TRUE(client.Send("GET /test/stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"));
+  const std::string head = StreamClient::Lower(client.ReadHead());
+  EXPECT_NE(head.find(" 200 "), std::string::npos) << head;
+  EXPECT_EQ(head.find("transfer-encoding"), std::string::npos) << head;
+  EXPECT_EQ(head.find("\r\ncontent-length:"), std::string::npos) << head;
+  EXPECT_EQ(client.ReadToClose(milliseconds(5000)), Pieces(0, 5));
+  EXPECT_TRUE(client.closed());
+}
+
+// Past max_streams streams in progress a streamed reply is answered 503
+// with Retry-After and its stream function is never called; a stream that
+// ended frees its place.
+TEST_F(HttpStreamTest, StreamsPastMaxStreamsAre503) {
+  auto held = std::make_shared<StreamProbe>();
+  auto extra = std::make_shared<StreamProbe>();
+  HttpServerOptions o;
+  o.max_streams = 1;
+  o = WithRoute(
+      "/test/held", held,
+      [](const server::BodyWriter& write, StreamProbe& p) {
+        if (!write(Piece(0))) return;
+        p.WaitGo(milliseconds(10'000));
+        write(Piece(1));
+      },
+      o);
+  o = WithRoute(
+      "/test/extra", extra,
+      [](const server::BodyWriter& write, StreamProbe& p) {
+        WritePieces(write, p, 2, milliseconds(0));
+      },
+      o);
+  StreamServer server(grid_, o);
+  StreamClient first(server.port());
+  ASSERT_TRUE(first.Send(StreamRequest("/test/held")));
+  ASSERT_FALSE(first.ReadHead().empty());
+  ASSERT_TRUE(first.ReadBodyUntil([&] { return !first.body().empty(); }, milliseconds(5000)));
+
+  StreamClient second(server.port());
+  ASSERT_TRUE(second.Send(StreamRequest("/test/extra")));
+  const std::string head = StreamClient::Lower(second.ReadHead());
+  EXPECT_EQ(head.rfind("http/1.1 503", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\nretry-after: 1\r\n"), std::string::npos) << head;
+  EXPECT_EQ(extra->calls.load(), 0);
+
+  held->Release();
+  ASSERT_TRUE(first.ReadBodyUntil(nullptr, milliseconds(5000)));
+  EXPECT_EQ(first.body(), Pieces(0, 2));
+  // The place is free once the first stream function returned.
+  ASSERT_TRUE(StreamProbe::Eventually([&] { return held->done.load(); }, milliseconds(5000)));
+  bool streamed = false;
+  for (int attempt = 0; attempt < 50 && !streamed; ++attempt) {
+    StreamClient c(server.port());
+    ASSERT_TRUE(c.Send(StreamRequest("/test/extra")));
+    const std::string h = c.ReadHead();
+    if (h.rfind("HTTP/1.1 200", 0) == 0) {
+      ASSERT_TRUE(c.ReadBodyUntil(nullptr, milliseconds(5000)));
+      EXPECT_EQ(c.body(), Pieces(0, 2));
+      streamed = true;
+    } else {
+      std::this_thread::sleep_for(milliseconds(20));  // the first thread is still finishing
+    }
+  }
+  EXPECT_TRUE(streamed);
+  EXPECT_EQ(extra->calls.load(), 1);
+}
+
+// A producer that throws after a piece: the connection is closed without
+// the final chunk (the client sees an incomplete body) and the server
+// keeps serving.
+TEST_F(HttpStreamTest, ThrowingProducerCutsTheBody) {
+  auto probe = std::make_shared<StreamProbe>();
+  StreamServer server(
+      grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe&) {
+        write(Piece(0));
+        throw std::runtime_error("producer failed");
+      }));
+  StreamClient client(server.port());
+  ASSERT_TRUE(client.Send(StreamRequest("/test/stream")));
+  ASSERT_FALSE(client.ReadHead().empty());
+  EXPECT_FALSE(client.ReadBodyUntil(nullptr, milliseconds(5000)));
+  EXPECT_TRUE(client.closed());
+  EXPECT_FALSE(client.ended());
+  EXPECT_EQ(client.body(), Piece(0));
+  EXPECT_EQ(Get(server.port(), "/v2/health/live").status, 200);
+}
+
+// A bad extra route pattern makes Bind fail, naming it; max_streams is
+// checked.
+TEST_F(HttpStreamTest, BadOptionsFailBind) {
+  HttpServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.extra_routes.push_back(
+      {"GET", "/test/(unclosed", [](const server::HttpRequest&) { return server::HttpReply{}; }});
+  HttpServer bad_route(grid_, o);
+  auto bound = bad_route.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bound.status().message().find("/test/(unclosed"), std::string::npos)
+      << bound.status().message();
+  HttpServerOptions z;
+  z.host = "127.0.0.1";
+  z.port = 0;
+  z.max_streams = 0;
+  HttpServer no_streams(grid_, z);
+  auto refused = no_streams.Bind();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("max_streams"), std::string::npos)
+      << refused.status().message();
 }
 
 }  // namespace

@@ -45,6 +45,9 @@ std::vector<Route> ModelGridRoutes(InferenceService* service);
 // .../region/{name}/register, .../region/{name}/unregister,
 // /v2/systemsharedmemory/unregister.
 std::vector<Route> SharedMemoryRoutes(InferenceService* service);
+// OpenAI-compatible: GET /v1/models, POST /v1/embeddings, /v1/completions
+// (stream: server-sent events), /v1/chat/completions (501) (routes_openai.cc).
+std::vector<Route> OpenAiRoutes(InferenceService* service);
 // GET /metrics (Prometheus text format, server/metrics.h).
 std::vector<Route> MetricsRoutes(InferenceService* service);
 // Every route above, literal paths first.

@@ -20,6 +20,10 @@
 // (max_connections) and per client address (max_connections_per_client),
 // beyond which a connection is answered 503 and closed. Keep-alive
 // connections are kept for any number of requests while they are not idle.
+// A route may stream its answer (HttpReply::stream, src/server/http_exchange.h:
+// chunked, e.g. server-sent events): the body is produced on a stream thread
+// (at most max_streams at once) and sent as it is written, with bounded
+// buffering and bounded waits on a client that does not read.
 //
 // Lifecycle: construct, Bind() (the port is open from then on: clients may
 // connect and queue in the listen backlog), Run() on one thread (blocks,
@@ -37,6 +41,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "modelgrid/status.h"
 
@@ -44,6 +49,22 @@ namespace modelgrid {
 
 class Grid;
 class InferenceService;
+
+namespace server {
+struct HttpRequest;  // src/server/http_exchange.h
+struct HttpReply;
+}  // namespace server
+
+// A route served besides the built-in ones (HttpServerOptions::extra_routes).
+struct HttpRoute {
+  std::string method;  // "GET", "POST" (HEAD is served as GET)
+  // ECMAScript regular expression matched against the whole decoded path
+  // (without the query); its groups become HttpRequest::captures.
+  std::string pattern;
+  // Called on the handler pool, several at once (src/server/http_exchange.h
+  // declares HttpRequest and HttpReply; a reply may stream its body).
+  std::function<server::HttpReply(const server::HttpRequest&)> handler;
+};
 
 // One answered request, as given to HttpServerOptions::access_log.
 struct AccessRecord {
@@ -54,10 +75,13 @@ struct AccessRecord {
   std::string path;                 // the decoded path without the query; "" as method
   int status = 0;                   // the HTTP status sent
   uint64_t request_body_bytes = 0;  // body bytes received, as sent (before decompression)
-  uint64_t response_bytes = 0;      // body bytes of the answer (after compression)
+  // Body bytes of the answer (after compression); of a streamed answer
+  // (HttpReply::stream), the bytes its writer handed to the connection,
+  // without the chunked framing.
+  uint64_t response_bytes = 0;
   // Microseconds from the end of the request headers (for answers given
   // before the headers were complete: from the connection's accept) until
-  // the answer was handed to the socket.
+  // the answer was handed to the socket (a streamed answer: its last byte).
   int64_t duration_us = 0;
 };
 
@@ -111,8 +135,21 @@ struct HttpServerOptions {
   // 1..4.
   int io_threads = 0;
   // Gzip-compress JSON and text answers of at least 1 KiB for clients whose
-  // Accept-Encoding allows gzip.
+  // Accept-Encoding allows gzip (never a streamed answer).
   bool compress_responses = true;
+  // The most streamed answers (HttpReply::stream, e.g. server-sent events)
+  // in progress at once, all clients together. Each runs on a thread of its
+  // own (started when needed, kept for the next stream; not one of
+  // `threads`), from the handler's return until its stream function
+  // returns. A handler that returns a stream past it is answered 503 with
+  // Retry-After: 1 (its stream function is not called). 1..65536.
+  int max_streams = 64;
+  // Routes served besides the built-in ones (src/server/routes.h), tried
+  // before them in this order (the first whose method and pattern match
+  // serves the request). For tests and embedders; `modelgrid serve` adds
+  // none. A pattern that is not a valid regular expression makes Bind fail
+  // (kInvalidArgument naming it).
+  std::vector<HttpRoute> extra_routes;
   // Called once per answered request (also for the 400/408/431/503 answers
   // given before routing), after the answer was handed to the socket, from
   // the server's threads (several at once). Must not block or throw. Null =
@@ -148,13 +185,15 @@ class HttpServer {
   // Serves until Stop(). Returns once the listening socket is closed and
   // every request whose handler started has been answered (requests still
   // receiving their body or sending their answer get up to 5 s more; idle
-  // connections are closed at once). Returns at once (OK) when Stop() came
-  // first. Errors: kInternal when Bind() did not succeed, when called
-  // twice, or when the event threads cannot start.
+  // connections are closed at once) and every stream function returned:
+  // streamed answers in progress are cut at once (their writers return
+  // false, their connections close without the final chunk). Returns at
+  // once (OK) when Stop() came first. Errors: kInternal when Bind() did not
+  // succeed, when called twice, or when the event threads cannot start.
   Status Run();
 
   // Stops accepting connections; requests in flight finish (answered with
-  // Connection: close) and Run returns after them. Does not wait for Run to
+  // Connection: close; streamed answers are cut) and Run returns after them. Does not wait for Run to
   // return. Safe before Run starts (Run then returns at once), from any
   // thread, any number of times.
   void Stop();
