@@ -12,10 +12,10 @@
 #include <fstream>
 #include <map>
 
-#include "estimate/safetensors.h"
 #include "hf/generation.h"
 #include "hf/modules.h"
 #include "hf/native_model.h"
+#include "testing/reference_tensors.h"
 
 namespace modelgrid::hf {
 namespace {
@@ -40,28 +40,6 @@ constexpr const char* kMakeZoo =
   return ::testing::AssertionSuccess();
 }
 
-// Every tensor of a safetensors file (read with the estimator's header parser).
-std::map<std::string, torch::Tensor> ReadTensors(const fs::path& path) {
-  std::map<std::string, torch::Tensor> out;
-  auto header = estimate::ReadSafetensorsHeader(path);
-  EXPECT_TRUE(header.ok()) << header.status().ToString();
-  if (!header.ok()) return out;
-  std::ifstream in(path, std::ios::binary);
-  for (const auto& t : header->tensors) {
-    c10::ScalarType type = t.dtype == "I64"   ? c10::kLong
-                           : t.dtype == "F32" ? c10::kFloat
-                           : t.dtype == "F16" ? c10::kHalf
-                                              : c10::kBFloat16;
-    std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
-    torch::Tensor tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
-    EXPECT_EQ(static_cast<uint64_t>(tensor.nbytes()), t.bytes) << t.name;
-    in.seekg(static_cast<std::streamoff>(8 + header->header_bytes + t.begin));
-    in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(t.bytes));
-    out[t.name] = tensor;
-  }
-  return out;
-}
-
 struct Reference {
   std::shared_ptr<NativeModel> model;
   std::map<std::string, torch::Tensor> tensors;
@@ -82,7 +60,7 @@ bool Open(const std::string& name, Reference* ref) {
   const fs::path file = refs / (name + ".safetensors");
   EXPECT_TRUE(fs::exists(file)) << file << " is missing: made by " << kMakeZoo;
   if (!fs::exists(file)) return false;
-  ref->tensors = ReadTensors(file);
+  ref->tensors = testing::ReadReferenceTensors(file);
   for (const char* t : {"input_ids", "attention_mask"}) {
     EXPECT_TRUE(ref->tensors.contains(t)) << file << " has no " << t;
     if (!ref->tensors.contains(t)) return false;

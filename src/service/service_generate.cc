@@ -174,7 +174,14 @@ void InferenceService::GenerateAsync(GenerateRequest request, GenerationPieces p
   driver->grid = grid_;
   driver->grid_model = status->name;
   driver->chunk = std::max<int64_t>(1, options_.generate_chunk_tokens);
-  if (status->backend == kHuggingFaceBackendKind) driver->session = NewSessionId();
+  // A session lives in one instance's worker: with several replicas a
+  // later call could reach another one, so such a model generates in one
+  // call (no interleaving) until calls can be pinned to an instance.
+  auto entry = grid_->Entry(status->name);
+  const bool one_instance = entry.ok() && entry->config.replicas <= 1;
+  if (status->backend == kHuggingFaceBackendKind && one_instance) {
+    driver->session = NewSessionId();
+  }
   driver->response.model_name = request.model;
   driver->response.model_version = status->version;
   driver->request = std::move(request);

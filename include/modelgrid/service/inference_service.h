@@ -218,8 +218,9 @@ class InferenceService {
   // runs in calls of ServiceOptions::generate_chunk_tokens tokens through
   // one session, each call queued behind the requests that came meanwhile
   // (requests interleave at token boundaries), and `pieces` (may be empty)
-  // hears after each call. On other backends: one call (TorchScript's
-  // generate returns ids only). `done` is called once, on a grid thread.
+  // hears after each call. On other backends, and for a model with more
+  // than one replica (a session lives in one worker): one call
+  // (TorchScript's generate returns ids only). `done` is called once, on a grid thread.
   // Errors via `done`: FindModel's; kNotFound when the model has no generate
   // task; the backend's (bad parameters, prompts past the model's limit,
   // each named); the grid's.
