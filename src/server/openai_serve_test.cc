@@ -65,7 +65,7 @@ TEST_F(OpenAiServeTest, ModelsListsTheRepository) {
   EXPECT_EQ(ids, (std::set<std::string>{"bert-classifier", "gpt2-hf", "minilm-embed"}));
   // The worker counts the weights it maps from the file (fp32 on the CPU:
   // views, not allocations) as the model's bytes.
-  Reply models = Get(port_, "/v2/modelgrid/models");
+  Reply models = Get(port_, "/v2/modelgrid/models?refresh=1");
   ASSERT_EQ(models.status, 200) << models.body;
   const uint64_t file =
       fs::file_size(*EnvDir("MODELGRID_TEST_HF_ZOO") / "minilm-embed" / "model.safetensors");

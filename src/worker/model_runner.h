@@ -74,6 +74,9 @@ class ModelRunner {
   void EnqueueSwapOut(std::string swap_dir, uint64_t request_id);
   // ModelBackend::SwapIn; replies `swapped_in`.
   void EnqueueSwapIn(uint64_t request_id);
+  // Weights of the loaded model mapped from files (ModelBackend::MappedBytes
+  // on the CPU; 0 otherwise), included in memory(). Any thread.
+  uint64_t mapped_bytes() const { return mapped_bytes_.load(); }
 
   // Sets the model's memory cap to `limit_bytes` (bytes; 0 = none) now, on
   // the calling thread (the receive loop: `set_limit`, messages.h), not

@@ -265,10 +265,14 @@ class WorkerService {
     stats.current_bytes = memory.current_bytes;
     stats.peak_bytes = memory.peak_bytes;
     std::lock_guard<std::mutex> lock(models_mu_);
+    uint64_t mapped = 0;  // weights mapped from files: the process's too
     for (const auto& [name, runner] : models_) {
       if (!runner->loaded()) continue;
       stats.models.push_back(runner->memory());
+      mapped += runner->mapped_bytes();
     }
+    stats.current_bytes += mapped;
+    stats.peak_bytes += mapped;
     for (int index : context_.CudaDevices()) {
       auto st = CudaStats(index);
       if (!st.ok()) continue;
