@@ -158,6 +158,25 @@ Result<Batch> Impl::ReadInputs(const std::string& task, std::span<const InferTen
   return batch;
 }
 
+InferTensor Bytes(const std::string& name, const std::vector<std::string>& values) {
+  InferTensor t;
+  t.name = name;
+  t.datatype = DataType::kBytes;
+  t.shape = {static_cast<int64_t>(values.size())};
+  for (const std::string& v : values) AppendBytesElement(&t.data, v);
+  return t;
+}
+
+InferTensor Int64(const std::string& name, std::vector<int64_t> shape,
+                  const std::vector<int64_t>& values) {
+  InferTensor t;
+  t.name = name;
+  t.datatype = DataType::kInt64;
+  t.shape = std::move(shape);
+  t.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+  return t;
+}
+
 }  // namespace hf_internal
 
 namespace {
@@ -166,16 +185,6 @@ constexpr const char* kInfer = "infer";
 constexpr const char* kEmbed = "embed";
 constexpr const char* kClassify = "classify";
 constexpr const char* kGenerate = "generate";
-
-// One BYTES tensor [N] of `values`.
-InferTensor BytesTensor(const std::string& name, const std::vector<std::string>& values) {
-  InferTensor t;
-  t.name = name;
-  t.datatype = DataType::kBytes;
-  t.shape = {static_cast<int64_t>(values.size())};
-  for (const std::string& v : values) AppendBytesElement(&t.data, v);
-  return t;
-}
 
 }  // namespace
 
@@ -288,13 +297,11 @@ Result<std::vector<InferTensor>> HuggingFaceBackend::Run(const std::string& task
   if (task == kEmbed) {
     MG_ASSIGN_OR_RETURN(torch::Tensor e, model.Embed(batch.ids, batch.mask));
     MG_ASSIGN_OR_RETURN(InferTensor out, FromTorch(e, "embedding"));
-    InferTensor counts{"prompt_tokens", DataType::kInt64,
-                       {static_cast<int64_t>(batch.rows.size())}, {}};
-    for (const auto& row : batch.rows) {
-      const auto n = static_cast<int64_t>(row.size());
-      counts.data.append(reinterpret_cast<const char*>(&n), sizeof(n));
-    }
-    return std::vector<InferTensor>{std::move(out), std::move(counts)};
+    std::vector<int64_t> counts;
+    for (const auto& row : batch.rows) counts.push_back(static_cast<int64_t>(row.size()));
+    return std::vector<InferTensor>{
+        std::move(out),
+        hf_internal::Int64("prompt_tokens", {static_cast<int64_t>(counts.size())}, counts)};
   }
   if (!model.has_logits()) {
     MG_ASSIGN_OR_RETURN(torch::Tensor h, model.Hidden(batch.ids, batch.mask));
@@ -314,7 +321,7 @@ Result<std::vector<InferTensor>> HuggingFaceBackend::Run(const std::string& task
       labels.push_back(i < static_cast<int64_t>(names.size()) ? names[i]
                                                               : "LABEL_" + std::to_string(i));
     }
-    outs.push_back(BytesTensor("label", labels));
+    outs.push_back(hf_internal::Bytes("label", labels));
     MG_ASSIGN_OR_RETURN(InferTensor scores_out, FromTorch(scores, "scores"));
     outs.push_back(std::move(scores_out));
   }

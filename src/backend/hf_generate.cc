@@ -126,24 +126,6 @@ std::string ReasonName(hf::FinishReason r) {
   return "";
 }
 
-InferTensor Bytes(const std::string& name, const std::vector<std::string>& values) {
-  InferTensor t;
-  t.name = name;
-  t.datatype = DataType::kBytes;
-  t.shape = {static_cast<int64_t>(values.size())};
-  for (const std::string& v : values) AppendBytesElement(&t.data, v);
-  return t;
-}
-
-InferTensor Int64(const std::string& name, std::vector<int64_t> shape,
-                  const std::vector<int64_t>& values) {
-  InferTensor t;
-  t.name = name;
-  t.datatype = DataType::kInt64;
-  t.shape = std::move(shape);
-  t.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
-  return t;
-}
 
 }  // namespace
 

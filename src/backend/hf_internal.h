@@ -29,6 +29,12 @@ struct Batch {
   torch::Tensor mask;                      // INT64 [B,S], 1 = real token
 };
 
+// A BYTES tensor [N] of `values`, and an INT64 tensor of `shape` holding
+// `values` (row-major): the outputs the tasks build (hf_backend.cc).
+InferTensor Bytes(const std::string& name, const std::vector<std::string>& values);
+InferTensor Int64(const std::string& name, std::vector<int64_t> shape,
+                  const std::vector<int64_t>& values);
+
 // One generation kept between calls (params session / continue).
 struct Session {
   std::unique_ptr<hf::Generation> generation;
