@@ -169,6 +169,14 @@ TEST_F(OpenAiServeTest, CompletionsGreedyEqualTheReferenceStreamedOrNot) {
 // A short request to a model that is busy with a long generation is served
 // before the long one ends: the generation gives the model up between calls.
 TEST_F(OpenAiServeTest, AShortRequestIsServedDuringALongGeneration) {
+  // Wait until the long generation has run its first call (its executions
+  // are counted in the model's statistics), polling for at most 5 s; a fixed
+  // sleep let a fast machine finish all 120 tokens before the short request.
+  auto executions = [&] {
+    Reply s = Get(port_, "/v2/models/gpt2-hf/stats");
+    return s.status == 200 ? s.json["model_stats"][0]["execution_count"].get<uint64_t>() : 0;
+  };
+  const uint64_t before_long = executions();
   std::atomic<bool> long_done{false};
   std::thread long_one([&] {
     json body = {{"model", "gpt2-hf"}, {"prompt", "Once"}, {"max_tokens", 120},
@@ -178,8 +186,9 @@ TEST_F(OpenAiServeTest, AShortRequestIsServedDuringALongGeneration) {
     EXPECT_EQ(r.json["usage"]["completion_tokens"], 120);
     long_done = true;
   });
-  // Wait until the long generation has started (bounded).
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  for (int i = 0; i < 5000 && executions() == before_long && !long_done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   json small = {{"model", "gpt2-hf"}, {"prompt", "Hi"}, {"max_tokens", 1}, {"temperature", 0}};
   Reply r = Post(port_, "/v1/completions", small.dump());
   const bool before = !long_done.load();
