@@ -30,8 +30,21 @@ struct MemoryEstimate {
   uint64_t activations = 0;     // peak live activation bytes (inputs, outputs, KV cache)
   // KV cache bytes for batch × sequence_length (0 for models without one);
   // included in `activations` only when the executed model keeps a cache
-  // (HF models without a TorchScript file); `notes` says which case applied.
+  // (the `generate` task of HF models without a TorchScript file); `notes`
+  // says which case applied.
   uint64_t kv_cache = 0;
+  // Where the peak depends on the task (HF causal LMs served by the native
+  // backend: `infer` makes logits for every position and keeps no cache,
+  // `generate` keeps a KV cache of batch × sequence_length tokens and makes
+  // the last position's logits only), each task's activation bytes, sorted
+  // by task; `activations` is then the largest of them, or the task asked
+  // for (EstimateOptions::task). Empty where one figure covers every task.
+  struct TaskActivations {
+    std::string task;
+    uint64_t activations = 0;  // as `activations`, for this task alone
+  };
+  std::vector<TaskActivations> tasks;
+  std::string task;  // the task `activations` is for; "" = every task (the worst)
   uint64_t workspace = 0;       // library workspaces alive at the peak (im2col, cuBLAS)
   uint64_t allocator_slack = 0; // allocator rounding and caching
   uint64_t margin = 0;          // safety margin: instance_peak × margin fraction
@@ -55,6 +68,10 @@ struct EstimateOptions {
   DeviceKind device = DeviceKind::kCpu;    // which allocator/workspace model applies
   double margin_fraction = 0.10;           // margin = instance_peak × this
   std::optional<uint64_t> context_bytes;   // default: DefaultContextBytes(device)
+  // "" = activations for the model's worst task (what a model serving all
+  // its tasks needs); a task name = that task's figure where the estimate
+  // has per-task figures (MemoryEstimate::tasks), else ignored.
+  std::string task;
   // A TorchScript model whose configuration declares no inputs (a folder
   // with neither config.pbtxt nor config.yaml): false (placement, serve) makes
   // that an error, since the walk needs the input shapes; true (`modelgrid

@@ -59,7 +59,7 @@ bool IsBertLike(const HfConfig& c) {
 }  // namespace
 
 ActivationBreakdown AnalyzeActivations(const HfConfig& c, uint64_t batch, uint64_t seq,
-                                       uint64_t d) {
+                                       uint64_t d, uint64_t logit_positions) {
   const uint64_t B = batch;
   const uint64_t S = c.family == HfFamily::kVit
                          ? (c.image_size / c.patch_size) * (c.image_size / c.patch_size) + 1
@@ -68,7 +68,8 @@ ActivationBreakdown AnalyzeActivations(const HfConfig& c, uint64_t batch, uint64
   const uint64_t r = Mul(T, c.hidden_size, d);
   const uint64_t A = Mul(B, c.num_heads, Mul(S, S), d);
   const uint64_t F = Mul(T, c.intermediate_size, d);
-  const uint64_t logits = Mul(T, c.vocab_size, d);
+  const uint64_t kept = logit_positions == 0 ? S : std::min(logit_positions, S);
+  const uint64_t logits = Mul(B, kept, c.vocab_size, d);
   const uint64_t a = ActivationTemporaries(c.hidden_act);
 
   ActivationBreakdown out;

@@ -58,7 +58,9 @@
 //                        qwen2's q/k/v biases are fused into the projections).
 //   output               causal LMs: final-norm output r + logits T·V·d (the
 //                        logits usually dominate: gpt2 at S=128 holds 25.7 MB
-//                        of fp32 logits per sample against 1.6 MB of MLP);
+//                        of fp32 logits per sample against 1.6 MB of MLP;
+//                        a generation's prefill keeps the last position's
+//                        only: B·V·d, see logit_positions below);
 //                        BertForMaskedLM / BertForPreTraining, the roberta
 //                        family's ForMaskedLM / ForCausalLM (lm_head dense,
 //                        gelu, LayerNorm, decoder) and DistilBertForMaskedLM
@@ -105,8 +107,12 @@ struct ActivationBreakdown {
 
 // Evaluates the derivation. `seq` is ignored for vit (S = N + 1).
 // `dtype_bytes` is the compute dtype's element size (4 for float32).
+// `logit_positions`: the positions per sample whose LM-head logits are made
+// (0 = all S, a forward pass; 1 = the last only, as a generation's prefill
+// does: transformers' generate with num_logits_to_keep, and the native
+// backend, src/hf/generation.cc). Models without an LM head ignore it.
 ActivationBreakdown AnalyzeActivations(const HfConfig& config, uint64_t batch, uint64_t seq,
-                                       uint64_t dtype_bytes);
+                                       uint64_t dtype_bytes, uint64_t logit_positions = 0);
 
 // AnalyzeActivations(...).peak: peak live intermediate bytes of a forward pass.
 uint64_t ActivationBytes(const HfConfig& config, uint64_t batch, uint64_t seq,

@@ -22,6 +22,16 @@ nlohmann::json EstimateToJson(const MemoryEstimate& e) {
       {"method", e.method},
       {"notes", e.notes},
   };
+  if (!e.tasks.empty()) {
+    // Each task's activations and the instance peak they give.
+    nlohmann::json tasks = nlohmann::json::object();
+    for (const auto& t : e.tasks) {
+      tasks[t.task] = {{"activations_bytes", t.activations},
+                       {"instance_peak_bytes", e.instance_peak() - e.activations + t.activations}};
+    }
+    j["tasks"] = std::move(tasks);
+    j["task"] = e.task.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.task);
+  }
   if (e.calibrated_peak) j["calibrated_peak_bytes"] = *e.calibrated_peak;
   if (!e.activations_unknown.empty()) j["activations_unknown"] = e.activations_unknown;
   return j;

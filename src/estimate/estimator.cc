@@ -74,6 +74,40 @@ Status WalkInputs(const ModelEntry& model, bool is_hf, int64_t batch, int64_t se
   return Status::Ok();
 }
 
+// A causal LM served by the native backend: `infer` (logits for every
+// position, no cache: `e->activations` as analysed) and `generate` (a KV
+// cache of batch × seq tokens, the prefill's logits for the last position
+// only, src/hf/generation.cc). Sets e->tasks and e->activations to the
+// worst task's figure, or `task`'s. Errors: kInvalidArgument for a task the
+// model does not have.
+Status SplitByTask(const HfConfig& cfg, int64_t batch, int64_t seq, uint64_t dtype_bytes,
+                   const std::string& task, MemoryEstimate* e) {
+  const estimate::ActivationBreakdown prefill = estimate::AnalyzeActivations(
+      cfg, static_cast<uint64_t>(batch), static_cast<uint64_t>(seq), dtype_bytes,
+      /*logit_positions=*/1);
+  e->tasks = {{"generate", prefill.peak + e->kv_cache}, {"infer", e->activations}};
+  const MemoryEstimate::TaskActivations* chosen = nullptr;
+  for (const auto& t : e->tasks) {
+    if (task.empty() ? (chosen == nullptr || t.activations > chosen->activations)
+                     : t.task == task) {
+      chosen = &t;
+    }
+  }
+  if (chosen == nullptr) {
+    return Status::InvalidArgument("model '" + e->model + "': no task '" + task +
+                                   "' to estimate (its tasks: generate, infer)");
+  }
+  e->activations = chosen->activations;
+  e->task = task;
+  e->notes.push_back("kv_cache " + std::to_string(e->kv_cache) +
+                     " bytes included in the generate task's activations (a cache of batch × "
+                     "sequence_length tokens); activations by task: generate " +
+                     std::to_string(e->tasks[0].activations) + ", infer " +
+                     std::to_string(e->tasks[1].activations) + " bytes; " +
+                     (task.empty() ? "the worst counts" : "'" + task + "' asked for"));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOptions& options,
@@ -164,11 +198,8 @@ Result<MemoryEstimate> EstimateModel(const ModelEntry& model, const EstimateOpti
           "kv_cache " + std::to_string(e.kv_cache) +
           " bytes reported but not added to activations: model.pt runs a full forward that "
           "recomputes attention without a cache");
-    } else {
-      e.activations += e.kv_cache;
-      e.notes.push_back("kv_cache " + std::to_string(e.kv_cache) +
-                        " bytes included in activations (generation keeps a cache of batch × "
-                        "sequence_length tokens)");
+    } else if (!walked) {
+      MG_RETURN_IF_ERROR(SplitByTask(*cfg, batch, seq, w.compute_dtype_bytes, options.task, &e));
     }
   }
 

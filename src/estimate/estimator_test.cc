@@ -150,9 +150,39 @@ TEST(EstimatorTest, HuggingFaceGpt2Analytic) {
   EXPECT_EQ(e.margin, 4'992u);  // 10 %
   EXPECT_EQ(e.context, 1000u);
   EXPECT_EQ(e.total(), e.instance_peak() + e.margin + 1000);
-  EXPECT_THAT(e.notes, Contains(HasSubstr("kv_cache 4096 bytes included in activations")));
+  EXPECT_THAT(e.notes,
+              Contains(HasSubstr("kv_cache 4096 bytes included in the generate task's")));
   EXPECT_THAT(e.notes, Contains(HasSubstr("lm_head is tied")));
+  // Per task: generate holds the cache (its prefill keeps one position's
+  // logits, 4·32·4 = 512 bytes, below the MLP stage); infer does not.
+  ASSERT_EQ(e.tasks.size(), 2u);
+  EXPECT_EQ(e.tasks[0].task, "generate");
+  EXPECT_EQ(e.tasks[0].activations, 19'968u + 4'096u);
+  EXPECT_EQ(e.tasks[1].task, "infer");
+  EXPECT_EQ(e.tasks[1].activations, 19'968u);
+  EXPECT_EQ(e.task, "");
   for (const std::string& n : e.notes) EXPECT_THAT(n, ::testing::Not(HasSubstr("config.json (")));
+}
+
+TEST(EstimatorTest, OneTaskOfACausalLmCanBeAskedFor) {
+  TempDir dir;
+  EstimateOptions o = Cpu();
+  o.task = "infer";
+  auto infer = EstimateModel(HfGpt2(dir), o, nullptr);
+  ASSERT_TRUE(infer.ok()) << infer.status().ToString();
+  EXPECT_EQ(infer->task, "infer");
+  EXPECT_EQ(infer->activations, 19'968u);
+  EXPECT_EQ(infer->kv_cache, 4'096u);  // reported, not counted
+  o.task = "generate";
+  auto generate = EstimateModel(HfGpt2(dir), o, nullptr);
+  ASSERT_TRUE(generate.ok());
+  EXPECT_EQ(generate->activations, 19'968u + 4'096u);
+  o.task = "classify";
+  auto none = EstimateModel(HfGpt2(dir), o, nullptr);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("no task 'classify'"));
+  EXPECT_THAT(none.status().message(), HasSubstr("generate, infer"));
 }
 
 TEST(EstimatorTest, DefaultContextComesFromTheDeviceKind) {

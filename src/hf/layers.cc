@@ -52,13 +52,13 @@ torch::Tensor AttentionBias(const torch::Tensor& key_mask, int64_t queries, bool
     torch::Tensor q_pos = torch::arange(t - queries, t, opts).view({queries, 1});
     torch::Tensor k_pos = torch::arange(0, t, opts).view({1, t});
     allowed = allowed.logical_and(k_pos.le(q_pos).view({1, 1, queries, t}));
-  } else {
-    allowed = allowed.expand({b, 1, queries, t});
   }
   // float32's lowest finite value, as transformers' masks: a row with no
   // visible key (a left-pad query) gets uniform weights instead of NaN.
+  // Without causality every query sees the same keys: one row [B,1,1,T]
+  // that broadcasts.
   auto f32 = torch::TensorOptions().dtype(c10::kFloat).device(key_mask.device());
-  return torch::zeros({b, 1, queries, t}, f32)
+  return torch::zeros({b, 1, causal ? queries : 1, t}, f32)
       .masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest());
 }
 
@@ -67,16 +67,24 @@ torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   const int64_t b = q.size(0), nh = q.size(1), s = q.size(2), hd = q.size(3);
   const int64_t nkv = k.size(1), t = k.size(2);
   const int64_t rep = nh / nkv;
+  // In place where it can (scale, mask), and the scores dropped once the
+  // softmax has read them: at most two [B,nh,S,T] tensors live at once.
   torch::Tensor scores;
   if (rep == 1) {
-    scores = at::matmul(q, k.transpose(-1, -2)) * scale;
+    scores = at::matmul(q, k.transpose(-1, -2));
   } else {
     // Query heads h = g·rep + r share kv head g: [B, nkv, rep·S, hd] against k.
     torch::Tensor qg = q.reshape({b, nkv, rep * s, hd});
-    scores = (at::matmul(qg, k.transpose(-1, -2)) * scale).view({b, nh, s, t});
+    scores = at::matmul(qg, k.transpose(-1, -2)).view({b, nh, s, t});
   }
-  // In fp32: fp16 scores plus the mask's lowest value would overflow to -inf.
-  torch::Tensor probs = at::softmax(scores.to(c10::kFloat) + bias, -1).to(q.scalar_type());
+  scores.mul_(scale);
+  // Masked in fp32: fp16 scores plus the mask's lowest value would overflow
+  // to -inf.
+  if (scores.scalar_type() != c10::kFloat) scores = scores.to(c10::kFloat);
+  scores.add_(bias);
+  torch::Tensor probs = at::softmax(scores, -1);
+  scores.reset();
+  probs = probs.to(q.scalar_type());
   torch::Tensor out;
   if (rep == 1) {
     out = at::matmul(probs, v);

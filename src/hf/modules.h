@@ -47,14 +47,15 @@ torch::Tensor Activate(Activation act, const torch::Tensor& x);
 Linear BindLinear(WeightBinder& w, const std::string& prefix, int64_t out, int64_t in, bool bias);
 LayerNorm BindLayerNorm(WeightBinder& w, const std::string& prefix, int64_t dim, double eps);
 
-// Additive attention bias [B,1,S,T] in fp32: 0 where query i may see key j,
-// float32's lowest value elsewhere. key_mask [B,T] (1 = real token); with
-// `causal`, query i sits at absolute position T−S+i and sees keys ≤ it.
+// Additive attention bias in fp32: 0 where query i may see key j, float32's
+// lowest value elsewhere. key_mask [B,T] (1 = real token). With `causal`,
+// [B,1,S,T]: query i sits at absolute position T−S+i and sees keys ≤ it;
+// without, [B,1,1,T] (the same for every query; it broadcasts).
 torch::Tensor AttentionBias(const torch::Tensor& key_mask, int64_t queries, bool causal);
 
 // softmax(q·kᵀ·scale + bias)·v with grouped heads: q [B,nh,S,hd], k and v
 // [B,nkv,T,hd] (nh a multiple of nkv; query head h uses kv head h / (nh/nkv),
-// as transformers' repeat_kv), bias [B,1,S,T] fp32. Scores, mask and softmax
+// as transformers' repeat_kv), bias [B,1,S,T] or [B,1,1,T] fp32. Scores, mask and softmax
 // in fp32. Returns [B,S,nh·hd] in q's dtype.
 torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& bias, double scale);
