@@ -45,6 +45,7 @@ struct ServeFlags {
   std::string max_body_bytes;
   std::string http_max_header_bytes;
   std::string buffer;
+  std::string arena;
   std::string swap_space;
   std::string log_max_file_bytes;
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
@@ -171,6 +172,12 @@ Result<ServeConfig> ResolveConfig(const ServeFlags& flags) {
   if (flags.Given("--buffer")) {
     MG_ASSIGN_OR_RETURN(c.buffer_bytes, ParseBytes(flags.buffer));
   }
+  if (flags.Given("--arena")) {
+    auto bytes = ParseBytes(flags.arena);
+    if (!bytes.ok()) return bytes.status().WithPrefix("--arena");
+    if (*bytes < (uint64_t{1} << 20)) return Status::InvalidArgument("--arena must be at least 1MiB");
+    c.arena_bytes = *bytes;
+  }
   if (flags.Given("--swap-dir")) c.swap_dir = f.swap_dir;
   if (flags.Given("--swap-space")) {
     auto bytes = ParseBytes(flags.swap_space);
@@ -221,6 +228,7 @@ Result<GridOptions> MakeGridOptions(const ServeConfig& c, GraphWalker* walker) {
   MG_ASSIGN_OR_RETURN(o.strategy, ParseStrategy(c.strategy));
   MG_ASSIGN_OR_RETURN(o.isolation, ParseIsolation(c.isolation));
   o.buffer_bytes = c.buffer_bytes;
+  o.arena_bytes = c.arena_bytes;
   o.max_cpu_models = c.max_cpu_models;
   o.devices = c.devices;
   o.worker_threads = c.worker_threads;
@@ -467,6 +475,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                        ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
   o["--buffer"] =
       cmd->add_option("--buffer", flags->buffer, "Bytes kept free on every GPU, e.g. 1GiB");
+  o["--arena"] = cmd->add_option(
+      "--arena", flags->arena,
+      "Shared-memory tensor arena per worker, e.g. 1GiB (default 256MiB): the largest "
+      "request's inputs plus outputs must fit");
   o["--swap-dir"] = cmd->add_option(
       "--swap-dir", v.swap_dir,
       "Folder for swapped-out CPU weights (default: a private folder under the temp dir)");

@@ -16,6 +16,9 @@ namespace modelgrid::cli {
 
 namespace {
 
+// The smallest worker arena accepted (a request's inputs and outputs must fit).
+constexpr uint64_t kMinArenaBytes = uint64_t{1} << 20;
+
 // "0.5" or "86400": a bound in messages.
 std::string FormatSeconds(double s) {
   std::ostringstream out;
@@ -185,6 +188,11 @@ std::map<std::string, FieldSetter> FieldSetters(const std::filesystem::path& bas
   };
   setters["spin_us"] = [](const FieldReader& r, ServeConfig* c) -> Status {
     MG_ASSIGN_OR_RETURN(c->spin_us, r.Integer(0, 1'000'000));
+    return Status::Ok();
+  };
+  setters["arena"] = [](const FieldReader& r, ServeConfig* c) -> Status {
+    MG_ASSIGN_OR_RETURN(c->arena_bytes, r.Bytes());
+    if (c->arena_bytes < kMinArenaBytes) return r.Error("must be at least 1MiB");
     return Status::Ok();
   };
   setters["buffer"] = [](const FieldReader& r, ServeConfig* c) -> Status {

@@ -26,6 +26,8 @@
 //   spin_us: 50                 # microseconds a request polls before sleeping
 //                               # (GridOptions::spin); 0 = always sleep
 //   buffer: 1GiB                # kept free on every accelerator
+//   arena: 256MiB               # shared-memory tensor arena per worker: a request's
+//                               # inputs and outputs pass through it (GridOptions::arena_bytes)
 //   max_cpu_models: -1          # CPU fallback bound; -1 = none
 //   swap_dir: /var/tmp/mg-swap  # host tier for swapped CPU weights (default: a private temp folder)
 //   swap_space: 8GiB            # bytes the host tier may hold; 0 = no swap (evictions unload)
@@ -77,6 +79,7 @@ struct ServeConfig {
   int worker_threads = 0;
   int64_t spin_us = 50;  // GridOptions::spin in microseconds
   uint64_t buffer_bytes = 0;
+  uint64_t arena_bytes = uint64_t{256} << 20;  // GridOptions::arena_bytes
   int max_cpu_models = -1;
   std::string swap_dir;          // "" = a private folder under the temp dir
   uint64_t swap_space_bytes = 0;  // 0 = no swapping

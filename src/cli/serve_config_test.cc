@@ -19,6 +19,7 @@ max_body_bytes: 1MiB
 worker_threads: 3
 spin_us: 0
 buffer: 2GiB
+arena: 1GiB
 max_cpu_models: 4
 swap_dir: swap
 swap_space: 8GiB
@@ -45,6 +46,7 @@ access_log: true
   EXPECT_EQ(c.worker_threads, 3);
   EXPECT_EQ(c.spin_us, 0);
   EXPECT_EQ(c.buffer_bytes, 2ULL << 30);
+  EXPECT_EQ(c.arena_bytes, 1ULL << 30);
   EXPECT_EQ(c.max_cpu_models, 4);
   EXPECT_EQ(c.swap_dir, "/etc/mg/swap");  // relative to the file's folder
   EXPECT_EQ(c.swap_space_bytes, 8ULL << 30);
@@ -91,6 +93,7 @@ TEST(ServeConfigTest, ErrorsNameTheFieldAndTheFile) {
       {"spin_us: -5\n", "field 'spin_us'"},
       {"max_cpu_models: -2\n", "field 'max_cpu_models'"},
       {"buffer: lots\n", "field 'buffer'"},
+      {"arena: 4KiB\n", "field 'arena': must be at least 1MiB"},
       {"max_body_bytes: 0\n", "field 'max_body_bytes': must be at least 1 byte"},
       {"strategy: fastest\n", "field 'strategy'"},
       {"isolation: container\n", "field 'isolation'"},

@@ -312,7 +312,11 @@ struct WorkerClient::Impl {
           answer.offset = region->offset;
           answer.size = region->size;
         } else {
-          call->output_error = region.status();
+          call->output_error = Status(
+              region.status().code(),
+              region.status().message() +
+                  " (the worker's shared-memory arena; raise it with --arena or modelgrid.yaml's "
+                  "`arena`)");
         }
       }
     }

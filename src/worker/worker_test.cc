@@ -128,6 +128,7 @@ TEST(WorkerTest, OutputsTheArenaCannotHoldFailAndTheWorkerServesOn) {
   EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted) << big.status().ToString();
   EXPECT_TRUE(Contains(big.status(), "arena 'gpt2-small-arena': cannot allocate 3200000 bytes"))
       << big.status().ToString();
+  EXPECT_TRUE(Contains(big.status(), "raise it with --arena")) << big.status().ToString();
   TorchScriptBackend local;
   ASSERT_TRUE(local.Load(OpenEntry(zoo, "gpt2")).ok());
   const std::vector<InferTensor> inputs = {TokenIds(8, 64, 2)};
