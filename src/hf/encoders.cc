@@ -2,6 +2,7 @@
 // transformers' tensor names and arithmetic (modeling_bert.py,
 // modeling_roberta.py, modeling_distilbert.py): post-LayerNorm layers,
 // additive padding masks on the keys, no dropout (eval).
+#include <array>
 #include <cmath>
 
 #include "hf/modules.h"
@@ -9,6 +10,46 @@
 namespace modelgrid::hf {
 
 namespace {
+
+// One post-LayerNorm encoder layer (BERT's and DistilBERT's: the same
+// arithmetic under different tensor names).
+struct PostLnLayer {
+  Linear q, k, v, o;
+  LayerNorm attn_norm;
+  Linear up, down;
+  LayerNorm out_norm;
+};
+
+// Binds one layer; `names` are the eight tensor prefixes under `l` in the
+// order q, k, v, o, attn_norm, up, down, out_norm.
+PostLnLayer BindPostLnLayer(const ModelConfig& c, WeightBinder& w, const std::string& l,
+                            const std::array<const char*, 8>& names) {
+  const int64_t h = c.hidden_size;
+  PostLnLayer layer;
+  layer.q = BindLinear(w, l + names[0], h, h, true);
+  layer.k = BindLinear(w, l + names[1], h, h, true);
+  layer.v = BindLinear(w, l + names[2], h, h, true);
+  layer.o = BindLinear(w, l + names[3], h, h, true);
+  layer.attn_norm = BindLayerNorm(w, l + names[4], h, c.norm_eps);
+  layer.up = BindLinear(w, l + names[5], c.intermediate_size, h, true);
+  layer.down = BindLinear(w, l + names[6], h, c.intermediate_size, true);
+  layer.out_norm = BindLayerNorm(w, l + names[7], h, c.norm_eps);
+  return layer;
+}
+
+// The layers over embeddings `x` [B,S,H] with padding `mask` [B,S].
+torch::Tensor RunPostLnLayers(const ModelConfig& c, const std::vector<PostLnLayer>& layers,
+                              torch::Tensor x, const torch::Tensor& mask) {
+  const torch::Tensor bias = AttentionBias(mask, x.size(1), /*causal=*/false);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  for (const PostLnLayer& l : layers) {
+    torch::Tensor ctx = Attend(SplitHeads(l.q(x), c.num_heads), SplitHeads(l.k(x), c.num_heads),
+                               SplitHeads(l.v(x), c.num_heads), bias, scale);
+    torch::Tensor a = l.attn_norm(l.o(ctx) + x);
+    x = l.out_norm(l.down(Activate(c.activation, l.up(a))) + a);
+  }
+  return x;
+}
 
 // The base-model prefix: required under a head, optional for a bare model
 // (sentence-transformers folders store BertModel weights without it).
@@ -33,17 +74,11 @@ class BertEncoder : public Module {
     }
     embed_norm_ = BindLayerNorm(w, p + "embeddings.LayerNorm.", h, c.norm_eps);
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      const std::string l = p + "encoder.layer." + std::to_string(i) + ".";
-      Layer layer;
-      layer.q = BindLinear(w, l + "attention.self.query.", h, h, true);
-      layer.k = BindLinear(w, l + "attention.self.key.", h, h, true);
-      layer.v = BindLinear(w, l + "attention.self.value.", h, h, true);
-      layer.o = BindLinear(w, l + "attention.output.dense.", h, h, true);
-      layer.attn_norm = BindLayerNorm(w, l + "attention.output.LayerNorm.", h, c.norm_eps);
-      layer.up = BindLinear(w, l + "intermediate.dense.", c.intermediate_size, h, true);
-      layer.down = BindLinear(w, l + "output.dense.", h, c.intermediate_size, true);
-      layer.out_norm = BindLayerNorm(w, l + "output.LayerNorm.", h, c.norm_eps);
-      layers_.push_back(std::move(layer));
+      layers_.push_back(BindPostLnLayer(
+          c, w, p + "encoder.layer." + std::to_string(i) + ".",
+          {"attention.self.query.", "attention.self.key.", "attention.self.value.",
+           "attention.output.dense.", "attention.output.LayerNorm.", "intermediate.dense.",
+           "output.dense.", "output.LayerNorm."}));
     }
     const int64_t labels = static_cast<int64_t>(c.labels.size());
     if (c.head == Head::kSequenceClassification) {
@@ -74,17 +109,7 @@ class BertEncoder : public Module {
     }
     torch::Tensor x = at::embedding(word_, ids) + at::embedding(position_, positions);
     if (token_type_.defined()) x = x + token_type_[0];  // token_type_ids are all 0
-    x = embed_norm_(x);
-    const torch::Tensor bias = AttentionBias(mask, s, /*causal=*/false);
-    const int64_t heads = c_.num_heads;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
-    for (const Layer& l : layers_) {
-      torch::Tensor ctx = Attend(SplitHeads(l.q(x), heads), SplitHeads(l.k(x), heads),
-                                 SplitHeads(l.v(x), heads), bias, scale);
-      torch::Tensor a = l.attn_norm(l.o(ctx) + x);
-      x = l.out_norm(l.down(Activate(c_.activation, l.up(a))) + a);
-    }
-    return x;
+    return RunPostLnLayers(c_, layers_, embed_norm_(x), mask);
   }
 
   torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
@@ -99,16 +124,10 @@ class BertEncoder : public Module {
   }
 
  private:
-  struct Layer {
-    Linear q, k, v, o;
-    LayerNorm attn_norm;
-    Linear up, down;
-    LayerNorm out_norm;
-  };
   ModelConfig c_;
   torch::Tensor word_, position_, token_type_;
   LayerNorm embed_norm_;
-  std::vector<Layer> layers_;
+  std::vector<PostLnLayer> layers_;
   Linear head_dense_;  // BERT: the pooler; RoBERTa: classifier.dense
   Linear classifier_;
 };
@@ -122,17 +141,10 @@ class DistilBertEncoder : public Module {
     position_ = w.Get(p + "embeddings.position_embeddings.weight", {c.max_positions, h});
     embed_norm_ = BindLayerNorm(w, p + "embeddings.LayerNorm.", h, c.norm_eps);
     for (int64_t i = 0; i < c.num_layers; ++i) {
-      const std::string l = p + "transformer.layer." + std::to_string(i) + ".";
-      Layer layer;
-      layer.q = BindLinear(w, l + "attention.q_lin.", h, h, true);
-      layer.k = BindLinear(w, l + "attention.k_lin.", h, h, true);
-      layer.v = BindLinear(w, l + "attention.v_lin.", h, h, true);
-      layer.o = BindLinear(w, l + "attention.out_lin.", h, h, true);
-      layer.sa_norm = BindLayerNorm(w, l + "sa_layer_norm.", h, c.norm_eps);
-      layer.lin1 = BindLinear(w, l + "ffn.lin1.", c.intermediate_size, h, true);
-      layer.lin2 = BindLinear(w, l + "ffn.lin2.", h, c.intermediate_size, true);
-      layer.out_norm = BindLayerNorm(w, l + "output_layer_norm.", h, c.norm_eps);
-      layers_.push_back(std::move(layer));
+      layers_.push_back(BindPostLnLayer(
+          c, w, p + "transformer.layer." + std::to_string(i) + ".",
+          {"attention.q_lin.", "attention.k_lin.", "attention.v_lin.", "attention.out_lin.",
+           "sa_layer_norm.", "ffn.lin1.", "ffn.lin2.", "output_layer_norm."}));
     }
     const int64_t labels = static_cast<int64_t>(c.labels.size());
     if (c.head == Head::kSequenceClassification) {
@@ -147,16 +159,7 @@ class DistilBertEncoder : public Module {
     const int64_t s = ids.size(1);
     torch::Tensor positions = torch::arange(s, ids.options()).unsqueeze(0);
     torch::Tensor x = embed_norm_(at::embedding(word_, ids) + at::embedding(position_, positions));
-    const torch::Tensor bias = AttentionBias(mask, s, /*causal=*/false);
-    const int64_t heads = c_.num_heads;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
-    for (const Layer& l : layers_) {
-      torch::Tensor ctx = Attend(SplitHeads(l.q(x), heads), SplitHeads(l.k(x), heads),
-                                 SplitHeads(l.v(x), heads), bias, scale);
-      torch::Tensor a = l.sa_norm(l.o(ctx) + x);
-      x = l.out_norm(l.lin2(Activate(c_.activation, l.lin1(a))) + a);
-    }
-    return x;
+    return RunPostLnLayers(c_, layers_, std::move(x), mask);
   }
 
   torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
@@ -171,16 +174,10 @@ class DistilBertEncoder : public Module {
   }
 
  private:
-  struct Layer {
-    Linear q, k, v, o;
-    LayerNorm sa_norm;
-    Linear lin1, lin2;
-    LayerNorm out_norm;
-  };
   ModelConfig c_;
   torch::Tensor word_, position_;
   LayerNorm embed_norm_;
-  std::vector<Layer> layers_;
+  std::vector<PostLnLayer> layers_;
   Linear pre_classifier_, classifier_;
 };
 
