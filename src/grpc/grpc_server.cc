@@ -15,8 +15,10 @@
 #include <thread>
 
 #include "grpc/grpc_convert.h"
+#include "grpc/grpc_generate_stream.h"
 #include "kserve_grpc.grpc.pb.h"
 #include "modelgrid/service/inference_service.h"
+#include "service/text_generation.h"
 
 namespace modelgrid {
 
@@ -24,6 +26,10 @@ namespace {
 
 using grpc::ServerContext;
 using grpc_internal::ToGrpcStatus;
+
+// Triton's stream parameters: on every answer, and the request option.
+constexpr const char* kFinalResponse = "triton_final_response";
+constexpr const char* kEnableEmptyFinal = "triton_enable_empty_final_response";
 
 // The admin token of a call: its `authorization` metadata ("Bearer <token>").
 std::string CallToken(const ServerContext* context) {
@@ -109,10 +115,13 @@ class KServeService final : public inference::GRPCInferenceService::Service {
 
   // Each request read from the stream runs at once (InferAsync); its answer
   // is written when it is ready, so answers may come in another order than
-  // the requests (their ids tell them apart). Errors go on the stream as
-  // error_message; the stream stays open.
+  // the requests (their ids tell them apart). A request following the text
+  // generation convention (a `stream` input or parameter) is answered piece
+  // by piece instead (grpc_generate_stream.h). Every answer carries
+  // Triton's `triton_final_response` parameter (true on a request's last
+  // one). Errors go on the stream as error_message; the stream stays open.
   grpc::Status ModelStreamInfer(
-      ServerContext*,
+      ServerContext* context,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
           stream) override {
     struct Shared {
@@ -121,47 +130,58 @@ class KServeService final : public inference::GRPCInferenceService::Service {
       int in_flight = 0;
     };
     auto shared = std::make_shared<Shared>();
-    auto write = [stream, shared](inference::ModelStreamInferResponse answer) {
+    auto write = [stream, shared](const inference::ModelStreamInferResponse& answer) {
       std::lock_guard<std::mutex> lock(shared->mu);
-      stream->Write(answer);
+      return stream->Write(answer);
     };
     auto finish = [shared] {
       std::lock_guard<std::mutex> lock(shared->mu);
       --shared->in_flight;
       shared->cv.notify_all();
     };
+    auto error = [](const std::string& id, const Status& s) {
+      inference::ModelStreamInferResponse answer;
+      answer.set_error_message(s.message());
+      answer.mutable_infer_response()->set_id(id);
+      (*answer.mutable_infer_response()->mutable_parameters())[kFinalResponse].set_bool_param(true);
+      return answer;
+    };
     inference::ModelInferRequest request;
     while (stream->Read(&request)) {
       auto decoded = grpc_internal::DecodeModelInferRequest(&request);
       if (!decoded.ok()) {
-        inference::ModelStreamInferResponse answer;
-        answer.set_error_message(decoded.status().message());
-        answer.mutable_infer_response()->set_id(request.id());
-        write(std::move(answer));
+        write(error(request.id(), decoded.status()));
         continue;
       }
       {
         std::lock_guard<std::mutex> lock(shared->mu);
         ++shared->in_flight;
       }
+      if (service::IsTextGenerationRequest(*decoded)) {
+        grpc_internal::StreamTextGeneration(
+            service_, request.model_name(), request.model_version(), std::move(*decoded),
+            {write, [context] { return context->IsCancelled(); }, finish});
+        continue;
+      }
+      // Triton's request parameters for streams; a one-answer request's
+      // answer is always final, so the option changes nothing here.
+      decoded->parameters.erase(kEnableEmptyFinal);
       const std::string id = request.id();
       service_->InferAsync(
           request.model_name(), request.model_version(), std::move(*decoded),
-          [write, finish, id](Result<InferResponse> r) {
+          [write, finish, error, id](Result<InferResponse> r) {
             inference::ModelStreamInferResponse answer;
-            Status s = r.ok() ? grpc_internal::EncodeModelInferResponse(
-                                    *r, answer.mutable_infer_response())
-                              : r.status();
-            if (!s.ok()) {
-              answer.Clear();
-              answer.set_error_message(s.message());
-              answer.mutable_infer_response()->set_id(id);
+            Status s = Status::Ok();
+            if (r.ok()) {
+              r->parameters[kFinalResponse] = true;
+              s = grpc_internal::EncodeModelInferResponse(*r, answer.mutable_infer_response());
             }
-            write(std::move(answer));
+            write(r.ok() && s.ok() ? answer : error(id, r.ok() ? s : r.status()));
             finish();
           });
     }
-    // The client closed its side: answer what is still running first.
+    // The client closed its side (or cancelled): answer what is still
+    // running first; a cancelled generation stops at its next piece.
     std::unique_lock<std::mutex> lock(shared->mu);
     shared->cv.wait(lock, [&] { return shared->in_flight == 0; });
     return grpc::Status::OK;

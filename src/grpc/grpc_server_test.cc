@@ -190,6 +190,10 @@ TEST_F(GrpcServerTest, StreamInferAnswersEveryRequestAndKeepsTheStreamOpenOnErro
   ASSERT_EQ(answers.size(), static_cast<size_t>(kRequests));
   for (int i = 0; i < kRequests; ++i) {
     const auto& a = answers.at("s" + std::to_string(i));
+    // Every answer is a request's last: Triton's final flag says so.
+    const auto& params = a.infer_response().parameters();
+    ASSERT_TRUE(params.count("triton_final_response")) << i;
+    EXPECT_TRUE(params.at("triton_final_response").bool_param()) << i;
     if (i == 3) {
       EXPECT_NE(a.error_message().find("unknown model 'missing'"), std::string::npos);
       continue;

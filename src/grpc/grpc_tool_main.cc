@@ -6,6 +6,10 @@
 //   modelgrid-grpc infer MODEL [--version V] --json FILE|-   (a KServe v2
 //       JSON infer request, the HTTP body; its data goes as raw contents;
 //       the answer is printed as the HTTP JSON response)
+//   modelgrid-grpc stream MODEL [--version V] --json FILE|-   (the same
+//       request on ModelStreamInfer; every response printed as it comes,
+//       one JSON per line with its "parameters", e.g. a text generation's
+//       pieces and triton_final_response)
 //   modelgrid-grpc load MODEL | unload MODEL
 //
 // Exit status 0 on success, 1 on an error (printed on stderr with its gRPC
@@ -56,6 +60,50 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
+// The HTTP JSON response for `response` (`requested` as the request asked),
+// with the response's parameters added.
+std::string ResponseJson(const modelgrid::InferResponse& response,
+                         const std::vector<modelgrid::RequestedOutput>& requested) {
+  // An empty response (Triton's empty final one) has none of the outputs.
+  auto encoded = modelgrid::EncodeInferResponse(
+      response.model_name, response.model_version, response.id, response.outputs,
+      response.outputs.empty() ? std::vector<modelgrid::RequestedOutput>{} : requested);
+  if (!encoded.ok()) return "";
+  nlohmann::json body = nlohmann::json::parse(encoded->body, nullptr, false);
+  if (!response.parameters.empty()) body["parameters"] = response.parameters;
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Sends `request` on ModelStreamInfer, prints every response, closes.
+int Stream(GrpcClient& client, const std::string& model, const std::string& version,
+           const modelgrid::InferRequest& request) {
+  inference::ModelInferRequest message;
+  if (auto s = modelgrid::grpc_internal::EncodeModelInferRequest(model, version, request, &message);
+      !s.ok()) {
+    return Fail(s.ToString());
+  }
+  auto context = client.Context();
+  auto stream = client.stub().ModelStreamInfer(context.get());
+  if (!stream->Write(message)) return Fail("the stream closed before the request was sent");
+  stream->WritesDone();
+  int status = 0;
+  inference::ModelStreamInferResponse answer;
+  while (stream->Read(&answer)) {
+    if (!answer.error_message().empty()) {
+      std::cerr << "modelgrid-grpc: " << answer.error_message() << "\n";
+      status = 1;
+      continue;
+    }
+    auto decoded =
+        modelgrid::grpc_internal::DecodeModelInferResponse(answer.mutable_infer_response());
+    if (!decoded.ok()) return Fail(decoded.status().ToString());
+    std::cout << ResponseJson(*decoded, request.outputs) << std::endl;
+  }
+  const grpc::Status end = stream->Finish();
+  if (!end.ok()) return Fail(modelgrid::grpc_internal::FromGrpcStatus(end).ToString());
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,11 +127,16 @@ int main(int argc, char** argv) {
   auto* infer = app.add_subcommand("infer", "ModelInfer from a KServe v2 JSON request");
   infer->add_option("model", model)->required();
   infer->add_option("--json", json_path, "the request's JSON (a file, or - for stdin)")->required();
+  auto* stream = app.add_subcommand(
+      "stream", "ModelStreamInfer from a KServe v2 JSON request, each response as it comes");
+  stream->add_option("model", model)->required();
+  stream->add_option("--json", json_path, "the request's JSON (a file, or - for stdin)")
+      ->required();
   auto* load = app.add_subcommand("load", "RepositoryModelLoad");
   load->add_option("model", model)->required();
   auto* unload = app.add_subcommand("unload", "RepositoryModelUnload");
   unload->add_option("model", model)->required();
-  for (auto* sub : {ready, metadata, config, stats, infer}) {
+  for (auto* sub : {ready, metadata, config, stats, infer, stream}) {
     sub->add_option("--version", version, "model version (default: the one served)");
   }
   CLI11_PARSE(app, argc, argv);
@@ -147,11 +200,12 @@ int main(int argc, char** argv) {
     inference::RepositoryModelUnloadResponse out;
     return Print(stub.RepositoryModelUnload(context.get(), in, &out), out);
   }
-  // infer
+  // infer, stream
   const std::string body = ReadAll(json_path);
   if (body.empty()) return Fail("cannot read the request JSON from '" + json_path + "'");
   auto request = modelgrid::DecodeInferRequest(body, std::nullopt);
   if (!request.ok()) return Fail(request.status().ToString());
+  if (stream->parsed()) return Stream(client, model, version, *request);
   const auto requested = request->outputs;
   auto response = client.Infer(model, version, *request);
   if (!response.ok()) return Fail(response.status().ToString());

@@ -33,6 +33,10 @@ std::vector<Route> HealthRoutes(InferenceService* service);
 std::vector<Route> ModelRoutes(InferenceService* service);
 // POST /v2/models/{m}[/versions/{v}]/infer.
 std::vector<Route> InferRoutes(InferenceService* service);
+// Triton's generate extension (routes_generate.cc): POST
+// /v2/models/{m}[/versions/{v}]/generate and .../generate_stream
+// (server-sent events, one per piece of the generation).
+std::vector<Route> GenerateRoutes(InferenceService* service);
 // POST /v2/repository/index, /v2/repository/models/{m}/load, .../unload.
 std::vector<Route> RepositoryRoutes(InferenceService* service);
 // GET /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats.
