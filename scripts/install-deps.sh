@@ -17,6 +17,7 @@ PACKAGES=(
   libmicrohttpd-dev zlib1g-dev       # the HTTP server (event-driven, bounded connections); gzip/deflate bodies
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   libicu-dev libpcre2-dev            # tokenizer.json: Unicode normalization and classes, split regexes
+  libsentencepiece-dev               # tokenizer.model: folders whose only tokenizer is SentencePiece's
   nodejs                             # tokenizer references (@huggingface/tokenizers from npm, tools/tokenizers)
   pkg-config curl procps
 )

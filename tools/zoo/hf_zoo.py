@@ -8,6 +8,9 @@ Writes, under --hf-out, model folders laid out exactly as Hugging Face writes th
 (config.json, model.safetensors or shards + model.safetensors.index.json, the
 real tokenizer files copied unchanged; sentence-transformers files for
 minilm-embed; no config.yaml, no model.pt), and hf_zoo.json (the manifest).
+mistral-spm-tiny is mistral-tiny (same seed, so the same weights and
+references) with the Mistral tokenizer as a SentencePiece tokenizer.model and
+no tokenizer.json (build/tokenizers/mistral-spm).
 Under --hf-reference-out it writes <model>.safetensors with the inputs and the
 outputs that the plain torch modules of hf_native.py compute from the written
 files, in float32; README.md ("Hugging Face-only folders") documents the schema.
@@ -58,6 +61,7 @@ TOKENIZERS = {
     "roberta": (50265, {"bos": 0, "pad": 1, "eos": 2, "unk": 3, "mask": 50264}),
     "llama3": (128256, {"bos": 128000, "eos": 128001}),
     "mistral": (32000, {"unk": 0, "bos": 1, "eos": 2}),
+    "mistral-spm": (32000, {"unk": 0, "bos": 1, "eos": 2}),
 }
 # special-token content strings, when tokenizer_config.json does not name them
 DEFAULT_SPECIAL_CONTENT = {
@@ -67,6 +71,7 @@ DEFAULT_SPECIAL_CONTENT = {
     "roberta": {"bos": "<s>", "pad": "<pad>", "eos": "</s>", "unk": "<unk>", "mask": "<mask>"},
     "llama3": {"bos": "<|begin_of_text|>", "eos": "<|end_of_text|>"},
     "mistral": {"unk": "<unk>", "bos": "<s>", "eos": "</s>"},
+    "mistral-spm": {"unk": "<unk>", "bos": "<s>", "eos": "</s>"},
 }
 
 ID2LABEL = {0: "negative", 1: "neutral", 2: "positive"}
@@ -197,11 +202,14 @@ TIED_INIT = {"embedding": 0.5, "linear_gain": 2.0}
 
 # name -> spec. layout: "bare" = a base model saved by itself (no prefix),
 # "prefixed" = under base_model_prefix (heads always are). shards: 1 = model.safetensors.
+# weights_of: build under that model's seed (same weights and reference inputs).
 SPECS = {
     "llama-tiny": dict(config=llama_config, tokenizer="llama3", task="generate", shards=2),
     "qwen2-tiny": dict(config=qwen2_config, tokenizer="llama3", task="generate",
                        init=TIED_INIT),
     "mistral-tiny": dict(config=mistral_config, tokenizer="mistral", task="generate"),
+    "mistral-spm-tiny": dict(config=mistral_config, tokenizer="mistral-spm", task="generate",
+                             weights_of="mistral-tiny"),
     "gpt2-hf": dict(config=gpt2_config, tokenizer="gpt2", task="generate", init=TIED_INIT),
     "bert-hf": dict(config=bert_config, tokenizer="bert-base-uncased", task="infer"),
     "bert-classifier": dict(config=lambda p, sp: bert_config(
@@ -250,10 +258,67 @@ def st_files(cfg):
 
 def tokenizer_files(tokenizers, tok):
     folder = os.path.join(tokenizers, tok)
-    if not os.path.isfile(os.path.join(folder, "tokenizer.json")):
-        raise HfZooError(f"tokenizer {tok}: {folder}/tokenizer.json not found (build them with "
+    if not any(os.path.isfile(os.path.join(folder, f))
+               for f in ("tokenizer.json", "tokenizer.model")):
+        raise HfZooError(f"tokenizer {tok}: {folder}/tokenizer.json (or tokenizer.model) not "
+                         f"found (build them with "
                          f"`node tools/tokenizers/build_tokenizers.mjs --out build/tokenizers`)")
     return sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+
+
+def _varint(data, pos):
+    value, shift = 0, 0
+    while True:
+        check(pos < len(data) and shift < 64, "tokenizer.model: truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _proto_fields(data):
+    """(field number, wire type, value) of a protocol-buffers message: the payload
+    bytes for LEN fields, the integer for VARINT ones, raw bytes for fixed ones."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+            check(len(value) == size, "tokenizer.model: truncated field")
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = data[pos:pos + width], pos + width
+        else:
+            raise HfZooError(f"tokenizer.model: wire type {wire} is not ModelProto's")
+        yield field, wire, value
+
+
+def sentencepiece_pieces(path):
+    """[(piece, type)] of a SentencePiece tokenizer.model in id order (ModelProto
+    field 1; each piece: 1 = the string, 3 = the type, 1 NORMAL (default),
+    2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED, 6 BYTE)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pieces = []
+    for field, wire, value in _proto_fields(data):
+        if field != 1 or wire != 2:
+            continue
+        piece, kind = None, 1
+        for f2, w2, v2 in _proto_fields(value):
+            if f2 == 1 and w2 == 2:
+                piece = v2.decode("utf-8")
+            elif f2 == 3 and w2 == 0:
+                kind = v2
+        check(piece, f"{path}: piece {len(pieces)} has no string")
+        pieces.append((piece, kind))
+    check(pieces, f"{path}: no pieces")
+    return pieces
 
 
 def tokenizers_hash(tokenizers, names):
@@ -277,19 +342,25 @@ class TokenizerInfo:
     """What the model folders need from a tokenizer: its size, special ids, ordinary ids."""
 
     def __init__(self, folder, tok, files=None):
-        """folder: where tokenizer.json is; tok: which tokenizer (a key of TOKENIZERS)."""
+        """folder: where tokenizer.json (or only a SentencePiece tokenizer.model) is;
+        tok: which tokenizer (a key of TOKENIZERS)."""
         self.name = tok
         self.folder = folder
         self.files = files
-        with open(os.path.join(self.folder, "tokenizer.json"), encoding="utf-8") as f:
-            tj = json.load(f)
-        model = tj["model"]
-        vocab = model["vocab"]
-        if isinstance(vocab, dict):
-            by_id = {int(i): t for t, i in vocab.items()}
-        else:                                                       # Unigram: [[piece, score]]
-            by_id = {i: entry[0] for i, entry in enumerate(vocab)}
-        added = {int(a["id"]): a["content"] for a in tj.get("added_tokens", [])}
+        if os.path.isfile(os.path.join(self.folder, "tokenizer.json")):
+            with open(os.path.join(self.folder, "tokenizer.json"), encoding="utf-8") as f:
+                tj = json.load(f)
+            model = tj["model"]
+            vocab = model["vocab"]
+            if isinstance(vocab, dict):
+                by_id = {int(i): t for t, i in vocab.items()}
+            else:                                                   # Unigram: [[piece, score]]
+                by_id = {i: entry[0] for i, entry in enumerate(vocab)}
+            added = {int(a["id"]): a["content"] for a in tj.get("added_tokens", [])}
+        else:   # tokenizer.model: UNKNOWN and CONTROL pieces are the special (added) ones
+            pieces = sentencepiece_pieces(os.path.join(self.folder, "tokenizer.model"))
+            by_id = {i: p for i, (p, _) in enumerate(pieces)}
+            added = {i: p for i, (p, kind) in enumerate(pieces) if kind in (2, 3)}
         ids = dict(by_id)
         ids.update(added)
         self.size = max(ids) + 1
@@ -304,7 +375,7 @@ class TokenizerInfo:
         for role, default in DEFAULT_SPECIAL_CONTENT[tok].items():
             content = _content(cfg.get(f"{role}_token")) or default
             check(content in self.content_to_id,
-                  f"tokenizer {tok}: {role} token {content!r} is not in tokenizer.json")
+                  f"tokenizer {tok}: {role} token {content!r} is not in its vocabulary")
             self.special[role] = self.content_to_id[content]
         # ordinary tokens: in the model's vocabulary, not added/special, not bracketed
         # specials ([unused0], <unk>, <0x0A> byte tokens)
@@ -317,7 +388,7 @@ class TokenizerInfo:
               f"tokenizer {self.name}: {self.size} ids, expected {expected_size}")
         if manifest is not None:
             check(manifest == self.size, f"tokenizer {self.name}: manifest.json says {manifest} "
-                                         f"tokens, tokenizer.json has {self.size}")
+                                         f"tokens, the tokenizer has {self.size}")
         for role, want in expected_special.items():
             check(self.special.get(role) == want, f"tokenizer {self.name}: {role} id "
                                                   f"{self.special.get(role)}, expected {want}")
@@ -763,7 +834,7 @@ def build_model(name, spec, profile, info, tmp, tmp_ref):
     import torch
 
     import hf_native
-    seed = seed_for(name)
+    seed = seed_for(spec.get("weights_of", name))
     torch.manual_seed(seed)
     cfg = spec["config"](profile, info.special)
     layout = spec.get("layout", "bare")

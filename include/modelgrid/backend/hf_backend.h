@@ -1,6 +1,7 @@
 // The native Hugging Face backend (kind "huggingface"): a folder as Hugging
 // Face writes it (config.json, model.safetensors or shards with their index,
-// tokenizer.json, tokenizer_config.json; sentence-transformers' modules.json
+// tokenizer.json or a SentencePiece tokenizer.model, tokenizer_config.json;
+// sentence-transformers' modules.json
 // and 1_Pooling/config.json) run by ModelGrid's own LibTorch modules
 // (src/hf/native_model.h) with its own tokenizer (modelgrid/tokenizer/
 // tokenizer.h). No TorchScript export is needed. Declared without LibTorch
@@ -27,8 +28,9 @@
 //             `prompt_tokens` INT64 [B].
 // Inputs of every task, one of:
 //   text            BYTES [B] or [B,1]: UTF-8 text, tokenized with the
-//                   folder's tokenizer.json (special tokens added as its
-//                   post-processor says); rows padded to the longest;
+//                   folder's tokenizer.json or tokenizer.model (special
+//                   tokens added as its post-processor or
+//                   tokenizer_config.json says); rows padded to the longest;
 //   input_ids       INT64 [B,S], with an optional attention_mask INT64 [B,S]
 //                   (1 = real token; all ones when absent).
 // Params (a JSON object; every field optional):
@@ -52,7 +54,7 @@
 // that is not UTF-8 naming the row and byte, a prompt longer than the
 // model's positions naming the limit and its config.json field, a bad
 // parameter, an unknown session), kNotFound (a task the model lacks, a text
-// input on a folder without tokenizer.json), kResourceExhausted (the memory
+// input on a folder without tokenizer.json or tokenizer.model), kResourceExhausted (the memory
 // limit; too many open sessions), kUnavailable (swapped out), kInternal.
 //
 // Swap: SwapOut drops the model (its weights, its open sessions) and SwapIn
@@ -86,8 +88,8 @@ class HuggingFaceBackend final : public ModelBackend {
 
   std::string_view kind() const override { return "huggingface"; }
   // Loads config.json and the weights (src/hf/native_model.h: errors name
-  // the file, tensor and shape), and tokenizer.json with tokenizer_config.json
-  // when present (errors name the file and the JSON path of a component
+  // the file, tensor and shape), and tokenizer.json (else tokenizer.model)
+  // with tokenizer_config.json when present (errors name the file and the JSON path of a component
   // type that is not implemented). `model.config.dtype` overrides
   // torch_dtype on CUDA; the CPU computes in float32.
   Status Load(const ModelEntry& model, const std::string& device = "cpu",

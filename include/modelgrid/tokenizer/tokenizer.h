@@ -1,7 +1,9 @@
 // Hugging Face tokenizers in C++: a Tokenizer reads a `tokenizer.json` (the
 // serialisation of Hugging Face's `tokenizers` library) plus, when present,
 // the `tokenizer_config.json` and `special_tokens_map.json` beside it, and
-// turns text into token ids and back.
+// turns text into token ids and back. A folder whose only tokenizer is a
+// SentencePiece `tokenizer.model` (LLaMA / Mistral repositories) is read
+// with libsentencepiece behind the same class (FromSentencePiece).
 //
 // Encoding follows Hugging Face's pipeline: added tokens are split out of the
 // text first, then each remaining section goes through the normalizer, the
@@ -112,6 +114,10 @@ struct SpecialTokenIds {
 struct TokenizerConfig {
   std::optional<bool> add_bos_token;  // LLaMA-style configs
   std::optional<bool> add_eos_token;
+  // transformers' LlamaTokenizer "legacy" (nullopt: absent, which means
+  // true): whether text after a special token gets SentencePiece's "▁"
+  // prefix. Only a tokenizer.model reads it (tokenizer.json spells it out).
+  std::optional<bool> legacy;
   // Longest input the model accepts, in tokens; nullopt when absent or set to
   // transformers' "unbounded" 1e30.
   std::optional<uint64_t> model_max_length;
@@ -123,15 +129,37 @@ struct TokenizerConfig {
 
 class Tokenizer {
  public:
-  // Loads `dir`/tokenizer.json, and tokenizer_config.json and
+  // Loads `dir`/tokenizer.json, or when it has none `dir`/tokenizer.model
+  // (FromSentencePiece), and tokenizer_config.json and
   // special_tokens_map.json from `dir` when they exist.
-  // Errors: kNotFound (no tokenizer.json), kCorruption (bad JSON, a field of
-  // the wrong type: the message names the file and the JSON path),
-  // kUnsupported (a component type not implemented: names file, path, type).
+  // Errors: kNotFound (neither file), kCorruption (bad JSON, a field of
+  // the wrong type: the message names the file and the JSON path; a
+  // tokenizer.model libsentencepiece cannot read), kUnsupported (a component
+  // type not implemented: names file, path, type).
   static Result<Tokenizer> FromDirectory(const std::string& dir);
   // Loads one tokenizer.json file; the two config files are read from its
   // folder when present. Errors as FromDirectory.
   static Result<Tokenizer> FromFile(const std::string& tokenizer_json_path);
+  // Loads a SentencePiece model file (tokenizer.model, a serialised
+  // sentencepiece.ModelProto: BPE or Unigram, with or without byte fallback)
+  // and the two config files from its folder when present. Encoding: the
+  // CONTROL and UNKNOWN pieces (<s>, </s>, <unk>; special) and
+  // tokenizer_config.json's added_tokens_decoder are added tokens (split
+  // out of the text first, as transformers' LlamaTokenizer does); every
+  // other section is segmented by libsentencepiece with the file's
+  // normalizer (its "▁" dummy prefix on every section, or with legacy false
+  // only on one that starts the text); then [bos] text [eos] as add_bos_token (default true) /
+  // add_eos_token (default false) say. Decoding: byte pieces <0xNN> become
+  // bytes, "▁" a space, and one leading space goes when the model adds a
+  // dummy prefix (transformers' LlamaConverter decoder). Special ids: the
+  // config's names, else the file's unk/bos/eos/pad ids.
+  // Errors: kNotFound (cannot open), kCorruption (libsentencepiece refuses
+  // the bytes; a bad config file or an added_tokens_decoder entry that
+  // contradicts the file: names the file), kUnsupported (a tokenizer_class
+  // whose template is not LLaMA's, e.g. T5Tokenizer), kInternal (the
+  // libsentencepiece wrapper, libmodelgrid_sentencepiece.so, cannot be
+  // loaded: names the paths tried; src/tokenizer/README.md).
+  static Result<Tokenizer> FromSentencePiece(const std::string& model_path);
   // Loads from JSON text. `config_json` ("" for none) is a
   // tokenizer_config.json text; `name` names the source in error messages.
   // Errors as FromDirectory (never kNotFound).
