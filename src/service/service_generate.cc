@@ -3,11 +3,12 @@
 // one backend session, each call queued anew, so that requests to one model
 // interleave at token boundaries and streams get their text as it comes.
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <future>
+#include <mutex>
+#include <random>
 
 #include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/service/inference_service.h"
@@ -17,10 +18,16 @@ namespace modelgrid {
 
 namespace {
 
-// A unique session id per generation in this process.
+// A session id per generation that another client cannot guess (the
+// backend's `session`, `continue` and `cancel` parameters are open to
+// clients too): 128 bits from the system's random source, in hex.
 std::string NewSessionId() {
-  static std::atomic<uint64_t> next{1};
-  return "gen-" + std::to_string(::getpid()) + "-" + std::to_string(next.fetch_add(1));
+  static std::mutex mu;
+  static std::random_device source;
+  std::lock_guard<std::mutex> lock(mu);
+  char out[4 + 32 + 1];
+  std::snprintf(out, sizeof(out), "gen-%08x%08x%08x%08x", source(), source(), source(), source());
+  return out;
 }
 
 const InferTensor* Find(const std::vector<InferTensor>& outs, const std::string& name) {
