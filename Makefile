@@ -59,6 +59,7 @@ bench: build demo-repo zoo-small
 	$(BUILD_DIR)/bin/transport_bench --zoo $(ZOO_SMALL)
 	$(BUILD_DIR)/bin/serving_bench --zoo $(ZOO_SMALL) --seconds 10
 	$(BUILD_DIR)/bin/hf_bench --zoo $(ZOO_SMALL) --threads 1
+	$(BUILD_DIR)/bin/generate_sched_bench --zoo $(ZOO_SMALL)-hf --worker-threads 1
 
 format:
 	find include src bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
