@@ -97,19 +97,20 @@ class BertEncoder : public Module {
   }
 
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask) const override {
-    const int64_t b = ids.size(0), s = ids.size(1);
-    torch::Tensor positions;
+    const int64_t s = ids.size(1);
+    torch::Tensor x = at::embedding(word_, ids);
     if (c_.family == Family::kRoberta) {
       // create_position_ids_from_input_ids: padding_idx + 1 + rank among non-pad tokens.
       const int64_t pad = *c_.pad_token_id;
       torch::Tensor real = ids.ne(pad).to(c10::kLong);
-      positions = real.cumsum(1) * real + pad;
+      x = x + at::embedding(position_, real.cumsum(1) * real + pad);
     } else {
-      positions = torch::arange(s, ids.options()).unsqueeze(0).expand({b, s});
+      // Positions 0..S-1: the table's first S rows, added by broadcast.
+      x = x + position_.narrow(0, 0, s);
     }
-    torch::Tensor x = at::embedding(word_, ids) + at::embedding(position_, positions);
     if (token_type_.defined()) x = x + token_type_[0];  // token_type_ids are all 0
-    return RunPostLnLayers(c_, layers_, embed_norm_(x), mask);
+    x = embed_norm_(x);  // the sum freed before the layers run
+    return RunPostLnLayers(c_, layers_, std::move(x), mask);
   }
 
   torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
@@ -157,8 +158,8 @@ class DistilBertEncoder : public Module {
 
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask) const override {
     const int64_t s = ids.size(1);
-    torch::Tensor positions = torch::arange(s, ids.options()).unsqueeze(0);
-    torch::Tensor x = embed_norm_(at::embedding(word_, ids) + at::embedding(position_, positions));
+    // Positions 0..S-1: the table's first S rows, added by broadcast.
+    torch::Tensor x = embed_norm_(at::embedding(word_, ids) + position_.narrow(0, 0, s));
     return RunPostLnLayers(c_, layers_, std::move(x), mask);
   }
 

@@ -50,12 +50,13 @@ LayerNorm BindLayerNorm(WeightBinder& w, const std::string& prefix, int64_t dim,
 // Additive attention bias in fp32: 0 where query i may see key j, float32's
 // lowest value elsewhere. key_mask [B,T] (1 = real token). With `causal`,
 // [B,1,S,T]: query i sits at absolute position T−S+i and sees keys ≤ it;
-// without, [B,1,1,T] (the same for every query; it broadcasts).
+// without, [B,1,1,T] (the same for every query; it broadcasts). Undefined
+// (nothing to add) on the CPU when no key is masked for any query.
 torch::Tensor AttentionBias(const torch::Tensor& key_mask, int64_t queries, bool causal);
 
 // softmax(q·kᵀ·scale + bias)·v with grouped heads: q [B,nh,S,hd], k and v
 // [B,nkv,T,hd] (nh a multiple of nkv; query head h uses kv head h / (nh/nkv),
-// as transformers' repeat_kv), bias [B,1,S,T] or [B,1,1,T] fp32. Scores, mask and softmax
+// as transformers' repeat_kv), bias [B,1,S,T] or [B,1,1,T] fp32 or undefined. Scores, mask and softmax
 // in fp32. Returns [B,S,nh·hd] in q's dtype.
 torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& bias, double scale);
