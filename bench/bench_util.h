@@ -102,6 +102,15 @@ inline LatencyStats Summarize(std::vector<double> samples_us) {
   return s;
 }
 
+// The median of `v` (the mean of the two middle values for an even count);
+// 0 for an empty set. Units are the caller's.
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 // The vocabulary size of a Hugging Face folder (config.json "vocab_size"),
 // or `fallback` when the model has no config.json or it has no such field.
 inline int64_t VocabSize(const ModelEntry& model, int64_t fallback = 100) {

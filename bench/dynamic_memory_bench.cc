@@ -184,13 +184,6 @@ std::string Ratio(double num, double den) {
   return b;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // One zoo model as the bench calls it: its folder, task and inputs.
 struct ZooModel {
   ModelEntry entry;
@@ -677,8 +670,8 @@ void Oversubscription(const Args& a) {
                 static_cast<unsigned long long>(r.evictions),
                 static_cast<unsigned long long>(r.swaps_out),
                 static_cast<unsigned long long>(r.swaps_in),
-                r.swap_out_us.empty() ? "—" : Ms(Median(r.swap_out_us)).c_str(),
-                r.swap_in_us.empty() ? "—" : Ms(Median(r.swap_in_us)).c_str(),
+                r.swap_out_us.empty() ? "—" : Ms(bench::Median(r.swap_out_us)).c_str(),
+                r.swap_in_us.empty() ? "—" : Ms(bench::Median(r.swap_in_us)).c_str(),
                 Ratio(double(r.served), base_served).c_str());
   }
   for (const auto& r : results) {
@@ -782,7 +775,7 @@ void SwapVsCold(const Args& a) {
         CallResult w = Call(*grid, name, x, timeout);
         if (must(w, "warm request") && i >= 2) warm.push_back(w.us);
       }
-      row.warm_us.push_back(Median(warm));
+      row.warm_us.push_back(bench::Median(warm));
       if (!must(Call(*grid, "pusher", pusher_model, timeout), "pusher request")) continue;
       if (!expect(name, ModelState::kSwapped, "after the pusher's request")) continue;
       CallResult back = Call(*grid, name, x, timeout);
@@ -795,7 +788,7 @@ void SwapVsCold(const Args& a) {
         CallResult n = Call(*grid, name, x, timeout);
         if (must(n, "request after the swap-in")) next.push_back(n.us);
       }
-      row.next_us.push_back(Median(next));
+      row.next_us.push_back(bench::Median(next));
       for (const SwapEvent& e : grid->SwapEvents()) {
         if (e.model != name) continue;
         if (e.direction == "out") {
@@ -850,19 +843,19 @@ void SwapVsCold(const Args& a) {
               "cold load ÷ swap-in | request after swap ÷ cold request |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
-    const double cold = Median(r.cold_us), warm = Median(r.warm_us);
+    const double cold = bench::Median(r.cold_us), warm = bench::Median(r.warm_us);
     const double load = std::max(0.0, cold - warm);
-    const double in = Median(r.in_us), after = Median(r.swapreq_us);
+    const double in = bench::Median(r.in_us), after = bench::Median(r.swapreq_us);
     char speedup[32] = "—", share[32] = "—";
     if (!r.in_us.empty() && in > 0) std::snprintf(speedup, sizeof speedup, "%.0f×", load / in);
     if (!r.swapreq_us.empty() && cold > 0) std::snprintf(share, sizeof share, "%.3f", after / cold);
     std::printf("| %s | %s | %llu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
                 r.model.c_str(), Mib(r.request).c_str(),
                 static_cast<unsigned long long>(r.swapped_bytes),
-                r.out_us.empty() ? "—" : Ms(Median(r.out_us)).c_str(),
+                r.out_us.empty() ? "—" : Ms(bench::Median(r.out_us)).c_str(),
                 r.in_us.empty() ? "—" : Ms(in).c_str(), Ms(cold).c_str(), Ms(warm).c_str(),
                 r.swapreq_us.empty() ? "—" : Ms(after).c_str(),
-                r.next_us.empty() ? "—" : Ms(Median(r.next_us)).c_str(), Ms(load).c_str(),
+                r.next_us.empty() ? "—" : Ms(bench::Median(r.next_us)).c_str(), Ms(load).c_str(),
                 speedup, share);
   }
   for (const Row& r : rows) {
@@ -895,7 +888,7 @@ void SwapVsCold(const Args& a) {
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     auto cells = [](const std::vector<double>& us, uint64_t bytes, double gb_s) {
       if (us.empty()) return std::string("— | — | — | —");
-      const double ms = Median(us) / 1000.0;
+      const double ms = bench::Median(us) / 1000.0;
       const double floor_ms = double(bytes) / (gb_s * 1e9) * 1e3;
       char b[160];
       char ratio[32] = "—", rate[32] = "—";

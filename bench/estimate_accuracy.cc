@@ -56,13 +56,6 @@ std::string Pct(double e) {
   return buf;
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 std::vector<int64_t> ParseList(const std::string& s) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
@@ -212,7 +205,7 @@ int main(int argc, char** argv) {
   std::printf("\n| | cases | median abs error | worst abs error |\n|---|---:|---:|---:|\n");
   auto row = [](const char* what, const std::vector<double>& v) {
     const double worst = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
-    std::printf("| %s | %zu | %.1f%% | %.1f%% |\n", what, v.size(), 100 * Median(v), 100 * worst);
+    std::printf("| %s | %zu | %.1f%% | %.1f%% |\n", what, v.size(), 100 * bench::Median(v), 100 * worst);
   };
   row("estimate (EstimateModel + graph walk)", est_errors);
   row("graph walk alone", walk_errors);

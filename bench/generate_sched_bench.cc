@@ -126,12 +126,6 @@ fs::path g_tmp;
   std::exit(1);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 double Max(const std::vector<double>& v) {
   return v.empty() ? 0 : *std::max_element(v.begin(), v.end());
 }
@@ -430,31 +424,31 @@ void PrintHol(const Model& m, const Options& o, std::map<Mode, HolMode>& hol,
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (Mode mode : kModes) {
     HolMode& h = hol[mode];
-    const double alone = Median(h.long_alone_s);
+    const double alone = bench::Median(h.long_alone_s);
     for (int s : o.short_clients) {
       HolCell& c = h.by_clients[s];
-      const double sa = Median(c.short_alone_s), sd = Median(c.short_during_s);
-      const double lw = Median(c.long_with_s);
+      const double sa = bench::Median(c.short_alone_s), sd = bench::Median(c.short_during_s);
+      const double lw = bench::Median(c.long_with_s);
       std::printf(
           "| %s | %d | %zu | %s / %s | %s / %s | %s | %.0f | %.3f | %.3f | %s |\n", ModeName(mode),
           s, c.long_with_s.size(), Ms(sa).c_str(), Ms(Max(c.short_alone_s)).c_str(), Ms(sd).c_str(),
           Ms(Max(c.short_during_s)).c_str(), sa > 0 ? Fmt("%.2f×", sd / sa).c_str() : "—",
-          Median(c.answered_during), alone, lw, alone > 0 ? Fmt("%.2f×", lw / alone).c_str() : "—");
+          bench::Median(c.answered_during), alone, lw, alone > 0 ? Fmt("%.2f×", lw / alone).c_str() : "—");
     }
   }
   for (int s : o.short_clients) {
-    const double blocked = Median(hol[Mode::kOneCall].by_clients[s].short_during_s);
-    const double inter = Median(hol[Mode::kChunked].by_clients[s].short_during_s);
-    const double lc = Median(hol[Mode::kChunked].by_clients[s].long_with_s);
-    const double lo = Median(hol[Mode::kOneCall].by_clients[s].long_with_s);
+    const double blocked = bench::Median(hol[Mode::kOneCall].by_clients[s].short_during_s);
+    const double inter = bench::Median(hol[Mode::kChunked].by_clients[s].short_during_s);
+    const double lc = bench::Median(hol[Mode::kChunked].by_clients[s].long_with_s);
+    const double lo = bench::Median(hol[Mode::kOneCall].by_clients[s].long_with_s);
     std::printf(
         "\n%s, %d short client(s): short latency during the long one, one-call ÷ chunked (p50) "
         "%s; long generation with shorts, chunked ÷ one-call %s",
         m.name.c_str(), s, inter > 0 ? Fmt("%.1f×", blocked / inter).c_str() : "—",
         lo > 0 ? Fmt("%.2f×", lc / lo).c_str() : "—");
   }
-  const double ca = Median(hol[Mode::kChunked].long_alone_s);
-  const double oa = Median(hol[Mode::kOneCall].long_alone_s);
+  const double ca = bench::Median(hol[Mode::kChunked].long_alone_s);
+  const double oa = bench::Median(hol[Mode::kOneCall].long_alone_s);
   std::printf("\n%s: long generation alone, chunked ÷ one-call %s (min %.3f / %.3f s)\n",
               m.name.c_str(), oa > 0 ? Fmt("%.2f×", ca / oa).c_str() : "—",
               Min(hol[Mode::kChunked].long_alone_s), Min(hol[Mode::kOneCall].long_alone_s));
@@ -475,16 +469,16 @@ void PrintTput(const Model& m, const std::vector<TputRow>& rows, const std::stri
   std::map<Mode, double> single;
   for (const TputRow& r : rows) {
     if (r.clients == 1 && r.rows == 1 && !r.wall_s.empty())
-      single[r.mode] = static_cast<double>(m.tokens) / Median(r.wall_s);
+      single[r.mode] = static_cast<double>(m.tokens) / bench::Median(r.wall_s);
   }
   auto ratio = [](double v, double base) { return base > 0 ? Fmt("%.2f×", v / base) : "—"; };
   for (const TputRow& r : rows) {
-    const double wall = Median(r.wall_s);
+    const double wall = bench::Median(r.wall_s);
     const double tps = wall > 0 ? static_cast<double>(r.clients * r.rows * m.tokens) / wall : 0;
     std::printf("| %s | %d × %lld | %zu | %.3f | %.3f–%.3f | %.1f | %s | %s | %.3f / %.3f |\n",
                 ModeName(r.mode), r.clients, static_cast<long long>(r.rows), r.wall_s.size(), wall,
                 Min(r.wall_s), Max(r.wall_s), tps, ratio(tps, single[Mode::kChunked]).c_str(),
-                ratio(tps, single[r.mode]).c_str(), Median(r.request_s), Max(r.request_s));
+                ratio(tps, single[r.mode]).c_str(), bench::Median(r.request_s), Max(r.request_s));
   }
 }
 

@@ -151,13 +151,6 @@ struct ModelFacts {
   std::exit(1);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 Result<ModelFacts> ReadFacts(const ModelEntry& entry) {
   if (!entry.hf_config) {
     return Status::NotFound("model '" + entry.name + "': no config.json in " + entry.dir.string());
@@ -564,7 +557,7 @@ int main(int argc, char** argv) {
           failed = true;
           row.seconds.clear();
         } else {
-          row.median_s = Median(row.seconds);
+          row.median_s = bench::Median(row.seconds);
           row.per_s = static_cast<double>(batch * (gen ? fresh : 1)) / row.median_s;
         }
         table.push_back(std::move(row));
@@ -612,7 +605,7 @@ int main(int argc, char** argv) {
             row.error.clear();
             row.seconds = r["seconds"].get<std::vector<double>>();
             row.cpu_seconds = r["cpu_seconds"].get<std::vector<double>>();
-            row.median_s = Median(row.seconds);
+            row.median_s = bench::Median(row.seconds);
             row.per_s = static_cast<double>(batch * (gen ? fresh : 1)) / row.median_s;
             if (r.contains("generated"))
               row.tokens = r["generated"].get<std::vector<std::vector<int64_t>>>();
@@ -695,7 +688,7 @@ int main(int argc, char** argv) {
     const Row* py = find_row(r, "python");
     std::printf("| %s | %s | %lld | %s | %.4f | %.4f–%.4f | %.4f | %.1f %s | %s | %s |\n",
                 r.model.c_str(), r.path.c_str(), static_cast<long long>(r.batch), r.shape.c_str(),
-                r.median_s, *mn, *mx, Median(r.cpu_seconds), r.per_s, r.unit.c_str(),
+                r.median_s, *mn, *mx, bench::Median(r.cpu_seconds), r.per_s, r.unit.c_str(),
                 ts ? Fmt("%.2f×", r.per_s / ts->per_s).c_str() : "—",
                 py ? Fmt("%.2f×", r.per_s / py->per_s).c_str() : "—");
   }
