@@ -193,62 +193,18 @@ void SendNow(int fd, std::string_view data) {
   }
 }
 
-// A fixed set of threads running queued jobs in order.
-class HandlerPool {
+// Threads running queued jobs in order: `start` of them from the outset,
+// more when a job finds no idle thread, up to `max`; idle threads wait for
+// the next job until Stop. The handler pool is a fixed set (start = max);
+// stream functions (HttpReply::stream) get a thread each as they come (the
+// server admits at most max_streams streams at once, so a stream never
+// waits for a busy thread).
+class JobThreads {
  public:
-  explicit HandlerPool(int threads) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Loop(); });
+  JobThreads(int start, int max) : max_(static_cast<size_t>(max)) {
+    for (int i = 0; i < start; ++i) workers_.emplace_back([this] { Loop(); });
   }
-  ~HandlerPool() { Stop(); }
-  void Submit(std::function<void()> job) {
-    {
-      std::lock_guard lock(mu_);
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-  }
-  // Runs the queued jobs, then joins the threads.
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : workers_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-};
-
-// Threads running stream functions (HttpReply::stream), one per stream in
-// progress: started when a job finds no idle thread, up to `max` (the
-// server admits at most max_streams streams at once, so a job never waits
-// for a busy one); idle threads wait for the next job until Stop.
-class StreamThreads {
- public:
-  explicit StreamThreads(int max) : max_(static_cast<size_t>(max)) {}
-  ~StreamThreads() { Stop(); }
+  ~JobThreads() { Stop(); }
   // Queues `job`, starting a thread when none is idle. False (the job is
   // dropped) when a thread was needed and could not be started.
   bool Submit(std::function<void()> job) {
@@ -457,8 +413,8 @@ struct HttpServer::Impl {
 
   std::vector<MHD_Daemon*> daemons;
   size_t next_daemon = 0;
-  std::unique_ptr<HandlerPool> pool;
-  std::unique_ptr<StreamThreads> stream_threads;
+  std::unique_ptr<JobThreads> pool;
+  std::unique_ptr<JobThreads> stream_threads;
 
   // The guard thread and its own state.
   std::thread guard;
@@ -620,8 +576,8 @@ void HttpServer::Impl::LogCb(void* /*cls*/, const char* fmt, va_list ap) {
 }
 
 Status HttpServer::Impl::Start() {
-  pool = std::make_unique<HandlerPool>(handler_threads);
-  stream_threads = std::make_unique<StreamThreads>(options.max_streams);
+  pool = std::make_unique<JobThreads>(handler_threads, handler_threads);
+  stream_threads = std::make_unique<JobThreads>(0, options.max_streams);
   const size_t pool_bytes = options.max_header_bytes +
                             static_cast<size_t>(options.max_headers) * kPoolPerHeaderBytes +
                             kPoolSlackBytes;
