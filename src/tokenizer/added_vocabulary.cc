@@ -78,25 +78,6 @@ bool WordCharAt(std::string_view text, size_t begin) {
   return IsWordChar(c) || c == '_';
 }
 
-size_t TrimEnd(std::string_view text, size_t begin, size_t end) {
-  while (end > begin) {
-    size_t start = end - 1;
-    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
-    size_t i = start;
-    if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
-    end = start;
-  }
-  return end;
-}
-
-size_t TrimStart(std::string_view text, size_t begin, size_t end) {
-  while (begin < end) {
-    size_t i = begin;
-    if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
-    begin = i;
-  }
-  return begin;
-}
 
 }  // namespace
 
@@ -133,11 +114,11 @@ std::vector<Section> AddedVocabulary::Split(std::string_view text, bool normaliz
     if (t == nullptr) continue;
     if (t->lstrip && k > 0 && sections[k - 1].token == nullptr) {
       Section& prev = sections[k - 1];
-      prev.end = TrimEnd(text, prev.begin, prev.end);
+      prev.end = TrimJsWhitespaceEnd(text, prev.begin, prev.end);
     }
     if (t->rstrip && k + 1 < sections.size() && sections[k + 1].token == nullptr) {
       Section& next = sections[k + 1];
-      next.begin = TrimStart(text, next.begin, next.end);
+      next.begin = TrimJsWhitespaceStart(text, next.begin, next.end);
     }
   }
   std::vector<Section> out;

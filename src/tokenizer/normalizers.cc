@@ -173,22 +173,8 @@ Status ReplaceNormalizer::Normalize(NormalizedString* s) const {
 Status StripNormalizer::Normalize(NormalizedString* s) const {
   const std::string& text = s->text();
   size_t begin = 0, end = text.size();
-  if (left_) {
-    while (begin < end) {
-      size_t i = begin;
-      if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
-      begin = i;
-    }
-  }
-  if (right_) {
-    while (end > begin) {
-      size_t start = end - 1;
-      while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
-      size_t i = start;
-      if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
-      end = start;
-    }
-  }
+  if (left_) begin = TrimJsWhitespaceStart(text, begin, end);
+  if (right_) end = TrimJsWhitespaceEnd(text, begin, end);
   if (begin != 0 || end != text.size()) *s = s->Slice(begin, end);
   return Status::Ok();
 }

@@ -9,19 +9,8 @@ namespace {
 
 // JavaScript's String.prototype.trim.
 std::string TrimJs(const std::string& s) {
-  size_t begin = 0, end = s.size();
-  while (begin < end) {
-    size_t i = begin;
-    if (!IsJsWhitespace(NextCodePoint(s, &i))) break;
-    begin = i;
-  }
-  while (end > begin) {
-    size_t start = end - 1;
-    while (start > begin && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-    size_t i = start;
-    if (!IsJsWhitespace(NextCodePoint(s, &i))) break;
-    end = start;
-  }
+  const size_t begin = TrimJsWhitespaceStart(s, 0, s.size());
+  const size_t end = TrimJsWhitespaceEnd(s, begin, s.size());
   return s.substr(begin, end - begin);
 }
 

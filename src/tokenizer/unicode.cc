@@ -74,6 +74,26 @@ bool IsJsWhitespace(char32_t c) {
   }
 }
 
+size_t TrimJsWhitespaceStart(std::string_view text, size_t begin, size_t end) {
+  while (begin < end) {
+    size_t i = begin;
+    if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
+    begin = i;
+  }
+  return begin;
+}
+
+size_t TrimJsWhitespaceEnd(std::string_view text, size_t begin, size_t end) {
+  while (end > begin) {
+    size_t start = end - 1;  // the last code point's first byte
+    while (start > begin && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    size_t i = start;
+    if (!IsJsWhitespace(NextCodePoint(text, &i))) break;
+    end = start;
+  }
+  return end;
+}
+
 bool IsUnicodeWhitespace(char32_t c) {
   return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_WHITE_SPACE);
 }

@@ -25,6 +25,11 @@ size_t CountCodePoints(std::string_view s);
 // (ECMA-262 WhiteSpace + LineTerminator): TAB LF VT FF CR SPACE U+00A0
 // U+1680 U+2000..U+200A U+2028 U+2029 U+202F U+205F U+3000 U+FEFF.
 bool IsJsWhitespace(char32_t c);
+// The bounds of text[begin, end) (valid UTF-8, `begin` and `end` on code
+// point boundaries) without IsJsWhitespace code points at its start /
+// its end, as String.prototype.trimStart / trimEnd.
+size_t TrimJsWhitespaceStart(std::string_view text, size_t begin, size_t end);
+size_t TrimJsWhitespaceEnd(std::string_view text, size_t begin, size_t end);
 // Unicode's White_Space property (what the JS reference rewrites regex \s to).
 bool IsUnicodeWhitespace(char32_t c);
 // BERT punctuation: ASCII 33-47, 58-64, 91-96, 123-126, or general category
