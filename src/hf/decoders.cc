@@ -64,9 +64,7 @@ class Gpt2Decoder : public Decoder {
       layers_w_.push_back(std::move(layer));
     }
     ln_f_ = BindLayerNorm(w, p + "ln_f.", h, c.norm_eps);
-    if (c.head == Head::kCausalLm) {
-      lm_head_ = c.tie_word_embeddings ? wte_ : w.Get("lm_head.weight", {c.vocab_size, h});
-    }
+    BindLmHead(c, w, wte_);
   }
 
   torch::Tensor Forward(const torch::Tensor& ids, const torch::Tensor& positions,
@@ -88,10 +86,6 @@ class Gpt2Decoder : public Decoder {
     return ln_f_(x);
   }
 
-  torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
-    return lm_head_.defined() ? at::linear(hidden, lm_head_) : torch::Tensor();
-  }
-
  private:
   struct Layer {
     LayerNorm ln_1;
@@ -100,7 +94,7 @@ class Gpt2Decoder : public Decoder {
     Conv1D c_fc, mlp_proj;
   };
   ModelConfig c_;
-  torch::Tensor wte_, wpe_, lm_head_;
+  torch::Tensor wte_, wpe_;
   std::vector<Layer> layers_w_;
   LayerNorm ln_f_;
 };
@@ -140,9 +134,7 @@ class LlamaDecoder : public Decoder {
       layers_w_.push_back(std::move(layer));
     }
     norm_ = RmsNorm{w.Get(p + "norm.weight", {h}), c.norm_eps};
-    if (c.head == Head::kCausalLm) {
-      lm_head_ = c.tie_word_embeddings ? embed_ : w.Get("lm_head.weight", {c.vocab_size, h});
-    }
+    BindLmHead(c, w, embed_);
     inv_freq_ = RopeInverseFrequencies(c, placement.device);
   }
 
@@ -172,10 +164,6 @@ class LlamaDecoder : public Decoder {
     return norm_(x);
   }
 
-  torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
-    return lm_head_.defined() ? at::linear(hidden, lm_head_) : torch::Tensor();
-  }
-
  private:
   struct Layer {
     RmsNorm input_norm;
@@ -184,7 +172,7 @@ class LlamaDecoder : public Decoder {
     Linear gate, up, down;
   };
   ModelConfig c_;
-  torch::Tensor embed_, lm_head_, inv_freq_;
+  torch::Tensor embed_, inv_freq_;
   std::vector<Layer> layers_w_;
   RmsNorm norm_;
 };

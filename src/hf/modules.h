@@ -103,6 +103,10 @@ class Decoder : public Module {
   torch::Tensor Hidden(const torch::Tensor& ids, const torch::Tensor& mask) const override {
     return Forward(ids, PositionsFromMask(mask), mask, nullptr);
   }
+  // LM logits [B,S,V] = hidden · lm_headᵀ; undefined for a bare model.
+  torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
+    return lm_head_.defined() ? at::linear(hidden, lm_head_) : torch::Tensor();
+  }
   // A cache for `batch` rows and `tokens` positions (uninitialised).
   KvCache NewCache(int64_t batch, int64_t tokens) const;
   int64_t layers() const { return layers_; }
@@ -110,10 +114,19 @@ class Decoder : public Module {
   int64_t head_dim() const { return head_dim_; }
 
  protected:
+  // Binds the LM head of a ...ForCausalLM `c`: `embedding` [V,H] when tied,
+  // else "lm_head.weight"; none for a bare model.
+  void BindLmHead(const ModelConfig& c, WeightBinder& w, const torch::Tensor& embedding) {
+    if (c.head != Head::kCausalLm) return;
+    lm_head_ = c.tie_word_embeddings ? embedding
+                                     : w.Get("lm_head.weight", {c.vocab_size, c.hidden_size});
+  }
+
   int64_t layers_ = 0;
   int64_t kv_heads_ = 0;
   int64_t head_dim_ = 0;
   WeightPlacement placement_;
+  torch::Tensor lm_head_;  // [V,H] (tied: the input embedding); undefined without a head
 };
 
 // Builds the module of `config`, taking its weights from `w` (check
