@@ -24,19 +24,10 @@ std::pair<torch::Tensor, torch::Tensor> Remember(KvCache* cache, size_t layer,
   return {cache->k[layer].narrow(2, 0, past + s), cache->v[layer].narrow(2, 0, past + s)};
 }
 
-// GPT-2's Conv1D: y = x·W + b with W [in, out] (torch.addmm in transformers).
-struct Conv1D {
-  torch::Tensor weight;  // [in, out]
-  torch::Tensor bias;    // [out]
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    auto shape = x.sizes().vec();
-    shape.back() = weight.size(1);
-    return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(shape);
-  }
-};
-
-Conv1D BindConv1D(WeightBinder& w, const std::string& prefix, int64_t in, int64_t out) {
-  return Conv1D{w.Get(prefix + "weight", {in, out}), w.Get(prefix + "bias", {out})};
+// GPT-2's Conv1D: y = x·W + b with W [in, out] (torch.addmm in transformers),
+// i.e. a Linear whose weight is Wᵀ (a transposed view, no copy).
+Linear BindConv1D(WeightBinder& w, const std::string& prefix, int64_t in, int64_t out) {
+  return Linear{w.Get(prefix + "weight", {in, out}).t(), w.Get(prefix + "bias", {out})};
 }
 
 class Gpt2Decoder : public Decoder {
@@ -89,9 +80,9 @@ class Gpt2Decoder : public Decoder {
  private:
   struct Layer {
     LayerNorm ln_1;
-    Conv1D c_attn, attn_proj;
+    Linear c_attn, attn_proj;
     LayerNorm ln_2;
-    Conv1D c_fc, mlp_proj;
+    Linear c_fc, mlp_proj;
   };
   ModelConfig c_;
   torch::Tensor wte_, wpe_;

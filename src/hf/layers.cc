@@ -12,6 +12,16 @@ torch::Tensor RmsNorm::operator()(const torch::Tensor& x) const {
   return weight * x32.to(x.scalar_type());
 }
 
+torch::Tensor Project(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias) {
+  const int64_t in = x.size(-1);
+  if (!x.device().is_cpu() || x.numel() != in) return at::linear(x, weight, bias);
+  auto shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  const torch::Tensor row = x.reshape({in});
+  return (bias.defined() ? at::addmv(bias, weight, row) : at::mv(weight, row)).view(shape);
+}
+
 torch::Tensor Activate(Activation act, const torch::Tensor& x) {
   switch (act) {
     case Activation::kGelu:

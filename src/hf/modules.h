@@ -18,11 +18,20 @@
 
 namespace modelgrid::hf {
 
+// y = x·Wᵀ + b for x [..., in], weight [out, in] (any strides), bias [out]
+// or undefined; returns [..., out]. A single row on the CPU (a batch-1
+// decode step) goes through a matrix-vector product instead of a matrix
+// product: OpenBLAS's sgemm at M = 1 (0.3.21, Debian 12) runs about 3×
+// slower than its sgemv on the same weights, and a cached decode step is
+// nothing but such products (docs/benchmarks.md, "Hugging Face backend").
+torch::Tensor Project(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias);
+
 // A linear layer y = x·Wᵀ + b (weight [out, in]; bias optional).
 struct Linear {
   torch::Tensor weight;
   torch::Tensor bias;
-  torch::Tensor operator()(const torch::Tensor& x) const { return at::linear(x, weight, bias); }
+  torch::Tensor operator()(const torch::Tensor& x) const { return Project(x, weight, bias); }
 };
 
 struct LayerNorm {
@@ -105,7 +114,7 @@ class Decoder : public Module {
   }
   // LM logits [B,S,V] = hidden · lm_headᵀ; undefined for a bare model.
   torch::Tensor HeadLogits(const torch::Tensor& hidden) const override {
-    return lm_head_.defined() ? at::linear(hidden, lm_head_) : torch::Tensor();
+    return lm_head_.defined() ? Project(hidden, lm_head_, {}) : torch::Tensor();
   }
   // A cache for `batch` rows and `tokens` positions (uninitialised).
   KvCache NewCache(int64_t batch, int64_t tokens) const;
