@@ -106,10 +106,15 @@ Result<Batch> Impl::ReadInputs(const std::string& task, std::span<const InferTen
     } else {
       batch.mask = torch::ones_like(batch.ids);
     }
-    for (int64_t r = 0; r < batch.ids.size(0); ++r) {
+    // Both are contiguous int64 CPU tensors (IdsTensor clones, ones_like);
+    // read through accessors, not a tensor op per element.
+    const auto id = batch.ids.accessor<int64_t, 2>();
+    const auto on = batch.mask.accessor<int64_t, 2>();
+    for (int64_t r = 0; r < id.size(0); ++r) {
       std::vector<int64_t> row;
-      for (int64_t c = 0; c < batch.ids.size(1); ++c) {
-        if (batch.mask[r][c].item<int64_t>() != 0) row.push_back(batch.ids[r][c].item<int64_t>());
+      row.reserve(static_cast<size_t>(id.size(1)));
+      for (int64_t c = 0; c < id.size(1); ++c) {
+        if (on[r][c] != 0) row.push_back(id[r][c]);
       }
       batch.rows.push_back(std::move(row));
     }
