@@ -37,6 +37,7 @@
 #include "modelgrid/kserve/tensor.h"
 #include "modelgrid/placement.h"
 #include "modelgrid/repository.h"
+#include "modelgrid/scheduler/request_times.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid {
@@ -240,6 +241,9 @@ struct InferCall {
   int priority = 0;
   std::optional<std::chrono::milliseconds> timeout;  // default: the model's default_timeout_us
   std::string id;                                    // client's request id, for logs
+  // When set, filled in with the request's queue and compute times before
+  // `done` is called (request tracing; modelgrid/scheduler/request_times.h).
+  std::shared_ptr<RequestTimes> times;
 };
 
 using InferCallback = std::function<void(Result<std::vector<InferTensor>>)>;

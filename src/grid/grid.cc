@@ -399,6 +399,7 @@ void Grid::InferAsync(const std::string& model, InferCall call, InferCallback do
   req.params = std::move(call.params);
   req.output_names = std::move(call.output_names);
   req.priority = call.priority;
+  req.times = std::move(call.times);
   if (call.timeout) req.deadline = SchedulerTime(std::chrono::steady_clock::now() + *call.timeout);
   auto shared_done = std::make_shared<InferCallback>(std::move(done));
   Status s = inst->scheduler->Submit(

@@ -57,6 +57,20 @@ std::chrono::milliseconds TimeoutUntil(std::optional<SchedulerTime> deadline, Sc
   return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(left));
 }
 
+namespace {
+
+// Fills a traced request's times (SchedulerRequest::times) before its
+// callback runs.
+void RecordTimes(RequestTimes* times, SchedulerTime enqueued, SchedulerTime compute_start,
+                 SchedulerTime compute_end) {
+  if (times == nullptr) return;
+  times->queue_start = enqueued;
+  times->compute_start = compute_start;
+  times->compute_end = compute_end;
+}
+
+}  // namespace
+
 struct BatchScheduler::Pending {
   SchedulerRequest request;
   SchedulerCallback done;
@@ -463,6 +477,7 @@ void BatchScheduler::Run(Batch batch) {
     } else {
       for (size_t i = 0; i < members.size(); ++i) {
         CountRequestLocked(members[i], first.results[i].ok(), first_us, dispatched, first.end);
+        RecordTimes(members[i].request.times.get(), members[i].enqueued, first.start, first.end);
       }
     }
   }
@@ -487,6 +502,7 @@ void BatchScheduler::Run(Batch batch) {
         std::lock_guard<std::mutex> lock(mu_);
         CountRequestLocked(p, false, first_us, dispatched, now);
       }
+      RecordTimes(p.request.times.get(), p.enqueued, first.start, first.end);
       Complete(p, std::move(late));
       continue;
     }
@@ -497,6 +513,7 @@ void BatchScheduler::Run(Batch batch) {
       CountRequestLocked(p, alone.results[0].ok(), first_us + Micros(alone.start, alone.end),
                          dispatched, alone.end);
     }
+    RecordTimes(p.request.times.get(), p.enqueued, first.start, alone.end);
     Complete(p, std::move(alone.results[0]));
   }
 }

@@ -45,6 +45,7 @@
 
 #include "modelgrid/kserve/tensor.h"
 #include "modelgrid/repository.h"
+#include "modelgrid/scheduler/request_times.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid {
@@ -143,6 +144,9 @@ struct SchedulerRequest {
   // deadline at all when default_timeout_us is 0 (or so large that the sum
   // would not fit the clock).
   std::optional<SchedulerTime> deadline;
+  // Filled in, when set, with the request's queue and compute times (on this
+  // scheduler's clock) before `done` is called; see request_times.h.
+  std::shared_ptr<RequestTimes> times;
 };
 
 // Receives a request's outcome: its own outputs, or the error. Called exactly
