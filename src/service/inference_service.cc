@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "modelgrid/kserve/metadata.h"
+#include "service/tracer.h"
 
 namespace modelgrid {
 
@@ -116,9 +117,11 @@ ModelStatistics StatisticsOf(const ModelStatus& m, const ModelCounters& c,
 }
 
 InferenceService::InferenceService(Grid* grid, ServiceOptions options)
-    : grid_(grid), options_(std::move(options)) {
+    : grid_(grid), options_(std::move(options)), tracer_(std::make_unique<service::Tracer>()) {
   if (options_.server_version.empty()) options_.server_version = MODELGRID_VERSION;
 }
+
+InferenceService::~InferenceService() = default;
 
 Readiness InferenceService::ServerReady() const {
   if (grid_->Ready()) return {true, ""};
@@ -139,10 +142,13 @@ Readiness InferenceService::ServerReady() const {
 }
 
 ServerMetadata InferenceService::Metadata() const {
-  return {options_.server_name,
-          options_.server_version,
-          {"binary_tensor_data", "classification", "model_configuration", "model_repository",
-           "statistics", "system_shared_memory", "modelgrid"}};
+  ServerMetadata m{options_.server_name,
+                   options_.server_version,
+                   {"binary_tensor_data", "classification", "model_configuration",
+                    "model_repository", "statistics", "system_shared_memory", "trace"}};
+  if (options_.log_control != nullptr) m.extensions.push_back("logging");
+  m.extensions.push_back("modelgrid");
+  return m;
 }
 
 Result<ModelStatus> InferenceService::FindModel(const std::string& model,

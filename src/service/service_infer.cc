@@ -2,6 +2,7 @@
 // request, input and output parameters read once here, the grid called,
 // the response assembled in the order the client asked for.
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include "modelgrid/service/inference_service.h"
 #include "service/infer_call.h"
 #include "service/output_plan.h"
+#include "service/tracer.h"
 
 namespace modelgrid {
 
@@ -153,6 +155,7 @@ Status FinishOutputs(const Grid& grid, const std::string& model,
 void InferenceService::InferAsync(const std::string& model, const std::string& version,
                                   InferRequest request,
                                   std::function<void(Result<InferResponse>)> done) {
+  const auto request_start = std::chrono::steady_clock::now();
   auto status = FindModel(model, version);
   if (!status.ok()) return done(status.status());
   if (Status s = service::ResolveSharedInputs(*grid_, model, &request.inputs); !s.ok()) {
@@ -205,6 +208,16 @@ void InferenceService::InferAsync(const std::string& model, const std::string& v
           head.outputs = std::move(outputs);
           done(std::move(head));
         });
+  }
+  // Triton's trace extension: a sampled request's record is written when
+  // it ends, before the client hears (so the file holds it by then).
+  if (auto trace = tracer_->Sample(model, status->version, call->id, request_start)) {
+    call->times = trace->times;
+    done = [tracer = tracer_.get(), trace = std::move(*trace),
+            done = std::move(done)](Result<InferResponse> r) {
+      tracer->Finish(trace, std::chrono::steady_clock::now());
+      done(std::move(r));
+    };
   }
   grid_->InferAsync(
       grid_model, std::move(*call),

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -23,9 +24,14 @@
 
 #include "modelgrid/grid.h"
 #include "modelgrid/kserve/infer_codec.h"
+#include "modelgrid/service/log_control.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid {
+
+namespace service {
+class Tracer;
+}  // namespace service
 
 // How the service answers and guards.
 struct ServiceOptions {
@@ -47,6 +53,10 @@ struct ServiceOptions {
   // requests to the model are served between two calls and a stream gets
   // its text as it comes. >= 1.
   int64_t generate_chunk_tokens = 4;
+  // The server's logging, for Triton's logging extension (GetLogSettings,
+  // UpdateLogSettings). Not owned; must outlive the service. null = the
+  // extension is not served (kUnsupported).
+  LogControl* log_control = nullptr;
 };
 
 // One row of a generation (GenerateAsync): the text and tokens produced,
@@ -154,6 +164,10 @@ class InferenceService {
  public:
   // `grid` is not owned and must outlive the service.
   InferenceService(Grid* grid, ServiceOptions options);
+  // Writes the trace records still pending.
+  ~InferenceService();
+  InferenceService(const InferenceService&) = delete;
+  InferenceService& operator=(const InferenceService&) = delete;
 
   // The grid, for ModelGrid's own views (devices, models, changes, metrics).
   Grid* grid() const { return grid_; }
@@ -260,6 +274,44 @@ class InferenceService {
   // Unregisters `name` ("" = every region). Errors: Authorize's; kNotFound.
   Status UnregisterSharedMemory(const std::string& name, std::string_view token);
 
+  // ---- logging (Triton's logging extension) ----
+
+  // The log settings in force: {"log_file": "...", "log_info": true,
+  // "log_warning": true, "log_error": true, "log_verbose_level": 0,
+  // "log_format": "text"} (ServerLogSettings). Errors: kUnsupported when
+  // the server has no ServiceOptions::log_control.
+  Result<nlohmann::json> GetLogSettings() const;
+  // Changes the settings named in `settings` (a JSON object; the others
+  // stay) and returns them all as GetLogSettings does. Triton's names;
+  // "log_warnings" and "log_errors" (the protocol document's spelling) are
+  // read as log_warning and log_error. Nothing changes when anything is
+  // refused. Errors: Authorize's; kUnsupported (no log control);
+  // kInvalidArgument "unknown log setting(s) 'x' (known: ...)",
+  // "<setting>: expected <type>, got <type>", "log_format: ..." for a
+  // format other than text / json ("default" is text), "log_file: cannot
+  // be changed at run time ..." for a file other than the current one.
+  Result<nlohmann::json> UpdateLogSettings(const nlohmann::json& settings, std::string_view token);
+
+  // ---- trace (Triton's trace extension; src/service/tracer.h) ----
+
+  // The trace settings of `model` ("" = the global ones) as the protocol
+  // answers them: {"trace_file", "trace_level": [...], "trace_rate",
+  // "trace_count", "log_frequency"}, every value a string. Errors:
+  // FindModel's for an unknown model.
+  Result<nlohmann::json> GetTraceSettings(const std::string& model) const;
+  // Applies `settings` (a JSON object: strings, arrays of strings, null or
+  // [] to clear one of a model's settings) to the global settings (`model`
+  // "") or to `model`'s own, and returns the settings now in force there.
+  // All or nothing. At TIMESTAMPS every trace_rate-th inference request
+  // (InferAsync, both transports) is traced while trace_count lasts, and
+  // its record (REQUEST_START, QUEUE_START, COMPUTE_START, COMPUTE_END,
+  // REQUEST_END in ns) is written to trace_file. Errors: Authorize's;
+  // FindModel's; ParseTraceUpdate's and Tracer::Update's
+  // (kInvalidArgument naming the setting).
+  Result<nlohmann::json> UpdateTraceSettings(const std::string& model,
+                                             const nlohmann::json& settings,
+                                             std::string_view token);
+
   // OK when no admin token is configured or `token` equals it (compared in
   // constant time). Errors: kPermissionDenied "<what> needs the admin
   // token (...)" naming the call.
@@ -274,6 +326,7 @@ class InferenceService {
 
   Grid* grid_;
   ServiceOptions options_;
+  std::unique_ptr<service::Tracer> tracer_;
 };
 
 // Triton's repository state word for a grid state: kReady "READY";
