@@ -52,6 +52,11 @@ std::vector<Route> SharedMemoryRoutes(InferenceService* service);
 // OpenAI-compatible: GET /v1/models, POST /v1/embeddings, /v1/completions
 // (stream: server-sent events), /v1/chat/completions (501) (routes_openai.cc).
 std::vector<Route> OpenAiRoutes(InferenceService* service);
+// Triton's trace extension (routes_trace.cc): GET and POST
+// /v2/trace/setting and /v2/models/{m}/trace/setting.
+std::vector<Route> TraceRoutes(InferenceService* service);
+// Triton's logging extension (routes_logging.cc): GET and POST /v2/logging.
+std::vector<Route> LoggingRoutes(InferenceService* service);
 // GET /metrics (Prometheus text format, server/metrics.h).
 std::vector<Route> MetricsRoutes(InferenceService* service);
 // Every route above, literal paths first.
