@@ -16,6 +16,7 @@
 
 #include "grpc/grpc_convert.h"
 #include "grpc/grpc_generate_stream.h"
+#include "grpc/grpc_settings.h"
 #include "kserve_grpc.grpc.pb.h"
 #include "modelgrid/service/inference_service.h"
 #include "service/text_generation.h"
@@ -291,6 +292,32 @@ class KServeService final : public inference::GRPCInferenceService::Service {
       ServerContext* context, const inference::SystemSharedMemoryUnregisterRequest* in,
       inference::SystemSharedMemoryUnregisterResponse*) override {
     return Answer(context, service_->UnregisterSharedMemory(in->name(), CallToken(context)));
+  }
+
+  // Triton's trace extension: a request naming settings changes them (the
+  // admin token applies), one naming none only reads them.
+  grpc::Status TraceSetting(ServerContext* context, const inference::TraceSettingRequest* in,
+                            inference::TraceSettingResponse* out) override {
+    auto settings = in->settings().empty()
+                        ? service_->GetTraceSettings(in->model_name())
+                        : service_->UpdateTraceSettings(in->model_name(),
+                                                        grpc_internal::TraceSettingsJson(*in),
+                                                        CallToken(context));
+    if (!settings.ok()) return Answer(context, settings.status());
+    grpc_internal::EncodeTraceSettings(*settings, out);
+    return grpc::Status::OK;
+  }
+
+  // Triton's logging extension, likewise.
+  grpc::Status LogSettings(ServerContext* context, const inference::LogSettingsRequest* in,
+                           inference::LogSettingsResponse* out) override {
+    auto settings = in->settings().empty()
+                        ? service_->GetLogSettings()
+                        : service_->UpdateLogSettings(grpc_internal::LogSettingsJson(*in),
+                                                      CallToken(context));
+    if (!settings.ok()) return Answer(context, settings.status());
+    grpc_internal::EncodeLogSettings(*settings, out);
+    return grpc::Status::OK;
   }
 
  private:
