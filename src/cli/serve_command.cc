@@ -374,9 +374,11 @@ int Serve(const ServeFlags& flags) {
   http.max_body_bytes = config->max_body_bytes;
   ApplyHttpLimits(*config, &http);
   http.access_log = MakeAccessLog(logging);
+  const std::unique_ptr<LogControl> log_control = MakeServeLogControl(logging);
   ServiceOptions service_options;
   service_options.admin_token = config->admin_token;
   service_options.shm_key_prefix = config->shm_key_prefix;
+  service_options.log_control = log_control.get();
   InferenceService service(grid->get(), service_options);
   HttpServer server(&service, http);
   auto port = server.Bind();

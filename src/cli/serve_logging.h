@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "modelgrid/server/http_server.h"
+#include "modelgrid/service/log_control.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid::cli {
@@ -38,5 +40,15 @@ Status ConfigureServeLogging(const LogSettings& settings);
 // `<remote> "<method> <path>" <status> <request bytes> <response bytes> <µs>us`
 // (text) or, in JSON, with the record's fields as JSON members.
 std::function<void(const AccessRecord&)> MakeAccessLog(const LogSettings& settings);
+
+// A LogControl over the logging ConfigureServeLogging installed (Triton's
+// logging extension; modelgrid/service/log_control.h): log_info, log_warning, log_error and log_verbose_level pick
+// the levels the default logger writes (a filter in front of its sinks:
+// info, warn, error and critical, debug at 1, trace at 2 and more; the
+// access log is its own switch and is not filtered); log_format switches
+// every sink, the access log's too, between text and JSON lines; log_file
+// is settings.file and is not changed at run time. Call after
+// ConfigureServeLogging; it acts on the logging installed last.
+std::unique_ptr<LogControl> MakeServeLogControl(const LogSettings& settings);
 
 }  // namespace modelgrid::cli
