@@ -30,6 +30,7 @@
 #include "modelgrid/grpc/grpc_server.h"
 #include "modelgrid/server/http_server.h"
 #include "modelgrid/service/inference_service.h"
+#include "service/trace_settings.h"
 
 namespace modelgrid::cli {
 
@@ -48,6 +49,10 @@ struct ServeFlags {
   std::string arena;
   std::string swap_space;
   std::string log_max_file_bytes;
+  // Triton's trace settings at start (flags only; the trace extension
+  // changes them at run time): --trace-file, --trace-level, --trace-rate,
+  // --trace-count, --trace-log-frequency.
+  std::map<std::string, std::string> trace;
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
   bool Given(const std::string& name) const { return options.at(name)->count() > 0; }
 };
@@ -320,11 +325,31 @@ void PrintPlan(const Grid& grid, const Plan& plan) {
 }
 
 
+// The --trace-* flags given, as the trace extension's settings (the
+// setting names without "trace_" for log_frequency), checked.
+Result<nlohmann::json> TraceFlags(const ServeFlags& flags) {
+  nlohmann::json settings = nlohmann::json::object();
+  for (const auto& [name, value] : flags.trace) {
+    if (!flags.Given(name)) continue;
+    const std::string setting = name == "--trace-log-frequency" ? "log_frequency"
+                                                                : "trace_" + name.substr(8);
+    settings[setting] = value;
+  }
+  auto parsed = service::ParseTraceUpdate(settings);
+  if (!parsed.ok()) return parsed.status();
+  return settings;
+}
+
 int Serve(const ServeFlags& flags) {
   SignalWaiter signals;  // first: threads created from here on block the signals
   auto config = ResolveConfig(flags);
   if (!config.ok()) {
     std::cerr << "error: " << config.status().message() << "\n";
+    return kExitBadUsage;
+  }
+  auto trace = TraceFlags(flags);
+  if (!trace.ok()) {
+    std::cerr << "error: " << trace.status().message() << "\n";
     return kExitBadUsage;
   }
   LogSettings logging;
@@ -380,6 +405,14 @@ int Serve(const ServeFlags& flags) {
   service_options.shm_key_prefix = config->shm_key_prefix;
   service_options.log_control = log_control.get();
   InferenceService service(grid->get(), service_options);
+  if (!trace->empty()) {
+    auto traced = service.UpdateTraceSettings("", *trace, config->admin_token);
+    if (!traced.ok()) {
+      std::cerr << "error: " << traced.status().message() << "\n";
+      (*grid)->Shutdown();
+      return kExitBadUsage;
+    }
+  }
   HttpServer server(&service, http);
   auto port = server.Bind();
   if (!port.ok()) {
@@ -466,6 +499,16 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                              ->check(CLI::Range(1, 1000));
   o["--access-log"] = cmd->add_option("--access-log", v.access_log,
                                       "One log line per HTTP answer: true | false (default false)");
+  for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
+           {"--trace-file", "Trace records go to this file, one JSON object per line (Triton's "
+                            "trace extension; default: none)"},
+           {"--trace-level", "OFF | TIMESTAMPS (default OFF)"},
+           {"--trace-rate", "Trace every N-th inference request (default 1000)"},
+           {"--trace-count", "Traces to take, -1 = no limit (default -1)"},
+           {"--trace-log-frequency",
+            "Trace records kept before a write; 0 = each at once (default 0)"}}) {
+    o[name] = cmd->add_option(name, flags->trace[name], help);
+  }
   o["--max-body-bytes"] = cmd->add_option("--max-body-bytes", flags->max_body_bytes,
                                           "Largest request body, e.g. 64MiB (default)");
   o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,
