@@ -4,7 +4,8 @@
 // to over gRPC and HTTP: the whole digits test set through gRPC raw
 // contents scores what PyTorch recorded when the zoo was made, byte for
 // byte what HTTP returns; the configuration is config.pbtxt's;
-// classification carries labels.txt; the unserved version is NOT_FOUND.
+// classification carries labels.txt; the unserved version is NOT_FOUND;
+// Triton's trace and logging extensions over gRPC (TraceSetting, LogSettings).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -222,6 +223,135 @@ TEST_F(GrpcServeTest, ConfigMetadataVersionsAndLabelsAreConfigPbtxts) {
   }
   const std::string top(elements->at(0));
   EXPECT_EQ(std::stoul(top.substr(top.find(':') + 1)), argmax) << top;
+}
+
+
+// Triton's trace extension over gRPC (TraceSetting): digits' own settings
+// sample every 2nd gRPC infer until its trace_count of 2 is spent; the
+// records name digits with the five stamps in order; settings given no
+// value clear digits' own ones; bad values are INVALID_ARGUMENT naming the
+// setting, an unknown model NOT_FOUND.
+TEST_F(GrpcServeTest, TraceSettingSamplesGrpcInfers) {
+  const fs::path file =
+      fs::temp_directory_path() / ("mg_grpc_trace_" + std::to_string(::getpid()) + ".jsonl");
+  fs::remove(file);
+  GrpcClient client(target_);
+  inference::TraceSettingRequest set;
+  set.set_model_name("digits");
+  auto value = [&](const std::string& name, std::vector<std::string> values) {
+    auto& v = (*set.mutable_settings())[name];
+    for (const std::string& s : values) v.add_value(s);
+  };
+  value("trace_file", {file.string()});
+  value("trace_level", {"TIMESTAMPS"});
+  value("trace_rate", {"2"});
+  value("trace_count", {"2"});
+  inference::TraceSettingResponse got;
+  grpc::Status s = client.stub().TraceSetting(client.Context().get(), set, &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  auto one = [&](const inference::TraceSettingResponse& r, const std::string& name) {
+    auto it = r.settings().find(name);
+    return it == r.settings().end() || it->second.value().empty() ? std::string("<none>")
+                                                                  : it->second.value(0);
+  };
+  EXPECT_EQ(one(got, "trace_level"), "TIMESTAMPS");
+  EXPECT_EQ(one(got, "trace_rate"), "2");
+  EXPECT_EQ(one(got, "log_frequency"), "0") << "the global one";
+
+  InferRequest request;
+  InferTensor t;
+  t.name = "input";
+  t.datatype = DataType::kFP32;
+  t.shape = {1, 64};
+  t.data.assign(64 * sizeof(float), '\0');
+  request.inputs.push_back(t);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.Infer("digits", "", request).ok());
+  std::vector<json> records;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) records.push_back(json::parse(line));
+  ASSERT_EQ(records.size(), 2u);
+  const char* names[] = {"REQUEST_START", "QUEUE_START", "COMPUTE_START", "COMPUTE_END",
+                         "REQUEST_END"};
+  for (const json& r : records) {
+    EXPECT_EQ(r["model_name"], "digits");
+    EXPECT_EQ(r["model_version"], 1);
+    ASSERT_EQ(r["timestamps"].size(), 5u) << r;
+    for (size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(r["timestamps"][i]["name"], names[i]);
+      if (i > 0) {
+        EXPECT_LE(r["timestamps"][i - 1]["ns"].get<int64_t>(), r["timestamps"][i]["ns"].get<int64_t>());
+      }
+    }
+  }
+  inference::TraceSettingRequest read;
+  read.set_model_name("digits");
+  ASSERT_TRUE(client.stub().TraceSetting(client.Context().get(), read, &got).ok());
+  EXPECT_EQ(one(got, "trace_count"), "0");
+
+  // No value: cleared, the global settings (OFF) apply again.
+  inference::TraceSettingRequest clear;
+  clear.set_model_name("digits");
+  for (const char* name : {"trace_file", "trace_level", "trace_rate", "trace_count"}) {
+    (*clear.mutable_settings())[name];
+  }
+  inference::TraceSettingResponse cleared;
+  ASSERT_TRUE(client.stub().TraceSetting(client.Context().get(), clear, &cleared).ok());
+  EXPECT_EQ(one(cleared, "trace_level"), "OFF");
+  EXPECT_EQ(one(cleared, "trace_rate"), "1000");
+
+  inference::TraceSettingRequest bad;
+  (*bad.mutable_settings())["trace_rate"].add_value("often");
+  s = client.stub().TraceSetting(client.Context().get(), bad, &got);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("trace_rate"), std::string::npos) << s.error_message();
+  bad.clear_settings();
+  (*bad.mutable_settings())["trace_level"].add_value("TENSORS");
+  s = client.stub().TraceSetting(client.Context().get(), bad, &got);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("TENSORS"), std::string::npos) << s.error_message();
+  bad.set_model_name("nope");
+  s = client.stub().TraceSetting(client.Context().get(), bad, &got);
+  EXPECT_EQ(s.error_code(), grpc::NOT_FOUND) << s.error_message();
+  fs::remove(file);
+}
+
+// Triton's logging extension over gRPC (LogSettings): the settings with
+// their types, an update answered with every setting, wrong types and
+// unknown names INVALID_ARGUMENT naming them.
+TEST_F(GrpcServeTest, LogSettingsRoundTrip) {
+  GrpcClient client(target_);
+  inference::LogSettingsRequest read;
+  inference::LogSettingsResponse got;
+  grpc::Status s = client.stub().LogSettings(client.Context().get(), read, &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(got.settings().at("log_info").bool_param());
+  EXPECT_TRUE(got.settings().at("log_error").bool_param());
+  EXPECT_EQ(got.settings().at("log_file").string_param(), "");
+  EXPECT_EQ(got.settings().at("log_format").string_param(), "text");
+  EXPECT_EQ(got.settings().at("log_verbose_level").uint32_param(), 0u);
+
+  inference::LogSettingsRequest set;
+  (*set.mutable_settings())["log_verbose_level"].set_uint32_param(1);
+  ASSERT_TRUE(client.stub().LogSettings(client.Context().get(), set, &got).ok());
+  EXPECT_EQ(got.settings().at("log_verbose_level").uint32_param(), 1u);
+  EXPECT_TRUE(got.settings().at("log_warning").bool_param());
+  EXPECT_EQ(got.settings_size(), 6);
+
+  inference::LogSettingsRequest bad;
+  (*bad.mutable_settings())["log_info"].set_string_param("yes");
+  s = client.stub().LogSettings(client.Context().get(), bad, &got);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("log_info: expected a boolean, got string"), std::string::npos)
+      << s.error_message();
+  bad.clear_settings();
+  (*bad.mutable_settings())["log_colour"].set_bool_param(true);
+  s = client.stub().LogSettings(client.Context().get(), bad, &got);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("'log_colour'"), std::string::npos) << s.error_message();
+
+  (*set.mutable_settings())["log_verbose_level"].set_uint32_param(0);
+  ASSERT_TRUE(client.stub().LogSettings(client.Context().get(), set, &got).ok());
+  EXPECT_EQ(got.settings().at("log_verbose_level").uint32_param(), 0u);
 }
 
 }  // namespace
