@@ -17,8 +17,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -324,15 +324,14 @@ void PrintPlan(const Grid& grid, const Plan& plan) {
   std::cout << out.str() << std::flush;
 }
 
-
 // The --trace-* flags given, as the trace extension's settings (the
 // setting names without "trace_" for log_frequency), checked.
 Result<nlohmann::json> TraceFlags(const ServeFlags& flags) {
   nlohmann::json settings = nlohmann::json::object();
   for (const auto& [name, value] : flags.trace) {
     if (!flags.Given(name)) continue;
-    const std::string setting = name == "--trace-log-frequency" ? "log_frequency"
-                                                                : "trace_" + name.substr(8);
+    const std::string setting =
+        name == "--trace-log-frequency" ? "log_frequency" : "trace_" + name.substr(8);
     settings[setting] = value;
   }
   auto parsed = service::ParseTraceUpdate(settings);
@@ -500,8 +499,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   o["--access-log"] = cmd->add_option("--access-log", v.access_log,
                                       "One log line per HTTP answer: true | false (default false)");
   for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
-           {"--trace-file", "Trace records go to this file, one JSON object per line (Triton's "
-                            "trace extension; default: none)"},
+           {"--trace-file",
+            "Trace records go to this file, one JSON object per line (Triton's "
+            "trace extension; default: none)"},
            {"--trace-level", "OFF | TIMESTAMPS (default OFF)"},
            {"--trace-rate", "Trace every N-th inference request (default 1000)"},
            {"--trace-count", "Traces to take, -1 = no limit (default -1)"},

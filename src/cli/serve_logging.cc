@@ -93,13 +93,19 @@ class LevelFilterSink final : public spdlog::sinks::sink {
  private:
   bool Passes(spdlog::level::level_enum level) const {
     switch (level) {
-      case spdlog::level::trace: return verbose_level.load() >= 2;
-      case spdlog::level::debug: return verbose_level.load() >= 1;
-      case spdlog::level::info: return info.load();
-      case spdlog::level::warn: return warning.load();
+      case spdlog::level::trace:
+        return verbose_level.load() >= 2;
+      case spdlog::level::debug:
+        return verbose_level.load() >= 1;
+      case spdlog::level::info:
+        return info.load();
+      case spdlog::level::warn:
+        return warning.load();
       case spdlog::level::err:
-      case spdlog::level::critical: return error.load();
-      default: return false;
+      case spdlog::level::critical:
+        return error.load();
+      default:
+        return false;
     }
   }
 

@@ -42,8 +42,8 @@ Status ConfigureServeLogging(const LogSettings& settings);
 std::function<void(const AccessRecord&)> MakeAccessLog(const LogSettings& settings);
 
 // A LogControl over the logging ConfigureServeLogging installed (Triton's
-// logging extension; modelgrid/service/log_control.h): log_info, log_warning, log_error and log_verbose_level pick
-// the levels the default logger writes (a filter in front of its sinks:
+// logging extension; modelgrid/service/log_control.h): log_info, log_warning, log_error and
+// log_verbose_level pick the levels the default logger writes (a filter in front of its sinks:
 // info, warn, error and critical, debug at 1, trace at 2 and more; the
 // access log is its own switch and is not filtered); log_format switches
 // every sink, the access log's too, between text and JSON lines; log_file

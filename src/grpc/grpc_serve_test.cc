@@ -225,7 +225,6 @@ TEST_F(GrpcServeTest, ConfigMetadataVersionsAndLabelsAreConfigPbtxts) {
   EXPECT_EQ(std::stoul(top.substr(top.find(':') + 1)), argmax) << top;
 }
 
-
 // Triton's trace extension over gRPC (TraceSetting): digits' own settings
 // sample every 2nd gRPC infer until its trace_count of 2 is spent; the
 // records name digits with the five stamps in order; settings given no
@@ -279,7 +278,8 @@ TEST_F(GrpcServeTest, TraceSettingSamplesGrpcInfers) {
     for (size_t i = 0; i < 5; ++i) {
       EXPECT_EQ(r["timestamps"][i]["name"], names[i]);
       if (i > 0) {
-        EXPECT_LE(r["timestamps"][i - 1]["ns"].get<int64_t>(), r["timestamps"][i]["ns"].get<int64_t>());
+        EXPECT_LE(r["timestamps"][i - 1]["ns"].get<int64_t>(),
+                  r["timestamps"][i]["ns"].get<int64_t>());
       }
     }
   }

@@ -298,11 +298,11 @@ class KServeService final : public inference::GRPCInferenceService::Service {
   // admin token applies), one naming none only reads them.
   grpc::Status TraceSetting(ServerContext* context, const inference::TraceSettingRequest* in,
                             inference::TraceSettingResponse* out) override {
-    auto settings = in->settings().empty()
-                        ? service_->GetTraceSettings(in->model_name())
-                        : service_->UpdateTraceSettings(in->model_name(),
-                                                        grpc_internal::TraceSettingsJson(*in),
-                                                        CallToken(context));
+    auto settings =
+        in->settings().empty()
+            ? service_->GetTraceSettings(in->model_name())
+            : service_->UpdateTraceSettings(in->model_name(), grpc_internal::TraceSettingsJson(*in),
+                                            CallToken(context));
     if (!settings.ok()) return Answer(context, settings.status());
     grpc_internal::EncodeTraceSettings(*settings, out);
     return grpc::Status::OK;
@@ -311,10 +311,10 @@ class KServeService final : public inference::GRPCInferenceService::Service {
   // Triton's logging extension, likewise.
   grpc::Status LogSettings(ServerContext* context, const inference::LogSettingsRequest* in,
                            inference::LogSettingsResponse* out) override {
-    auto settings = in->settings().empty()
-                        ? service_->GetLogSettings()
-                        : service_->UpdateLogSettings(grpc_internal::LogSettingsJson(*in),
-                                                      CallToken(context));
+    auto settings =
+        in->settings().empty()
+            ? service_->GetLogSettings()
+            : service_->UpdateLogSettings(grpc_internal::LogSettingsJson(*in), CallToken(context));
     if (!settings.ok()) return Answer(context, settings.status());
     grpc_internal::EncodeLogSettings(*settings, out);
     return grpc::Status::OK;

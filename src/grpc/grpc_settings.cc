@@ -35,10 +35,18 @@ json LogSettingsJson(const inference::LogSettingsRequest& request) {
   json out = json::object();
   for (const auto& [name, value] : request.settings()) {
     switch (value.parameter_choice_case()) {
-      case Value::kBoolParam: out[name] = value.bool_param(); break;
-      case Value::kUint32Param: out[name] = value.uint32_param(); break;
-      case Value::kStringParam: out[name] = value.string_param(); break;
-      default: out[name] = nullptr; break;
+      case Value::kBoolParam:
+        out[name] = value.bool_param();
+        break;
+      case Value::kUint32Param:
+        out[name] = value.uint32_param();
+        break;
+      case Value::kStringParam:
+        out[name] = value.string_param();
+        break;
+      default:
+        out[name] = nullptr;
+        break;
     }
   }
   return out;

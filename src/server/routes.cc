@@ -14,9 +14,8 @@ std::vector<Route> AllRoutes(InferenceService* service) {
   for (auto group :
        {HealthRoutes(service), StatsRoutes(service), ModelGridRoutes(service),
         MetricsRoutes(service), RepositoryRoutes(service), SharedMemoryRoutes(service),
-        TraceRoutes(service), LoggingRoutes(service),
-        InferRoutes(service), GenerateRoutes(service), ConfigRoutes(service), ModelRoutes(service),
-        OpenAiRoutes(service)}) {
+        TraceRoutes(service), LoggingRoutes(service), InferRoutes(service), GenerateRoutes(service),
+        ConfigRoutes(service), ModelRoutes(service), OpenAiRoutes(service)}) {
     for (Route& r : group) all.push_back(std::move(r));
   }
   return all;

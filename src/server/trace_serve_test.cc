@@ -69,8 +69,8 @@ class TraceServeTest : public ::testing::Test {
     dir_ = new fs::path(MakeTempDir("trace_files"));
     server_ = new SuiteServer();
     server_->Start(*zoo, "trace-serve", {"digits"},
-                   {"--device", "cpu", "--isolation", "none", "--http-port", "0",
-                    "--admin-token", kToken, "--log-file", (*dir_ / "serve.txt").string()});
+                   {"--device", "cpu", "--isolation", "none", "--http-port", "0", "--admin-token",
+                    kToken, "--log-file", (*dir_ / "serve.txt").string()});
   }
   static void TearDownTestSuite() {
     if (server_) server_->Stop();
@@ -136,9 +136,8 @@ TEST_F(TraceServeTest, MetadataListsTheExtensions) {
 
 TEST_F(TraceServeTest, EveryRateThInferIsTracedUntilTheCountIsSpent) {
   const fs::path file = File("rate.jsonl");
-  Reply set = SetGlobal({{"trace_file", file.string()},
-                         {"trace_level", {"TIMESTAMPS"}},
-                         {"trace_rate", "2"}});
+  Reply set = SetGlobal(
+      {{"trace_file", file.string()}, {"trace_level", {"TIMESTAMPS"}}, {"trace_rate", "2"}});
   ASSERT_EQ(set.status, 200) << set.body;
   EXPECT_EQ(set.json, json({{"trace_file", file.string()},
                             {"trace_level", {"TIMESTAMPS"}},
@@ -269,7 +268,8 @@ TEST_F(TraceServeTest, LogSettingsRoundTripAndRefusals) {
   EXPECT_EQ(Get(port_, "/v2/logging").json, expected) << "refused updates change nothing";
   EXPECT_EQ(Post(port_, "/v2/logging", R"({"log_info":false})").status, 403);
   // Triton's document spells two names in the plural; both are read.
-  Reply plural = Post(port_, "/v2/logging", R"({"log_warnings":true,"log_verbose_level":0})", kAuth);
+  Reply plural =
+      Post(port_, "/v2/logging", R"({"log_warnings":true,"log_verbose_level":0})", kAuth);
   ASSERT_EQ(plural.status, 200) << plural.body;
   EXPECT_EQ(plural.json, got.json);
 }
@@ -299,19 +299,18 @@ TEST(TraceFlagsTest, FlagsTraceFromTheStart) {
   CopyModels(*zoo, dir / "models", {"digits"});
   const fs::path file = dir / "start.jsonl";
   ServeProcess server;
-  ASSERT_TRUE(server.Start({"serve", "--repository", (dir / "models").string(), "--device", "cpu",
-                            "--isolation", "none", "--http-port", "0", "--trace-file",
-                            file.string(), "--trace-level", "TIMESTAMPS", "--trace-rate", "1",
-                            "--trace-count", "2", "--trace-log-frequency", "0"},
-                           dir / "serve.log"));
+  ASSERT_TRUE(server.Start(
+      {"serve", "--repository", (dir / "models").string(), "--device", "cpu", "--isolation", "none",
+       "--http-port", "0", "--trace-file", file.string(), "--trace-level", "TIMESTAMPS",
+       "--trace-rate", "1", "--trace-count", "2", "--trace-log-frequency", "0"},
+      dir / "serve.log"));
   auto port = server.WaitServing(kStartTimeout);
   ASSERT_TRUE(port.has_value()) << server.Output();
-  EXPECT_EQ(Get(*port, "/v2/trace/setting").json,
-            json({{"trace_file", file.string()},
-                  {"trace_level", {"TIMESTAMPS"}},
-                  {"trace_rate", "1"},
-                  {"trace_count", "2"},
-                  {"log_frequency", "0"}}));
+  EXPECT_EQ(Get(*port, "/v2/trace/setting").json, json({{"trace_file", file.string()},
+                                                        {"trace_level", {"TIMESTAMPS"}},
+                                                        {"trace_rate", "1"},
+                                                        {"trace_count", "2"},
+                                                        {"log_frequency", "0"}}));
   const json one = {{"inputs",
                      {{{"name", "input"},
                        {"shape", {1, 64}},

@@ -17,17 +17,20 @@ constexpr const char* kKnown =
     "log_file, log_info, log_warning, log_error, log_verbose_level, log_format";
 
 bool Known(const std::string& name) {
-  for (const char* k : {"log_file", "log_info", "log_warning", "log_error", "log_verbose_level",
-                        "log_format"}) {
+  for (const char* k :
+       {"log_file", "log_info", "log_warning", "log_error", "log_verbose_level", "log_format"}) {
     if (name == k) return true;
   }
   return false;
 }
 
 json LogSettingsJson(const ServerLogSettings& s) {
-  return {{"log_file", s.file},           {"log_info", s.info},
-          {"log_warning", s.warning},     {"log_error", s.error},
-          {"log_verbose_level", s.verbose_level}, {"log_format", s.format}};
+  return {{"log_file", s.file},
+          {"log_info", s.info},
+          {"log_warning", s.warning},
+          {"log_error", s.error},
+          {"log_verbose_level", s.verbose_level},
+          {"log_format", s.format}};
 }
 
 Status WrongType(const std::string& name, const char* expected, const json& got) {
@@ -48,13 +51,14 @@ std::string CanonicalName(const std::string& name) {
 Status ReadLogSetting(const std::string& name, const json& v, ServerLogSettings* next) {
   if (name == "log_info" || name == "log_warning" || name == "log_error") {
     if (!v.is_boolean()) return WrongType(name, "a boolean", v);
-    bool& field = name == "log_info" ? next->info : name == "log_warning" ? next->warning : next->error;
+    bool& field = name == "log_info"      ? next->info
+                  : name == "log_warning" ? next->warning
+                                          : next->error;
     field = v.get<bool>();
     return Status::Ok();
   }
   if (name == "log_verbose_level") {
-    const bool fits = v.is_number_unsigned() ||
-                      (v.is_number_integer() && v.get<int64_t>() >= 0);
+    const bool fits = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
     if (!fits || v.get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
       return WrongType(name, "an integer in [0, 4294967295]", v);
     }
@@ -111,7 +115,8 @@ Result<json> InferenceService::UpdateLogSettings(const json& settings, std::stri
     }
   }
   if (!unknown.empty()) {
-    return Status::InvalidArgument("unknown log setting(s) " + unknown + " (known: " + kKnown + ")");
+    return Status::InvalidArgument("unknown log setting(s) " + unknown + " (known: " + kKnown +
+                                   ")");
   }
   ServerLogSettings next = options_.log_control->Current();
   for (const auto& [name, value] : settings.items()) {

@@ -16,9 +16,9 @@ Result<nlohmann::json> InferenceService::GetTraceSettings(const std::string& mod
 Result<nlohmann::json> InferenceService::UpdateTraceSettings(const std::string& model,
                                                              const nlohmann::json& settings,
                                                              std::string_view token) {
-  MG_RETURN_IF_ERROR(Authorize(token, model.empty()
-                                          ? std::string("changing the trace settings")
-                                          : "changing the trace settings of model '" + model + "'"));
+  MG_RETURN_IF_ERROR(
+      Authorize(token, model.empty() ? std::string("changing the trace settings")
+                                     : "changing the trace settings of model '" + model + "'"));
   if (!model.empty()) MG_RETURN_IF_ERROR(FindModel(model, "").status());
   MG_ASSIGN_OR_RETURN(const service::TraceUpdate update, service::ParseTraceUpdate(settings));
   MG_ASSIGN_OR_RETURN(const service::TraceSettings now, tracer_->Update(model, update));

@@ -20,7 +20,8 @@ Result<std::vector<std::string>> ValueList(const std::string& setting, const jso
     std::vector<std::string> out;
     for (const json& item : value) {
       if (!item.is_string()) {
-        return Status::InvalidArgument(setting + ": expected an array of strings, got an element of type " +
+        return Status::InvalidArgument(setting +
+                                       ": expected an array of strings, got an element of type " +
                                        std::string(item.type_name()));
       }
       out.push_back(item.get<std::string>());

@@ -22,11 +22,11 @@ enum class TraceLevel { kOff, kTimestamps };
 // The settings of one scope (the server's, or a model's with its overrides
 // applied).
 struct TraceSettings {
-  std::string file;                   // trace_file: where records go; "" = none (nothing traced)
+  std::string file;                     // trace_file: where records go; "" = none (nothing traced)
   TraceLevel level = TraceLevel::kOff;  // trace_level
-  uint64_t rate = 1000;               // trace_rate: every rate-th request is traced; >= 1
-  int64_t count = -1;                 // trace_count: traces still to take; -1 = unlimited
-  uint64_t log_frequency = 0;         // records kept before a write; 0 = write each at once
+  uint64_t rate = 1000;                 // trace_rate: every rate-th request is traced; >= 1
+  int64_t count = -1;                   // trace_count: traces still to take; -1 = unlimited
+  uint64_t log_frequency = 0;           // records kept before a write; 0 = write each at once
 };
 
 // A model's own settings: a field not set is the global one.

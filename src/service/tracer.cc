@@ -18,9 +18,9 @@ int64_t Nanos(Clock::time_point t) {
 
 // A version as Triton writes it: a number when it is one.
 json VersionJson(const std::string& version) {
-  const bool digits = !version.empty() && version.size() < 19 &&
-                      std::all_of(version.begin(), version.end(),
-                                  [](unsigned char c) { return std::isdigit(c); });
+  const bool digits =
+      !version.empty() && version.size() < 19 &&
+      std::all_of(version.begin(), version.end(), [](unsigned char c) { return std::isdigit(c); });
   if (digits) return std::stoll(version);
   return version;
 }

@@ -132,8 +132,10 @@ TEST_F(TracerTest, SamplesEveryRateThRequestWhileCountLasts) {
 TEST_F(TracerTest, ModelSettingsOverrideThenClearFallsBackToGlobal) {
   Tracer tracer;
   const fs::path global = dir_ / "g.jsonl", own = dir_ / "m.jsonl";
-  ASSERT_TRUE(tracer.Update("", Parse({{"trace_file", global.string()}, {"trace_rate", "1"}})).ok());
-  auto m = tracer.Update("m", Parse({{"trace_level", {"TIMESTAMPS"}}, {"trace_file", own.string()}}));
+  ASSERT_TRUE(
+      tracer.Update("", Parse({{"trace_file", global.string()}, {"trace_rate", "1"}})).ok());
+  auto m =
+      tracer.Update("m", Parse({{"trace_level", {"TIMESTAMPS"}}, {"trace_file", own.string()}}));
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->level, TraceLevel::kTimestamps);
   EXPECT_EQ(m->rate, 1u) << "the global rate where the model sets none";
@@ -141,7 +143,8 @@ TEST_F(TracerTest, ModelSettingsOverrideThenClearFallsBackToGlobal) {
   EXPECT_EQ(Run(&tracer, "m", 2), 2);
   EXPECT_EQ(Run(&tracer, "other", 2), 0);
   EXPECT_EQ(Lines(own).size(), 2u);
-  auto cleared = tracer.Update("m", Parse({{"trace_level", nullptr}, {"trace_file", json::array()}}));
+  auto cleared =
+      tracer.Update("m", Parse({{"trace_level", nullptr}, {"trace_file", json::array()}}));
   ASSERT_TRUE(cleared.ok());
   EXPECT_EQ(cleared->level, TraceLevel::kOff);
   EXPECT_EQ(cleared->file, global.string());
@@ -158,14 +161,18 @@ TEST_F(TracerTest, ModelSettingsOverrideThenClearFallsBackToGlobal) {
 
 TEST_F(TracerTest, RefusesWholeUpdatesThatCannotHold) {
   Tracer tracer;
-  EXPECT_EQ(tracer.Update("", Parse({{"trace_level", "TIMESTAMPS"}})).status().message().find(
-                "trace_file"),
+  EXPECT_EQ(tracer.Update("", Parse({{"trace_level", "TIMESTAMPS"}}))
+                .status()
+                .message()
+                .find("trace_file"),
             0u);
-  EXPECT_NE(tracer.Update("", Parse({{"trace_rate", nullptr}})).status().message().find(
-                "cannot be cleared"),
+  EXPECT_NE(tracer.Update("", Parse({{"trace_rate", nullptr}}))
+                .status()
+                .message()
+                .find("cannot be cleared"),
             std::string::npos);
-  auto missing = tracer.Update("", Parse({{"trace_file", (dir_ / "no" / "t").string()},
-                                          {"trace_rate", "9"}}));
+  auto missing =
+      tracer.Update("", Parse({{"trace_file", (dir_ / "no" / "t").string()}, {"trace_rate", "9"}}));
   EXPECT_NE(missing.status().message().find("trace_file: cannot open"), std::string::npos);
   EXPECT_EQ(tracer.Settings("").rate, 1000u) << "nothing changed";
 }
@@ -207,7 +214,8 @@ TEST_F(TracerTest, RecordsCarryOrderedTimestampsAndLogFrequencyBatchesWrites) {
   }
   // Not run: only the stamps it got.
   EXPECT_EQ(json::parse(lines[2])["timestamps"].size(), 2u);
-  EXPECT_LT(json::parse(lines[0])["id"].get<uint64_t>(), json::parse(lines[1])["id"].get<uint64_t>());
+  EXPECT_LT(json::parse(lines[0])["id"].get<uint64_t>(),
+            json::parse(lines[1])["id"].get<uint64_t>());
   EXPECT_EQ(Run(&tracer, "m", 1), 1);
   EXPECT_EQ(Lines(file).size(), 3u);
   ASSERT_TRUE(tracer.Update("", Parse({{"trace_level", "OFF"}})).ok());

@@ -15,10 +15,10 @@ namespace modelgrid {
 // The server process's log settings, as Triton's logging extension names
 // them (workers log to their own stderr and are not covered).
 struct ServerLogSettings {
-  std::string file;       // log_file: the file logs also go to; "" = stderr only
-  bool info = true;       // log_info: info lines written
-  bool warning = true;    // log_warning: warn lines written
-  bool error = true;      // log_error: error and critical lines written
+  std::string file;     // log_file: the file logs also go to; "" = stderr only
+  bool info = true;     // log_info: info lines written
+  bool warning = true;  // log_warning: warn lines written
+  bool error = true;    // log_error: error and critical lines written
   // log_verbose_level: 0 = no debug lines; 1 = debug lines; 2 or more =
   // debug and trace lines (spdlog's levels below info).
   uint32_t verbose_level = 0;
