@@ -27,8 +27,9 @@ void TrimHeap();
 // whenever more than twice its dynamic mmap threshold is free, so a model
 // whose activations are a few hundred KiB gives them back after every call
 // and takes a page fault on every page of them in the next one; on the
-// 2-core dev VM that cost small bert-base at batch 8 about 40% of its time
-// (docs/benchmarks.md, "Hugging Face backend"). What stays is at most the
+// 2-core dev VM (perf) small bert-base at batch 8 spent about a third of its
+// samples in those faults and first writes (docs/benchmarks.md, "Hugging
+// Face backend"). What stays is at most the
 // activations of the model's largest call, which its reservation already
 // counts; TrimHeap still returns everything (swap-out). Called by
 // CreateBackend, so a worker, an in-process grid and the benches run alike.
