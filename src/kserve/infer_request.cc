@@ -83,6 +83,13 @@ Result<InferRequest> DecodeInferRequest(std::string_view body,
                                         const DecodeOptions& options) {
   try {
     BinaryPart binary;
+    if (options.body_owner) {
+      const std::string& owner = *options.body_owner;
+      const bool within = body.data() >= owner.data() &&
+                          body.data() + body.size() <= owner.data() + owner.size();
+      if (!within) return Status::Internal("DecodeOptions::body_owner does not hold the body");
+      binary.owner = options.body_owner;
+    }
     MG_ASSIGN_OR_RETURN(const json root,
                         kserve_internal::ParseBody(body, json_header_length, &binary));
     return DecodeRequestJson(root, &binary, options);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <memory>
+#include <string>
 
 #include "kserve/kserve_test_util.h"
 #include "modelgrid/kserve/infer_codec.h"
@@ -20,6 +22,41 @@ using ::testing::HasSubstr;
 constexpr const char* kExampleRequest = R"({"id":"42","parameters":{},
  "inputs":[{"name":"input0","shape":[2,2],"datatype":"UINT32","parameters":{},"data":[1,2,3,4]}],
  "outputs":[{"name":"output0","parameters":{}}]})";
+
+// With DecodeOptions::body_owner, large binary inputs refer to the body
+// (no copy, no region); small ones and BYTES are copied as before.
+TEST(DecodeRequestTest, BodyOwnerBorrowsLargeBinaryInputs) {
+  const std::string head =
+      R"({"inputs":[{"name":"big","shape":[16384],"datatype":"FP32","parameters":{"binary_data_size":65536}},)"
+      R"({"name":"small","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]})";
+  std::string bytes(65536 + 8, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
+  auto body = std::make_shared<const std::string>(head + bytes);
+  DecodeOptions options;
+  options.body_owner = body;
+  auto r = DecodeInferRequest(*body, head.size(), options);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const InferTensor& big = r->inputs.at(0);
+  ASSERT_NE(big.shared, nullptr);
+  EXPECT_TRUE(big.data.empty());
+  EXPECT_EQ(big.shared->region_id, 0u);
+  EXPECT_EQ(big.shared->fd, -1);
+  EXPECT_EQ(TensorBytes(big).data(), body->data() + head.size());
+  EXPECT_EQ(TensorBytes(big), std::string_view(bytes).substr(0, 65536));
+  const InferTensor& small = r->inputs.at(1);
+  EXPECT_EQ(small.shared, nullptr);
+  EXPECT_EQ(small.data, bytes.substr(65536));
+  EXPECT_TRUE(ValidateTensorData(big).ok());
+  // The same body without an owner: copies, equal bytes.
+  auto copied = DecodeInferRequest(*body, head.size());
+  ASSERT_TRUE(copied.ok());
+  EXPECT_EQ(copied->inputs.at(0).shared, nullptr);
+  EXPECT_EQ(copied->inputs.at(0).data, TensorBytes(big));
+  // An owner that does not hold the body is a bug of the caller.
+  options.body_owner = std::make_shared<const std::string>("x");
+  EXPECT_EQ(DecodeInferRequest(*body, head.size(), options).status().code(),
+            StatusCode::kInternal);
+}
 
 TEST(DecodeRequestTest, SpecExample) {
   auto r = DecodeInferRequest(kExampleRequest, std::nullopt);

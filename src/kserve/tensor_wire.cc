@@ -69,7 +69,15 @@ Status TakeBinary(uint64_t size, BinaryPart* binary, InferTensor* tensor) {
     return Status::InvalidArgument(size_text + " but only " + std::to_string(left) +
                                    " bytes of binary data are left");
   }
-  tensor->data.assign(binary->bytes.substr(binary->used, size));
+  const std::string_view bytes = binary->bytes.substr(binary->used, size);
+  if (binary->owner && tensor->datatype != DataType::kBytes && size >= kBorrowMinBytes) {
+    auto borrowed = std::make_shared<SharedTensorBytes>();
+    borrowed->bytes = bytes;
+    borrowed->keep = binary->owner;
+    tensor->shared = std::move(borrowed);
+  } else {
+    tensor->data.assign(bytes);
+  }
   binary->used += size;
   return CheckTensorPayload(ViewOf(*tensor));
 }

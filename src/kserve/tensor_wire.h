@@ -20,6 +20,9 @@ struct BinaryPart {
   bool present = false;  // the body had Inference-Header-Content-Length
   std::string_view bytes;
   size_t used = 0;
+  // DecodeOptions::body_owner: holds `bytes`; large fixed-size tensors
+  // refer to them instead of copying.
+  std::shared_ptr<const std::string> owner;
 };
 
 // Splits `body` at `json_header_length` (when given) and parses the JSON

@@ -722,8 +722,9 @@ Result<std::vector<InferTensor>> WorkerClient::Infer(const std::string& model,
       im.FreeRegions(call->regions);
       return valid.WithPrefix("model '" + model + "'");
     }
-    if (in.shared) {
+    if (in.shared && in.shared->region_id != 0) {
       // In a registered shared-memory region: the worker reads it in place.
+      // (Region 0: bytes borrowed from a request body, copied below.)
       Status mapped = im.EnsureRegion(*in.shared, deadline);
       if (!mapped.ok()) {
         im.FreeRegions(call->regions);

@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -92,7 +93,20 @@ struct EncodedBody {
 struct DecodeOptions {
   // The most elements one tensor may declare (see kMaxTensorElements).
   uint64_t max_tensor_elements = kMaxTensorElements;
+  // When set, the decoded body must lie within *body_owner, and the binary
+  // data (Inference-Header-Content-Length) of a fixed-size input of at
+  // least kBorrowMinBytes is not copied: the input refers to its bytes in
+  // the body (InferTensor::shared, a SharedTensorBytes without a region),
+  // which it keeps alive. Such a SharedTensorBytes has no region
+  // (region_id 0, fd -1, empty region name: `keep` holds the body); a worker
+  // gets a copy of the bytes in its arena, as for InferTensor::data.
+  std::shared_ptr<const std::string> body_owner;
 };
+
+// Inputs of binary data smaller than this are copied even with
+// DecodeOptions::body_owner (bytes; a copy of a few KiB costs less than the
+// shared reference).
+inline constexpr uint64_t kBorrowMinBytes = 64 << 10;
 
 // Decodes an infer request body. `json_header_length` is the value of the
 // Inference-Header-Content-Length header when the request has one: the JSON
