@@ -82,6 +82,26 @@ struct HttpReply {
   std::function<void(const BodyWriter& write)> stream;
 };
 
+// How an asynchronous handler (AsyncRouteHandler, routes.h) answers, from
+// any thread and at any time after it was called: exactly one of `send`
+// and `build` is called, once.
+//  - `send(reply)` answers with `reply` (a non-streamed one: a reply with
+//    `stream` set is answered 500). Cheap on the calling thread when the
+//    body is small; a body the server will compress (gzip, at least 1 KiB,
+//    the client accepts it) is compressed on the handler pool, not on the
+//    caller's thread.
+//  - `build(make)` runs `make` on the handler pool and answers with what it
+//    returns: for answers that take long to build (large JSON bodies), so
+//    that the calling thread (an event thread, or the grid's scheduler
+//    thread of a model) is not held by it.
+// An exception thrown by `make` is answered 500. A sink whose every copy is
+// destroyed without either call answers 500 ("the handler dropped its
+// answer"); a second call is ignored (logged).
+struct ReplySink {
+  std::function<void(HttpReply reply)> send;
+  std::function<void(std::function<HttpReply()> make)> build;
+};
+
 // `status` with `body` dumped as JSON (invalid UTF-8 replaced, never throws).
 HttpReply JsonReply(int status, const nlohmann::json& body);
 // The KServe error answer for a non-OK `status`: HttpStatusFromCode and

@@ -96,8 +96,10 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <system_error>
 #include <thread>
@@ -369,6 +371,8 @@ struct CompiledRoute {
   std::string method;
   std::regex pattern;
   std::shared_ptr<server::RouteHandler> handler;
+  std::shared_ptr<server::AsyncRouteHandler> async;  // set: the route answers through a ReplySink
+  std::function<bool(const HttpRequest&)> start_inline;
 };
 
 }  // namespace
@@ -461,8 +465,19 @@ struct HttpServer::Impl {
 
   // Handler pool.
   void Handle(Request* r, MHD_Connection* c);
-  HttpReply Process(Request& r);
+  std::optional<HttpReply> Process(Request& r, const CompiledRoute** async_route);
+  const CompiledRoute* Match(Request& r);
+  bool NeedsCompression(const Request& r, const HttpReply& reply) const;
   void Compress(const Request& r, HttpReply& reply) const;
+  void Resume(Request* r, MHD_Connection* c, HttpReply reply);
+
+  // Asynchronous handlers (Route::async).
+  struct AsyncCall;
+  std::optional<HttpReply> StartAsync(Request* r, MHD_Connection* c, const CompiledRoute& route,
+                                      bool on_event_thread);
+  void Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply reply);
+  void DeliverLater(const std::shared_ptr<AsyncCall>& call, std::function<HttpReply()> make);
+  void Complete(AsyncCall& call, HttpReply reply);
 
   // Streamed answers.
   void RunStream(const std::shared_ptr<StreamState>& s,
@@ -481,6 +496,23 @@ struct HttpServer::Impl {
                            MHD_ConnectionNotificationCode toe);
   static void* RequestLineCb(void* cls, const char* uri, MHD_Connection* c);
   static void LogCb(void* cls, const char* fmt, va_list ap);
+};
+
+// One request answered by an asynchronous handler (Route::async), shared by
+// the thread that started the handler and the copies of its ReplySink.
+// `starting` is true while the starting thread runs the handler: an answer
+// given meanwhile is left in `early` for it (an event thread then answers
+// without suspending the connection); afterwards the answer resumes the
+// suspended connection. Fields after `mu` are guarded by it.
+struct HttpServer::Impl::AsyncCall {
+  Impl* impl = nullptr;
+  Request* r = nullptr;
+  MHD_Connection* c = nullptr;
+  std::mutex mu;
+  bool starting = true;
+  bool delivered = false;  // send or build was called
+  std::optional<HttpReply> early;
+  ~AsyncCall();
 };
 
 // ---------------------------------------------------------------------------
@@ -523,7 +555,7 @@ void HttpServer::Impl::CompileRoutes() {
   for (const HttpRoute& route : options.extra_routes) {
     try {
       routes.push_back({route.method, std::regex(route.pattern, std::regex::ECMAScript),
-                        std::make_shared<server::RouteHandler>(route.handler)});
+                        std::make_shared<server::RouteHandler>(route.handler), nullptr, nullptr});
     } catch (const std::regex_error& e) {
       if (route_error.ok()) {
         route_error = Status::InvalidArgument("HttpServerOptions.extra_routes: pattern '" +
@@ -534,7 +566,10 @@ void HttpServer::Impl::CompileRoutes() {
   }
   for (server::Route& route : server::AllRoutes(service)) {
     routes.push_back({route.method, std::regex(route.pattern, std::regex::ECMAScript),
-                      std::make_shared<server::RouteHandler>(std::move(route.handler))});
+                      std::make_shared<server::RouteHandler>(std::move(route.handler)),
+                      route.async ? std::make_shared<server::AsyncRouteHandler>(route.async)
+                                  : nullptr,
+                      std::move(route.start_inline)});
   }
 }
 
@@ -1230,6 +1265,30 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, Request* r) {
   if (!r->dispatched) {
     return Answer(c, r, server::ErrorReply(503, "server is shutting down"), /*close=*/true);
   }
+  // An asynchronous route that may start here (a plain body, a quick
+  // start): no handler-pool thread on the way in or out.
+  if (r->coding.empty()) {
+    const CompiledRoute* route = nullptr;
+    try {
+      route = Match(*r);
+      if (route && (!route->async || !route->start_inline || !route->start_inline(r->http))) {
+        route = nullptr;
+      }
+    } catch (...) {
+      route = nullptr;  // the handler pool answers it (500)
+    }
+    if (route) {
+      std::optional<HttpReply> early = StartAsync(r, c, *route, /*on_event_thread=*/true);
+      if (!early) return MHD_YES;  // suspended until the answer
+      {
+        std::lock_guard lock(mu);
+        --handlers_running;
+      }
+      drained.notify_all();
+      return Answer(c, r, std::move(*early), /*close=*/false);
+    }
+    r->http.captures.clear();
+  }
   MHD_suspend_connection(c);
   pool->Submit([this, r, c] { Handle(r, c); });
   return MHD_YES;
@@ -1329,7 +1388,16 @@ void HttpServer::Impl::OnCompleted(Request* r) {
 // Handler pool.
 
 void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
-  HttpReply reply = Process(*r);
+  const CompiledRoute* async_route = nullptr;
+  std::optional<HttpReply> processed = Process(*r, &async_route);
+  if (!processed) {
+    // The connection stays suspended until the answer.
+    if (auto early = StartAsync(r, c, *async_route, /*on_event_thread=*/false)) {
+      Resume(r, c, std::move(*early));
+    }
+    return;
+  }
+  HttpReply reply = std::move(*processed);
   std::function<void(const server::BodyWriter&)> stream = std::move(reply.stream);
   reply.stream = nullptr;
   std::shared_ptr<StreamState> state;
@@ -1372,8 +1440,12 @@ void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
     reply = server::ErrorReply(503, "cannot start a thread for a streamed answer; retry later");
     reply.headers.emplace_back("Retry-After", "1");
   }
-  r->reply = std::move(reply);
   r->stream = state;
+  Resume(r, c, std::move(reply));
+}
+
+void HttpServer::Impl::Resume(Request* r, MHD_Connection* c, HttpReply reply) {
+  r->reply = std::move(reply);
   r->reply_ready.store(true, std::memory_order_release);
   // After this the event thread may answer and free `r`.
   MHD_resume_connection(c);
@@ -1382,6 +1454,112 @@ void HttpServer::Impl::Handle(Request* r, MHD_Connection* c) {
     --handlers_running;
   }
   drained.notify_all();
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous handlers.
+
+HttpServer::Impl::AsyncCall::~AsyncCall() {
+  if (!delivered) {
+    // Every sink was dropped unanswered (starting is over: the starter's
+    // reference is gone). The error body is small: never compressed.
+    delivered = true;
+    impl->Complete(*this, server::ErrorReply(500, "internal error: the handler dropped its answer"));
+  }
+}
+
+std::optional<HttpReply> HttpServer::Impl::StartAsync(Request* r, MHD_Connection* c,
+                                                      const CompiledRoute& route,
+                                                      bool on_event_thread) {
+  auto call = std::make_shared<AsyncCall>();
+  call->impl = this;
+  call->r = r;
+  call->c = c;
+  server::ReplySink sink;
+  sink.send = [this, call](HttpReply reply) { Deliver(call, std::move(reply)); };
+  sink.build = [this, call](std::function<HttpReply()> make) {
+    DeliverLater(call, std::move(make));
+  };
+  try {
+    (*route.async)(r->http, std::move(sink));
+  } catch (const std::exception& e) {
+    Deliver(call, server::ErrorReply(500, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    Deliver(call, server::ErrorReply(500, "internal error"));
+  }
+  std::optional<HttpReply> early;
+  {
+    std::lock_guard lock(call->mu);
+    call->starting = false;
+    early = std::move(call->early);
+    // On an event thread the connection is suspended only now, under the
+    // call's lock: an answer cannot resume it before.
+    if (!early && on_event_thread) MHD_suspend_connection(c);
+  }
+  return early;
+}
+
+void HttpServer::Impl::Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply reply) {
+  {
+    std::lock_guard lock(call->mu);
+    if (call->delivered) {
+      spdlog::error("http {} {}: an asynchronous handler answered twice; the second answer ({}) "
+                    "is dropped",
+                    call->r->http.method, call->r->http.path, reply.status);
+      return;
+    }
+    call->delivered = true;
+  }
+  if (reply.stream) {
+    reply = server::ErrorReply(500, "internal error: an asynchronous handler answered a stream");
+  }
+  if (NeedsCompression(*call->r, reply)) {
+    pool->Submit([this, call, reply = std::move(reply)]() mutable {
+      Compress(*call->r, reply);
+      Complete(*call, std::move(reply));
+    });
+    return;
+  }
+  Complete(*call, std::move(reply));
+}
+
+void HttpServer::Impl::DeliverLater(const std::shared_ptr<AsyncCall>& call,
+                                    std::function<HttpReply()> make) {
+  {
+    std::lock_guard lock(call->mu);
+    if (call->delivered) {
+      spdlog::error("http {} {}: an asynchronous handler answered twice; the second is dropped",
+                    call->r->http.method, call->r->http.path);
+      return;
+    }
+    call->delivered = true;
+  }
+  pool->Submit([this, call, make = std::move(make)] {
+    HttpReply reply;
+    try {
+      reply = make();
+    } catch (const std::exception& e) {
+      reply = server::ErrorReply(500, std::string("internal error: ") + e.what());
+    } catch (...) {
+      reply = server::ErrorReply(500, "internal error");
+    }
+    if (reply.stream) {
+      reply = server::ErrorReply(500, "internal error: an asynchronous handler answered a stream");
+    }
+    Compress(*call->r, reply);
+    Complete(*call, std::move(reply));
+  });
+}
+
+void HttpServer::Impl::Complete(AsyncCall& call, HttpReply reply) {
+  {
+    std::lock_guard lock(call.mu);
+    if (call.starting) {
+      call.early = std::move(reply);  // the starting thread answers it
+      return;
+    }
+  }
+  Resume(call.r, call.c, std::move(reply));
 }
 
 void HttpServer::Impl::RunStream(const std::shared_ptr<StreamState>& s,
@@ -1497,7 +1675,20 @@ void HttpServer::Impl::CancelStreams() {
   }
 }
 
-HttpReply HttpServer::Impl::Process(Request& r) {
+const CompiledRoute* HttpServer::Impl::Match(Request& r) {
+  const std::string& method = r.http.method == "HEAD" ? std::string("GET") : r.http.method;
+  for (const CompiledRoute& route : routes) {
+    if (route.method != method) continue;
+    std::smatch m;
+    if (!std::regex_match(r.http.path, m, route.pattern)) continue;
+    r.http.captures.clear();
+    for (size_t i = 1; i < m.size(); ++i) r.http.captures.push_back(m[i].str());
+    return &route;
+  }
+  return nullptr;
+}
+
+std::optional<HttpReply> HttpServer::Impl::Process(Request& r, const CompiledRoute** async_route) {
   try {
     if (!r.coding.empty()) {
       auto inflater = server::BodyInflater::Create(r.coding);
@@ -1512,15 +1703,15 @@ HttpReply HttpServer::Impl::Process(Request& r) {
       if (!s.ok()) return server::ErrorReply(400, s.message());
       r.http.body = std::move(plain);
     }
-    const std::string& method = r.http.method == "HEAD" ? std::string("GET") : r.http.method;
-    for (const CompiledRoute& route : routes) {
-      if (route.method != method) continue;
-      std::smatch m;
-      if (!std::regex_match(r.http.path, m, route.pattern)) continue;
-      for (size_t i = 1; i < m.size(); ++i) r.http.captures.push_back(m[i].str());
-      return (*route.handler)(r.http);
+    const CompiledRoute* route = Match(r);
+    if (route == nullptr) {
+      return server::ErrorReply(404, "no route for " + r.http.method + " " + r.http.path);
     }
-    return server::ErrorReply(404, "no route for " + r.http.method + " " + r.http.path);
+    if (route->async) {
+      *async_route = route;
+      return std::nullopt;
+    }
+    return (*route->handler)(r.http);
   } catch (const std::exception& e) {
     return server::ErrorReply(500, std::string("internal error: ") + e.what());
   } catch (...) {
@@ -1528,14 +1719,19 @@ HttpReply HttpServer::Impl::Process(Request& r) {
   }
 }
 
-void HttpServer::Impl::Compress(const Request& r, HttpReply& reply) const {
+bool HttpServer::Impl::NeedsCompression(const Request& r, const HttpReply& reply) const {
   if (reply.stream || !r.accepts_gzip || reply.body.size() < kMinCompressBytes ||
       !server::IsCompressibleType(reply.content_type)) {
-    return;
+    return false;
   }
   for (const auto& [name, value] : reply.headers) {
-    if (::strcasecmp(name.c_str(), "Content-Encoding") == 0) return;
+    if (::strcasecmp(name.c_str(), "Content-Encoding") == 0) return false;
   }
+  return true;
+}
+
+void HttpServer::Impl::Compress(const Request& r, HttpReply& reply) const {
+  if (!NeedsCompression(r, reply)) return;
   auto gz = server::GzipCompress(reply.body);
   if (!gz.ok()) return;  // send it as it is
   reply.body = std::move(*gz);

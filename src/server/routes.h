@@ -17,10 +17,27 @@ namespace modelgrid::server {
 
 using RouteHandler = std::function<HttpReply(const HttpRequest&)>;
 
+// A handler that starts the work and returns at once; the answer goes
+// through `reply` (http_exchange.h) when the work is done, from whatever
+// thread finishes it (e.g. the grid's, once the model ran), so that no
+// server thread waits for it. The request stays valid until the answer is
+// sent (not after): the handler may move from it (its body), but a
+// completion callback must capture by value what it needs.
+using AsyncRouteHandler = std::function<void(HttpRequest& request, ReplySink reply)>;
+
+// A route has `handler` (run on the handler pool, which waits for it) or
+// `async`. An async handler runs on the event thread that read the
+// request when `start_inline` is set and returns true for the request (it
+// must then be quick and never block: bounded work on the head and small
+// bodies, no waiting for a model), else on the handler pool; it is always
+// called on the handler pool for compressed bodies (they are inflated
+// there first).
 struct Route {
   std::string method;   // "GET" or "POST"
   std::string pattern;  // ECMAScript regex matched against the whole path; groups become captures
   RouteHandler handler;
+  AsyncRouteHandler async = nullptr;
+  std::function<bool(const HttpRequest&)> start_inline = nullptr;
 };
 
 // The path pattern of a model with an optional version:
