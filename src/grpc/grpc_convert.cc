@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <type_traits>
+#include <utility>
 
 namespace modelgrid::grpc_internal {
 
@@ -291,23 +293,42 @@ Status EncodeModelInferRequest(const std::string& model, const std::string& vers
   return Status::Ok();
 }
 
-Status EncodeModelInferResponse(const InferResponse& response,
-                                inference::ModelInferResponse* out) {
+namespace {
+
+// EncodeModelInferResponse for both overloads: `Response` is const or not;
+// a non-const response's output bytes are moved.
+template <typename Response>
+Status EncodeResponse(Response& response, inference::ModelInferResponse* out) {
   out->set_model_name(response.model_name);
   out->set_model_version(response.model_version);
   out->set_id(response.id);
   MG_RETURN_IF_ERROR(
       ParametersFromJson(response.parameters, "response", out->mutable_parameters()));
-  for (const InferTensor& t : response.outputs) {
+  for (auto& t : response.outputs) {
     auto* m = out->add_outputs();
     m->set_name(t.name);
     m->set_datatype(std::string(DataTypeName(t.datatype)));
     for (int64_t d : t.shape) m->add_shape(d);
     MG_RETURN_IF_ERROR(ParametersFromJson(t.parameters, "output '" + t.name + "'",
                                           m->mutable_parameters()));
-    out->add_raw_output_contents(t.data);
+    if constexpr (std::is_const_v<Response>) {
+      out->add_raw_output_contents(t.data);
+    } else {
+      out->add_raw_output_contents(std::move(t.data));
+    }
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status EncodeModelInferResponse(const InferResponse& response,
+                                inference::ModelInferResponse* out) {
+  return EncodeResponse(response, out);
+}
+
+Status EncodeModelInferResponse(InferResponse&& response, inference::ModelInferResponse* out) {
+  return EncodeResponse(response, out);
 }
 
 Result<InferResponse> DecodeModelInferResponse(inference::ModelInferResponse* response) {

@@ -45,6 +45,9 @@ Status EncodeModelInferRequest(const std::string& model, const std::string& vers
 // an output written to shared memory, whose parameters say where).
 // Errors: kInvalidArgument for a parameter that cannot be carried.
 Status EncodeModelInferResponse(const InferResponse& response, inference::ModelInferResponse* out);
+// The same, moving each output's bytes into the message instead of copying
+// them (`response`'s output data is left empty).
+Status EncodeModelInferResponse(InferResponse&& response, inference::ModelInferResponse* out);
 
 // Decodes a response (the client side): raw or typed contents. Errors:
 // kInvalidArgument naming the output as DecodeModelInferRequest.

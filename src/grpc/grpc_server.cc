@@ -42,14 +42,18 @@ std::string CallToken(const ServerContext* context) {
 
 // ToGrpcStatus, adding `retry-after` trailing metadata when the status says
 // when to come back (a full queue, a restarting model).
-grpc::Status Answer(ServerContext* context, const Status& status) {
+grpc::Status Answer(grpc::ServerContextBase* context, const Status& status) {
   if (auto seconds = status.retry_after_seconds()) {
     context->AddTrailingMetadata("retry-after", std::to_string(*seconds));
   }
   return ToGrpcStatus(status);
 }
 
-class KServeService final : public inference::GRPCInferenceService::Service {
+// ModelInfer uses gRPC's callback API (the others the synchronous one): no
+// server thread waits while the model runs; the grid's thread that finishes
+// the request sends the answer.
+class KServeService final : public inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<
+                                inference::GRPCInferenceService::Service> {
  public:
   explicit KServeService(InferenceService* service) : service_(service) {}
 
@@ -102,16 +106,28 @@ class KServeService final : public inference::GRPCInferenceService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ModelInfer(ServerContext* context, const inference::ModelInferRequest* in,
-                          inference::ModelInferResponse* out) override {
-    // The request is ours to take apart: its raw contents move into the
-    // tensors instead of being copied.
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* in,
+                                       inference::ModelInferResponse* out) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // The request is ours to take apart (it lives until Finish): its raw
+    // contents move into the tensors instead of being copied.
     auto* request = const_cast<inference::ModelInferRequest*>(in);
     auto decoded = grpc_internal::DecodeModelInferRequest(request);
-    if (!decoded.ok()) return Answer(context, decoded.status());
-    auto response = service_->Infer(in->model_name(), in->model_version(), std::move(*decoded));
-    if (!response.ok()) return Answer(context, response.status());
-    return Answer(context, grpc_internal::EncodeModelInferResponse(*response, out));
+    if (!decoded.ok()) {
+      reactor->Finish(Answer(context, decoded.status()));
+      return reactor;
+    }
+    service_->InferAsync(in->model_name(), in->model_version(), std::move(*decoded),
+                         [context, reactor, out](Result<InferResponse> response) {
+                           if (!response.ok()) {
+                             return reactor->Finish(Answer(context, response.status()));
+                           }
+                           reactor->Finish(Answer(
+                               context, grpc_internal::EncodeModelInferResponse(
+                                            std::move(*response), out)));
+                         });
+    return reactor;
   }
 
   // Each request read from the stream runs at once (InferAsync); its answer
