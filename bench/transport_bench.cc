@@ -27,9 +27,14 @@
 //               the server (POST /v2/systemsharedmemory/region/{r}/register,
 //               key "/modelgrid_..."), written there before each call; the
 //               output returned as binary data;
-//   grpc        ModelInfer with raw_input_contents, one channel reused.
+//   grpc        ModelInfer with raw_input_contents, one channel reused;
+//   raw-binary  http-binary's request from a minimal raw-socket client (one
+//               writev for head and body, recv until Content-Length);
+//   raw-shm     http-shm's request from that client.
 // HTTP calls use one keep-alive cpp-httplib client (TCP_NODELAY, no
-// Accept-Encoding: answers are not compressed).
+// Accept-Encoding: answers are not compressed), or the raw client (its own
+// keep-alive connection): the two pairs of columns differ only by the
+// client, which shares the machine's cores with the server in this process.
 //
 // What is timed: the call from the request being handed over until the
 // answer is back in this process. Building the request is done before the
@@ -47,18 +52,24 @@
 // Prints the machine, load average before and after, inputs, per model and
 // column p50/p99/mean latency and what each column adds over the grid column
 // at p50, and the goal: ≤ 50 µs added at p50 for echo_image's 602,112-byte
-// input through http-binary, http-shm and grpc. Exit status 1 on any error
+// input through http-binary, http-shm and grpc (and the raw columns). Exit status 1 on any error
 // (a failed call, an HTTP status other than 200, an answer that differs); a
 // missed goal is reported, not an error.
 
 #include <httplib.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -91,10 +102,119 @@ using Clock = std::chrono::steady_clock;
 
 constexpr double kGoalAddedP50Us = 50.0;  // issue 11 (issue 3, section 9, for the copy path)
 const char* const kModels[] = {"echo_image", "digits"};
-enum Column { kGrid, kService, kHttpJson, kHttpBinary, kHttpShm, kGrpc, kColumnCount };
-const char* const kColumns[] = {"grid", "service", "http-json", "http-binary", "http-shm", "grpc"};
+enum Column { kGrid, kService, kHttpJson, kHttpBinary, kHttpShm, kGrpc, kRawBinary, kRawShm, kColumnCount };
+const char* const kColumns[] = {"grid",     "service", "http-json", "http-binary",
+                                "http-shm", "grpc",    "raw-binary", "raw-shm"};
 // The columns the goal applies to (the copy path and shared memory).
-const Column kGoalColumns[] = {kHttpBinary, kHttpShm, kGrpc};
+const Column kGoalColumns[] = {kHttpBinary, kHttpShm, kGrpc, kRawBinary, kRawShm};
+
+// A minimal HTTP/1.1 keep-alive client on a raw socket (TCP_NODELAY): the
+// request's head and body go out in one writev, the answer is read with
+// recv until its Content-Length. What a lean client costs, next to
+// cpp-httplib's (which polls before each read and write and sends the head
+// and the body in separate writes), so that the bench shows how much of a
+// column is the client's.
+class RawHttpClient {
+ public:
+  struct Response {
+    int status = 0;
+    std::optional<size_t> json_header_length;
+    std::string body;
+  };
+
+  explicit RawHttpClient(int port) : port_(port) {}
+  ~RawHttpClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // POSTs `body` to `path` with `content_type` and `headers`. Errors:
+  // kUnavailable when the socket fails or closes.
+  Result<Response> Post(const std::string& path, const httplib::Headers& headers,
+                        const std::string& content_type, const std::string& body) {
+    if (fd_ < 0) MG_RETURN_IF_ERROR(Connect());
+    std::string head = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " +
+                       content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\n";
+    for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
+    head += "\r\n";
+    iovec iov[2] = {{head.data(), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+    size_t total = head.size() + body.size();
+    int first = 0;
+    while (total > 0) {
+      const ssize_t n = ::writev(fd_, iov + first, 2 - first);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Fail("writev");
+      total -= static_cast<size_t>(n);
+      size_t left = static_cast<size_t>(n);
+      while (first < 2 && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+      if (first < 2) {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+        iov[first].iov_len -= left;
+      }
+    }
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) MG_RETURN_IF_ERROR(Read());
+    Response r;
+    size_t length = 0;
+    std::string_view lines(buf_.data(), end);
+    r.status = std::atoi(std::string(lines.substr(9, 3)).c_str());
+    for (size_t pos = lines.find("\r\n"); pos != std::string_view::npos;) {
+      const size_t next = lines.find("\r\n", pos + 2);
+      std::string_view line = lines.substr(pos + 2, next == std::string_view::npos
+                                                         ? std::string_view::npos
+                                                         : next - pos - 2);
+      const size_t colon = line.find(':');
+      if (colon != std::string_view::npos) {
+        std::string name(line.substr(0, colon));
+        std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+        const std::string value(line.substr(colon + 1));
+        if (name == "content-length") length = std::strtoull(value.c_str(), nullptr, 10);
+        if (name == "inference-header-content-length")
+          r.json_header_length = std::strtoull(value.c_str(), nullptr, 10);
+      }
+      pos = next;
+    }
+    while (buf_.size() < end + 4 + length) MG_RETURN_IF_ERROR(Read());
+    r.body = buf_.substr(end + 4, length);
+    buf_.erase(0, end + 4 + length);
+    return r;
+  }
+
+ private:
+  Status Connect() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return Fail("socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return Fail("connect");
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return Status::Ok();
+  }
+  Status Read() {
+    char chunk[64 << 10];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Fail("recv");
+      buf_.append(chunk, static_cast<size_t>(n));
+      return Status::Ok();
+    }
+  }
+  Status Fail(const char* what) {
+    const std::string message = std::string(what) + ": " + std::strerror(errno);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    buf_.clear();
+    return Status::Unavailable(message);
+  }
+
+  int port_;
+  int fd_ = -1;
+  std::string buf_;
+};
 
 // One HTTP request, made before the clock.
 struct HttpRequest {
@@ -125,6 +245,7 @@ struct Transports {
   InferenceService* service;
   httplib::Client* http;
   GrpcClient* grpc;
+  RawHttpClient* raw;
 };
 
 [[noreturn]] void Fail(const std::string& what, const Status& status) {
@@ -260,6 +381,26 @@ std::vector<InferTensor> HttpCall(Subject& s, Column column, const HttpRequest& 
   return std::move(decoded->outputs);
 }
 
+// One call of `r` on `s` through the raw-socket client; only the round trip
+// is timed.
+std::vector<InferTensor> RawCall(Subject& s, Column column, const HttpRequest& r,
+                                 RawHttpClient& raw, bool record) {
+  const auto t0 = Clock::now();
+  auto res = raw.Post(s.path, r.headers, r.content_type, r.body);
+  const auto t1 = Clock::now();
+  const std::string what = s.entry.name + " (" + kColumns[column] + ")";
+  if (!res.ok()) Fail(what, res.status());
+  if (res->status != 200) {
+    Fail(what, Status::Internal("HTTP " + std::to_string(res->status) + ": " +
+                                res->body.substr(0, 300)));
+  }
+  auto decoded = DecodeInferResponse(res->body, res->json_header_length);
+  if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
+  if (record)
+    s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  return std::move(decoded->outputs);
+}
+
 // One call of `column` on `s`; returns the outputs.
 std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t, bool record) {
   const std::string what = s.entry.name + " (" + kColumns[column] + ")";
@@ -297,6 +438,13 @@ std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t
         std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
       }
       return HttpCall(s, column, s.shm, *t.http, record);
+    case kRawBinary:
+      return RawCall(s, column, s.binary, *t.raw, record);
+    case kRawShm:
+      for (size_t i = 0; i < s.inputs.size(); ++i) {
+        std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
+      }
+      return RawCall(s, column, s.shm, *t.raw, record);
     case kGrpc: {
       auto context = t.grpc->Context();
       inference::ModelInferResponse reply;
@@ -417,7 +565,8 @@ int main(int argc, char** argv) {
   http.set_read_timeout(120, 0);
   http.set_write_timeout(120, 0);
   GrpcClient grpc_client("127.0.0.1:" + std::to_string(*grpc_port));
-  const Transports transports{grid.get(), service.get(), &http, &grpc_client};
+  RawHttpClient raw(*http_port);
+  const Transports transports{grid.get(), service.get(), &http, &grpc_client, &raw};
 
   for (auto& s : subjects) PrepareRequests(*s, http);
   // The reference answer, then one checked call per column.
@@ -487,7 +636,10 @@ int main(int argc, char** argv) {
       "before the clock),\n"
       "                       the output as binary data\n"
       "         grpc        = ModelInfer with raw_input_contents, one channel (message built "
-      "before the clock)\n");
+      "before the clock)\n"
+      "         raw-binary  = http-binary from a minimal raw-socket keep-alive client (one writev,\n"
+      "                       recv to Content-Length): the same server path with less client cost\n"
+      "         raw-shm     = http-shm from that client\n");
   for (const auto& s : subjects) {
     std::printf("check:   %s: outputs %s, all columns equal byte for byte\n", s->entry.name.c_str(),
                 bench::DescribeTensors(s->expected).c_str());
