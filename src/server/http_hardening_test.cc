@@ -31,6 +31,7 @@
 #include "modelgrid/server/http_server.h"
 #include "server/http_compression.h"
 #include "server/http_head.h"
+#include "server/in_process_server_test_util.h"
 #include "server/serve_test_util.h"
 
 namespace modelgrid::server_test {
@@ -216,66 +217,10 @@ std::string Gunzip(const std::string& data) {
 }
 
 // ---------------------------------------------------------------------------
-// An HttpServer in process over a Grid without models.
+// Servers in process over a Grid without models (InProcessServer,
+// EmptyGridTest: in_process_server_test_util.h).
 
-class InProcessServer {
- public:
-  explicit InProcessServer(Grid* grid, HttpServerOptions o) {
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.access_log = [this](const AccessRecord& r) {
-      std::lock_guard lock(mu_);
-      log_.push_back(r);
-    };
-    server_ = std::make_unique<HttpServer>(grid, std::move(o));
-    auto port = server_->Bind();
-    EXPECT_TRUE(port.ok()) << port.status().ToString();
-    port_ = port.ok() ? *port : 0;
-    thread_ = std::thread([this] { run_status_ = server_->Run(); });
-  }
-  ~InProcessServer() { Stop(); }
-  void Stop() {
-    if (!thread_.joinable()) return;
-    server_->Stop();
-    thread_.join();
-    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
-  }
-  int port() const { return port_; }
-  std::vector<AccessRecord> log() {
-    std::lock_guard lock(mu_);
-    return log_;
-  }
-
- private:
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
-  Status run_status_;
-  int port_ = 0;
-  std::mutex mu_;
-  std::vector<AccessRecord> log_;
-};
-
-class HttpHardeningTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    ::signal(SIGPIPE, SIG_IGN);  // a write to a socket the server closed must not end the test
-    GridOptions o;
-    o.isolation = Isolation::kNone;
-    o.devices = {"cpu=1GiB"};
-    o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
-    auto grid = Grid::Create(o);
-    ASSERT_TRUE(grid.ok()) << grid.status().ToString();
-    grid_ = std::move(grid).value().release();
-  }
-  static void TearDownTestSuite() {
-    if (grid_) grid_->Shutdown();
-    delete grid_;
-    grid_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(grid_, nullptr); }
-
-  static inline Grid* grid_ = nullptr;
-};
+class HttpHardeningTest : public EmptyGridTest {};
 
 // ---------------------------------------------------------------------------
 // 1. Slow clients.

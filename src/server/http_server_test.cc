@@ -29,6 +29,7 @@
 #include "modelgrid/kserve/infer_codec.h"
 #include "modelgrid/server/http_server.h"
 #include "server/http_exchange.h"
+#include "server/in_process_server_test_util.h"
 #include "server/serve_test_util.h"
 #include "testing/posix_shm.h"
 #include "testing/run_command.h"
@@ -1068,76 +1069,13 @@ void WritePieces(const server::BodyWriter& write, StreamProbe& probe, int count,
   }
 }
 
-// An HttpServer in process on 127.0.0.1 (a free port) over `grid`, with an
-// access log; Stop() (or the destructor) stops it and joins Run.
-class StreamServer {
- public:
-  StreamServer(Grid* grid, HttpServerOptions o) {
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.access_log = [this](const AccessRecord& r) {
-      std::lock_guard lock(mu_);
-      log_.push_back(r);
-    };
-    server_ = std::make_unique<HttpServer>(grid, std::move(o));
-    auto port = server_->Bind();
-    EXPECT_TRUE(port.ok()) << port.status().ToString();
-    port_ = port.ok() ? *port : 0;
-    thread_ = std::thread([this] { run_status_ = server_->Run(); });
-  }
-  ~StreamServer() { Stop(); }
-  // Stops the server; returns how long Stop + Run's return took.
-  Clock::duration Stop() {
-    const auto start = Clock::now();
-    if (!thread_.joinable()) return {};
-    server_->Stop();
-    thread_.join();
-    EXPECT_TRUE(run_status_.ok()) << run_status_.ToString();
-    return Clock::now() - start;
-  }
-  int port() const { return port_; }
-  // The access log records of `path` so far.
-  std::vector<AccessRecord> Records(const std::string& path) {
-    std::lock_guard lock(mu_);
-    std::vector<AccessRecord> found;
-    for (const AccessRecord& r : log_) {
-      if (r.path == path) found.push_back(r);
-    }
-    return found;
-  }
-
- private:
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
-  Status run_status_;
-  int port_ = 0;
-  std::mutex mu_;
-  std::vector<AccessRecord> log_;
-};
 
 std::string StreamRequest(const std::string& path, const std::string& extra = "") {
   return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
 }
 
-class HttpStreamTest : public ::testing::Test {
+class HttpStreamTest : public EmptyGridTest {
  protected:
-  static void SetUpTestSuite() {
-    ::signal(SIGPIPE, SIG_IGN);  // a write to a socket the server closed must not end the test
-    GridOptions o;
-    o.isolation = Isolation::kNone;
-    o.devices = {"cpu=1GiB"};
-    o.worker_executable = MODELGRID_BINARY_DIR "/bin/modelgrid-worker";
-    auto grid = Grid::Create(o);
-    ASSERT_TRUE(grid.ok()) << grid.status().ToString();
-    grid_ = std::move(grid).value().release();
-  }
-  static void TearDownTestSuite() {
-    if (grid_) grid_->Shutdown();
-    delete grid_;
-    grid_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(grid_, nullptr); }
-
   // Options with one streaming GET route `path` whose reply streams with
   // `produce`.
   static HttpServerOptions WithRoute(
@@ -1149,8 +1087,6 @@ class HttpStreamTest : public ::testing::Test {
                               }});
     return o;
   }
-
-  static inline Grid* grid_ = nullptr;
 };
 
 // (1) 20 pieces 20 ms apart arrive as they are written: chunked, no
@@ -1165,7 +1101,7 @@ TEST_F(HttpStreamTest, PiecesArriveAsTheyAreWritten) {
   HttpServerOptions o;
   o.threads = 1;
   o.io_threads = 1;
-  StreamServer server(grid_, WithRoute(
+  InProcessServer server(grid_, WithRoute(
                                  "/test/stream", probe,
                                  [](const server::BodyWriter& write, StreamProbe& p) {
                                    for (int i = 0; i < 20; ++i) {
@@ -1240,7 +1176,7 @@ TEST_F(HttpStreamTest, PiecesArriveAsTheyAreWritten) {
 // returns false (within a few pieces) and the producer ends.
 TEST_F(HttpStreamTest, ClientThatLeavesMakesTheWriterFail) {
   auto probe = std::make_shared<StreamProbe>();
-  StreamServer server(
+  InProcessServer server(
       grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
         WritePieces(write, p, 500, milliseconds(20));
       }));
@@ -1270,7 +1206,7 @@ TEST_F(HttpStreamTest, ClientThatNeverReadsMakesTheWriterFail) {
   HttpServerOptions o;
   o.idle_timeout = milliseconds(1000);
   const std::string big(64 << 10, 'x');
-  StreamServer server(grid_, WithRoute(
+  InProcessServer server(grid_, WithRoute(
                                  "/test/stream", probe,
                                  [big](const server::BodyWriter& write, StreamProbe& p) {
                                    // Up to 64 GiB: far more than any socket buffers.
@@ -1310,7 +1246,7 @@ TEST_F(HttpStreamTest, StopDuringStreamsEndsThemPromptly) {
         WritePieces(write, p, 1 << 20, milliseconds(0), [&big](int) { return big; });
       },
       o);
-  auto server = std::make_unique<StreamServer>(grid_, o);
+  auto server = std::make_unique<InProcessServer>(grid_, o);
   StreamClient reader(server->port());
   StreamClient sleeper(server->port(), /*receive_buffer=*/4096);
   ASSERT_TRUE(reader.ok() && sleeper.ok());
@@ -1342,7 +1278,7 @@ TEST_F(HttpStreamTest, StopDuringStreamsEndsThemPromptly) {
 // as before (and a streamed answer can follow a plain one on a connection).
 TEST_F(HttpStreamTest, KeepAliveRequestsWorkAfterAStream) {
   auto probe = std::make_shared<StreamProbe>();
-  StreamServer server(
+  InProcessServer server(
       grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
         WritePieces(write, p, 3, milliseconds(5));
       }));
@@ -1377,7 +1313,7 @@ TEST_F(HttpStreamTest, ASlowProducerIsNotCutByTheIdleTimeout) {
   auto probe = std::make_shared<StreamProbe>();
   HttpServerOptions o;
   o.idle_timeout = milliseconds(1000);
-  StreamServer server(grid_, WithRoute(
+  InProcessServer server(grid_, WithRoute(
                                  "/test/stream", probe,
                                  [](const server::BodyWriter& write, StreamProbe& p) {
                                    if (!write(Piece(0))) return;
@@ -1398,7 +1334,7 @@ TEST_F(HttpStreamTest, ASlowProducerIsNotCutByTheIdleTimeout) {
 // by the connection's close.
 TEST_F(HttpStreamTest, Http10ClientGetsTheBodyEndedByTheClose) {
   auto probe = std::make_shared<StreamProbe>();
-  StreamServer server(
+  InProcessServer server(
       grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe& p) {
         WritePieces(write, p, 5, milliseconds(5));
       }));
@@ -1434,7 +1370,7 @@ TEST_F(HttpStreamTest, StreamsPastMaxStreamsAre503) {
         WritePieces(write, p, 2, milliseconds(0));
       },
       o);
-  StreamServer server(grid_, o);
+  InProcessServer server(grid_, o);
   StreamClient first(server.port());
   ASSERT_TRUE(first.Send(StreamRequest("/test/held")));
   ASSERT_FALSE(first.ReadHead().empty());
@@ -1474,7 +1410,7 @@ TEST_F(HttpStreamTest, StreamsPastMaxStreamsAre503) {
 // keeps serving.
 TEST_F(HttpStreamTest, ThrowingProducerCutsTheBody) {
   auto probe = std::make_shared<StreamProbe>();
-  StreamServer server(
+  InProcessServer server(
       grid_, WithRoute("/test/stream", probe, [](const server::BodyWriter& write, StreamProbe&) {
         write(Piece(0));
         throw std::runtime_error("producer failed");
