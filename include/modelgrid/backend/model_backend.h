@@ -53,7 +53,11 @@ struct SwapTarget {
 // What a swap-out did.
 struct SwapOutReport {
   uint64_t bytes = 0;             // weight bytes moved off the device (distinct storages);
-                                  // 0 when the model was swapped out already
+                                  // 0 when the model was swapped out already.
+                                  // HuggingFaceBackend keeps no copy: its figure is the
+                                  // weight bytes it let go (allocated plus mapped from
+                                  // the safetensors files), read from the files again
+                                  // at swap-in
   uint64_t duration_us = 0;       // wall time of the move, microseconds
   uint64_t rss_before_bytes = 0;  // the process's resident memory (VmRSS of
   uint64_t rss_after_bytes = 0;   // /proc/self/status) before and after, bytes
