@@ -475,6 +475,9 @@ struct HttpServer::Impl {
   struct AsyncCall;
   std::optional<HttpReply> StartAsync(Request* r, MHD_Connection* c, const CompiledRoute& route,
                                       bool on_event_thread);
+  // Marks `call` answered; false (the second answer is logged and dropped)
+  // when it was already.
+  bool ClaimAnswer(AsyncCall& call, const char* what);
   void Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply reply);
   void DeliverLater(const std::shared_ptr<AsyncCall>& call, std::function<HttpReply()> make);
   void Complete(AsyncCall& call, HttpReply reply);
@@ -1499,20 +1502,33 @@ std::optional<HttpReply> HttpServer::Impl::StartAsync(Request* r, MHD_Connection
   return early;
 }
 
-void HttpServer::Impl::Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply reply) {
-  {
-    std::lock_guard lock(call->mu);
-    if (call->delivered) {
-      spdlog::error("http {} {}: an asynchronous handler answered twice; the second answer ({}) "
-                    "is dropped",
-                    call->r->http.method, call->r->http.path, reply.status);
-      return;
-    }
-    call->delivered = true;
+bool HttpServer::Impl::ClaimAnswer(AsyncCall& call, const char* what) {
+  std::lock_guard lock(call.mu);
+  if (call.delivered) {
+    spdlog::error("http {} {}: an asynchronous handler answered twice; the second answer ({}) "
+                  "is dropped",
+                  call.r->http.method, call.r->http.path, what);
+    return false;
   }
+  call.delivered = true;
+  return true;
+}
+
+namespace {
+
+// An asynchronous handler cannot stream: such an answer becomes a 500.
+void RefuseAsyncStream(HttpReply& reply) {
   if (reply.stream) {
     reply = server::ErrorReply(500, "internal error: an asynchronous handler answered a stream");
   }
+}
+
+}  // namespace
+
+void HttpServer::Impl::Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply reply) {
+  const std::string status = std::to_string(reply.status);
+  if (!ClaimAnswer(*call, status.c_str())) return;
+  RefuseAsyncStream(reply);
   if (NeedsCompression(*call->r, reply)) {
     pool->Submit([this, call, reply = std::move(reply)]() mutable {
       Compress(*call->r, reply);
@@ -1525,15 +1541,7 @@ void HttpServer::Impl::Deliver(const std::shared_ptr<AsyncCall>& call, HttpReply
 
 void HttpServer::Impl::DeliverLater(const std::shared_ptr<AsyncCall>& call,
                                     std::function<HttpReply()> make) {
-  {
-    std::lock_guard lock(call->mu);
-    if (call->delivered) {
-      spdlog::error("http {} {}: an asynchronous handler answered twice; the second is dropped",
-                    call->r->http.method, call->r->http.path);
-      return;
-    }
-    call->delivered = true;
-  }
+  if (!ClaimAnswer(*call, "built later")) return;
   pool->Submit([this, call, make = std::move(make)] {
     HttpReply reply;
     try {
@@ -1543,9 +1551,7 @@ void HttpServer::Impl::DeliverLater(const std::shared_ptr<AsyncCall>& call,
     } catch (...) {
       reply = server::ErrorReply(500, "internal error");
     }
-    if (reply.stream) {
-      reply = server::ErrorReply(500, "internal error: an asynchronous handler answered a stream");
-    }
+    RefuseAsyncStream(reply);
     Compress(*call->r, reply);
     Complete(*call, std::move(reply));
   });
