@@ -1,6 +1,8 @@
 // Error replies (status mapping, Retry-After), JSON bodies and request helpers.
 #include "server/http_exchange.h"
 
+#include "server/routes.h"
+
 #include <gtest/gtest.h>
 
 namespace modelgrid::server {
@@ -79,6 +81,23 @@ TEST(HttpExchangeTest, RequestHelpers) {
   EXPECT_TRUE(req.QueryFlag("refresh"));
   EXPECT_FALSE(req.QueryFlag("other"));
   EXPECT_FALSE(req.QueryFlag("missing"));
+}
+
+TEST(RouteLiteralPrefixTest, StopsAtTheFirstMetacharacter) {
+  EXPECT_EQ(RouteLiteralPrefix(std::string(kModelPath) + "/infer"), "/v2/models/");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/health/live"), "/v2/health/live");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/repository/models/([^/]+)/load"), "/v2/repository/models/");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/a\\.b"), "/v2/a");  // an escape ends it
+  EXPECT_EQ(RouteLiteralPrefix("/v2/ab?"), "/v2/a");      // b may be absent
+  EXPECT_EQ(RouteLiteralPrefix("/v2/ab*c"), "/v2/a");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/ab{0,1}"), "/v2/a");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/(a|b)"), "/v2/");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/a|/v3/b"), "");     // either branch may match
+  EXPECT_EQ(RouteLiteralPrefix("/v2/[|]x|"), "");
+  EXPECT_EQ(RouteLiteralPrefix("/v2/[|](a|b)"), "/v2/");
+  EXPECT_EQ(RouteLiteralPrefix("a?"), "");
+  EXPECT_EQ(RouteLiteralPrefix(".*"), "");
+  EXPECT_EQ(RouteLiteralPrefix(""), "");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "modelgrid/grid.h"
@@ -39,6 +40,17 @@ struct Route {
   AsyncRouteHandler async = nullptr;
   std::function<bool(const HttpRequest&)> start_inline = nullptr;
 };
+
+// The literal text every path matching `pattern` (an ECMAScript regex, as
+// Route::pattern) starts with: the pattern's characters before its first
+// regex metacharacter, less a last character that a quantifier makes
+// optional; empty when a '|' outside any group offers another branch.
+// "/v2/models/([^/]+)/infer" -> "/v2/models/"; "a\\.b" -> "a" (stops at an
+// escape); "ab?" -> "a"; "a|b" -> "". The server skips a route whose prefix
+// the path lacks without running its regex (the infer route comes after
+// 14 other POST routes; trying all 15 patterns on an infer path took 1.8 µs
+// with std::regex_match on the 2-core development VM, 2026-12-05).
+std::string_view RouteLiteralPrefix(std::string_view pattern);
 
 // The path pattern of a model with an optional version:
 // /v2/models/{m}[/versions/{v}], captures 0 (model) and 1 (version, "" when absent).
