@@ -11,10 +11,12 @@
 // `dynamic_batching: {max_queue_delay_us: 0}` (model_copy.h): one
 // sequential caller never has a partner to wait for.
 //
-// One Grid with isolation `model` (modelgrid-worker processes, device cpu,
-// worker_threads 1), one InferenceService over it, and an HttpServer and a
-// GrpcServer on 127.0.0.1 (kernel-picked ports) over that service, all in
-// this process. Six columns, each called sequentially from one thread:
+// The process's heap tuned as `modelgrid serve` tunes it
+// (TuneHeapForTensors). One Grid with isolation `model` (modelgrid-worker
+// processes, device cpu, worker_threads 1), one InferenceService over it,
+// and an HttpServer and a GrpcServer on 127.0.0.1 (kernel-picked ports)
+// over that service, all in this process. The columns, each called
+// sequentially from one thread (`--columns` picks some; grid always runs):
 //   grid        Grid::Infer: the worker path without any transport (the
 //               baseline; dispatch_bench's `worker` column);
 //   service     InferenceService::Infer (request parameters, output
@@ -104,6 +106,7 @@
 #include "model_copy.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/grpc/grpc_server.h"
+#include "modelgrid/heap.h"
 #include "modelgrid/kserve/infer_codec.h"
 #include "modelgrid/repository.h"
 #include "modelgrid/server/http_server.h"
@@ -731,6 +734,7 @@ int main(int argc, char** argv) {
     subjects.push_back(std::move(s));
   }
 
+  TuneHeapForTensors();  // as `modelgrid serve` does for its own process
   std::unique_ptr<Grid> grid = StartGrid(worker, std::chrono::microseconds(spin_us), subjects);
   auto service = std::make_unique<InferenceService>(grid.get(), ServiceOptions{});
 

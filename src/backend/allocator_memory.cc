@@ -5,7 +5,6 @@
 #include <malloc.h>
 
 #include <fstream>
-#include <mutex>
 #include <string>
 
 #include "modelgrid/torch/counting_allocator.h"
@@ -25,16 +24,6 @@ uint64_t ResidentBytes() {
     }
   }
   return 0;
-}
-
-void TuneHeapForTensors() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    ::mallopt(M_TRIM_THRESHOLD, 128 << 20);
-  });
-#endif
 }
 
 void TrimHeap() {

@@ -20,21 +20,6 @@ uint64_t ResidentBytes();
 // weights of a swapped-out model must really leave the process.
 void TrimHeap();
 
-// Tunes glibc's malloc for tensor work, once per process (later calls do
-// nothing): blocks under 32 MiB come from the heap (M_MMAP_THRESHOLD, glibc's
-// largest) and up to 128 MiB of freed heap stays in the process
-// (M_TRIM_THRESHOLD). By default glibc returns the heap's top to the kernel
-// whenever more than twice its dynamic mmap threshold is free, so a model
-// whose activations are a few hundred KiB gives them back after every call
-// and takes a page fault on every page of them in the next one; on the
-// 2-core dev VM (perf) small bert-base at batch 8 spent about a third of its
-// samples in those faults and first writes (docs/benchmarks.md, "Hugging
-// Face backend"). What stays is at most the
-// activations of the model's largest call, which its reservation already
-// counts; TrimHeap still returns everything (swap-out). Called by
-// CreateBackend, so a worker, an in-process grid and the benches run alike.
-void TuneHeapForTensors();
-
 // The process-wide counting allocator's figures (all zero before it is
 // installed) and its limit (installing it first); see
 // ModelBackend::MemoryStats / SetMemoryLimit / ResetPeakMemory.

@@ -5,7 +5,7 @@
 #include <map>
 #include <mutex>
 
-#include "backend/allocator_memory.h"
+#include "modelgrid/heap.h"
 #include "modelgrid/backend/backend.h"
 #include "modelgrid/backend/backend_kind.h"
 #include "modelgrid/backend/hf_backend.h"
@@ -35,7 +35,7 @@ Registry& TheRegistry() {
 }  // namespace
 
 Result<std::unique_ptr<ModelBackend>> CreateBackend(std::string_view kind) {
-  backend_internal::TuneHeapForTensors();
+  TuneHeapForTensors();
   Registry& r = TheRegistry();
   BackendFactory factory;
   {

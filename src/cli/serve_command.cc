@@ -28,6 +28,7 @@
 #include "modelgrid/bytes.h"
 #include "modelgrid/grid.h"
 #include "modelgrid/grpc/grpc_server.h"
+#include "modelgrid/heap.h"
 #include "modelgrid/server/http_server.h"
 #include "modelgrid/service/inference_service.h"
 #include "service/trace_settings.h"
@@ -341,6 +342,9 @@ Result<nlohmann::json> TraceFlags(const ServeFlags& flags) {
 
 int Serve(const ServeFlags& flags) {
   SignalWaiter signals;  // first: threads created from here on block the signals
+  // Request bodies and gRPC messages of a few hundred KiB stay in the heap
+  // between requests rather than being mapped and faulted in each time.
+  TuneHeapForTensors();
   auto config = ResolveConfig(flags);
   if (!config.ok()) {
     std::cerr << "error: " << config.status().message() << "\n";
