@@ -42,10 +42,10 @@
 //               "over floor" = p50 - grid p50 - tcp-floor p50: what the
 //               server itself adds for the copy path;
 //   grpc-floor  grpc's request to a bare gRPC server in this process
-//               (GrpcFloorService: the same grpc++ library, builder options
-//               and callback API, whose ModelInfer answers the message the
-//               real server gave, captured at the first call): what grpc++
-//               itself costs for these messages. For grpc, "over floor" =
+//               (GrpcFloorService: the same grpc++ library, message size
+//               limits and callback API, whose ModelInfer answers the
+//               message the real server gave, captured at the first call):
+//               what grpc++ itself costs for these messages. For grpc, "over floor" =
 //               p50 - grid p50 - grpc-floor p50.
 // HTTP calls use one keep-alive cpp-httplib client (TCP_NODELAY, no
 // Accept-Encoding: answers are not compressed), or the raw client (its own
@@ -92,9 +92,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -766,7 +766,7 @@ int main(int argc, char** argv) {
   RawHttpClient raw(*http_port);
   LoopbackFloorServer floor_server;
   RawHttpClient floor_client(floor_server.port());
-  // grpc-floor's server: the real server's builder options, its answers the
+  // grpc-floor's server: the real server's message size limits, its answers the
   // real server's (captured below, before it starts).
   GrpcFloorService floor_service;
   std::unique_ptr<grpc::Server> grpc_floor_server;
