@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -28,6 +29,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -286,27 +288,141 @@ inline Reply Post(int port, const std::string& path, const std::string& body,
   return ToReply(client.Post(path, headers, body, content_type));
 }
 
-// Sends `request` as is on a new connection to 127.0.0.1:port and returns
-// everything the server writes until it closes (bounded by 10 s of silence).
-inline std::string RawExchange(int port, const std::string& request) {
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (sock < 0) return "";
-  timeval tv{10, 0};
-  ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string answer;
-  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::send(sock, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(sock, buf, sizeof(buf), 0)) > 0) answer.append(buf, static_cast<size_t>(n));
+// One HTTP answer read off a raw connection.
+struct RawReply {
+  int status = 0;  // 0: none (closed or timed out first)
+  std::string head;  // status line and header lines, each ending in CRLF
+  std::string body;
+  // The JSON body's "error" string; "" when there is none.
+  std::string Error() const {
+    const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    return j.is_object() && j.contains("error") && j["error"].is_string()
+               ? j["error"].get<std::string>()
+               : "";
   }
-  ::close(sock);
-  return answer;
+  // Whether a header line starts with `line`, case-insensitively.
+  bool HasHeader(const std::string& line) const {
+    std::string h = head, l = line;
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return h.find("\r\n" + l) != std::string::npos;
+  }
+};
+
+// A TCP connection to 127.0.0.1:port from `source` (any 127.0.0.x), for
+// requests no HTTP client library would send (hostile and malformed ones).
+// Sends block at most 5 s; every read has a deadline.
+class RawConn {
+ public:
+  RawConn(int port, const std::string& source = "127.0.0.1") {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~RawConn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+
+  // Whether the connection was made.
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+
+  // Sends all of `data`; false when the connection fails first.
+  bool Send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // One answer (head, then Content-Length bytes of body), within `timeout`.
+  RawReply Read(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      const size_t end = buf_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        RawReply r;
+        r.head = buf_.substr(0, end + 2);
+        if (r.head.rfind("HTTP/1.", 0) == 0 && r.head.size() > 12)
+          r.status = std::stoi(r.head.substr(9, 3));
+        size_t length = 0;
+        std::string lower = r.head;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (const size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
+          length = std::stoul(r.head.substr(at + 17));
+        }
+        if (buf_.size() >= end + 4 + length) {
+          r.body = buf_.substr(end + 4, length);
+          buf_.erase(0, end + 4 + length);
+          return r;
+        }
+      }
+      if (!Receive(deadline)) return RawReply{};
+    }
+  }
+
+  // Waits for the server to close the connection (end of stream or reset);
+  // returns how long that took from now, nullopt when it stayed open.
+  std::optional<Clock::duration> WaitClosed(std::chrono::milliseconds timeout) {
+    const auto start = Clock::now();
+    const auto deadline = start + timeout;
+    while (Receive(deadline)) {
+    }
+    if (closed_) return Clock::now() - start;
+    return std::nullopt;
+  }
+
+  // Bytes received and not consumed by Read.
+  const std::string& received() const { return buf_; }
+  bool closed() const { return closed_; }
+
+ private:
+  // Receives once before `deadline`; false on timeout or close.
+  bool Receive(Clock::time_point deadline) {
+    if (closed_ || fd_ < 0) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    char chunk[16384];
+    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      closed_ = true;
+      return false;
+    }
+    buf_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+  bool closed_ = false;
+};
+
+// Sends `request` as is on a new connection to 127.0.0.1:port and returns
+// everything the server writes until it closes (at most 10 s).
+inline std::string RawExchange(int port, const std::string& request) {
+  RawConn c(port);
+  if (!c.ok() || !c.Send(request)) return "";
+  c.WaitClosed(std::chrono::seconds(10));
+  return c.received();
 }
 
 }  // namespace modelgrid::server_test
