@@ -822,43 +822,14 @@ TEST_F(HttpServerTest, StatusCommandShowsTheServersModels) {
 
 using std::chrono::milliseconds;
 
-// A raw HTTP/1.1 connection to 127.0.0.1:port that decodes chunked bodies
-// itself. Every read is bounded by a timeout.
-class StreamClient {
+// A raw HTTP/1.1 connection to 127.0.0.1:port (RawConn) that decodes
+// chunked bodies itself. Every read is bounded by a timeout.
+class StreamClient : public RawConn {
  public:
   // `receive_buffer` > 0: SO_RCVBUF before connecting (a client that does
   // not read then stalls the server sooner).
-  explicit StreamClient(int port, int receive_buffer = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return;
-    if (receive_buffer > 0) {
-      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
-    }
-    timeval tv{5, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(port));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) Close();
-  }
-  ~StreamClient() { Close(); }
-  StreamClient(const StreamClient&) = delete;
-  StreamClient& operator=(const StreamClient&) = delete;
-
-  bool ok() const { return fd_ >= 0; }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  bool Send(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
+  explicit StreamClient(int port, int receive_buffer = 0)
+      : RawConn(port, "127.0.0.1", receive_buffer) {}
 
   // Reads an answer's status line and headers (through the empty line);
   // "" when they did not arrive within `timeout`. Resets the body.
@@ -867,9 +838,9 @@ class StreamClient {
     body_.clear();
     ended_ = false;
     for (;;) {
-      if (const size_t end = raw_.find("\r\n\r\n"); end != std::string::npos) {
-        std::string head = raw_.substr(0, end + 2);
-        raw_.erase(0, end + 4);
+      if (const size_t end = buffer().find("\r\n\r\n"); end != std::string::npos) {
+        std::string head = buffer().substr(0, end + 2);
+        buffer().erase(0, end + 4);
         return head;
       }
       if (!Receive(deadline)) return "";
@@ -900,11 +871,11 @@ class StreamClient {
     const std::string lower = Lower(head);
     const size_t at = lower.find("\r\ncontent-length:");
     const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 17));
-    while (raw_.size() < length) {
+    while (buffer().size() < length) {
       if (!Receive(deadline)) return {0, ""};
     }
-    std::string body = raw_.substr(0, length);
-    raw_.erase(0, length);
+    std::string body = buffer().substr(0, length);
+    buffer().erase(0, length);
     return {std::stoi(head.substr(9, 3)), body};
   }
 
@@ -914,12 +885,11 @@ class StreamClient {
     const auto deadline = Clock::now() + timeout;
     while (Receive(deadline)) {
     }
-    return raw_;
+    return buffer();
   }
 
   const std::string& body() const { return body_; }
   bool ended() const { return ended_; }
-  bool closed() const { return closed_; }
   bool malformed() const { return malformed_; }
 
   static std::string Lower(std::string s) {
@@ -928,30 +898,13 @@ class StreamClient {
   }
 
  private:
-  // Receives once before `deadline`; false on timeout or close.
-  bool Receive(Clock::time_point deadline) {
-    if (closed_ || fd_ < 0) return false;
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    char chunk[16384];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    raw_.append(chunk, static_cast<size_t>(n));
-    return true;
-  }
-
-  // Moves the complete chunks of raw_ into body_ (RFC 9112 7.1: hex size,
+  // Moves the complete chunks of buffer() into body_ (RFC 9112 7.1: hex size,
   // optional extensions, CRLF, data, CRLF; a 0 chunk, trailers, CRLF).
   void Decode() {
     while (!ended_ && !malformed_) {
-      const size_t line_end = raw_.find("\r\n");
+      const size_t line_end = buffer().find("\r\n");
       if (line_end == std::string::npos) return;
-      const std::string line = raw_.substr(0, raw_.find_first_of(";\r"));
+      const std::string line = buffer().substr(0, buffer().find_first_of(";\r"));
       char* end = nullptr;
       const unsigned long size = std::strtoul(line.c_str(), &end, 16);
       if (line.empty() || end != line.c_str() + line.size()) {
@@ -960,28 +913,25 @@ class StreamClient {
       }
       if (size == 0) {
         // Trailers (none expected), then the empty line.
-        const size_t trailer_end = raw_.find("\r\n\r\n", line_end);
+        const size_t trailer_end = buffer().find("\r\n\r\n", line_end);
         if (trailer_end == std::string::npos) return;
-        raw_.erase(0, trailer_end + 4);
+        buffer().erase(0, trailer_end + 4);
         ended_ = true;
         return;
       }
-      if (raw_.size() < line_end + 2 + size + 2) return;
-      if (raw_.compare(line_end + 2 + size, 2, "\r\n") != 0) {
+      if (buffer().size() < line_end + 2 + size + 2) return;
+      if (buffer().compare(line_end + 2 + size, 2, "\r\n") != 0) {
         malformed_ = true;
         return;
       }
-      body_.append(raw_, line_end + 2, size);
+      body_.append(buffer(), line_end + 2, size);
       ++chunks_;
-      raw_.erase(0, line_end + 2 + size + 2);
+      buffer().erase(0, line_end + 2 + size + 2);
     }
   }
 
-  int fd_ = -1;
-  std::string raw_;   // received, not yet consumed
   std::string body_;  // the decoded body of the current answer
   bool ended_ = false;
-  bool closed_ = false;
   bool malformed_ = false;
   int chunks_ = 0;
 };

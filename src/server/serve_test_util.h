@@ -311,12 +311,17 @@ struct RawReply {
 
 // A TCP connection to 127.0.0.1:port from `source` (any 127.0.0.x), for
 // requests no HTTP client library would send (hostile and malformed ones).
-// Sends block at most 5 s; every read has a deadline.
+// `receive_buffer` > 0 sets SO_RCVBUF before connecting (a client that
+// does not read then stalls the server sooner). Sends block at most 5 s;
+// every read has a deadline.
 class RawConn {
  public:
-  RawConn(int port, const std::string& source = "127.0.0.1") {
+  explicit RawConn(int port, const std::string& source = "127.0.0.1", int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return;
+    if (receive_buffer > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+    }
     sockaddr_in from{};
     from.sin_family = AF_INET;
     ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
@@ -328,19 +333,21 @@ class RawConn {
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
         ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-      ::close(fd_);
-      fd_ = -1;
+      Close();
     }
   }
-  ~RawConn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  ~RawConn() { Close(); }
   RawConn(const RawConn&) = delete;
   RawConn& operator=(const RawConn&) = delete;
 
-  // Whether the connection was made.
+  // Whether the connection was made (and not closed by Close).
   bool ok() const { return fd_ >= 0; }
   int fd() const { return fd_; }
+  // Closes this end now.
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
 
   // Sends all of `data`; false when the connection fails first.
   bool Send(std::string_view data) {
@@ -391,10 +398,12 @@ class RawConn {
 
   // Bytes received and not consumed by Read.
   const std::string& received() const { return buf_; }
+  // Whether the server closed the connection (end of stream or reset).
   bool closed() const { return closed_; }
 
- private:
-  // Receives once before `deadline`; false on timeout or close.
+ protected:
+  // Receives once (appending to buffer()) before `deadline`; false on
+  // timeout or close.
   bool Receive(Clock::time_point deadline) {
     if (closed_ || fd_ < 0) return false;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -410,7 +419,10 @@ class RawConn {
     buf_.append(chunk, static_cast<size_t>(n));
     return true;
   }
+  // Received and not consumed yet; subclasses consume from its front.
+  std::string& buffer() { return buf_; }
 
+ private:
   int fd_ = -1;
   std::string buf_;
   bool closed_ = false;
