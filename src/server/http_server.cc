@@ -138,17 +138,19 @@ constexpr size_t kMinCompressBytes = 1024;
 // libmicrohttpd's per-connection memory pool: the head, a record per header
 // field, and room for the read and write buffers. libmicrohttpd 0.9.75 gives
 // the read buffer half of the pool's free bytes (connection.c,
-// try_grow_read_buffer) and reads a body one buffer per event-loop turn, so
-// the pool also holds kPoolBodyReadBytes: a 602,112-byte binary tensor is
-// read in one recv rather than 17 (measured with perf trace, 2026-12-05:
-// 37,568-byte reads, each after an epoll_wait; the bench's raw-binary
-// column went from 347 to 280 µs p50, median of 4 alternating runs). Pages
-// are touched only when a body that large arrives, and stay with the
-// connection until it closes: at most 2 MiB more per connection, next to
-// the body itself (max_body_bytes) that the request already holds.
+// try_grow_read_buffer) and reads a body one buffer per event-loop turn:
+// with a pool sized for headers alone (75,136 bytes) a 602,112-byte binary
+// tensor took 17 recv calls of 37,568 bytes, each after an epoll_wait (perf
+// trace, 2026-12-05). But it also zeroes the whole pool between the requests
+// of a keep-alive connection (memorypool.c, MHD_pool_reset), which makes the
+// pool resident and costs every request: measured with perf on the event
+// thread (transport_bench raw-shm, 2026-12-05), 1.0 µs of memset a request
+// with no read room, 4.5 µs with 256 KiB, 53 µs with 2 MiB. 256 KiB reads
+// that tensor in 4 recv calls for 3.5 µs a request and at most 331 KB
+// resident per connection (docs/benchmarks.md, "The socket floors").
 constexpr size_t kPoolPerHeaderBytes = 96;
 constexpr size_t kPoolSlackBytes = 32 << 10;
-constexpr size_t kPoolBodyReadBytes = size_t{2} << 20;
+constexpr size_t kPoolBodyReadBytes = size_t{256} << 10;
 // Connections accepted per wake-up of the guard (others wait for the next).
 constexpr int kAcceptBatch = 256;
 // Bytes of a streamed body written and not yet taken by the connection,
