@@ -54,6 +54,9 @@ struct ServeFlags {
   // changes them at run time): --trace-file, --trace-level, --trace-rate,
   // --trace-count, --trace-log-frequency.
   std::map<std::string, std::string> trace;
+  // --trace-format: how trace records are written (not a trace setting of
+  // the protocol; fixed for the server's life).
+  std::string trace_format = "jsonl";
   std::map<std::string, CLI::Option*> options;  // flag name -> option, to ask count()
   bool Given(const std::string& name) const { return options.at(name)->count() > 0; }
 };
@@ -407,6 +410,8 @@ int Serve(const ServeFlags& flags) {
   service_options.admin_token = config->admin_token;
   service_options.shm_key_prefix = config->shm_key_prefix;
   service_options.log_control = log_control.get();
+  service_options.trace_format =
+      flags.trace_format == "triton" ? TraceFormat::kTriton : TraceFormat::kJsonLines;
   InferenceService service(grid->get(), service_options);
   if (!trace->empty()) {
     auto traced = service.UpdateTraceSettings("", *trace, config->admin_token);
@@ -504,15 +509,22 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                                       "One log line per HTTP answer: true | false (default false)");
   for (const auto& [name, help] : std::vector<std::pair<std::string, std::string>>{
            {"--trace-file",
-            "Trace records go to this file, one JSON object per line (Triton's "
-            "trace extension; default: none)"},
+            "Trace records go to this file, as --trace-format says (Triton's trace "
+            "extension; default: none)"},
            {"--trace-level", "OFF | TIMESTAMPS (default OFF)"},
            {"--trace-rate", "Trace every N-th inference request (default 1000)"},
            {"--trace-count", "Traces to take, -1 = no limit (default -1)"},
            {"--trace-log-frequency",
-            "Trace records kept before a write; 0 = each at once (default 0)"}}) {
+            "Trace records kept before a write; 0 = each at once, or with --trace-format "
+            "triton all at the end (default 0)"}}) {
     o[name] = cmd->add_option(name, flags->trace[name], help);
   }
+  o["--trace-format"] =
+      cmd->add_option("--trace-format", flags->trace_format,
+                      "jsonl: one JSON object per line in the trace file (default); triton: "
+                      "Triton's JSON arrays, every --trace-log-frequency records to "
+                      "FILE.0, FILE.1, ... (0: all records to FILE at the end)")
+          ->check(CLI::IsMember({"jsonl", "triton"}));
   o["--max-body-bytes"] = cmd->add_option("--max-body-bytes", flags->max_body_bytes,
                                           "Largest request body, e.g. 64MiB (default)");
   o["--worker-threads"] = cmd->add_option("--worker-threads", v.worker_threads,

@@ -324,7 +324,37 @@ TEST(TraceFlagsTest, FlagsTraceFromTheStart) {
   for (const json& r : records) ExpectRecord(r, "");
   EXPECT_EQ(server.SignalAndWait(SIGTERM, kExitTimeout), 0) << server.Output();
 
+  // --trace-format triton: Triton's JSON arrays, every log_frequency
+  // records to FILE.N; the rest when the server stops.
+  const fs::path triton_file = dir / "trace.json";
+  ServeProcess triton;
+  ASSERT_TRUE(triton.Start(
+      {"serve", "--repository", (dir / "models").string(), "--device", "cpu", "--isolation",
+       "none", "--http-port", "0", "--trace-file", triton_file.string(), "--trace-level",
+       "TIMESTAMPS", "--trace-rate", "1", "--trace-log-frequency", "2", "--trace-format", "triton"},
+      dir / "triton.log"));
+  port = triton.WaitServing(kStartTimeout);
+  ASSERT_TRUE(port.has_value()) << triton.Output();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Post(*port, "/v2/models/digits/infer", one.dump()).status, 200);
+  }
+  const json first = json::parse(FileText(triton_file.string() + ".0"), nullptr, false);
+  ASSERT_TRUE(first.is_array()) << FileText(triton_file.string() + ".0");
+  ASSERT_EQ(first.size(), 2u) << first;
+  for (const json& r : first) ExpectRecord(r, "");
+  EXPECT_EQ(triton.SignalAndWait(SIGTERM, kExitTimeout), 0) << triton.Output();
+  const json rest = json::parse(FileText(triton_file.string() + ".1"), nullptr, false);
+  ASSERT_TRUE(rest.is_array()) << "the record kept is written when the server stops";
+  ASSERT_EQ(rest.size(), 1u) << rest;
+  ExpectRecord(rest[0], "");
+
   // A bad flag is a usage error (exit 2) before anything loads.
+  ServeProcess bad_format;
+  ASSERT_TRUE(bad_format.Start({"serve", "--repository", (dir / "models").string(), "--device",
+                                "cpu", "--http-port", "0", "--trace-format", "xml"},
+                               dir / "bad_format.log"));
+  EXPECT_EQ(bad_format.WaitExit(kExitTimeout), 2) << bad_format.Output();
+  EXPECT_NE(bad_format.Output().find("--trace-format"), std::string::npos) << bad_format.Output();
   ServeProcess bad;
   ASSERT_TRUE(bad.Start({"serve", "--repository", (dir / "models").string(), "--device", "cpu",
                          "--http-port", "0", "--trace-level", "TENSORS"},

@@ -117,7 +117,9 @@ ModelStatistics StatisticsOf(const ModelStatus& m, const ModelCounters& c,
 }
 
 InferenceService::InferenceService(Grid* grid, ServiceOptions options)
-    : grid_(grid), options_(std::move(options)), tracer_(std::make_unique<service::Tracer>()) {
+    : grid_(grid),
+      options_(std::move(options)),
+      tracer_(std::make_unique<service::Tracer>(service::TraceSettings{}, options_.trace_format)) {
   if (options_.server_version.empty()) options_.server_version = MODELGRID_VERSION;
 }
 

@@ -51,7 +51,8 @@ std::string TraceRecordLine(const TraceTicket& t, Clock::time_point request_end)
   return record.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-Tracer::Tracer(TraceSettings global) : global_(std::move(global)) {}
+Tracer::Tracer(TraceSettings global, TraceFormat format)
+    : format_(format), global_(std::move(global)) {}
 
 Tracer::~Tracer() { Flush(); }
 
@@ -64,7 +65,7 @@ TraceSettings Tracer::Settings(const std::string& model) const {
 Result<TraceFile*> Tracer::FileLocked(const std::string& path) {
   auto it = files_.find(path);
   if (it != files_.end()) return it->second.get();
-  MG_ASSIGN_OR_RETURN(auto file, TraceFile::Open(path));
+  MG_ASSIGN_OR_RETURN(auto file, TraceFile::Open(path, format_));
   TraceFile* raw = file.get();
   files_.emplace(path, std::move(file));
   return raw;

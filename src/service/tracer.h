@@ -3,7 +3,8 @@
 // requests (every trace_rate-th, while trace_count lasts), and the records
 // of the sampled ones written to trace_file (trace_file.h).
 //
-// A record is one JSON object per line:
+// A record is one JSON object (a line of its own in the file; with
+// TraceFormat::kTriton an element of a JSON array, trace_file.h):
 //   {"id": 3, "model_name": "digits", "model_version": 1, "request_id": "a",
 //    "timestamps": [{"name": "REQUEST_START", "ns": ...}, {"name": "QUEUE_START", ...},
 //                   {"name": "COMPUTE_START", ...}, {"name": "COMPUTE_END", ...},
@@ -50,7 +51,8 @@ struct TraceTicket {
 
 class Tracer {
  public:
-  explicit Tracer(TraceSettings global = {});
+  // Records go to trace files in `format`.
+  explicit Tracer(TraceSettings global = {}, TraceFormat format = TraceFormat::kJsonLines);
   // Writes every pending record.
   ~Tracer();
   Tracer(const Tracer&) = delete;
@@ -92,6 +94,7 @@ class Tracer {
   Result<TraceFile*> FileLocked(const std::string& path);
 
   mutable std::mutex mu_;
+  const TraceFormat format_;
   TraceSettings global_;
   uint64_t global_seen_ = 0;  // requests counted toward global_.rate
   std::map<std::string, ModelTrace> models_;

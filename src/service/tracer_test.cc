@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace modelgrid::service {
 namespace {
@@ -220,6 +221,75 @@ TEST_F(TracerTest, RecordsCarryOrderedTimestampsAndLogFrequencyBatchesWrites) {
   EXPECT_EQ(Lines(file).size(), 3u);
   ASSERT_TRUE(tracer.Update("", Parse({{"trace_level", "OFF"}})).ok());
   EXPECT_EQ(Lines(file).size(), 4u) << "a settings change writes what was kept";
+}
+
+// The whole content of `path` as JSON (discarded when it is not JSON or
+// does not exist).
+json ReadJson(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return json::parse(text.str(), nullptr, false);
+}
+
+TEST_F(TracerTest, TritonFormatWritesEveryLogFrequencyRecordsToTheNextFile) {
+  Tracer tracer(TraceSettings{}, TraceFormat::kTriton);
+  const fs::path file = dir_ / "trace.json";
+  ASSERT_TRUE(tracer
+                  .Update("", Parse({{"trace_file", file.string()},
+                                     {"trace_level", {"TIMESTAMPS"}},
+                                     {"trace_rate", "1"},
+                                     {"log_frequency", "2"}}))
+                  .ok());
+  EXPECT_EQ(Run(&tracer, "m", 5), 5);
+  // Triton's trace file layout: trace.json.0 and .1 hold two records each
+  // as one JSON array; the fifth waits.
+  for (int index : {0, 1}) {
+    const json records = ReadJson(file.string() + "." + std::to_string(index));
+    ASSERT_TRUE(records.is_array()) << index;
+    ASSERT_EQ(records.size(), 2u) << records;
+    for (const json& r : records) {
+      EXPECT_EQ(r["model_name"], "m");
+      EXPECT_EQ(r["model_version"], 1);
+      EXPECT_TRUE(r["timestamps"].is_array());
+      EXPECT_EQ(r["timestamps"][0]["name"], "REQUEST_START");
+    }
+    EXPECT_EQ(records[0]["id"].get<uint64_t>() + 1, records[1]["id"].get<uint64_t>());
+  }
+  EXPECT_FALSE(fs::exists(file.string() + ".2"));
+  ASSERT_TRUE(tracer.Update("", Parse({{"trace_level", "OFF"}})).ok());
+  const json last = ReadJson(file.string() + ".2");
+  ASSERT_TRUE(last.is_array());
+  EXPECT_EQ(last.size(), 1u) << "a settings change writes what was kept";
+  EXPECT_EQ(fs::file_size(file), 0u) << "records go to the numbered files only";
+}
+
+TEST_F(TracerTest, TritonFormatWithoutLogFrequencyRewritesTheFileWithEveryRecord) {
+  const fs::path file = dir_ / "trace.json";
+  {
+    std::ofstream old(file);
+    old << "an older run's content";
+  }
+  {
+    Tracer tracer(TraceSettings{}, TraceFormat::kTriton);
+    ASSERT_TRUE(tracer
+                    .Update("", Parse({{"trace_file", file.string()},
+                                       {"trace_level", {"TIMESTAMPS"}},
+                                       {"trace_rate", "1"}}))
+                    .ok());
+    EXPECT_EQ(Run(&tracer, "m", 3), 3);
+    EXPECT_FALSE(ReadJson(file).is_array()) << "kept until the records are flushed";
+    ASSERT_TRUE(tracer.Update("", Parse({{"trace_rate", "1"}})).ok());
+    json records = ReadJson(file);
+    ASSERT_TRUE(records.is_array());
+    EXPECT_EQ(records.size(), 3u);
+    EXPECT_EQ(Run(&tracer, "m", 2), 2);
+  }  // the server stops: everything is written
+  const json records = ReadJson(file);
+  ASSERT_TRUE(records.is_array());
+  ASSERT_EQ(records.size(), 5u) << "all records, not only the last flush's";
+  EXPECT_EQ(records[4]["id"].get<uint64_t>(), records[0]["id"].get<uint64_t>() + 4);
+  EXPECT_FALSE(fs::exists(file.string() + ".0"));
 }
 
 }  // namespace

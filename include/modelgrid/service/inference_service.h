@@ -25,6 +25,7 @@
 #include "modelgrid/grid.h"
 #include "modelgrid/kserve/infer_codec.h"
 #include "modelgrid/service/log_control.h"
+#include "modelgrid/service/trace_format.h"
 #include "modelgrid/status.h"
 
 namespace modelgrid {
@@ -57,6 +58,8 @@ struct ServiceOptions {
   // UpdateLogSettings). Not owned; must outlive the service. null = the
   // extension is not served (kUnsupported).
   LogControl* log_control = nullptr;
+  // How trace records are written (`modelgrid serve --trace-format`).
+  TraceFormat trace_format = TraceFormat::kJsonLines;
 };
 
 // One row of a generation (GenerateAsync): the text and tokens produced,
