@@ -14,7 +14,9 @@ enum class TraceFormat {
   // trace_file.0, trace_file.1, ... (created or truncated); 0: every record
   // is kept in memory and trace_file is rewritten with all of them when
   // records are flushed (a settings change, the last of trace_count, the
-  // server's stop), as Triton writes it when it shuts down.
+  // server's stop), as Triton writes it when it shuts down. Memory then
+  // grows with every record until the server stops (about 300 bytes a
+  // record): give long runs a log_frequency.
   kTriton,
 };
 
