@@ -360,6 +360,8 @@ struct Pending {
 };
 
 // One request on an event thread (libmicrohttpd's per-request pointer).
+struct CompiledRoute;
+
 struct Request {
   std::shared_ptr<Conn> conn;
   HttpRequest http;
@@ -370,6 +372,10 @@ struct Request {
   bool over_limit = false;  // the body passed max_body_bytes: the rest is dropped, 413 at the end
   bool body_done = false;   // the whole body arrived (the access handler's final call)
   bool dispatched = false;
+  // Set once the routes were matched on the event thread (Dispatch): the
+  // route, or null for none; `http.captures` hold its groups. The handler
+  // pool then does not match again.
+  std::optional<const CompiledRoute*> route;
   std::atomic<bool> reply_ready{false};
   HttpReply reply;  // written by the handler pool before reply_ready
   // A streamed answer's state, set with `reply` (null otherwise).
@@ -1288,7 +1294,7 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, Request* r) {
   if (r->coding.empty()) {
     const CompiledRoute* route = nullptr;
     try {
-      route = Match(*r);
+      r->route = route = Match(*r);
       if (route && (!route->async || !route->start_inline || !route->start_inline(r->http))) {
         route = nullptr;
       }
@@ -1305,7 +1311,6 @@ MHD_Result HttpServer::Impl::Dispatch(MHD_Connection* c, Request* r) {
       drained.notify_all();
       return Answer(c, r, std::move(*early), /*close=*/false);
     }
-    r->http.captures.clear();
   }
   MHD_suspend_connection(c);
   pool->Submit([this, r, c] { Handle(r, c); });
@@ -1724,7 +1729,7 @@ std::optional<HttpReply> HttpServer::Impl::Process(Request& r, const CompiledRou
       if (!s.ok()) return server::ErrorReply(400, s.message());
       r.http.body = std::move(plain);
     }
-    const CompiledRoute* route = Match(r);
+    const CompiledRoute* route = r.route ? *r.route : Match(r);
     if (route == nullptr) {
       return server::ErrorReply(404, "no route for " + r.http.method + " " + r.http.path);
     }
