@@ -532,6 +532,21 @@ void PrepareRequests(Subject& s, httplib::Client& http) {
   if (!encoded.ok()) Fail(s.entry.name + ": encoding the gRPC request", encoded);
 }
 
+// Keeps the round trip t0..t1 of `column` on `s` when `record` is set.
+void Record(Subject& s, Column column, Clock::time_point t0, Clock::time_point t1, bool record) {
+  if (record) {
+    s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+}
+
+// The client's write of the inputs of `s` into its shared memory objects
+// (the shm columns; before the clock, as the other columns' copies).
+void WriteSharedInputs(Subject& s) {
+  for (size_t i = 0; i < s.inputs.size(); ++i) {
+    std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
+  }
+}
+
 // One HTTP call of `r` on `s`; returns the decoded outputs. Only the round
 // trip is timed.
 std::vector<InferTensor> HttpCall(Subject& s, Column column, const HttpRequest& r,
@@ -552,8 +567,7 @@ std::vector<InferTensor> HttpCall(Subject& s, Column column, const HttpRequest& 
   }
   auto decoded = DecodeInferResponse(res->body, JsonHeaderLength(res->headers));
   if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
-  if (record)
-    s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  Record(s, column, t0, t1, record);
   return std::move(decoded->outputs);
 }
 
@@ -572,8 +586,7 @@ std::vector<InferTensor> RawCall(Subject& s, Column column, const HttpRequest& r
   }
   auto decoded = DecodeInferResponse(res->body, res->json_header_length);
   if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
-  if (record)
-    s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  Record(s, column, t0, t1, record);
   return std::move(decoded->outputs);
 }
 
@@ -588,8 +601,7 @@ std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t
       auto out = t.grid->Infer(s.entry.name, std::move(call));
       const auto t1 = Clock::now();
       if (!out.ok()) Fail(what, out.status());
-      if (record)
-        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      Record(s, column, t0, t1, record);
       return std::move(out).value();
     }
     case kService: {
@@ -599,8 +611,7 @@ std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t
       auto out = t.service->Infer(s.entry.name, "", std::move(request));
       const auto t1 = Clock::now();
       if (!out.ok()) Fail(what, out.status());
-      if (record)
-        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      Record(s, column, t0, t1, record);
       return std::move(out->outputs);
     }
     case kHttpJson:
@@ -608,18 +619,12 @@ std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t
     case kHttpBinary:
       return HttpCall(s, column, s.binary, *t.http, record);
     case kHttpShm:
-      // The client's write into its shared memory: before the clock, as the
-      // other columns' copies of the input.
-      for (size_t i = 0; i < s.inputs.size(); ++i) {
-        std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
-      }
+      WriteSharedInputs(s);
       return HttpCall(s, column, s.shm, *t.http, record);
     case kRawBinary:
       return RawCall(s, column, s.binary, *t.raw, record);
     case kRawShm:
-      for (size_t i = 0; i < s.inputs.size(); ++i) {
-        std::memcpy(s.shm_objects[i]->data(), s.inputs[i].data.data(), s.inputs[i].data.size());
-      }
+      WriteSharedInputs(s);
       return RawCall(s, column, s.shm, *t.raw, record);
     case kTcpFloor:
       return RawCall(s, column, s.binary, *t.floor, record);
@@ -635,8 +640,7 @@ std::vector<InferTensor> CallOnce(Subject& s, Column column, const Transports& t
       if (!st.ok()) Fail(what, st);
       auto decoded = grpc_internal::DecodeModelInferResponse(&reply);
       if (!decoded.ok()) Fail(what + ": decoding the answer", decoded.status());
-      if (record)
-        s.samples_us[column].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      Record(s, column, t0, t1, record);
       return std::move(decoded->outputs);
     }
     case kColumnCount:
