@@ -46,6 +46,18 @@ class TracerTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // Sets `tracer` to trace every request into `file`, writing every
+  // `log_frequency` records.
+  static bool TraceEveryRequest(Tracer& tracer, const fs::path& file,
+                                const std::string& log_frequency) {
+    return tracer
+        .Update("", Parse({{"trace_file", file.string()},
+                           {"trace_level", {"TIMESTAMPS"}},
+                           {"trace_rate", "1"},
+                           {"log_frequency", log_frequency}}))
+        .ok();
+  }
+
   // Samples `n` requests of `model`, finishing the traced ones; returns how
   // many were traced.
   int Run(Tracer* tracer, const std::string& model, int n) {
@@ -181,12 +193,7 @@ TEST_F(TracerTest, RefusesWholeUpdatesThatCannotHold) {
 TEST_F(TracerTest, RecordsCarryOrderedTimestampsAndLogFrequencyBatchesWrites) {
   Tracer tracer;
   const fs::path file = dir_ / "t.jsonl";
-  ASSERT_TRUE(tracer
-                  .Update("", Parse({{"trace_file", file.string()},
-                                     {"trace_level", {"TIMESTAMPS"}},
-                                     {"trace_rate", "1"},
-                                     {"log_frequency", "3"}}))
-                  .ok());
+  ASSERT_TRUE(TraceEveryRequest(tracer, file, "3"));
   for (int i = 0; i < 2; ++i) {
     auto t = tracer.Sample("m", "2", "req-" + std::to_string(i), Clock::now());
     ASSERT_TRUE(t.has_value());
@@ -235,12 +242,7 @@ json ReadJson(const fs::path& path) {
 TEST_F(TracerTest, TritonFormatWritesEveryLogFrequencyRecordsToTheNextFile) {
   Tracer tracer(TraceSettings{}, TraceFormat::kTriton);
   const fs::path file = dir_ / "trace.json";
-  ASSERT_TRUE(tracer
-                  .Update("", Parse({{"trace_file", file.string()},
-                                     {"trace_level", {"TIMESTAMPS"}},
-                                     {"trace_rate", "1"},
-                                     {"log_frequency", "2"}}))
-                  .ok());
+  ASSERT_TRUE(TraceEveryRequest(tracer, file, "2"));
   EXPECT_EQ(Run(&tracer, "m", 5), 5);
   // Triton's trace file layout: trace.json.0 and .1 hold two records each
   // as one JSON array; the fifth waits.
@@ -272,11 +274,7 @@ TEST_F(TracerTest, TritonFormatWithoutLogFrequencyRewritesTheFileWithEveryRecord
   }
   {
     Tracer tracer(TraceSettings{}, TraceFormat::kTriton);
-    ASSERT_TRUE(tracer
-                    .Update("", Parse({{"trace_file", file.string()},
-                                       {"trace_level", {"TIMESTAMPS"}},
-                                       {"trace_rate", "1"}}))
-                    .ok());
+    ASSERT_TRUE(TraceEveryRequest(tracer, file, "0"));
     EXPECT_EQ(Run(&tracer, "m", 3), 3);
     EXPECT_FALSE(ReadJson(file).is_array()) << "kept until the records are flushed";
     ASSERT_TRUE(tracer.Update("", Parse({{"trace_rate", "1"}})).ok());
