@@ -864,19 +864,12 @@ class StreamClient : public RawConn {
   }
 
   // A Content-Length answer (status, body); status 0 when it did not come.
+  // Resets the chunked body.
   std::pair<int, std::string> ReadPlain(milliseconds timeout = milliseconds(5000)) {
-    const auto deadline = Clock::now() + timeout;
-    const std::string head = ReadHead(timeout);
-    if (head.size() < 12) return {0, ""};
-    const std::string lower = Lower(head);
-    const size_t at = lower.find("\r\ncontent-length:");
-    const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 17));
-    while (buffer().size() < length) {
-      if (!Receive(deadline)) return {0, ""};
-    }
-    std::string body = buffer().substr(0, length);
-    buffer().erase(0, length);
-    return {std::stoi(head.substr(9, 3)), body};
+    body_.clear();
+    ended_ = false;
+    RawReply r = Read(timeout);
+    return {r.status, std::move(r.body)};
   }
 
   // The bytes received after the head until the connection closed (or
